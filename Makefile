@@ -1,0 +1,29 @@
+# `make test` sets everything up on a fresh machine (virtualenv, CPU torch first, the package with its extras)
+# and runs the default test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup test test-slow clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	# torch first: a bare `torch` requirement would otherwise pull a multi-GB CUDA build
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(BIN)/python -m pytest -q modeling_tests
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow modeling_tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

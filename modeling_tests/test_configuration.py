@@ -1,0 +1,75 @@
+import pytest
+
+from transformers import AutoConfig, SwinConfig
+from transformers_ramplus import RamPlusConfig
+
+from conftest import tiny_config
+
+
+def test_defaults_are_the_released_model():
+    config = RamPlusConfig()
+    vision = config.vision_config
+    assert isinstance(vision, SwinConfig)
+    assert (vision.embed_dim, list(vision.depths), list(vision.num_heads), vision.window_size) == (
+        192,
+        [2, 2, 18, 2],
+        [6, 12, 24, 48],
+        12,
+    )
+    assert vision.image_size == 384 and vision.hidden_size == 1536 and not vision.use_absolute_embeddings
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (768, 2, 4)
+    assert (config.intermediate_size, config.layer_norm_eps, config.text_embed_dim) == (3072, 1e-12, 512)
+    assert config.descriptions_per_tag == 51 and config.text_config is None
+
+
+def test_swin_b_preset():
+    config = RamPlusConfig.from_preset("swin_b")
+    assert config.vision_config.embed_dim == 128
+    assert list(config.vision_config.num_heads) == [4, 8, 16, 32]
+    assert config.vision_config.hidden_size == 1024
+    with pytest.raises(ValueError, match="swin_x"):
+        RamPlusConfig.from_preset("swin_x")
+
+
+def test_round_trip_keeps_tags_and_thresholds(tmp_path):
+    config = tiny_config(num_tags=3, tag_thresholds=[0.6, 0.7, 0.8], tag_names_chinese=["甲", "乙", "丙"])
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, RamPlusConfig)
+    assert loaded.tag_names == ["tag 0", "tag 1", "tag 2"]
+    assert loaded.label2id == {"tag 0": 0, "tag 1": 1, "tag 2": 2}
+    assert loaded.thresholds() == [0.6, 0.7, 0.8]
+    assert loaded.tag_names_chinese == ["甲", "乙", "丙"]
+    assert loaded.vision_config.embed_dim == 8
+
+
+def test_default_threshold_applies_without_per_tag_thresholds():
+    assert tiny_config(num_tags=2, default_threshold=0.5).thresholds() == [0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"tag_thresholds": [0.5, 0.5]}, "tag_thresholds"),
+        ({"tag_thresholds": [0.5, 0.5, 1.0, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
+        ({"tag_thresholds": [0.5, 0.5, 0.0, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
+        ({"default_threshold": 1.5}, "default_threshold"),
+        ({"num_attention_heads": 5}, "num_attention_heads"),
+        ({"hidden_size": 0}, "hidden_size"),
+        ({"tag_names_chinese": ["a"]}, "tag_names_chinese"),
+        ({"vision_config": {"embed_dim": 10, "depths": [1, 1], "num_heads": [3, 3]}}, r"vision_config.num_heads\[0\]"),
+        ({"tag_loss_clip": 1.5}, "tag_loss_clip"),
+        ({"align_loss_gamma_neg": -1.0}, "align_loss_gamma_neg"),
+    ],
+)
+def test_inconsistent_values_name_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        tiny_config(**overrides)
+
+
+def test_set_tags_rejects_duplicates():
+    config = tiny_config(num_tags=2)
+    with pytest.raises(ValueError, match="unique"):
+        config.set_tags(["cat", "cat"])
+    config.set_tags(["cat", "dog", "bird"], thresholds=[0.5, 0.6, 0.7])
+    assert config.num_tags == 3 and config.label2id["bird"] == 2

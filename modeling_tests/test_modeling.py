@@ -1,0 +1,256 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from transformers import AutoModel
+from transformers_ramplus import RamPlusModel, RamPlusOutput, asymmetric_loss
+
+from conftest import tiny_config, tiny_model
+
+
+def pixels(batch=2, size=64, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, size, size, generator=generator)
+
+
+def reference_reweighting(model, image_embeds, label_embeds):
+    """The original computation order: a Python loop over the batch with a materialized (C, D, T) product."""
+    cls = F.normalize(image_embeds[:, 0], dim=-1)
+    outputs = []
+    for b in range(image_embeds.shape[0]):
+        weights = (label_embeds @ cls[b]) * model.reweight_scale.exp()  # (C, D)
+        weights = weights.softmax(dim=-1)
+        outputs.append((weights.unsqueeze(-1) * label_embeds).sum(dim=1))
+    return F.relu(model.query_projection(torch.stack(outputs)))
+
+
+def test_output_shapes(model):
+    config = model.config
+    with torch.no_grad():
+        out = model(pixel_values=pixels(), output_attentions=True, output_hidden_states=True)
+    assert isinstance(out, RamPlusOutput)
+    tokens = (64 // 4 // 2) ** 2 + 1  # final stage tokens + the mean token
+    assert out.logits.shape == (2, config.num_tags)
+    assert out.image_embeds.shape == (2, tokens, config.text_embed_dim)
+    assert len(out.hidden_states) == config.num_hidden_layers + 1
+    assert out.hidden_states[-1].shape == (2, config.num_tags, config.hidden_size)
+    assert len(out.cross_attentions) == config.num_hidden_layers
+    assert out.cross_attentions[0].shape == (2, config.num_attention_heads, config.num_tags, tokens)
+    torch.testing.assert_close(out.cross_attentions[0].sum(-1), torch.ones(2, 4, config.num_tags))
+    assert out.loss is None
+    assert isinstance(model(pixel_values=pixels(), return_dict=False), tuple)
+
+
+def test_image_tokens_are_mean_then_swin_tokens(model):
+    x = pixels()
+    with torch.no_grad():
+        vision = model.vision_model(pixel_values=x)
+        tokens = torch.cat([vision.last_hidden_state.mean(1, keepdim=True), vision.last_hidden_state], 1)
+        torch.testing.assert_close(model.get_image_embeds(x), model.image_projection(tokens))
+
+
+def test_vectorized_reweighting_equals_the_per_image_loop(model):
+    with torch.no_grad():
+        image_embeds = model.get_image_embeds(pixels(batch=3))
+        label_embeds = model.label_embeds.view(model.config.num_tags, model.config.descriptions_per_tag, -1)
+        torch.testing.assert_close(
+            model.compute_label_queries(image_embeds, label_embeds),
+            reference_reweighting(model, image_embeds, label_embeds),
+        )
+
+
+def test_auto_model_resolves(tmp_path, model):
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, RamPlusModel)
+
+
+def test_save_load_round_trip_keeps_logits_and_label_embeds(tmp_path, model):
+    x = pixels()
+    with torch.no_grad():
+        before = model(pixel_values=x).logits
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = RamPlusModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded.label_embeds, model.label_embeds)
+    torch.testing.assert_close(loaded.reweight_scale, model.reweight_scale)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=x).logits, before)
+
+
+def test_eager_and_sdpa_agree():
+    x = pixels()
+    results = {}
+    for implementation in ("eager", "sdpa"):
+        model = tiny_model(attn_implementation=implementation)
+        assert model.config._attn_implementation == implementation
+        with torch.no_grad():
+            results[implementation] = model(pixel_values=x).logits
+    torch.testing.assert_close(results["eager"], results["sdpa"], atol=1e-5, rtol=1e-5)
+
+
+def test_batch_equals_single(model):
+    x = pixels(batch=3)
+    with torch.no_grad():
+        batch = model(pixel_values=x).logits
+        single = torch.cat([model(pixel_values=x[i : i + 1]).logits for i in range(3)])
+    torch.testing.assert_close(batch, single, atol=1e-5, rtol=1e-5)
+
+
+def test_label_embeds_override_matches_builtin_and_subsets(model):
+    x = pixels()
+    config = model.config
+    with torch.no_grad():
+        builtin = model(pixel_values=x).logits
+        flat = model(pixel_values=x, label_embeds=model.label_embeds.clone(), descriptions_per_tag=config.descriptions_per_tag)
+        three_d = model(pixel_values=x, label_embeds=model.label_embeds.view(config.num_tags, config.descriptions_per_tag, -1))
+        subset = model(pixel_values=x, tag_indices=torch.tensor([3, 0]))
+    torch.testing.assert_close(flat.logits, builtin)
+    torch.testing.assert_close(three_d.logits, builtin)
+    torch.testing.assert_close(subset.logits, builtin[:, [3, 0]])
+
+
+def test_description_mask_equals_fewer_descriptions(model):
+    """A tag padded to D descriptions with a mask scores like the same tag with only its real descriptions."""
+    x = pixels()
+    torch.manual_seed(3)
+    real = F.normalize(torch.randn(1, 2, model.config.text_embed_dim), dim=-1)
+    padded = torch.cat([real, F.normalize(torch.randn(1, 1, model.config.text_embed_dim), dim=-1)], dim=1)
+    mask = torch.tensor([[True, True, False]])
+    with torch.no_grad():
+        expected = model(pixel_values=x, label_embeds=real).logits
+        masked = model(pixel_values=x, label_embeds=padded, description_mask=mask).logits
+        unmasked = model(pixel_values=x, label_embeds=padded).logits
+    torch.testing.assert_close(masked, expected)
+    assert not torch.allclose(unmasked, expected)
+
+
+def test_image_embeds_input_skips_the_encoder(model):
+    x = pixels()
+    with torch.no_grad():
+        direct = model(pixel_values=x)
+        cached = model(image_embeds=direct.image_embeds)
+    torch.testing.assert_close(cached.logits, direct.logits)
+
+
+def test_every_trainable_parameter_gets_a_gradient(model):
+    model.train()
+    x = pixels()
+    labels = torch.zeros(2, model.config.num_tags)
+    labels[0, 1] = labels[1, 3] = 1
+    out = model(pixel_values=x, labels=labels)
+    out.loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert not missing, missing
+    assert not model.label_embeds.requires_grad
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    x = pixels()
+    labels = torch.ones(2, 5)
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        model.train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            assert model.is_activation_checkpointing
+        model(pixel_values=x, labels=labels).loss.backward()
+        grads.append(model.decoder.layers[0].fc1.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_bf16_smoke(model):
+    model = model.to(torch.bfloat16)
+    with torch.no_grad():
+        out = model(pixel_values=pixels())
+    assert out.logits.dtype == torch.bfloat16
+    assert torch.isfinite(out.logits.float()).all()
+
+
+def test_autocast_bf16_close_to_fp32(model):
+    x = pixels()
+    with torch.no_grad():
+        fp32 = torch.sigmoid(model(pixel_values=x).logits)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = torch.sigmoid(model(pixel_values=x).logits.float())
+    assert (fp32 - bf16).abs().max() < 0.05
+
+
+def test_loss_components_and_weights(model):
+    x = pixels()
+    labels = torch.zeros(2, 5)
+    labels[:, 0] = 1
+    captions = F.normalize(torch.randn(2, model.config.text_embed_dim), dim=-1)
+    teacher = torch.randn(2, model.config.text_embed_dim)
+    out = model(pixel_values=x, labels=labels, caption_embeds=captions, teacher_image_embeds=teacher)
+    assert out.alignment_logits.shape == (2, 2)
+    expected_tag = asymmetric_loss(out.logits, labels, gamma_neg=7, gamma_pos=0, clip=0.05)
+    torch.testing.assert_close(out.tag_loss, expected_tag)
+    torch.testing.assert_close(out.distillation_loss, (out.image_embeds[:, 0] - teacher).abs().mean())
+    torch.testing.assert_close(out.loss, out.tag_loss + out.alignment_loss + out.distillation_loss)
+
+
+def test_asymmetric_loss_against_hand_computed_value():
+    logits = torch.tensor([[2.0, -1.0]], requires_grad=True)
+    targets = torch.tensor([[1.0, 0.0]])
+    loss = asymmetric_loss(logits, targets, gamma_neg=4, gamma_pos=0, clip=0.05, eps=1e-8)
+    p_pos = 1 / (1 + math.exp(-2.0))
+    p_neg = min(1 - 1 / (1 + math.exp(1.0)) + 0.05, 1.0)
+    expected = -(math.log(p_pos) + math.log(p_neg) * (1 - p_neg) ** 4)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    # focusing weights are constants: d/dx of -log(p_neg) * w with w fixed
+    sigma = 1 / (1 + math.exp(1.0))
+    expected_grad = (1 - p_neg) ** 4 * sigma * (1 - sigma) / p_neg
+    assert logits.grad[0, 1].item() == pytest.approx(expected_grad, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "exactly one of"),
+        ({"pixel_values": torch.zeros(2, 64, 64)}, "pixel_values"),
+        ({"pixel_values": torch.zeros(1, 1, 64, 64)}, "pixel_values"),
+        ({"pixel_values": torch.zeros(1, 3, 62, 64)}, "patch size"),
+        ({"pixel_values": torch.zeros(1, 3, 64, 64), "label_embeds": torch.zeros(10, 24)}, "descriptions_per_tag"),
+        ({"pixel_values": torch.zeros(1, 3, 64, 64), "label_embeds": torch.zeros(10, 24), "descriptions_per_tag": 3}, "multiple"),
+        ({"pixel_values": torch.zeros(1, 3, 64, 64), "label_embeds": torch.zeros(2, 3, 7)}, "width 24"),
+        ({"pixel_values": torch.zeros(1, 3, 64, 64), "tag_indices": torch.tensor([0, 9])}, "outside"),
+        ({"pixel_values": torch.zeros(1, 3, 64, 64), "labels": torch.zeros(1, 4)}, "labels"),
+        (
+            {"pixel_values": torch.zeros(1, 3, 64, 64), "label_embeds": torch.zeros(2, 3, 24), "description_mask": torch.zeros(2, 3, dtype=torch.bool)},
+            "without any description",
+        ),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        model(**kwargs)
+
+
+def test_encode_text_without_text_tower_says_what_is_missing(model):
+    with pytest.raises(ValueError, match="no text tower"):
+        model.encode_text(torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_text_tower_is_frozen_and_saved(tmp_path):
+    from transformers import CLIPTextConfig
+
+    text_config = CLIPTextConfig(
+        vocab_size=100, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        projection_dim=24, max_position_embeddings=16, bos_token_id=0, eos_token_id=2, pad_token_id=1,
+    )
+    model = tiny_model(text_config=text_config)
+    assert all(not p.requires_grad for p in model.text_model.parameters())
+    ids = torch.tensor([[0, 5, 7, 2]])
+    with torch.no_grad():
+        embeds = model.encode_text(ids)
+    torch.testing.assert_close(embeds.norm(dim=-1), torch.ones(1))
+    model.save_pretrained(tmp_path)
+    loaded = RamPlusModel.from_pretrained(tmp_path)
+    assert all(not p.requires_grad for p in loaded.text_model.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_text(ids), embeds)

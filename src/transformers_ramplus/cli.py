@@ -1,0 +1,47 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""The `ramplus` command line. Each sub-command lives in `transformers_ramplus.commands.<name>` and defines
+`add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "convert": ("transformers_ramplus.commands.convert", "convert the authors' RAM++ checkpoint to a transformers model"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ramplus", description="RAM++ image tagging with Hugging Face transformers")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log more detail")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except (ValueError, TypeError, OSError) as error:
+        if args.verbose:
+            raise
+        sys.stderr.write(f"ramplus {args.command}: error: {error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the `ramplus` command line (see `transformers_ramplus.cli.COMMANDS`)."""

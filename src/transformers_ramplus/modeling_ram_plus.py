@@ -1,0 +1,538 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""PyTorch RAM++ (Recognize Anything Plus) model.
+
+The graph follows SPEC section 1: Swin image encoder -> 145 tokens (mean token + 144) -> image projection ->
+description re-weighting of the label embeddings -> query projection + ReLU -> a cross-attention-only decoder
+(Query2Label style, BERT post-LayerNorm) -> a linear head giving one logit per tag.
+
+This file imports only its configuration, `transformers` and `torch`, so that `save_pretrained` after
+`register_for_auto_class` ships working remote code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPTextModelWithProjection, SwinModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.utils import ModelOutput, logging
+
+from .configuration_ram_plus import RamPlusConfig
+
+
+logger = logging.get_logger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------------------- outputs
+@dataclass
+class RamPlusOutput(ModelOutput):
+    """
+    Output of [`RamPlusModel`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): weighted sum of the training losses that could be
+            computed from the inputs given (`labels`, captions, teacher embeddings).
+        logits (`torch.FloatTensor` of shape `(batch_size, num_tags)`): tag logits; scores are `sigmoid(logits)`.
+        image_embeds (`torch.FloatTensor` of shape `(batch_size, 145, text_embed_dim)`): projected image tokens
+            (token 0 is the projected mean token, the `cls` embedding used for re-weighting and distillation).
+        tag_loss / alignment_loss / distillation_loss (`torch.FloatTensor` of shape `()`, *optional*): unweighted
+            loss components.
+        alignment_logits (`torch.FloatTensor` of shape `(batch_size, num_captions)`, *optional*): image-caption
+            logits of the alignment objective.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): decoder input and the output of every decoder layer,
+            each `(batch_size, num_tags, hidden_size)`, returned with `output_hidden_states=True`.
+        cross_attentions (`tuple(torch.FloatTensor)`, *optional*): attention weights of every decoder layer, each
+            `(batch_size, num_heads, num_tags, 145)`, returned with `output_attentions=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    tag_loss: torch.FloatTensor | None = None
+    alignment_loss: torch.FloatTensor | None = None
+    distillation_loss: torch.FloatTensor | None = None
+    alignment_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ------------------------------------------------------------------------------------------------------------ losses
+def asymmetric_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    gamma_neg: float = 4.0,
+    gamma_pos: float = 0.0,
+    clip: float | None = 0.05,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Asymmetric loss (Ridnik et al. 2021) with the original RAM++ semantics (SPEC section 3).
+
+    `p = sigmoid(x)`, `p_neg = min(1 - p + clip, 1)`,
+    `L = -sum[y log(max(p, eps)) (1-p)^gamma_pos + (1-y) log(max(p_neg, eps)) (1-p_neg)^gamma_neg]`.
+    The focusing weights are constants (computed without gradient); the reduction is a sum over batch and classes.
+    """
+    if logits.shape != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have the same shape")
+    logits = logits.float()
+    targets = targets.to(logits.dtype)
+    prob_pos = torch.sigmoid(logits)
+    prob_neg = 1.0 - prob_pos
+    if clip is not None and clip > 0:
+        prob_neg = (prob_neg + clip).clamp(max=1.0)
+    loss = targets * torch.log(prob_pos.clamp(min=eps)) + (1.0 - targets) * torch.log(prob_neg.clamp(min=eps))
+    if gamma_neg > 0 or gamma_pos > 0:
+        with torch.no_grad():
+            prob_true = prob_pos * targets + prob_neg * (1.0 - targets)
+            gamma = gamma_pos * targets + gamma_neg * (1.0 - targets)
+            focusing = torch.pow(1.0 - prob_true, gamma)
+        loss = loss * focusing
+    return -loss.sum()
+
+
+# --------------------------------------------------------------------------------------------------------- decoder
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+):
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value)
+    attn_output = attn_output.transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class RamPlusCrossAttention(nn.Module):
+    """Tag queries attend to the image tokens; output projection, dropout, residual and post-LayerNorm (BERT)."""
+
+    def __init__(self, config: RamPlusConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.text_embed_dim, config.hidden_size)
+        self.v_proj = nn.Linear(config.text_embed_dim, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        image_embeds: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, num_queries, _ = hidden_states.shape
+        num_tokens = image_embeds.shape[1]
+        query = self.q_proj(hidden_states).view(batch_size, num_queries, self.num_heads, self.head_dim).transpose(1, 2)
+        key = self.k_proj(image_embeds).view(batch_size, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        value = self.v_proj(image_embeds).view(batch_size, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+
+        implementation = self.config._attn_implementation
+        if output_attentions and implementation != "eager":
+            implementation = "eager"  # only the eager path materializes the attention weights
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            None,  # every image token is attended
+            scaling=self.scaling,
+            dropout=self.attention_dropout if self.training else 0.0,
+            is_causal=False,
+        )
+        attn_output = attn_output.reshape(batch_size, num_queries, -1)
+        hidden_states = self.layer_norm(self.dropout(self.o_proj(attn_output)) + hidden_states)
+        return hidden_states, (attn_weights if output_attentions else None)
+
+
+class RamPlusDecoderLayer(GradientCheckpointingLayer):
+    """Cross-attention then feed-forward, both with residual and post-LayerNorm; no self-attention."""
+
+    def __init__(self, config: RamPlusConfig):
+        super().__init__()
+        self.cross_attention = RamPlusCrossAttention(config)
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation_fn = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, hidden_states: torch.Tensor, image_embeds: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden_states, attn_weights = self.cross_attention(hidden_states, image_embeds, output_attentions)
+        feed_forward = self.fc2(self.activation_fn(self.fc1(hidden_states)))
+        hidden_states = self.final_layer_norm(self.dropout(feed_forward) + hidden_states)
+        return hidden_states, attn_weights
+
+
+class RamPlusDecoder(nn.Module):
+    def __init__(self, config: RamPlusConfig):
+        super().__init__()
+        self.layers = nn.ModuleList([RamPlusDecoderLayer(config) for _ in range(config.num_hidden_layers)])
+
+    def forward(self, queries, image_embeds, output_attentions=False, output_hidden_states=False):
+        all_hidden_states = (queries,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        hidden_states = queries
+        for layer in self.layers:
+            hidden_states, attn_weights = layer(hidden_states, image_embeds, output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        return hidden_states, all_hidden_states, all_attentions
+
+
+# ------------------------------------------------------------------------------------------------------ pretrained
+class RamPlusPreTrainedModel(PreTrainedModel):
+    config_class = RamPlusConfig
+    config: RamPlusConfig
+    base_model_prefix = "ram_plus"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["RamPlusDecoderLayer", "SwinStage", "CLIPEncoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    # buffers of the original Swin that transformers recomputes
+    _keys_to_ignore_on_load_unexpected = [r"relative_position_index", r"attn_mask"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, RamPlusModel):
+            init.constant_(module.reweight_scale, self.config.reweight_scale_init)
+            if not getattr(module.label_embeds, "_is_hf_initialized", False) and module.label_embeds.device.type != "meta":
+                # random unit vectors: a fresh model has no trained vocabulary
+                random_embeds = torch.randn(module.label_embeds.shape, dtype=torch.float32)
+                init.copy_(module.label_embeds, F.normalize(random_embeds, dim=-1))
+
+
+# ------------------------------------------------------------------------------------------------------------ model
+class RamPlusModel(RamPlusPreTrainedModel):
+    """
+    The RAM++ image tagger: `forward(pixel_values)` returns one logit per tag.
+
+    The built-in vocabulary is stored as `label_embeds`, a `(num_tags * descriptions_per_tag, text_embed_dim)` buffer of
+    L2-normalized CLIP text embeddings (D consecutive rows per tag), saved with the model. Any call can use other
+    label embeddings instead (open-set tagging), with their own number of descriptions per tag.
+    """
+
+    def __init__(self, config: RamPlusConfig):
+        super().__init__(config)
+        vision_width = config.vision_config.hidden_size
+        self.vision_model = SwinModel(config.vision_config, add_pooling_layer=True)
+        self.image_projection = nn.Linear(vision_width, config.text_embed_dim)
+        self.register_buffer(
+            "label_embeds",
+            torch.zeros(config.num_tags * config.descriptions_per_tag, config.text_embed_dim),
+            persistent=True,
+        )
+        self.reweight_scale = nn.Parameter(torch.tensor(float(config.reweight_scale_init)))
+        self.query_projection = nn.Linear(config.text_embed_dim, config.hidden_size)
+        self.decoder = RamPlusDecoder(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        if config.text_config is not None:
+            self.text_model = CLIPTextModelWithProjection(config.text_config)
+            self.text_model.requires_grad_(False)
+        else:
+            self.text_model = None
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        if isinstance(model, RamPlusModel) and model.text_model is not None:
+            model.text_model.requires_grad_(False)  # loading re-creates parameters; the text tower stays frozen
+        return model
+
+    # ------------------------------------------------------------------ public building blocks
+    def get_image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Image tokens `[mean, t1..t144]` of the Swin encoder, projected: `(batch, 145, text_embed_dim)`."""
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}")
+        expected_channels = self.config.vision_config.num_channels
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != expected_channels:
+            raise ValueError(
+                f"`pixel_values` must have shape (batch, {expected_channels}, height, width), "
+                f"got {tuple(pixel_values.shape)}"
+            )
+        if pixel_values.shape[0] == 0:
+            raise ValueError("`pixel_values` holds no image (batch size 0)")
+        patch = self.config.vision_config.patch_size
+        patch = patch if isinstance(patch, int) else patch[0]
+        if pixel_values.shape[-1] % patch or pixel_values.shape[-2] % patch:
+            raise ValueError(
+                f"image height and width must be multiples of the patch size {patch}, got {tuple(pixel_values.shape[-2:])}"
+            )
+        target_dtype = self.image_projection.weight.dtype
+        vision_outputs = self.vision_model(pixel_values=pixel_values.to(target_dtype))
+        tokens = torch.cat([vision_outputs.pooler_output.unsqueeze(1), vision_outputs.last_hidden_state], dim=1)
+        return self.image_projection(tokens)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized CLIP text embeddings `(num_texts, text_embed_dim)` from the bundled frozen text tower."""
+        if self.text_model is None:
+            raise ValueError(
+                "this model has no text tower, so it cannot encode new text; use the built-in tags, pass precomputed "
+                "`label_embeds`, or convert the model with a CLIP text tower (`ramplus convert --text-tower ...`)"
+            )
+        outputs = self.text_model(input_ids=input_ids, attention_mask=attention_mask)
+        return F.normalize(outputs.text_embeds, dim=-1)
+
+    def resolve_label_embeds(
+        self,
+        label_embeds: torch.Tensor | None = None,
+        descriptions_per_tag: int | None = None,
+        description_mask: torch.Tensor | None = None,
+        tag_indices: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return `(label_embeds (C, D, T), description_mask (C, D) or None)` for a call, validated."""
+        width = self.config.text_embed_dim
+        if label_embeds is None:
+            if description_mask is not None:
+                raise ValueError("`description_mask` needs `label_embeds`; the built-in tags all have the same count")
+            label_embeds = self.label_embeds.view(self.config.num_tags, self.config.descriptions_per_tag, width)
+            if tag_indices is not None:
+                tag_indices = torch.as_tensor(tag_indices, dtype=torch.long, device=label_embeds.device)
+                if tag_indices.dim() != 1 or tag_indices.numel() == 0:
+                    raise ValueError(f"`tag_indices` must be a non-empty 1-D list of tag ids, got {tuple(tag_indices.shape)}")
+                bad = tag_indices[(tag_indices < 0) | (tag_indices >= self.config.num_tags)]
+                if bad.numel():
+                    raise ValueError(
+                        f"`tag_indices` contains ids outside [0, {self.config.num_tags}): {bad[:10].tolist()}"
+                    )
+                label_embeds = label_embeds.index_select(0, tag_indices)
+            return label_embeds, None
+        if tag_indices is not None:
+            raise ValueError("pass either `tag_indices` (a subset of the built-in tags) or `label_embeds`, not both")
+        if not isinstance(label_embeds, torch.Tensor):
+            raise TypeError(f"`label_embeds` must be a torch.Tensor, got {type(label_embeds).__name__}")
+        if label_embeds.dim() == 2:
+            if descriptions_per_tag is None:
+                raise ValueError(
+                    "2-D `label_embeds` (num_tags * descriptions_per_tag, dim) need `descriptions_per_tag`; or pass a "
+                    "3-D tensor (num_tags, descriptions_per_tag, dim)"
+                )
+            if descriptions_per_tag <= 0 or label_embeds.shape[0] % descriptions_per_tag:
+                raise ValueError(
+                    f"`label_embeds` has {label_embeds.shape[0]} rows, not a multiple of "
+                    f"`descriptions_per_tag`={descriptions_per_tag}"
+                )
+            label_embeds = label_embeds.view(-1, descriptions_per_tag, label_embeds.shape[-1])
+        elif label_embeds.dim() != 3:
+            raise ValueError(
+                f"`label_embeds` must be (num_tags * D, {width}) or (num_tags, D, {width}), got {tuple(label_embeds.shape)}"
+            )
+        elif descriptions_per_tag is not None and descriptions_per_tag != label_embeds.shape[1]:
+            raise ValueError(
+                f"`descriptions_per_tag`={descriptions_per_tag} disagrees with `label_embeds` of shape "
+                f"{tuple(label_embeds.shape)}"
+            )
+        if label_embeds.shape[-1] != width or label_embeds.shape[0] == 0 or label_embeds.shape[1] == 0:
+            raise ValueError(
+                f"`label_embeds` must hold at least one tag of width {width}, got shape {tuple(label_embeds.shape)}"
+            )
+        if description_mask is not None:
+            description_mask = torch.as_tensor(description_mask, device=label_embeds.device).bool()
+            if description_mask.shape != label_embeds.shape[:2]:
+                raise ValueError(
+                    f"`description_mask` must have shape {tuple(label_embeds.shape[:2])} (tags, descriptions), "
+                    f"got {tuple(description_mask.shape)}"
+                )
+            empty = (~description_mask.any(dim=1)).nonzero().flatten()
+            if empty.numel():
+                raise ValueError(f"tags without any description in `description_mask`: {empty[:10].tolist()}")
+        dtype = self.query_projection.weight.dtype
+        return label_embeds.to(device=self.query_projection.weight.device, dtype=dtype), description_mask
+
+    def compute_label_queries(
+        self,
+        image_embeds: torch.Tensor,
+        label_embeds: torch.Tensor,
+        description_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Description re-weighting + query projection + ReLU: `(batch, num_tags, hidden_size)`.
+
+        `w[b, c, :] = softmax_d(exp(scale) * normalize(cls_b) . E[c, d])`, `q[b, c] = sum_d w[b, c, d] E[c, d]`,
+        computed with two batched matrix products (no `(batch, tags, descriptions, dim)` temporary).
+        """
+        num_tags, num_desc, width = label_embeds.shape
+        cls = F.normalize(image_embeds[:, 0, :], dim=-1)
+        # (B, C*D) similarities: one GEMM against all description embeddings
+        similarity = torch.matmul(cls, label_embeds.reshape(num_tags * num_desc, width).t())
+        similarity = similarity.view(-1, num_tags, num_desc) * self.reweight_scale.exp()
+        if description_mask is not None:
+            similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
+        weights = similarity.softmax(dim=-1)
+        # per tag: (B, D) x (D, T) -> (C, B, T)
+        pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1)
+        return F.relu(self.query_projection(pooled))
+
+    def decode(
+        self,
+        queries: torch.Tensor,
+        image_embeds: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ):
+        """Run the decoder and the head: returns `(logits (B, Q), hidden_states, attentions)`."""
+        hidden_states, all_hidden_states, all_attentions = self.decoder(
+            queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
+        logits = self.classifier(hidden_states).squeeze(-1)
+        return logits, all_hidden_states, all_attentions
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        label_embeds: torch.Tensor | None = None,
+        descriptions_per_tag: int | None = None,
+        description_mask: torch.Tensor | None = None,
+        tag_indices: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        caption_input_ids: torch.Tensor | None = None,
+        caption_attention_mask: torch.Tensor | None = None,
+        caption_embeds: torch.Tensor | None = None,
+        teacher_image_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> RamPlusOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+                Images prepared by [`RamPlusImageProcessor`].
+            image_embeds (`torch.FloatTensor` of shape `(batch_size, 145, text_embed_dim)`, *optional*):
+                Precomputed output of [`~RamPlusModel.get_image_embeds`], instead of `pixel_values` (lets one image
+                be tagged against several tag sets while running the image encoder once).
+            label_embeds (`torch.FloatTensor`, *optional*):
+                Label embeddings to use instead of the built-in ones: `(num_tags, D, text_embed_dim)`, or
+                `(num_tags * D, text_embed_dim)` with `descriptions_per_tag=D`. Rows must be L2-normalized CLIP text
+                embeddings.
+            descriptions_per_tag (`int`, *optional*): D for 2-D `label_embeds`.
+            description_mask (`torch.BoolTensor` of shape `(num_tags, D)`, *optional*):
+                Which descriptions of each tag are real (tags with fewer descriptions are padded); padded ones get
+                zero weight in the re-weighting softmax.
+            tag_indices (`torch.LongTensor`, *optional*): tag only this subset of the built-in tags (cost is
+                proportional to the subset size); logits follow the order of `tag_indices`.
+            labels (`torch.FloatTensor` of shape `(batch_size, num_tags)`, *optional*):
+                Multi-hot targets; gives the tagging loss (asymmetric loss).
+            caption_input_ids / caption_attention_mask (`torch.LongTensor` of shape `(num_captions, seq_len)`, *optional*):
+                Tokenized captions (one per image) for the image-text alignment loss, encoded by the frozen text tower.
+            caption_embeds (`torch.FloatTensor` of shape `(num_captions, text_embed_dim)`, *optional*):
+                Precomputed caption embeddings instead of `caption_input_ids`.
+            teacher_image_embeds (`torch.FloatTensor` of shape `(batch_size, text_embed_dim)`, *optional*):
+                CLIP ViT-B/16 image embeddings of the same images; gives the L1 distillation loss.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions = bool(output_attentions) if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if (pixel_values is None) == (image_embeds is None):
+            raise ValueError("pass exactly one of `pixel_values` and `image_embeds`")
+        if image_embeds is None:
+            image_embeds = self.get_image_embeds(pixel_values)
+        elif image_embeds.dim() != 3 or image_embeds.shape[-1] != self.config.text_embed_dim:
+            raise ValueError(
+                f"`image_embeds` must be (batch, tokens, {self.config.text_embed_dim}), got {tuple(image_embeds.shape)}"
+            )
+
+        embeds, mask = self.resolve_label_embeds(label_embeds, descriptions_per_tag, description_mask, tag_indices)
+        queries = self.compute_label_queries(image_embeds, embeds, mask)
+        logits, all_hidden_states, all_attentions = self.decode(
+            queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
+
+        tag_loss = alignment_loss = distillation_loss = alignment_logits = None
+        losses = []
+        if labels is not None:
+            if labels.shape != logits.shape:
+                raise ValueError(f"`labels` must have shape {tuple(logits.shape)} (batch, tags), got {tuple(labels.shape)}")
+            tag_loss = asymmetric_loss(
+                logits,
+                labels,
+                gamma_neg=self.config.tag_loss_gamma_neg,
+                gamma_pos=self.config.tag_loss_gamma_pos,
+                clip=self.config.tag_loss_clip,
+                eps=self.config.asl_eps,
+            )
+            losses.append(self.config.tag_loss_weight * tag_loss)
+        if caption_input_ids is not None or caption_embeds is not None:
+            if caption_embeds is None:
+                caption_embeds = self.encode_text(caption_input_ids, caption_attention_mask)
+            alignment_logits = self.alignment_logits(image_embeds, caption_embeds)
+            targets = torch.eye(alignment_logits.shape[0], alignment_logits.shape[1], device=alignment_logits.device)
+            alignment_loss = asymmetric_loss(
+                alignment_logits,
+                targets,
+                gamma_neg=self.config.align_loss_gamma_neg,
+                gamma_pos=self.config.align_loss_gamma_pos,
+                clip=self.config.align_loss_clip,
+                eps=self.config.asl_eps,
+            )
+            losses.append(self.config.align_loss_weight * alignment_loss)
+        if teacher_image_embeds is not None:
+            cls = image_embeds[:, 0, :]
+            if teacher_image_embeds.shape != cls.shape:
+                raise ValueError(
+                    f"`teacher_image_embeds` must have shape {tuple(cls.shape)}, got {tuple(teacher_image_embeds.shape)}"
+                )
+            distillation_loss = F.l1_loss(cls.float(), teacher_image_embeds.float())
+            losses.append(self.config.distill_loss_weight * distillation_loss)
+        loss = torch.stack(losses).sum() if losses else None
+
+        output = RamPlusOutput(
+            loss=loss,
+            logits=logits,
+            image_embeds=image_embeds,
+            tag_loss=tag_loss,
+            alignment_loss=alignment_loss,
+            distillation_loss=distillation_loss,
+            alignment_logits=alignment_logits,
+            hidden_states=all_hidden_states,
+            cross_attentions=all_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def alignment_logits(self, image_embeds: torch.Tensor, caption_embeds: torch.Tensor) -> torch.Tensor:
+        """Every caption as a query for every image, through the same decoder and head: `(batch, num_captions)`."""
+        if caption_embeds.dim() != 2 or caption_embeds.shape[-1] != self.config.text_embed_dim:
+            raise ValueError(
+                f"caption embeddings must be (num_captions, {self.config.text_embed_dim}), got {tuple(caption_embeds.shape)}"
+            )
+        caption_embeds = caption_embeds.to(self.query_projection.weight.dtype)
+        queries = F.relu(self.query_projection(caption_embeds))
+        queries = queries.unsqueeze(0).expand(image_embeds.shape[0], -1, -1)
+        logits, _, _ = self.decode(queries, image_embeds)
+        return logits
+
+
+__all__ = ["RamPlusModel", "RamPlusPreTrainedModel", "RamPlusOutput", "asymmetric_loss"]
