@@ -73,3 +73,10 @@ def test_set_tags_rejects_duplicates():
         config.set_tags(["cat", "cat"])
     config.set_tags(["cat", "dog", "bird"], thresholds=[0.5, 0.6, 0.7])
     assert config.num_tags == 3 and config.label2id["bird"] == 2
+
+
+def test_failed_set_tags_leaves_the_config_unchanged():
+    config = tiny_config(num_tags=2)
+    with pytest.raises(ValueError, match="tag_thresholds"):
+        config.set_tags(["x", "y", "z"], thresholds=[0.5])
+    assert config.tag_names == ["tag 0", "tag 1"] and config.tag_thresholds is None

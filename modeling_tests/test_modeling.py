@@ -254,3 +254,24 @@ def test_text_tower_is_frozen_and_saved(tmp_path):
     assert all(not p.requires_grad for p in loaded.text_model.parameters())
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_text(ids), embeds)
+
+
+def test_set_label_embeds_with_counts_round_trips(tmp_path, model):
+    x = pixels()
+    torch.manual_seed(5)
+    real = F.normalize(torch.randn(2, 4, model.config.text_embed_dim), dim=-1)
+    real[0, 2:] = 0.0  # tag 0 has 2 real descriptions, padded to 4
+    with torch.no_grad():
+        expected = model(pixel_values=x, label_embeds=real, description_mask=torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])).logits
+    model.set_label_embeds(real, ["new a", "new b"], thresholds=[0.5, 0.5], description_counts=[2, 4])
+    assert model.config.num_tags == 2 and model.config.descriptions_per_tag == 4
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=x).logits, expected)
+        torch.testing.assert_close(model(pixel_values=x, tag_indices=[1, 0]).logits, expected[:, [1, 0]])
+    model.save_pretrained(tmp_path)
+    loaded = RamPlusModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.tag_description_counts == [2, 4] and loaded.config.tag_names == ["new a", "new b"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=x).logits, expected)
+    with pytest.raises(ValueError, match="tag_description_counts"):
+        model.set_label_embeds(real, ["a", "b"], description_counts=[5, 1])

@@ -56,6 +56,8 @@ class RamPlusConfig(PreTrainedConfig):
         hidden_dropout_prob / attention_probs_dropout_prob (`float`, defaults to 0.1): decoder dropouts (training only).
         text_embed_dim (`int`, defaults to 512): width of the CLIP text embeddings (label embeddings, image projection).
         descriptions_per_tag (`int`, defaults to 51): number of description embeddings stored per built-in tag.
+        tag_description_counts (`list[int]`, *optional*): how many of the `descriptions_per_tag` rows of each tag are
+            real (the rest are padding, masked out of the re-weighting softmax); `None` means all rows of every tag.
         reweight_scale_init (`float`): initial value of the learned log-scale of the description re-weighting.
         tag_thresholds (`list[float]`, *optional*): per-tag decision thresholds, one per tag, each in (0, 1).
         default_threshold (`float`, defaults to 0.68): threshold of tags without a tuned threshold.
@@ -80,6 +82,7 @@ class RamPlusConfig(PreTrainedConfig):
     attention_probs_dropout_prob: float = 0.1
     text_embed_dim: int = 512
     descriptions_per_tag: int = 51
+    tag_description_counts: list[int] | None = None
     reweight_scale_init: float = math.log(1 / 0.07)
     tag_thresholds: list[float] | None = None
     default_threshold: float = 0.68
@@ -176,6 +179,19 @@ class RamPlusConfig(PreTrainedConfig):
             for index, value in enumerate(self.tag_thresholds):
                 if not 0.0 < value < 1.0:
                     raise ValueError(f"`tag_thresholds[{index}]` must be in (0, 1), got {value!r}")
+        if self.tag_description_counts is not None:
+            self.tag_description_counts = [int(c) for c in self.tag_description_counts]
+            if len(self.tag_description_counts) != num_tags:
+                raise ValueError(
+                    f"`tag_description_counts` has {len(self.tag_description_counts)} values but the model has "
+                    f"{num_tags} tags (`id2label`)"
+                )
+            for index, count in enumerate(self.tag_description_counts):
+                if not 1 <= count <= self.descriptions_per_tag:
+                    raise ValueError(
+                        f"`tag_description_counts[{index}]` must be in [1, descriptions_per_tag="
+                        f"{self.descriptions_per_tag}], got {count!r}"
+                    )
         if self.tag_names_chinese is not None and len(self.tag_names_chinese) != num_tags:
             raise ValueError(
                 f"`tag_names_chinese` has {len(self.tag_names_chinese)} names but the model has {num_tags} tags "
@@ -205,17 +221,31 @@ class RamPlusConfig(PreTrainedConfig):
             return list(self.tag_thresholds)
         return [float(self.default_threshold)] * self.num_tags
 
-    def set_tags(self, names, thresholds=None, chinese_names=None):
-        """Replace the tag vocabulary (names, optional thresholds and Chinese names), keeping everything consistent."""
+    def set_tags(self, names, thresholds=None, chinese_names=None, description_counts=None, descriptions_per_tag=None):
+        """Replace the tag vocabulary (names, optional thresholds, Chinese names and per-tag description counts).
+
+        The model's `label_embeds` must be replaced to match (see `RamPlusModel.set_label_embeds`)."""
         names = [str(n) for n in names]
         if len(set(names)) != len(names):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"tag names must be unique, duplicated: {duplicates[:10]}")
-        self.id2label = dict(enumerate(names))
-        self.label2id = {n: i for i, n in enumerate(names)}
-        self.tag_thresholds = None if thresholds is None else [float(t) for t in thresholds]
-        self.tag_names_chinese = None if chinese_names is None else list(chinese_names)
-        self._validate_ram_plus()
+        values = {
+            "id2label": dict(enumerate(names)),
+            "label2id": {n: i for i, n in enumerate(names)},
+            "tag_thresholds": None if thresholds is None else [float(t) for t in thresholds],
+            "tag_names_chinese": None if chinese_names is None else list(chinese_names),
+            "tag_description_counts": None if description_counts is None else [int(c) for c in description_counts],
+            "descriptions_per_tag": self.descriptions_per_tag if descriptions_per_tag is None else int(descriptions_per_tag),
+        }
+        previous = {name: getattr(self, name) for name in values}
+        for name, value in values.items():
+            setattr(self, name, value)
+        try:
+            self._validate_ram_plus()
+        except ValueError:
+            for name, value in previous.items():  # leave the config as it was
+                setattr(self, name, value)
+            raise
 
     @classmethod
     def from_preset(cls, variant: str = "swin_l", **kwargs) -> "RamPlusConfig":

@@ -314,8 +314,9 @@ class RamPlusModel(RamPlusPreTrainedModel):
         width = self.config.text_embed_dim
         if label_embeds is None:
             if description_mask is not None:
-                raise ValueError("`description_mask` needs `label_embeds`; the built-in tags all have the same count")
+                raise ValueError("`description_mask` needs `label_embeds` (the built-in tags use their stored counts)")
             label_embeds = self.label_embeds.view(self.config.num_tags, self.config.descriptions_per_tag, width)
+            description_mask = self.builtin_description_mask()
             if tag_indices is not None:
                 tag_indices = torch.as_tensor(tag_indices, dtype=torch.long, device=label_embeds.device)
                 if tag_indices.dim() != 1 or tag_indices.numel() == 0:
@@ -326,7 +327,9 @@ class RamPlusModel(RamPlusPreTrainedModel):
                         f"`tag_indices` contains ids outside [0, {self.config.num_tags}): {bad[:10].tolist()}"
                     )
                 label_embeds = label_embeds.index_select(0, tag_indices)
-            return label_embeds, None
+                if description_mask is not None:
+                    description_mask = description_mask.index_select(0, tag_indices)
+            return label_embeds, description_mask
         if tag_indices is not None:
             raise ValueError("pass either `tag_indices` (a subset of the built-in tags) or `label_embeds`, not both")
         if not isinstance(label_embeds, torch.Tensor):
@@ -368,6 +371,42 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 raise ValueError(f"tags without any description in `description_mask`: {empty[:10].tolist()}")
         dtype = self.query_projection.weight.dtype
         return label_embeds.to(device=self.query_projection.weight.device, dtype=dtype), description_mask
+
+    def builtin_description_mask(self) -> torch.Tensor | None:
+        """`(num_tags, D)` mask of the real rows of the built-in label embeddings (`None`: all rows are real)."""
+        counts = self.config.tag_description_counts
+        if counts is None:
+            return None
+        counts = torch.as_tensor(counts, device=self.label_embeds.device)
+        return torch.arange(self.config.descriptions_per_tag, device=counts.device).unsqueeze(0) < counts.unsqueeze(1)
+
+    def set_label_embeds(
+        self,
+        label_embeds: torch.Tensor,
+        tag_names: list[str],
+        thresholds: list[float] | None = None,
+        description_counts: list[int] | None = None,
+        chinese_names: list[str] | None = None,
+    ) -> None:
+        """Replace the built-in vocabulary: `label_embeds` `(num_tags, D, text_embed_dim)` (rows L2-normalized),
+        names, optional thresholds, per-tag real description counts (the rest of the D rows are padding) and Chinese
+        names. The config is updated so the model saves and reloads with the new vocabulary."""
+        if not isinstance(label_embeds, torch.Tensor) or label_embeds.dim() != 3:
+            raise ValueError("`label_embeds` must be a (num_tags, descriptions_per_tag, dim) tensor")
+        if label_embeds.shape[0] != len(tag_names) or label_embeds.shape[-1] != self.config.text_embed_dim:
+            raise ValueError(
+                f"`label_embeds` {tuple(label_embeds.shape)} does not fit {len(tag_names)} tags of width "
+                f"{self.config.text_embed_dim}"
+            )
+        self.config.set_tags(
+            tag_names,
+            thresholds=thresholds,
+            chinese_names=chinese_names,
+            description_counts=description_counts,
+            descriptions_per_tag=label_embeds.shape[1],
+        )
+        flat = label_embeds.detach().reshape(-1, label_embeds.shape[-1])
+        self.label_embeds = flat.to(device=self.label_embeds.device, dtype=self.label_embeds.dtype).contiguous()
 
     def compute_label_queries(
         self,
