@@ -51,7 +51,7 @@ def test_default_threshold_applies_without_per_tag_thresholds():
     "overrides, field",
     [
         ({"tag_thresholds": [0.5, 0.5]}, "tag_thresholds"),
-        ({"tag_thresholds": [0.5, 0.5, 1.0, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
+        ({"tag_thresholds": [0.5, 0.5, 1.2, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
         ({"tag_thresholds": [0.5, 0.5, 0.0, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
         ({"default_threshold": 1.5}, "default_threshold"),
         ({"num_attention_heads": 5}, "num_attention_heads"),
@@ -80,3 +80,14 @@ def test_failed_set_tags_leaves_the_config_unchanged():
     with pytest.raises(ValueError, match="tag_thresholds"):
         config.set_tags(["x", "y", "z"], thresholds=[0.5])
     assert config.tag_names == ["tag 0", "tag 1"] and config.tag_thresholds is None
+
+
+def test_threshold_one_disables_a_tag():
+    # the released threshold file holds 1.0 for 10 tags: allowed, and never output under `score > threshold`
+    from transformers_ramplus import RamPlusProcessor
+    import torch
+
+    config = tiny_config(num_tags=2, tag_thresholds=[1.0, 0.5])
+    processor = RamPlusProcessor.from_model_config(config)
+    tags = processor.post_process_image_tagging(torch.tensor([[30.0, 30.0]]))
+    assert [t["label"] for t in tags[0]] == ["tag 1"]

@@ -59,7 +59,8 @@ class RamPlusConfig(PreTrainedConfig):
         tag_description_counts (`list[int]`, *optional*): how many of the `descriptions_per_tag` rows of each tag are
             real (the rest are padding, masked out of the re-weighting softmax); `None` means all rows of every tag.
         reweight_scale_init (`float`): initial value of the learned log-scale of the description re-weighting.
-        tag_thresholds (`list[float]`, *optional*): per-tag decision thresholds, one per tag, each in (0, 1).
+        tag_thresholds (`list[float]`, *optional*): per-tag decision thresholds, one per tag, each in (0, 1]
+            (1.0 disables a tag: a tag is output when its score is strictly greater than its threshold).
         default_threshold (`float`, defaults to 0.68): threshold of tags without a tuned threshold.
         tag_names_chinese (`list[str]`, *optional*): Chinese tag names, one per tag, same order as `id2label`.
         tag_loss_* / align_loss_* : asymmetric-loss hyper-parameters (SPEC section 3).
@@ -177,8 +178,10 @@ class RamPlusConfig(PreTrainedConfig):
                     "(`id2label`)"
                 )
             for index, value in enumerate(self.tag_thresholds):
-                if not 0.0 < value < 1.0:
-                    raise ValueError(f"`tag_thresholds[{index}]` must be in (0, 1), got {value!r}")
+                # 1.0 is allowed: with the strict `score > threshold` rule it disables a tag, and the released
+                # threshold file uses it for 10 tags
+                if not 0.0 < value <= 1.0:
+                    raise ValueError(f"`tag_thresholds[{index}]` must be in (0, 1], got {value!r}")
         if self.tag_description_counts is not None:
             self.tag_description_counts = [int(c) for c in self.tag_description_counts]
             if len(self.tag_description_counts) != num_tags:
