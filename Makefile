@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup test test-slow clean
+.PHONY: setup test test-slow notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow modeling_tests
+
+notebooks: setup
+	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
+	$(BIN)/python notebooks/build_notebooks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
