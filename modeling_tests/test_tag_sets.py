@@ -200,3 +200,20 @@ def test_description_files_in_the_original_format(tmp_path):
     (tmp_path / "broken.json").write_text("[{")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_descriptions(tmp_path / "broken.json")
+
+
+def test_convert_bundles_a_local_clip_text_tower(converted_tiny_text, tiny_clip_dir):
+    from transformers import AutoModel, AutoProcessor, CLIPTextModelWithProjection
+
+    model = AutoModel.from_pretrained(converted_tiny_text).eval()
+    processor = AutoProcessor.from_pretrained(converted_tiny_text)
+    clip = CLIPTextModelWithProjection.from_pretrained(tiny_clip_dir).eval()
+    assert processor.tokenizer is not None and model.text_model is not None
+    assert not any(p.requires_grad for p in model.text_model.parameters())
+    texts = ["a photo of a zebra.", "black and white stripes on a horse"]
+    batch = processor(text=texts)
+    with torch.no_grad():
+        expected = F.normalize(clip(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).text_embeds, dim=-1)
+    torch.testing.assert_close(model.encode_text(batch["input_ids"], batch["attention_mask"]), expected)
+    tag_set = TagSet.from_model(model, {"zebra": texts}, tokenizer=processor)
+    torch.testing.assert_close(tag_set.label_embeds[0], expected, atol=1e-5, rtol=1e-5)
