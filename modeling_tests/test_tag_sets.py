@@ -217,3 +217,35 @@ def test_convert_bundles_a_local_clip_text_tower(converted_tiny_text, tiny_clip_
     torch.testing.assert_close(model.encode_text(batch["input_ids"], batch["attention_mask"]), expected)
     tag_set = TagSet.from_model(model, {"zebra": texts}, tokenizer=processor)
     torch.testing.assert_close(tag_set.label_embeds[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_tag_set_loads_by_hub_id(text_model, tmp_path):
+    local_hub = pytest.importorskip("local_hub", reason="needs the local Hub stand-in modeling_tests/local_hub.py")
+    import subprocess
+    import sys
+    import textwrap
+
+    model, tokenizer = text_model
+    tag_set = TagSet.from_model(model, {"tag 0": None, **DESCRIPTIONS}, tokenizer=tokenizer)
+    tag_set.save_pretrained(tmp_path / "set")
+    torch.save(tag_set.label_embeds, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        f"""
+        import torch
+        from transformers_ramplus import TagSet
+        loaded = TagSet.from_pretrained("someone/my-tags")
+        assert loaded.names == {tag_set.names!r}, loaded.names
+        assert loaded.thresholds == {tag_set.thresholds!r}
+        torch.testing.assert_close(loaded.label_embeds, torch.load({str(tmp_path / 'expected.pt')!r}))
+        print("hub-tag-set-ok")
+        """
+    )
+    with local_hub.LocalHub() as hub:
+        hub.add_repo("someone/my-tags", tmp_path / "set")
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+            env=local_hub.hub_env(hub, tmp_path / "hf"),
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hub-tag-set-ok" in result.stdout
+    assert any(r.endswith("tag_set.safetensors") for r in hub.requests)
