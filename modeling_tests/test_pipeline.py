@@ -76,6 +76,8 @@ def test_image_kinds_and_batch_sizes_agree(golden_tagger):
 def test_new_tags_and_descriptions_with_a_bundled_text_tower(converted_tiny_text, reference_outputs):
     tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny_text), device="cpu")
     assert tagger.tokenizer is not None and tagger.model.text_model is not None
+    from_object = pipeline("zero-shot-image-tagging", model=tagger.model, device="cpu")
+    assert type(from_object.tokenizer) is type(tagger.tokenizer)  # found next to the model's weights
     names = tagger.model.config.tag_names
     labels = {names[5]: None, "zebra": ["a striped horse", "black and white stripes"], "kite": None}
     results = tagger(IMAGES, candidate_labels=labels, threshold=0.0)

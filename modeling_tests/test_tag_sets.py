@@ -217,6 +217,10 @@ def test_convert_bundles_a_local_clip_text_tower(converted_tiny_text, tiny_clip_
     torch.testing.assert_close(model.encode_text(batch["input_ids"], batch["attention_mask"]), expected)
     tag_set = TagSet.from_model(model, {"zebra": texts}, tokenizer=processor)
     torch.testing.assert_close(tag_set.label_embeds[0], expected, atol=1e-5, rtol=1e-5)
+    # without `tokenizer=`, the one saved next to the model is used
+    clear_text_cache(model)
+    found = TagSet.from_model(model, {"zebra": texts})
+    torch.testing.assert_close(found.label_embeds, tag_set.label_embeds)
 
 
 def test_tag_set_loads_by_hub_id(text_model, tmp_path):

@@ -15,7 +15,7 @@ import torch
 from transformers.pipelines.base import Pipeline
 
 from .image_processing_ram_plus import RamPlusImageProcessor
-from .tag_sets import TagSet, _freeze
+from .tag_sets import TagSet, _freeze, tokenizer_for_model
 
 
 TASK = "zero-shot-image-tagging"
@@ -67,22 +67,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         if self.tokenizer is None and self.processor is not None:
             self.tokenizer = getattr(self.processor, "tokenizer", None)
         if self.tokenizer is None and getattr(self.model, "text_model", None) is not None:
-            self.tokenizer = self._tokenizer_next_to_model()
+            self.tokenizer = tokenizer_for_model(self.model)  # a model object: the factory loaded no tokenizer
         self._tag_sets: OrderedDict = OrderedDict()
-
-    def _tokenizer_next_to_model(self):
-        """The CLIP tokenizer saved beside a model given as an object (the pipeline factory only loads it from a
-        model name)."""
-        import os
-
-        name = getattr(self.model, "name_or_path", None)
-        if not name or not os.path.isdir(name):
-            return None
-        if not any(os.path.isfile(os.path.join(name, f)) for f in ("tokenizer_config.json", "tokenizer.json")):
-            return None
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(name)
 
     # ------------------------------------------------------------------ parameters
     def _sanitize_parameters(

@@ -156,6 +156,26 @@ def clear_text_cache(model=None) -> None:
             _TEXT_CACHES.pop(getattr(model, "text_model", model), None)
 
 
+def tokenizer_for_model(model):
+    """The CLIP tokenizer saved next to a model loaded with `from_pretrained` (as `ramplus convert --text-tower`
+    writes it), or `None` when there is none."""
+    if getattr(model, "text_model", None) is None:
+        return None
+    name = getattr(model, "name_or_path", None)
+    if not name:
+        return None
+    if os.path.isdir(name) and not any(
+        os.path.isfile(os.path.join(name, f)) for f in ("tokenizer_config.json", "tokenizer.json", "vocab.json")
+    ):
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError):
+        return None
+
+
 def _require_text_tower(model, tokenizer, texts_needed: int):
     if getattr(model, "text_model", None) is None:
         raise ValueError(
@@ -473,6 +493,8 @@ class TagSet:
         if all(kind == "builtin" for kind, _ in plan):
             return cls.builtin(model, [index for _, index in plan])
 
+        if tokenizer is None:
+            tokenizer = tokenizer_for_model(model)
         embeds = encode_texts(
             model, tokenizer, texts, batch_size=batch_size, padding=padding, show_progress=show_progress, use_cache=use_cache
         )
