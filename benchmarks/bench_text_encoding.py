@@ -7,7 +7,10 @@ keep a CPU run short). The Hub is out of reach, so the tokenizer is a word-level
 (CLIP's start/end tokens, punctuation split off): token counts approximate CLIP's BPE, the text tower's cost per
 token is the real one. Both modes run in this process on the same texts; the ratio is what to compare.
 
-    PYTHONPATH=src python benchmarks/bench_text_encoding.py [--tags 200] [--batch-size 256] [--repeats 1]
+    PYTHONPATH=src python benchmarks/bench_text_encoding.py [--tags 200] [--texts descriptions|templates]
+        [--batch-size 256] [--repeats 1]
+
+`--texts templates` times the names-only path instead (the prompt templates filled with the same tag names).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ def word_level_tokenizer(texts):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tags", type=int, default=20, help="how many of the 200 tags to encode (x 51 texts; default 20)")
+    parser.add_argument("--texts", choices=["descriptions", "templates"], default="descriptions",
+                        help="the LLM descriptions (default) or the names-only prompt templates filled with the tags")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
@@ -70,7 +75,12 @@ def main():
 
     descriptions = load_descriptions(DATA_DIR / "openimages_rare_200_llm_tag_descriptions.json")
     tags = list(descriptions)[: args.tags]
-    texts = [text for tag in tags for text in descriptions[tag]]
+    if args.texts == "descriptions":
+        texts = [text for tag in tags for text in descriptions[tag]]
+    else:
+        from transformers_ramplus.tag_sets import DEFAULT_TEMPLATES, fill_template
+
+        texts = [fill_template(template, tag) for tag in tags for template in DEFAULT_TEMPLATES]
 
     tokenizer = word_level_tokenizer(texts)
     text_config = CLIPTextConfig(
@@ -89,7 +99,7 @@ def main():
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=77)["input_ids"]]
     print(
         f"text tower: hidden {c.hidden_size}, {c.num_hidden_layers} layers, {c.num_attention_heads} heads, projection "
-        f"{c.projection_dim}; {len(tags)} tags x 51 = {len(texts)} texts ({len(set(texts))} unique), tokens/text mean "
+        f"{c.projection_dim}; {len(tags)} tags, {args.texts}: {len(texts)} texts ({len(set(texts))} unique), tokens/text mean "
         f"{sum(lengths) / len(lengths):.1f}, max {max(lengths)}; batch {args.batch_size}; torch threads {torch.get_num_threads()}",
         flush=True,
     )
