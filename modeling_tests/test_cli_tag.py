@@ -128,6 +128,14 @@ def test_own_labels_and_descriptions(converted_tiny_text, folder, tmp_path):
     output2 = tmp_path / "desc.jsonl"
     assert main(["tag", image, "--model", str(converted_tiny_text), "--descriptions", str(descriptions), "--threshold", "0.0", "--output", str(output2)]) == 0
     assert {t["label"] for t in read_jsonl(output2)[0]["tags"]} == {"zebra", "kite"}
+    # a saved tag set
+    tagger.get_tag_set({"kite": ["a toy in the sky"], builtin: None}).save_pretrained(tmp_path / "my-set")
+    output3 = tmp_path / "set.jsonl"
+    assert main(["tag", image, "--model", str(converted_tiny_text), "--tag-set", str(tmp_path / "my-set"), "--threshold", "0.0", "--output", str(output3)]) == 0
+    from_set = read_jsonl(output3)[0]["tags"]
+    from_desc = {t["label"]: t["score"] for t in read_jsonl(output2)[0]["tags"]}
+    assert [t["label"] for t in from_set if t["label"] == "kite"] == ["kite"]
+    assert abs(next(t["score"] for t in from_set if t["label"] == "kite") - from_desc["kite"]) < 1e-6
 
 
 def test_usage_errors(converted_tiny, folder, capsys, monkeypatch):
