@@ -92,3 +92,98 @@ def converted_tiny(tmp_path_factory):
     )
     assert code == 0
     return output
+
+
+# ------------------------------------------------------------------ tiny CLIP text tower + tokenizer (issue 3)
+def _byte_alphabet() -> list[str]:
+    """The 256 printable stand-ins of byte-level BPE (bytes that print as themselves, the rest shifted past 255)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, shift = [], 0
+    for byte in range(256):
+        if byte in printable:
+            chars.append(chr(byte))
+        else:
+            chars.append(chr(256 + shift))
+            shift += 1
+    return chars
+
+
+def tiny_clip_tokenizer():
+    """A CLIP tokenizer over a tiny byte-level vocabulary (every byte, a few merges), built offline."""
+    from transformers import CLIPTokenizer
+
+    vocab = {}
+    for char in _byte_alphabet():
+        vocab[char] = len(vocab)
+    for char in _byte_alphabet():
+        vocab[char + "</w>"] = len(vocab)
+    merges = [("t", "h"), ("th", "e</w>"), ("o", "f</w>"), ("i", "n</w>")]
+    for left, right in merges:
+        vocab[left + right] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=merges)
+
+
+def tiny_text_config(tokenizer, projection_dim: int):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=projection_dim,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def tiny_text_model(seed: int = 0):
+    """A tiny RAM++ (as `tiny_model`) carrying a tiny random CLIP text tower, and its tokenizer."""
+    tokenizer = tiny_clip_tokenizer()
+    model = tiny_model(seed=seed, text_config=tiny_text_config(tokenizer, projection_dim=24).to_dict())
+    return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    """A transformers CLIP checkpoint directory (text tower with 512-d projection + tokenizer), like
+    `openai/clip-vit-base-patch16` but tiny and random."""
+    from transformers import CLIPTextModelWithProjection
+
+    tokenizer = tiny_clip_tokenizer()
+    torch.manual_seed(0)
+    text_model = CLIPTextModelWithProjection(tiny_text_config(tokenizer, projection_dim=512)).eval()
+    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
+    text_model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def converted_tiny_text(tmp_path_factory, tiny_clip_dir):
+    """The golden tiny checkpoint converted with `ramplus convert --text-tower <tiny CLIP dir>`."""
+    from transformers_ramplus.cli import main
+
+    output = tmp_path_factory.mktemp("converted_text") / "ram_plus_tiny_text"
+    code = main(
+        [
+            "convert",
+            str(TINY_DIR / "ram_plus_original.pth"),
+            str(output),
+            "--tag-list",
+            str(TINY_DIR / "ram_tag_list.txt"),
+            "--tag-list-chinese",
+            str(TINY_DIR / "ram_tag_list_chinese.txt"),
+            "--thresholds",
+            str(TINY_DIR / "ram_tag_list_threshold.txt"),
+            "--text-tower",
+            str(tiny_clip_dir),
+        ]
+    )
+    assert code == 0
+    return output

@@ -12,6 +12,8 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "convert": ("transformers_ramplus.commands.convert", "convert the authors' RAM++ checkpoint to a transformers model"),
+    "tag": ("transformers_ramplus.commands.tag", "tag images and folders with built-in or your own tags"),
+    "describe": ("transformers_ramplus.commands.describe", "write LLM descriptions of tags for open-set tagging"),
 }
 
 

@@ -1,0 +1,152 @@
+"""pipeline("zero-shot-image-tagging") (issue 3)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REFERENCE_IMAGES, TINY_DIR, tiny_text_model
+import transformers_ramplus  # noqa: F401  (registers the task)
+from transformers import pipeline
+from transformers_ramplus import TagSet, ZeroShotImageTaggingPipeline
+
+
+IMAGES = [str(path) for path in REFERENCE_IMAGES]
+
+
+@pytest.fixture(scope="module")
+def golden_tagger(converted_tiny):
+    return pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu")
+
+
+def test_builtin_scores_equal_the_closed_set_model(golden_tagger, reference_outputs):
+    assert isinstance(golden_tagger, ZeroShotImageTaggingPipeline)
+    expected = torch.sigmoid(reference_outputs["logits"])
+    names = golden_tagger.model.config.tag_names
+    results = golden_tagger(IMAGES, threshold=0.0, batch_size=2)
+    assert len(results) == 2
+    for image_index, tags in enumerate(results):
+        assert len(tags) == len(names)
+        scores = [tag["score"] for tag in tags]
+        assert scores == sorted(scores, reverse=True)
+        by_label = {tag["label"]: tag["score"] for tag in tags}
+        got = torch.tensor([by_label[name] for name in names])
+        torch.testing.assert_close(got, expected[image_index], atol=1e-4, rtol=0)
+    # a subset of built-in tags: same scores for those tags, in the tag_indices fast path
+    subset = [names[5], names[28], names[0]]
+    tag_set = golden_tagger.get_tag_set(subset)
+    assert tag_set.is_builtin_subset
+    sub_results = golden_tagger(IMAGES[1], candidate_labels=subset, threshold=0.0)
+    for tag in sub_results:
+        torch.testing.assert_close(torch.tensor(tag["score"]), expected[1, names.index(tag["label"])], atol=1e-4, rtol=0)
+    assert {tag["label"] for tag in sub_results} == set(subset)
+
+
+def test_default_thresholds_and_languages_match_the_original(golden_tagger):
+    meta = json.loads((TINY_DIR / "reference_meta.json").read_text())
+    results = golden_tagger(IMAGES)
+    for tags, original in zip(results, meta["tags"]):
+        assert {tag["label"] for tag in tags} == {name.strip() for name in original.split("|")}
+    chinese = golden_tagger(IMAGES, language="zh")
+    for tags, original in zip(chinese, meta["tags_chinese"]):
+        assert {tag["label"] for tag in tags} == {name.strip() for name in original.split("|")}
+    top = golden_tagger(IMAGES[0], top_k=3, threshold=0.0)
+    everything = golden_tagger(IMAGES[0], threshold=0.0)
+    assert top == everything[:3]
+
+
+def test_image_kinds_and_batch_sizes_agree(golden_tagger):
+    path = IMAGES[1]
+    pil = Image.open(path)
+    array = np.asarray(pil.convert("RGB"))
+    from_path = golden_tagger(path, threshold=0.0)
+    for other in (golden_tagger(pil, threshold=0.0), golden_tagger(array, threshold=0.0)):
+        assert [t["label"] for t in other] == [t["label"] for t in from_path]
+        np.testing.assert_allclose([t["score"] for t in other], [t["score"] for t in from_path], atol=1e-6)
+    one_by_one = golden_tagger(IMAGES, threshold=0.3, batch_size=1)
+    batched = golden_tagger(IMAGES, threshold=0.3, batch_size=2)
+    assert [[t["label"] for t in r] for r in batched] == [[t["label"] for t in r] for r in one_by_one]
+
+
+def test_new_tags_and_descriptions_with_a_bundled_text_tower(converted_tiny_text, reference_outputs):
+    tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny_text), device="cpu")
+    assert tagger.tokenizer is not None and tagger.model.text_model is not None
+    from_object = pipeline("zero-shot-image-tagging", model=tagger.model, device="cpu")
+    assert type(from_object.tokenizer) is type(tagger.tokenizer)  # found next to the model's weights
+    names = tagger.model.config.tag_names
+    labels = {names[5]: None, "zebra": ["a striped horse", "black and white stripes"], "kite": None}
+    results = tagger(IMAGES, candidate_labels=labels, threshold=0.0)
+    expected_builtin = torch.sigmoid(reference_outputs["logits"][:, 5])
+    tag_set = TagSet.from_model(tagger.model, labels, tokenizer=tagger.tokenizer)
+    pixel_values = reference_outputs["pixel_values"]
+    with torch.no_grad():
+        direct = torch.sigmoid(tagger.model(pixel_values=pixel_values, **tag_set.model_inputs(tagger.model)).logits)
+    for image_index, tags in enumerate(results):
+        by_label = {tag["label"]: tag["score"] for tag in tags}
+        assert set(by_label) == set(labels)
+        torch.testing.assert_close(torch.tensor(by_label[names[5]]), expected_builtin[image_index], atol=1e-4, rtol=0)
+        got = torch.tensor([by_label[name] for name in labels])
+        torch.testing.assert_close(got, direct[image_index], atol=1e-4, rtol=0)
+    # per-tag default thresholds: 0.5 for new tags
+    default = tagger(IMAGES[0], candidate_labels=labels)
+    kept = {tag["label"] for tag in default}
+    by_label = {tag["label"]: tag["score"] for tag in results[0]}
+    assert kept == {name for name, t in zip(tag_set.names, tag_set.thresholds) if by_label[name] > t}
+    assert tag_set.thresholds[1:] == [0.5, 0.5]
+
+
+def test_bad_arguments_name_the_problem(golden_tagger):
+    with pytest.raises(ValueError, match="text tower"):
+        golden_tagger(IMAGES[0], candidate_labels=["definitely not a built-in tag"])
+    with pytest.raises(ValueError, match="threshold"):
+        golden_tagger(IMAGES[0], threshold=1.5)
+    with pytest.raises(ValueError, match="language"):
+        golden_tagger(IMAGES[0], language="fr")
+    with pytest.raises(ValueError, match="top_k"):
+        golden_tagger(IMAGES[0], top_k=0)
+    with pytest.raises(TypeError, match="candidate_labels"):
+        golden_tagger(IMAGES[0], candidate_labels=3)
+
+
+def test_saved_pipeline_loads_as_remote_code_without_the_package(tmp_path):
+    model, tokenizer = tiny_text_model()
+    tagger = pipeline("zero-shot-image-tagging", model=model, tokenizer=tokenizer, device="cpu")
+    labels = {"tag 1": None, "zebra": ["a striped horse"], "kite": None}
+    expected = tagger(IMAGES, candidate_labels=labels, threshold=0.0)
+    tagger.save_pretrained(tmp_path / "saved")
+    saved = tmp_path / "saved"
+    for name in ("pipeline_zero_shot_image_tagging.py", "tag_sets.py", "image_processing_ram_plus.py", "modeling_ram_plus.py"):
+        assert (saved / name).is_file(), name
+    config = json.loads((saved / "config.json").read_text())
+    assert "zero-shot-image-tagging" in config["custom_pipelines"]
+    (tmp_path / "expected.json").write_text(json.dumps(expected))
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.modules["transformers_ramplus"] = None  # importing the package now fails
+        from transformers import pipeline
+        tagger = pipeline(model={str(saved)!r}, trust_remote_code=True, device="cpu")
+        assert "transformers_ramplus" not in type(tagger).__module__, type(tagger).__module__
+        got = tagger({IMAGES!r}, candidate_labels={labels!r}, threshold=0.0)
+        expected = json.load(open({str(tmp_path / 'expected.json')!r}))
+        for a, b in zip(got, expected):
+            assert [t["label"] for t in a] == [t["label"] for t in b], (a, b)
+            assert max(abs(x["score"] - y["score"]) for x, y in zip(a, b)) < 1e-5
+        print("remote-pipeline-ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "remote-pipeline-ok" in result.stdout

@@ -1,0 +1,198 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""`pipeline("zero-shot-image-tagging")`: RAM++ tagging with the built-in tags or any tags the caller names.
+
+Registered with transformers' pipeline registry when `transformers_ramplus` is imported. The module imports only
+transformers/torch and its sibling modules (relative imports), so `ZeroShotImageTaggingPipeline.save_pretrained`
+ships it as a custom pipeline that `pipeline(model=..., trust_remote_code=True)` loads without this package.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
+from transformers.pipelines.base import Pipeline
+
+from .image_processing_ram_plus import RamPlusImageProcessor
+from .tag_sets import TagSet, _freeze, tokenizer_for_model
+
+
+TASK = "zero-shot-image-tagging"
+_UNSET = object()
+
+
+class ZeroShotImageTaggingPipeline(Pipeline):
+    """
+    Open-set image tagging with RAM++: for each image, the tags whose score passes their threshold, as
+    `[{"label": str, "score": float}, ...]` sorted by score (highest first).
+
+    Example:
+
+    ```python
+    >>> import transformers_ramplus  # registers the task
+    >>> from transformers import pipeline
+
+    >>> tagger = pipeline("zero-shot-image-tagging", model="/tmp/ram-plus-tiny")
+    >>> tagger("photo.jpg")                                        # all built-in tags, tuned thresholds
+    >>> tagger(["a.jpg", "b.jpg"], candidate_labels=["belly", "zebra"], threshold=0.5, top_k=5)
+    >>> tagger("photo.jpg", candidate_labels={"zebra": ["a striped horse", "black and white stripes"]})
+    ```
+
+    Call arguments:
+        images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]).
+        candidate_labels: `None` (all built-in tags), a list of tag names (built-in names reuse the trained embeddings
+            and thresholds; other names use a prompt-template ensemble), a mapping `tag -> descriptions`, or a
+            [`TagSet`].
+        threshold: `None` (per-tag thresholds: tuned for built-in tags, 0.5 for new ones) or one float for all.
+        top_k: keep at most this many tags per image.
+        language: `"en"` or `"zh"` (Chinese names of built-in tags).
+        batch_size: images per forward pass.
+        templates: prompt templates for new tag names (default `DEFAULT_TEMPLATES`).
+    """
+
+    _load_processor = False
+    _load_image_processor = None
+    _load_feature_extractor = False
+    _load_tokenizer = None
+    _pipeline_calls_generate = False
+    _non_generation_params = ("top_k",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.image_processor is None:
+            size = self.model.config.vision_config.image_size
+            size = size if isinstance(size, int) else size[0]
+            self.image_processor = RamPlusImageProcessor(size={"height": size, "width": size})
+        if self.tokenizer is None and self.processor is not None:
+            self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.tokenizer is None and getattr(self.model, "text_model", None) is not None:
+            self.tokenizer = tokenizer_for_model(self.model)  # a model object: the factory loaded no tokenizer
+        self._tag_sets: OrderedDict = OrderedDict()
+
+    # ------------------------------------------------------------------ parameters
+    def _sanitize_parameters(
+        self,
+        candidate_labels=_UNSET,
+        threshold=_UNSET,
+        top_k=_UNSET,
+        language=_UNSET,
+        templates=_UNSET,
+        timeout=_UNSET,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) for the {TASK} pipeline: {sorted(kwargs)}")
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if timeout is not _UNSET:
+            preprocess_params["timeout"] = timeout
+        if candidate_labels is not _UNSET or templates is not _UNSET:
+            tag_set = self.get_tag_set(
+                None if candidate_labels is _UNSET else candidate_labels,
+                templates=None if templates is _UNSET else templates,
+            )
+            forward_params["tag_set"] = tag_set
+            postprocess_params["tag_set"] = tag_set
+        if threshold is not _UNSET:
+            if threshold is not None:
+                if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+                    raise ValueError(f"`threshold` must be None or a number in [0, 1], got {threshold!r}")
+                threshold = float(threshold)
+            postprocess_params["threshold"] = threshold
+        if top_k is not _UNSET:
+            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+                raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}")
+            postprocess_params["top_k"] = top_k
+        if language is not _UNSET:
+            if language not in ("en", "zh"):
+                raise ValueError(f"`language` must be 'en' or 'zh', got {language!r}")
+            postprocess_params["language"] = language
+        return preprocess_params, forward_params, postprocess_params
+
+    def get_tag_set(self, candidate_labels=None, templates=None) -> TagSet:
+        """The [`TagSet`] for `candidate_labels` (cached: the same labels again cost no text work)."""
+        if isinstance(candidate_labels, TagSet):
+            return candidate_labels
+        if candidate_labels is not None and not isinstance(candidate_labels, (str, list, tuple, Mapping)):
+            raise TypeError(
+                "`candidate_labels` must be None, a list of tag names, a mapping tag -> descriptions or a TagSet, got "
+                f"{type(candidate_labels).__name__}"
+            )
+        key = (_freeze(candidate_labels), None if templates is None else tuple(templates))
+        tag_set = self._tag_sets.get(key)
+        if tag_set is None:
+            tag_set = TagSet.from_model(self.model, candidate_labels, tokenizer=self.tokenizer, templates=templates)
+            self._tag_sets[key] = tag_set
+            while len(self._tag_sets) > 8:
+                self._tag_sets.popitem(last=False)
+        else:
+            self._tag_sets.move_to_end(key)
+        return tag_set
+
+    def __call__(self, images, candidate_labels=None, **kwargs):
+        """Tag `images` (one or a list). See the class docstring for the arguments."""
+        if images is None:
+            raise ValueError("pass at least one image")
+        return super().__call__(images, candidate_labels=candidate_labels, **kwargs)
+
+    # ------------------------------------------------------------------ steps
+    def preprocess(self, image, timeout=None):
+        return self.image_processor(image, return_tensors="pt")
+
+    def _forward(self, model_inputs, tag_set=None):
+        if tag_set is None:
+            tag_set = self.get_tag_set(None)
+        outputs = self.model(pixel_values=model_inputs["pixel_values"], **tag_set.model_inputs(self.model))
+        return {"logits": outputs.logits}
+
+    def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en"):
+        if tag_set is None:
+            tag_set = self.get_tag_set(None)
+        scores = torch.sigmoid(model_outputs["logits"].float()).reshape(-1)
+        if scores.numel() != len(tag_set):
+            raise ValueError(f"got {scores.numel()} scores for {len(tag_set)} tags")
+        if threshold is None:
+            cutoff = torch.tensor(tag_set.thresholds, dtype=torch.float32)
+        else:
+            cutoff = torch.full_like(scores, float(threshold))
+        labels = tag_set.labels(language)
+        kept = (scores.cpu() > cutoff).nonzero().flatten()
+        order = torch.argsort(scores[kept], descending=True, stable=True)
+        kept = kept[order]
+        if top_k is not None:
+            kept = kept[:top_k]
+        return [{"label": labels[i], "score": float(scores[i])} for i in kept.tolist()]
+
+    # ------------------------------------------------------------------ sharing
+    def save_pretrained(self, save_directory, **kwargs):
+        """Save model, image processor, tokenizer and this pipeline's code, so that
+        `pipeline(model=save_directory, trust_remote_code=True)` works without `transformers_ramplus` installed."""
+        config = self.model.config
+        if not getattr(config, "auto_map", None) or "AutoModel" not in config.auto_map:
+            config.register_for_auto_class()
+            self.model.register_for_auto_class("AutoModel")
+        if not hasattr(self, "_registered_impl"):
+            self._registered_impl = {TASK: {"impl": type(self), "pt": _pt_classes(), "type": "image"}}
+        super().save_pretrained(save_directory, **kwargs)
+        self.image_processor.save_pretrained(save_directory)
+
+
+def _pt_classes():
+    from transformers import AutoModel
+
+    return (AutoModel,)
+
+
+def register_pipeline() -> None:
+    """Register `"zero-shot-image-tagging"` with transformers' pipeline registry (idempotent)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    current = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if current is not None and current.get("impl") is ZeroShotImageTaggingPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=ZeroShotImageTaggingPipeline, pt_model=_pt_classes(), type="image"
+    )
+
+
+__all__ = ["ZeroShotImageTaggingPipeline", "register_pipeline"]

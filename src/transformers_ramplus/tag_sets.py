@@ -1,0 +1,673 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""Tag sets: turn tag names (and optional descriptions) into the label embeddings RAM++ tags with (SPEC section 2).
+
+* A tag that is in the model's built-in vocabulary reuses the model's trained label embeddings and tuned threshold
+  (no text tower needed).
+* A new tag given by name only is embedded with a prompt-template ensemble: every template is filled with the name,
+  encoded with the CLIP text tower, L2-normalized; the template embeddings are averaged and renormalized into one
+  embedding (D = 1).
+* A new tag given with its own descriptions (for example LLM-written, see `ramplus describe`) gets one L2-normalized
+  CLIP embedding per description; tags may have different numbers of descriptions (padded, with a mask that the
+  model's re-weighting softmax respects).
+* New tags default to threshold 0.5, as in the original open-set inference.
+
+Text is encoded in batches with dynamic padding (texts sorted by token length, each batch padded to its longest
+text), with a progress bar for large sets, and cached per text tower, so repeating a call with the same tags does no
+text work.
+
+This module imports only `transformers`, `torch`, `safetensors`, `huggingface_hub` and `tqdm` (all dependencies of
+transformers), so it can ship as remote code next to the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+TAG_SET_CONFIG_NAME = "tag_set.json"
+TAG_SET_WEIGHTS_NAME = "tag_set.safetensors"
+NEW_TAG_THRESHOLD = 0.5
+MAX_TEXT_TOKENS = 77
+
+# Prompt templates for tags given by name only. Each is filled with the tag name; "{article}" becomes "a" or "an".
+DEFAULT_TEMPLATES: tuple[str, ...] = (
+    "a photo of {article} {}.",
+    "There is the {} in the scene.",
+    "There is {article} {} in the scene.",
+    "This is {article} {} in the scene.",
+    "This is the {} in the scene.",
+    "This is one {} in the scene.",
+    "a photo of the {}.",
+    "a good photo of the {}.",
+    "a close-up photo of the {}.",
+    "a cropped photo of the {}.",
+    "a bright photo of the {}.",
+    "a blurry photo of the {}.",
+    "a photo of one {}.",
+    "itap of the {}.",
+)
+
+
+def indefinite_article(word: str) -> str:
+    """`"an"` before a vowel letter, else `"a"` (the simple rule the prompts use)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def fill_template(template: str, tag: str) -> str:
+    return template.replace("{article}", indefinite_article(tag)).replace("{}", tag)
+
+
+# ----------------------------------------------------------------------------------------- description files
+def load_descriptions(source) -> dict[str, list[str]]:
+    """Read tag descriptions: the original JSON format (a list of one-key objects `{tag: [descriptions]}`, as in
+    `openimages_rare_200_llm_tag_descriptions.json`), a plain `{tag: [descriptions]}` object, a path to either, or
+    an in-memory list/mapping. Returns an insertion-ordered `{tag: [descriptions]}`."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                source = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"descriptions file {os.fspath(path)!r} is not valid JSON: {error}") from error
+        origin = os.fspath(path)
+    else:
+        origin = "descriptions"
+    items: list[tuple] = []
+    if isinstance(source, Mapping):
+        items = list(source.items())
+    elif isinstance(source, list):
+        for position, entry in enumerate(source):
+            if not isinstance(entry, Mapping) or len(entry) != 1:
+                raise ValueError(f"{origin}: entry {position} must be a one-key object {{tag: [descriptions]}}, got {entry!r:.80}")
+            items.extend(entry.items())
+    else:
+        raise TypeError(f"{origin}: expected a list of {{tag: [descriptions]}} objects or a mapping, got {type(source).__name__}")
+    result: dict[str, list[str]] = {}
+    for tag, descriptions in items:
+        if not isinstance(tag, str) or not tag.strip():
+            raise ValueError(f"{origin}: tag names must be non-empty strings, got {tag!r}")
+        if descriptions is None:
+            descriptions = []
+        elif isinstance(descriptions, str):
+            descriptions = [descriptions]
+        elif isinstance(descriptions, tuple):
+            descriptions = list(descriptions)
+        if not isinstance(descriptions, list) or not all(isinstance(d, str) for d in descriptions):
+            raise ValueError(f"{origin}: the descriptions of {tag!r} must be a list of strings")
+        if tag in result:
+            raise ValueError(f"{origin}: tag {tag!r} appears more than once")
+        result[tag] = list(descriptions)
+    return result
+
+
+def write_json_atomic(path, data) -> None:
+    """Write JSON to `path` through a temporary file in the same folder and `os.replace` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, ensure_ascii=False, indent=1)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def save_descriptions(descriptions: Mapping[str, Sequence[str]], path) -> None:
+    """Write `{tag: [descriptions]}` in the original format (a list of one-key objects), atomically."""
+    write_json_atomic(path, [{tag: list(texts)} for tag, texts in descriptions.items()])
+
+
+# ----------------------------------------------------------------------------------------------- text encoding
+_TEXT_CACHES: "weakref.WeakKeyDictionary[torch.nn.Module, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def _text_cache(text_model) -> dict[str, torch.Tensor]:
+    with _CACHE_LOCK:
+        cache = _TEXT_CACHES.get(text_model)
+        if cache is None:
+            cache = {}
+            _TEXT_CACHES[text_model] = cache
+        return cache
+
+
+def clear_text_cache(model=None) -> None:
+    """Forget cached text embeddings (of one model's text tower, or of all)."""
+    with _CACHE_LOCK:
+        if model is None:
+            _TEXT_CACHES.clear()
+        else:
+            _TEXT_CACHES.pop(getattr(model, "text_model", model), None)
+
+
+def tokenizer_for_model(model):
+    """The CLIP tokenizer saved next to a model loaded with `from_pretrained` (as `ramplus convert --text-tower`
+    writes it), or `None` when there is none."""
+    if getattr(model, "text_model", None) is None:
+        return None
+    name = getattr(model, "name_or_path", None)
+    if not name:
+        return None
+    if os.path.isdir(name) and not any(
+        os.path.isfile(os.path.join(name, f)) for f in ("tokenizer_config.json", "tokenizer.json", "vocab.json")
+    ):
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError):
+        return None
+
+
+def _require_text_tower(model, tokenizer, texts_needed: int):
+    if getattr(model, "text_model", None) is None:
+        raise ValueError(
+            f"{texts_needed} text(s) of new tags need the CLIP text tower, but this model has none; use built-in tags, "
+            "load a tag set saved with its embeddings, or convert the model with `ramplus convert --text-tower "
+            "openai/clip-vit-base-patch16`"
+        )
+    if tokenizer is None:
+        raise ValueError(
+            "new tags need the CLIP tokenizer: pass `tokenizer=` (or a processor that carries one); a model converted "
+            "with `--text-tower` saves it next to the weights"
+        )
+
+
+def encode_texts(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    batch_size: int = 256,
+    padding: str = "longest",
+    show_progress: bool | None = None,
+    use_cache: bool = True,
+    description: str = "encoding text",
+) -> torch.Tensor:
+    """L2-normalized CLIP text embeddings `(len(texts), text_embed_dim)` (float32, CPU) from `model.text_model`.
+
+    Texts are deduplicated, looked up in the per-text-tower cache, and the missing ones are tokenized once (truncated
+    to 77 tokens), sorted by length and encoded in batches of `batch_size`. `padding="longest"` pads each batch to its
+    longest text (dynamic padding); `padding="max_length"` pads every text to 77 tokens (as the original does).
+    `show_progress=None` shows a progress bar (stderr) when there is more than one batch.
+    """
+    if padding not in ("longest", "max_length"):
+        raise ValueError(f"`padding` must be 'longest' or 'max_length', got {padding!r}")
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+    texts = list(texts)
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be strings, got {type(text).__name__}: {text!r:.80}")
+    width = model.config.text_embed_dim
+    if not texts:
+        return torch.zeros(0, width)
+    text_model = getattr(model, "text_model", None)
+    cache = _text_cache(text_model) if (use_cache and text_model is not None) else {}
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing:
+        _require_text_tower(model, tokenizer, len(missing))
+        encoded = tokenizer(missing, truncation=True, max_length=MAX_TEXT_TOKENS, padding=False)["input_ids"]
+        order = sorted(range(len(missing)), key=lambda i: len(encoded[i]))
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad_id is None:
+            raise ValueError("the tokenizer has neither a pad nor an end-of-text token to pad with")
+        device = next(text_model.parameters()).device
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        if show_progress is None:
+            show_progress = len(batches) > 1
+        from tqdm.auto import tqdm
+
+        fresh: dict[str, torch.Tensor] = {}
+        with torch.no_grad(), tqdm(total=len(missing), desc=description, unit="text", disable=not show_progress) as bar:
+            for batch in batches:
+                length = MAX_TEXT_TOKENS if padding == "max_length" else max(len(encoded[i]) for i in batch)
+                input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+                attention_mask = torch.zeros((len(batch), length), dtype=torch.long)
+                for row, index in enumerate(batch):
+                    ids = encoded[index]
+                    input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+                    attention_mask[row, : len(ids)] = 1
+                embeds = model.encode_text(input_ids.to(device), attention_mask.to(device)).float().cpu()
+                for row, index in enumerate(batch):
+                    fresh[missing[index]] = embeds[row].clone()
+                bar.update(len(batch))
+        if use_cache and text_model is not None:
+            cache.update(fresh)
+        else:
+            cache = {**cache, **fresh}
+    return torch.stack([cache[t] for t in texts]).reshape(len(texts), width)
+
+
+# ------------------------------------------------------------------------------------------------------ tag sets
+class TagSet:
+    """
+    A set of tags ready for RAM++: names, label embeddings, per-tag description mask and thresholds.
+
+    Build one with [`TagSet.from_model`] (built-in tags, new names, and/or tags with descriptions, mixed freely), save
+    it with [`TagSet.save_pretrained`] (`tag_set.safetensors` + `tag_set.json`), load it with
+    [`TagSet.from_pretrained`] (a directory or a Hub repository), and tag with `model(pixel_values,
+    **tag_set.model_inputs(model))`.
+
+    Attributes:
+        names (`list[str]`): tag names, in output order.
+        label_embeds (`torch.FloatTensor` of shape `(num_tags, D, text_embed_dim)` or `None`): L2-normalized rows;
+            `None` for a set made only of built-in tags (the model's own rows are used through `tag_indices`).
+        description_mask (`torch.BoolTensor` of shape `(num_tags, D)` or `None`): real rows (`None`: all).
+        thresholds (`list[float]`): decision threshold per tag (built-in: the model's tuned one; new: 0.5).
+        descriptions (`list[list[str] | None]`): the texts encoded per tag (`None` for built-in tags).
+        builtin_indices (`list[int | None]`): index in the model's vocabulary of each built-in tag, else `None`.
+        chinese_names (`list[str | None]`): Chinese names of built-in tags, when the model knows them.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        label_embeds: torch.Tensor | None = None,
+        description_mask: torch.Tensor | None = None,
+        thresholds: Sequence[float] | None = None,
+        descriptions: Sequence[Sequence[str] | None] | None = None,
+        builtin_indices: Sequence[int | None] | None = None,
+        chinese_names: Sequence[str | None] | None = None,
+    ):
+        names = [str(n) for n in names]
+        if not names:
+            raise ValueError("a tag set needs at least one tag")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tag names must be unique, duplicated: {duplicates[:10]}")
+        num_tags = len(names)
+
+        def per_tag(values, what, default):
+            if values is None:
+                return [default] * num_tags
+            values = list(values)
+            if len(values) != num_tags:
+                raise ValueError(f"`{what}` has {len(values)} entries for {num_tags} tags")
+            return values
+
+        self.names = names
+        self.builtin_indices = [None if i is None else int(i) for i in per_tag(builtin_indices, "builtin_indices", None)]
+        self.descriptions = [None if d is None else list(d) for d in per_tag(descriptions, "descriptions", None)]
+        self.chinese_names = per_tag(chinese_names, "chinese_names", None)
+        self.thresholds = [float(t) for t in per_tag(thresholds, "thresholds", NEW_TAG_THRESHOLD)]
+        for name, value in zip(names, self.thresholds):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"threshold of tag {name!r} must be in [0, 1], got {value!r}")
+        if label_embeds is None:
+            missing = [n for n, i in zip(names, self.builtin_indices) if i is None]
+            if missing:
+                raise ValueError(f"tags {missing[:10]} are not built-in, so the tag set needs their `label_embeds`")
+            if description_mask is not None:
+                raise ValueError("`description_mask` needs `label_embeds`")
+        else:
+            if not isinstance(label_embeds, torch.Tensor) or label_embeds.dim() != 3 or label_embeds.shape[0] != num_tags:
+                shape = tuple(label_embeds.shape) if isinstance(label_embeds, torch.Tensor) else type(label_embeds).__name__
+                raise ValueError(f"`label_embeds` must be a (num_tags={num_tags}, D, dim) tensor, got {shape}")
+            if description_mask is not None:
+                description_mask = torch.as_tensor(description_mask).bool()
+                if description_mask.shape != label_embeds.shape[:2]:
+                    raise ValueError(
+                        f"`description_mask` must have shape {tuple(label_embeds.shape[:2])}, got {tuple(description_mask.shape)}"
+                    )
+                empty = [names[i] for i in (~description_mask.any(dim=1)).nonzero().flatten().tolist()]
+                if empty:
+                    raise ValueError(f"tags without any description: {empty[:10]}")
+                if bool(description_mask.all()):
+                    description_mask = None
+        self.label_embeds = label_embeds
+        self.description_mask = description_mask
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        builtin = sum(i is not None for i in self.builtin_indices)
+        width = None if self.label_embeds is None else tuple(self.label_embeds.shape)
+        return f"TagSet({len(self)} tags, {builtin} built-in, label_embeds={width})"
+
+    @property
+    def is_builtin_subset(self) -> bool:
+        """True when every tag is built-in and no embeddings are stored: tagging uses `tag_indices`."""
+        return self.label_embeds is None
+
+    @property
+    def description_counts(self) -> list[int] | None:
+        if self.label_embeds is None:
+            return None
+        if self.description_mask is None:
+            return [self.label_embeds.shape[1]] * len(self)
+        return self.description_mask.sum(dim=1).tolist()
+
+    def labels(self, language: str = "en") -> list[str]:
+        """Output names: English, or Chinese (`"zh"`) for built-in tags that have one (new tags keep their name)."""
+        if language == "en":
+            return list(self.names)
+        if language != "zh":
+            raise ValueError(f"`language` must be 'en' or 'zh', got {language!r}")
+        if all(c is None for c in self.chinese_names) and any(i is not None for i in self.builtin_indices):
+            raise ValueError("no Chinese tag names are known: the model was converted without them")
+        return [c.strip() if c else n for n, c in zip(self.names, self.chinese_names)]
+
+    # ------------------------------------------------------------------ model inputs
+    def _check_model(self, model) -> None:
+        tag_names = model.config.tag_names
+        for name, index in zip(self.names, self.builtin_indices):
+            if index is not None and (index >= len(tag_names) or tag_names[index] != name):
+                raise ValueError(
+                    f"tag set entry {name!r} refers to built-in tag #{index}, which this model does not have; build "
+                    "the tag set from this model"
+                )
+        if self.label_embeds is not None and self.label_embeds.shape[-1] != model.config.text_embed_dim:
+            raise ValueError(
+                f"tag set embeddings have width {self.label_embeds.shape[-1]}, the model needs {model.config.text_embed_dim}"
+            )
+
+    def model_inputs(self, model) -> dict:
+        """Keyword arguments for `model(...)`: `tag_indices` for built-in tags only, else `label_embeds` (+ mask)."""
+        self._check_model(model)
+        device = model.label_embeds.device
+        if self.label_embeds is None:
+            return {"tag_indices": torch.tensor(self.builtin_indices, dtype=torch.long, device=device)}
+        inputs = {"label_embeds": self.label_embeds.to(device=device, dtype=model.query_projection.weight.dtype)}
+        if self.description_mask is not None:
+            inputs["description_mask"] = self.description_mask.to(device)
+        return inputs
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def builtin(cls, model, tags: Iterable[str | int] | None = None) -> "TagSet":
+        """The built-in tags (all, or the named/indexed subset) of `model`: no text work, tuned thresholds."""
+        config = model.config
+        if tags is None:
+            indices = list(range(config.num_tags))
+        else:
+            indices = []
+            for tag in tags:
+                if isinstance(tag, int) and not isinstance(tag, bool):
+                    if not 0 <= tag < config.num_tags:
+                        raise ValueError(f"built-in tag index {tag} is outside [0, {config.num_tags})")
+                    indices.append(tag)
+                elif tag in config.label2id:
+                    indices.append(config.label2id[tag])
+                else:
+                    raise ValueError(f"{tag!r} is not a built-in tag of this model")
+        thresholds = config.thresholds()
+        chinese = config.tag_names_chinese
+        names = config.tag_names
+        return cls(
+            names=[names[i] for i in indices],
+            thresholds=[thresholds[i] for i in indices],
+            builtin_indices=indices,
+            chinese_names=[chinese[i] for i in indices] if chinese is not None else None,
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model,
+        tags=None,
+        tokenizer=None,
+        templates: Sequence[str] | None = None,
+        use_builtin: bool = True,
+        batch_size: int = 256,
+        show_progress: bool | None = None,
+        padding: str = "longest",
+        use_cache: bool = True,
+    ) -> "TagSet":
+        """
+        Build a tag set for `model`.
+
+        Args:
+            tags: `None` (all built-in tags); a list of tag names (built-in names reuse the trained embeddings, other
+                names are embedded with the prompt `templates`); or a mapping `tag -> descriptions` (a list of
+                texts, each encoded and L2-normalized; an empty list or `None` treats the tag like a bare name). Also
+                accepts the original description-file format (a list of one-key objects).
+            tokenizer: the CLIP tokenizer (or a processor that carries one), needed only for new tags.
+            templates: prompt templates for names without descriptions (default [`DEFAULT_TEMPLATES`]); `"{}"` is
+                the tag and `"{article}"` becomes "a"/"an".
+            use_builtin: reuse the built-in embeddings for names in the model's vocabulary (set `False` to embed
+                every name with the templates).
+            batch_size / show_progress / padding / use_cache: text encoding options (see [`encode_texts`]).
+        """
+        if tags is None:
+            return cls.builtin(model)
+        if isinstance(tags, str):
+            tags = [tags]
+        if isinstance(tags, Mapping) or (isinstance(tags, list) and tags and isinstance(tags[0], Mapping)):
+            entries = [(name, texts or None) for name, texts in load_descriptions(tags).items()]
+        else:
+            entries = []
+            for tag in tags:
+                if not isinstance(tag, str):
+                    raise TypeError(f"tag names must be strings, got {type(tag).__name__}: {tag!r:.80}")
+                entries.append((tag, None))
+        if not entries:
+            raise ValueError("`tags` is empty; pass None for all built-in tags")
+        for name, _ in entries:
+            if not name.strip():
+                raise ValueError(f"tag names must be non-empty, got {name!r}")
+        templates = tuple(DEFAULT_TEMPLATES if templates is None else templates)
+        if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
+            raise ValueError(f"`templates` must be non-empty strings that contain '{{}}', got {templates!r:.200}")
+        if tokenizer is not None and hasattr(tokenizer, "image_processor"):  # a processor: use its tokenizer
+            tokenizer = getattr(tokenizer, "tokenizer", None)
+
+        config = model.config
+        label2id = config.label2id if use_builtin else {}
+        builtin_rows = model.label_embeds.detach().view(config.num_tags, config.descriptions_per_tag, -1)
+        builtin_mask = model.builtin_description_mask()
+        thresholds_all = config.thresholds()
+        chinese_all = config.tag_names_chinese
+
+        # gather every text to encode first, so that one batched pass does all the text work
+        texts: list[str] = []
+        plan = []  # (kind, payload) per tag
+        for name, descriptions in entries:
+            if descriptions is None and name in label2id:
+                plan.append(("builtin", label2id[name]))
+            elif descriptions is None:
+                filled = [fill_template(t, name) for t in templates]
+                plan.append(("template", (len(texts), len(filled))))
+                texts.extend(filled)
+            else:
+                plan.append(("descriptions", (len(texts), len(descriptions))))
+                texts.extend(descriptions)
+        if all(kind == "builtin" for kind, _ in plan):
+            return cls.builtin(model, [index for _, index in plan])
+
+        if tokenizer is None:
+            tokenizer = tokenizer_for_model(model)
+        embeds = encode_texts(
+            model, tokenizer, texts, batch_size=batch_size, padding=padding, show_progress=show_progress, use_cache=use_cache
+        )
+        rows: list[torch.Tensor] = []
+        masks: list[torch.Tensor | None] = []
+        names, thresholds, descriptions_out, builtin_indices, chinese = [], [], [], [], []
+        for (name, descriptions), (kind, payload) in zip(entries, plan):
+            names.append(name)
+            if kind == "builtin":
+                rows.append(builtin_rows[payload].float().cpu())
+                masks.append(None if builtin_mask is None else builtin_mask[payload].cpu())
+                thresholds.append(thresholds_all[payload])
+                descriptions_out.append(None)
+                builtin_indices.append(payload)
+                chinese.append(chinese_all[payload] if chinese_all is not None else None)
+                continue
+            start, count = payload
+            block = embeds[start : start + count]
+            if kind == "template":
+                block = F.normalize(block.mean(dim=0, keepdim=True), dim=-1)
+                descriptions_out.append(None)
+            else:
+                descriptions_out.append(list(descriptions))
+            rows.append(block)
+            masks.append(None)
+            thresholds.append(NEW_TAG_THRESHOLD)
+            builtin_indices.append(None)
+            chinese.append(None)
+        width = max(r.shape[0] for r in rows)
+        label_embeds = torch.zeros(len(rows), width, embeds.shape[-1])
+        mask = torch.zeros(len(rows), width, dtype=torch.bool)
+        for index, (block, block_mask) in enumerate(zip(rows, masks)):
+            label_embeds[index, : block.shape[0]] = block
+            mask[index, : block.shape[0]] = True if block_mask is None else block_mask
+        tag_set = cls(
+            names=names,
+            label_embeds=label_embeds,
+            description_mask=mask,
+            thresholds=thresholds,
+            descriptions=descriptions_out,
+            builtin_indices=builtin_indices,
+            chinese_names=chinese,
+        )
+        tag_set.templates = templates
+        return tag_set
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, repo_id: str | None = None, **hub_kwargs):
+        """Write `tag_set.json` (names, descriptions, thresholds, built-in indices, Chinese names) and, when the set
+        has embeddings, `tag_set.safetensors` (`label_embeds` and `description_mask`). Files are written to
+        temporary names and moved into place. With `push_to_hub=True` the folder is uploaded to `repo_id`."""
+        from safetensors.torch import save_file
+
+        save_directory = Path(save_directory)
+        if save_directory.is_file():
+            raise ValueError(f"{os.fspath(save_directory)!r} is a file; `save_pretrained` needs a directory")
+        save_directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": "ramplus-tag-set",
+            "version": 1,
+            "names": self.names,
+            "thresholds": self.thresholds,
+            "descriptions": self.descriptions,
+            "builtin_indices": self.builtin_indices,
+            "chinese_names": self.chinese_names,
+            "templates": list(getattr(self, "templates", ()) or ()),
+            "has_embeddings": self.label_embeds is not None,
+        }
+        weights = save_directory / TAG_SET_WEIGHTS_NAME
+        if self.label_embeds is not None:
+            tensors = {"label_embeds": self.label_embeds.detach().float().cpu().contiguous()}
+            mask = self.description_mask
+            if mask is None:
+                mask = torch.ones(self.label_embeds.shape[:2], dtype=torch.bool)
+            tensors["description_mask"] = mask.to(torch.uint8).contiguous()
+            handle, temporary = tempfile.mkstemp(prefix=f".{TAG_SET_WEIGHTS_NAME}.", dir=save_directory)
+            os.close(handle)
+            try:
+                save_file(tensors, temporary, metadata={"format": "pt"})
+                os.replace(temporary, weights)
+            except BaseException:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+                raise
+        elif weights.exists():
+            weights.unlink()
+        write_json_atomic(save_directory / TAG_SET_CONFIG_NAME, meta)
+        if push_to_hub:
+            self.push_to_hub(repo_id or save_directory.name, folder=save_directory, **hub_kwargs)
+        return save_directory
+
+    def push_to_hub(self, repo_id: str, folder=None, commit_message: str = "Upload RAM++ tag set", private=None, token=None, **kwargs):
+        """Upload the tag set to a Hub repository (created when missing)."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type=kwargs.pop("repo_type", None))
+        with tempfile.TemporaryDirectory() as scratch:
+            if folder is None:
+                folder = self.save_pretrained(Path(scratch) / "tag_set")
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=os.fspath(folder),
+                allow_patterns=[TAG_SET_CONFIG_NAME, TAG_SET_WEIGHTS_NAME],
+                commit_message=commit_message,
+                **kwargs,
+            )
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id, revision: str | None = None, token=None, cache_dir=None, local_files_only=False) -> "TagSet":
+        """Load a tag set from a directory written by [`TagSet.save_pretrained`] or from a Hub repository id."""
+        from safetensors.torch import load_file
+
+        path = Path(path_or_repo_id)
+        if path.is_dir():
+            config_file = path / TAG_SET_CONFIG_NAME
+            if not config_file.is_file():
+                raise ValueError(f"{os.fspath(path)!r} holds no {TAG_SET_CONFIG_NAME}; it is not a saved tag set")
+            weights_file = path / TAG_SET_WEIGHTS_NAME
+        else:
+            from huggingface_hub import hf_hub_download
+
+            kwargs = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only)
+            config_file = Path(hf_hub_download(os.fspath(path_or_repo_id), TAG_SET_CONFIG_NAME, **kwargs))
+            weights_file = None
+        with open(config_file, encoding="utf-8") as handle:
+            meta = json.load(handle)
+        if meta.get("format") != "ramplus-tag-set":
+            raise ValueError(f"{os.fspath(config_file)!r} is not a RAM++ tag set file")
+        label_embeds = description_mask = None
+        if meta.get("has_embeddings"):
+            if weights_file is None:
+                weights_file = Path(hf_hub_download(os.fspath(path_or_repo_id), TAG_SET_WEIGHTS_NAME, **kwargs))
+            if not weights_file.is_file():
+                raise ValueError(f"the tag set needs {os.fspath(weights_file)!r}, which is missing")
+            tensors = load_file(os.fspath(weights_file))
+            label_embeds = tensors["label_embeds"]
+            description_mask = tensors.get("description_mask")
+            description_mask = None if description_mask is None else description_mask.bool()
+        tag_set = cls(
+            names=meta["names"],
+            label_embeds=label_embeds,
+            description_mask=description_mask,
+            thresholds=meta.get("thresholds"),
+            descriptions=meta.get("descriptions"),
+            builtin_indices=meta.get("builtin_indices"),
+            chinese_names=meta.get("chinese_names"),
+        )
+        if meta.get("templates"):
+            tag_set.templates = tuple(meta["templates"])
+        return tag_set
+
+
+def _freeze(tags):
+    """A hashable key for a `tags` argument (list of names, mapping to descriptions, or None)."""
+    if tags is None:
+        return None
+    if isinstance(tags, str):
+        return ("names", (tags,))
+    if isinstance(tags, Mapping):
+        return ("mapping", tuple((k, None if v is None else tuple([v] if isinstance(v, str) else v)) for k, v in tags.items()))
+    items = list(tags)
+    if items and isinstance(items[0], Mapping):
+        return _freeze(load_descriptions(items))
+    return ("names", tuple(items))
+
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "NEW_TAG_THRESHOLD",
+    "TagSet",
+    "clear_text_cache",
+    "encode_texts",
+    "load_descriptions",
+    "save_descriptions",
+]
