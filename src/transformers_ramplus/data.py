@@ -13,8 +13,11 @@ Images are only opened by the collator (lazy loading). A broken image is skipped
 (`RamPlusDataCollator.num_skipped`, and `num_skipped_images` in each batch so that a trainer can log it even when
 the collator runs in worker processes); a run never crashes on it.
 
-The transforms are written with PIL, numpy and torch (no torchvision). All randomness comes from torch's global
-generator, which `transformers.Trainer` seeds and restores on resume, so a resumed run sees the same augmentations.
+The transforms are written with PIL, numpy and torch (no torchvision). When the collator has a `seed` (the
+`RamPlusTrainer` sets it from `args.seed` and tells it the epoch) and the rows carry a `sample_id` (both loaders add
+one), the random crop, flip, jitter and caption choice of a sample depend only on `(seed, epoch, sample_id)`: a run
+resumed from a checkpoint sees exactly the augmentations of an uninterrupted one, whatever batches the data loader
+prefetched. Without them, torch's global generator is used.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def _check_ids(ids, num_tags, where):
 
 
 def load_json_dataset(json_path: str | os.PathLike, image_root: str | os.PathLike | None = None, num_tags: int | None = None):
-    """Read the authors' training JSON into a `datasets.Dataset` (`image_path`, `captions`, `label_ids`).
+    """Read the authors' training JSON into a `datasets.Dataset` (`image_path`, `captions`, `label_ids`,
+    `sample_id`).
 
     `image_root` defaults to the JSON file's folder; `num_tags` (the model's vocabulary size) validates the ids."""
     import datasets
@@ -68,7 +72,7 @@ def load_json_dataset(json_path: str | os.PathLike, image_root: str | os.PathLik
     if not isinstance(records, list) or not records:
         raise ValueError(f"{json_path}: expected a non-empty JSON list of records")
     root = Path(image_root) if image_root is not None else json_path.parent
-    rows = {"image_path": [], "captions": [], "label_ids": []}
+    rows = {"image_path": [], "captions": [], "label_ids": [], "sample_id": []}
     for index, record in enumerate(records):
         where = f"{json_path} record {index}"
         if not isinstance(record, Mapping) or not isinstance(record.get("image_path"), str):
@@ -80,6 +84,7 @@ def load_json_dataset(json_path: str | os.PathLike, image_root: str | os.PathLik
         rows["image_path"].append(_resolve(record["image_path"], root))
         rows["captions"].append([str(c) for c in captions])
         rows["label_ids"].append(sorted(set(ids)))
+        rows["sample_id"].append(index)
     return datasets.Dataset.from_dict(rows, features=_features())
 
 
@@ -91,6 +96,7 @@ def _features():
             "image_path": datasets.Value("string"),
             "captions": datasets.Sequence(datasets.Value("string")),
             "label_ids": datasets.Sequence(datasets.Value("int64")),
+            "sample_id": datasets.Value("int64"),
         }
     )
 
@@ -137,9 +143,9 @@ def load_imagefolder_dataset(folder: str | os.PathLike, label2id: Mapping[str, i
     if unknown_tags not in ("error", "skip"):
         raise ValueError(f"`unknown_tags` must be 'error' or 'skip', got {unknown_tags!r}")
     folder = Path(folder)
-    rows = {"image_path": [], "captions": [], "label_ids": []}
+    rows = {"image_path": [], "captions": [], "label_ids": [], "sample_id": []}
     unknown: dict[str, int] = {}
-    for record in read_imagefolder_metadata(folder):
+    for index, record in enumerate(read_imagefolder_metadata(folder)):
         captions = record.get("captions", record.get("caption", []))
         captions = [captions] if isinstance(captions, str) else list(captions or [])
         ids = []
@@ -151,6 +157,7 @@ def load_imagefolder_dataset(folder: str | os.PathLike, label2id: Mapping[str, i
         rows["image_path"].append(_resolve(record["file_name"], folder))
         rows["captions"].append([str(c) for c in captions])
         rows["label_ids"].append(sorted(set(ids)))
+        rows["sample_id"].append(index)
     if unknown:
         names = sorted(unknown)
         if unknown_tags == "error":
@@ -169,8 +176,13 @@ def _to_tensor(image: Image.Image, mean, std) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-def _uniform(low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand(()))
+def _uniform(low: float, high: float, generator: torch.Generator | None = None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+def _randint(high: int, generator: torch.Generator | None = None) -> int:
+    """A uniform integer in [0, high)."""
+    return int(torch.randint(0, high, (), generator=generator))
 
 
 class EvalTransform:
@@ -179,7 +191,7 @@ class EvalTransform:
     def __init__(self, size: int = 384, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         self.size, self.mean, self.std = int(size), tuple(mean), tuple(std)
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
+    def __call__(self, image: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
         return _to_tensor(image.resize((self.size, self.size), Image.BILINEAR), self.mean, self.std)
 
 
@@ -204,27 +216,28 @@ class TrainTransform:
         self.flip_probability, self.jitter = flip_probability, jitter
         self.mean, self.std = tuple(mean), tuple(std)
 
-    def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+    def crop_box(self, width: int, height: int, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
         area = width * height
         log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
-            target_area = area * _uniform(*self.scale)
-            aspect = math.exp(_uniform(*log_ratio))
+            target_area = area * _uniform(*self.scale, generator)
+            aspect = math.exp(_uniform(*log_ratio, generator))
             w = int(round(math.sqrt(target_area * aspect)))
             h = int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
-                left = int(torch.randint(0, width - w + 1, ()))
-                top = int(torch.randint(0, height - h + 1, ()))
+                left = _randint(width - w + 1, generator)
+                top = _randint(height - h + 1, generator)
                 return left, top, left + w, top + h
         return 0, 0, width, height  # fall back to the whole image
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = image.crop(self.crop_box(image.width, image.height)).resize((self.size, self.size), Image.BILINEAR)
-        if float(torch.rand(())) < self.flip_probability:
+    def __call__(self, image: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
+        box = self.crop_box(image.width, image.height, generator)
+        image = image.crop(box).resize((self.size, self.size), Image.BILINEAR)
+        if _uniform(0.0, 1.0, generator) < self.flip_probability:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         if self.jitter > 0:
             for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
-                image = enhancer(image).enhance(_uniform(1 - self.jitter, 1 + self.jitter))
+                image = enhancer(image).enhance(_uniform(1 - self.jitter, 1 + self.jitter, generator))
         return _to_tensor(image, self.mean, self.std)
 
 
@@ -259,6 +272,7 @@ class RamPlusDataCollator:
         teacher_size: int | None = None,
         max_caption_words: int = 30,
         max_caption_tokens: int = 77,
+        seed: int | None = None,
     ):
         self.num_tags = int(num_tags)
         self.tokenizer = tokenizer
@@ -269,6 +283,19 @@ class RamPlusDataCollator:
         self.max_caption_tokens = max_caption_tokens
         self.num_skipped = 0
         self.skipped_paths: list[str] = []
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations of a sample depend on `(seed, epoch, sample_id)` (see the module docstring)."""
+        self.epoch = int(epoch)
+
+    def _generator(self, feature) -> torch.Generator | None:
+        sample_id = feature.get("sample_id")
+        if self.seed is None or sample_id is None or not self.train:
+            return None
+        mixed = (int(self.seed) * 1_000_003 + self.epoch * 998_244_353 + int(sample_id) * 7_919) % (2**63 - 1)
+        return torch.Generator().manual_seed(mixed)
 
     def _load(self, feature):
         path = feature["image_path"]
@@ -281,8 +308,8 @@ class RamPlusDataCollator:
             logger.warning("skipping a broken image: %s", error)
             return None
 
-    def _caption(self, captions: Sequence[str]) -> str:
-        index = int(torch.randint(0, len(captions), ())) if self.train else 0
+    def _caption(self, captions: Sequence[str], generator: torch.Generator | None = None) -> str:
+        index = _randint(len(captions), generator) if self.train else 0
         return clean_caption(captions[index], self.max_caption_words)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
@@ -293,7 +320,8 @@ class RamPlusDataCollator:
             if image is None:
                 skipped += 1
                 continue
-            pixel_values.append(self.transform(image))
+            generator = self._generator(feature)
+            pixel_values.append(self.transform(image, generator) if generator is not None else self.transform(image))
             if self.teacher_transform is not None:
                 teacher_views.append(self.teacher_transform(image))
             target = torch.zeros(self.num_tags)
@@ -302,7 +330,7 @@ class RamPlusDataCollator:
                 target[torch.as_tensor(ids, dtype=torch.long)] = 1.0
             labels.append(target)
             texts = [c for c in (feature.get("captions") or []) if c and str(c).strip()]
-            captions.append(self._caption(texts) if texts else None)
+            captions.append(self._caption(texts, generator) if texts else None)
             if feature.get("teacher_image_embeds") is not None:
                 teacher_embeds.append(torch.as_tensor(feature["teacher_image_embeds"], dtype=torch.float32))
         batch: dict[str, torch.Tensor] = {"num_skipped_images": torch.tensor(skipped)}

@@ -17,14 +17,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
 
@@ -72,6 +72,16 @@ def freeze_frozen_parts(model: nn.Module) -> None:
         inner.text_model.eval()
 
 
+class _CollatorEpochCallback(TrainerCallback):
+    """Tell the collator the epoch, so that its per-sample augmentations depend on (seed, epoch, sample_id)."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.set_epoch(int(math.floor((state.epoch or 0.0) + 1e-6)))
+
+
 class RamPlusTrainer(Trainer):
     """`Trainer` for RAM++ with the paper's three losses (see the module docstring).
 
@@ -107,6 +117,11 @@ class RamPlusTrainer(Trainer):
                 )
             teacher_model.requires_grad_(False)
             teacher_model.eval()
+        collator = self.data_collator
+        if hasattr(collator, "set_epoch") and getattr(collator, "seed", 0) is None:
+            collator.seed = self.args.seed  # per-sample augmentations that a resumed run reproduces
+        if hasattr(collator, "set_epoch"):
+            self.add_callback(_CollatorEpochCallback(collator))
         self._component_sums = {name: 0.0 for name in LOSS_COMPONENTS}
         self._component_counts = {name: 0 for name in LOSS_COMPONENTS}
         self.num_skipped_images = 0
@@ -160,6 +175,29 @@ class RamPlusTrainer(Trainer):
             return loss, None, None
         labels = inputs.get("labels")
         return loss, outputs.logits.detach(), None if labels is None else labels.detach()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Reload a full-model checkpoint through `from_pretrained`: transformers v5 saves Swin weights under their
+        serialized (original) names, which the base Trainer's plain `load_state_dict` does not map back."""
+        from .modeling_ram_plus import RamPlusModel
+
+        target = model if model is not None else self.model
+        target = target.module if hasattr(target, "module") else target
+        weights = os.path.join(resume_from_checkpoint, "model.safetensors")
+        index = os.path.join(resume_from_checkpoint, "model.safetensors.index.json")
+        if not isinstance(target, RamPlusModel) or not (os.path.isfile(weights) or os.path.isfile(index)):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model=model)
+        loaded = RamPlusModel.from_pretrained(resume_from_checkpoint, dtype=target.dtype)
+        missing, unexpected = target.load_state_dict(loaded.state_dict(), strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"checkpoint {resume_from_checkpoint} does not fit the model: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        if target.config.tag_names != loaded.config.tag_names:
+            raise ValueError(f"checkpoint {resume_from_checkpoint} has a different tag vocabulary than the model")
+        del loaded
 
     # ------------------------------------------------------------------ logging
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
