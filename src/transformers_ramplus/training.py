@@ -348,9 +348,15 @@ def add_tags(
     return [names.index(name) for name in tag_names]
 
 
-def save_tag_set(path: str | os.PathLike, tag_names: Sequence[str], label_embeds: torch.Tensor, description_counts=None) -> None:
-    """Write a tag-set file (safetensors): `label_embeds` `(C, D, T)`, `description_counts` `(C,)`, names in the
-    metadata. Written to a temporary file and moved into place."""
+def save_tag_set(
+    path: str | os.PathLike,
+    tag_names: Sequence[str],
+    label_embeds: torch.Tensor,
+    description_counts=None,
+    thresholds: Sequence[float] | None = None,
+) -> None:
+    """Write a tag-set file (safetensors): `label_embeds` `(C, D, T)`, `description_counts` `(C,)`, names (and
+    optional per-tag thresholds) in the metadata. Written to a temporary file and moved into place."""
     from safetensors.torch import save_file
 
     label_embeds = torch.as_tensor(label_embeds, dtype=torch.float32).contiguous()
@@ -358,14 +364,20 @@ def save_tag_set(path: str | os.PathLike, tag_names: Sequence[str], label_embeds
         raise ValueError(f"`label_embeds` {tuple(label_embeds.shape)} must be ({len(tag_names)}, D, dim)")
     counts = description_counts if description_counts is not None else [label_embeds.shape[1]] * len(tag_names)
     tensors = {"label_embeds": label_embeds, "description_counts": torch.as_tensor(counts, dtype=torch.int64)}
+    metadata = {"tag_names": json.dumps(list(tag_names), ensure_ascii=False)}
+    if thresholds is not None:
+        if len(thresholds) != len(tag_names):
+            raise ValueError(f"{len(thresholds)} thresholds for {len(tag_names)} tags")
+        metadata["thresholds"] = json.dumps([float(t) for t in thresholds])
     path = os.fspath(path)
     temporary = f"{path}.tmp-{os.getpid()}"
-    save_file(tensors, temporary, metadata={"tag_names": json.dumps(list(tag_names), ensure_ascii=False)})
+    save_file(tensors, temporary, metadata=metadata)
     os.replace(temporary, path)
 
 
-def load_tag_set(path: str | os.PathLike) -> tuple[list[str], torch.Tensor, list[int]]:
-    """Read a tag-set file written by `save_tag_set`: `(tag_names, label_embeds (C, D, T), description_counts)`."""
+def load_tag_set(path: str | os.PathLike, with_thresholds: bool = False):
+    """Read a tag-set file written by `save_tag_set`: `(tag_names, label_embeds (C, D, T), description_counts)`,
+    plus the stored thresholds (or `None`) when `with_thresholds=True`."""
     from safetensors import safe_open
 
     with safe_open(os.fspath(path), framework="pt") as handle:
@@ -379,9 +391,10 @@ def load_tag_set(path: str | os.PathLike) -> tuple[list[str], torch.Tensor, list
             if "description_counts" in handle.keys()
             else [embeds.shape[1]] * len(names)
         )
+        thresholds = json.loads(metadata["thresholds"]) if "thresholds" in metadata else None
     if embeds.dim() != 3 or embeds.shape[0] != len(names):
         raise ValueError(f"{os.fspath(path)}: `label_embeds` {tuple(embeds.shape)} does not fit {len(names)} names")
-    return names, embeds, counts
+    return (names, embeds, counts, thresholds) if with_thresholds else (names, embeds, counts)
 
 
 def read_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
