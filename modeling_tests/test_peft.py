@@ -93,3 +93,70 @@ def test_lora_changes_only_adapter_and_saved_modules_and_merges(tmp_path):
 def test_apply_lora_rejects_other_models():
     with pytest.raises(TypeError, match="RamPlusModel"):
         apply_lora(torch.nn.Linear(2, 2))
+
+
+def test_finetune_and_evaluate_commands(tmp_path, capsys):
+    """`ramplus finetune` (LoRA, new tag from descriptions, a broken image) then `ramplus evaluate` on its result."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
+    from transformers_ramplus.cli import main
+    from transformers_ramplus.evaluation import mean_average_precision, read_annotations, score_images
+
+    base = tiny_model(num_tags=3, text_config=tiny_text_config())
+    base.config.id2label = {0: "red", 1: "green", 2: "blue"}
+    base.config.label2id = {"red": 0, "green": 1, "blue": 2}
+    base.save_pretrained(tmp_path / "base")
+    tokenizer = tiny_word_tokenizer("a photo of red green blue lesion square spot".split())
+    image_processor = RamPlusImageProcessor(size={"height": 64, "width": 64})
+    RamPlusProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp_path / "base")
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    records, lines = [], []
+    for index in range(8):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(images / f"{index}.png")
+        tags = ["red"] + (["lesion"] if index % 2 else [])
+        records.append({"file_name": f"{index}.png", "tags": tags, "caption": "a red square"})
+        lines.append(f"{index}.png," + ",".join(tags))
+    (images / "broken.png").write_bytes(b"not an image")
+    records.append({"file_name": "broken.png", "tags": ["red"]})
+    (images / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (tmp_path / "descriptions.json").write_text(json.dumps({"lesion": ["a lesion", "a red spot"]}))
+    (tmp_path / "annotations.txt").write_text("\n".join(lines) + "\nmissing.png,red\n")
+    (tmp_path / "tags.txt").write_text("red\nlesion\nred\n")
+
+    out = tmp_path / "finetuned"
+    code = main([
+        "finetune", str(tmp_path / "base"), str(out), "--train-folder", str(images), "--descriptions",
+        str(tmp_path / "descriptions.json"), "--max-steps", "2", "--batch-size", "3", "--merge",
+    ])
+    assert code == 0
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "checkpoints" / "checkpoint-2").is_dir()
+    merged = RamPlusModel.from_pretrained(out / "model").eval()
+    assert merged.config.tag_names == ["red", "green", "blue", "lesion"]
+    assert merged.config.thresholds()[-1] == 0.5
+    # refusing to overwrite the result
+    assert main(["finetune", str(tmp_path / "base"), str(out), "--train-folder", str(images), "--max-steps", "1"]) == 2
+
+    capsys.readouterr()
+    command = [
+        "evaluate", str(out / "model"), "--images", str(images), "--annotations", str(tmp_path / "annotations.txt"),
+        "--tag-list", str(tmp_path / "tags.txt"), "--cache", str(tmp_path / "scores.npz"),
+    ]
+    assert main(command + ["--calibrate-output", str(tmp_path / "calibrated")]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["num_images"] == 8 and report["num_skipped_images"] == 1 and report["num_classes"] == 3
+    annotations = read_annotations(tmp_path / "annotations.txt", tmp_path / "tags.txt")
+    scores, ok = score_images(merged, image_processor, [str(images / f"{i}.png") for i in range(8)], [0, 3, 0])
+    expected, _ = mean_average_precision(scores, annotations.targets[:8])
+    assert report["mAP"] == pytest.approx(expected, abs=1e-6)
+    calibrated = RamPlusModel.from_pretrained(tmp_path / "calibrated").config.thresholds()
+    assert calibrated != merged.config.thresholds()
+    assert main(command) == 0  # second run: cached scores
+    captured = capsys.readouterr()
+    assert "using cached scores" in captured.err and json.loads(captured.out)["mAP"] == report["mAP"]

@@ -12,6 +12,8 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "convert": ("transformers_ramplus.commands.convert", "convert the authors' RAM++ checkpoint to a transformers model"),
+    "finetune": ("transformers_ramplus.commands.finetune", "fine-tune a RAM++ model (LoRA or full) on your images and tags"),
+    "evaluate": ("transformers_ramplus.commands.evaluate", "benchmark mAP / CP / CR / F1 of a RAM++ model as JSON"),
 }
 
 

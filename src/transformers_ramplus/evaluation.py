@@ -261,7 +261,54 @@ def write_thresholds(config, thresholds, tag_indices: Sequence[int] | None = Non
     config._validate_ram_plus()
 
 
+# ----------------------------------------------------------------------------------------------------- scoring
+IMAGE_EXTENSIONS = ("", ".jpg", ".jpeg", ".JPEG", ".png", ".webp")
+
+
+def find_image(images_dir: str | os.PathLike, name: str) -> str | None:
+    """The file of a benchmark image name under `images_dir` (names without an extension, as in the OpenImages
+    files, are tried with the usual ones)."""
+    for extension in IMAGE_EXTENSIONS:
+        candidate = os.path.join(images_dir, name + extension)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def score_images(model, image_processor, paths: Sequence[str], tag_indices=None, batch_size: int = 16, progress=None):
+    """Sigmoid scores `(len(paths), num_classes)` of a `RamPlusModel` (float32 numpy) and a boolean mask of the
+    images that could be read; unreadable images are skipped (their rows are NaN) and the rest is kept."""
+    import torch
+
+    from .image_processing_ram_plus import load_image
+
+    device = next(model.parameters()).device
+    num_classes = model.config.num_tags if tag_indices is None else len(tag_indices)
+    scores = np.full((len(paths), num_classes), np.nan, dtype=np.float32)
+    ok = np.zeros(len(paths), dtype=bool)
+    indices = None if tag_indices is None else torch.as_tensor(list(tag_indices), dtype=torch.long, device=device)
+    for start in range(0, len(paths), batch_size):
+        images, rows = [], []
+        for row in range(start, min(start + batch_size, len(paths))):
+            try:
+                images.append(load_image(paths[row], row))
+                rows.append(row)
+            except (OSError, ValueError):
+                continue
+        if images:
+            pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(device)
+            with torch.no_grad():
+                logits = model(pixel_values=pixel_values, tag_indices=indices).logits
+            scores[rows] = torch.sigmoid(logits.float()).cpu().numpy()
+            ok[rows] = True
+        if progress is not None:
+            progress(min(start + batch_size, len(paths)), len(paths))
+    return scores, ok
+
+
 __all__ = [
+    "find_image",
+    "score_images",
     "Annotations",
     "average_precision",
     "calibrate_thresholds",
