@@ -109,3 +109,17 @@ def test_calibrate_thresholds_maximizes_f1_and_writes_config():
     assert config.tag_thresholds == pytest.approx([0.2, config.default_threshold, 0.77, config.default_threshold, 0.41])
     with pytest.raises(ValueError, match="thresholds"):
         write_thresholds(config, [1.5], tag_indices=[0])
+
+
+def test_evaluate_module_loads_offline(monkeypatch):
+    import evaluate
+
+    from transformers_ramplus import metrics as metrics_package
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    path = str(__import__("pathlib").Path(metrics_package.__file__).parent / "ramplus_tagging")
+    metric = evaluate.load(path)
+    result = metric.compute(predictions=SCORES.tolist(), references=TARGETS.tolist(), threshold=[0.75, 0.35, 0.55])
+    assert result["mAP"] == pytest.approx(((1 + 2 / 3) / 2 + 1 / 3) / 3)
+    assert result["CP"] == pytest.approx(1 / 6) and result["CR"] == pytest.approx(1 / 6)

@@ -258,7 +258,8 @@ class RamPlusDataCollator:
     Yields `pixel_values` `(B, 3, S, S)`, multi-hot `labels` `(B, num_tags)`, and when available
     `caption_input_ids`/`caption_attention_mask` (one caption sampled per image, cleaned by `clean_caption`; only
     when a `tokenizer` is given and every image of the batch has a caption, since the alignment targets pair caption
-    i with image i), `teacher_pixel_values` (a `teacher_size` view with CLIP normalization, when `teacher_size` is
+    i with image i; or `caption_embeds` from a `caption_encoder(list[str]) -> (N, dim)` callable instead of a
+    tokenizer), `teacher_pixel_values` (a `teacher_size` view with CLIP normalization, when `teacher_size` is
     set) or precomputed `teacher_image_embeds`, and `num_skipped_images`. Broken images are skipped and counted.
     """
 
@@ -273,6 +274,7 @@ class RamPlusDataCollator:
         max_caption_words: int = 30,
         max_caption_tokens: int = 77,
         seed: int | None = None,
+        caption_encoder=None,
     ):
         self.num_tags = int(num_tags)
         self.tokenizer = tokenizer
@@ -285,6 +287,7 @@ class RamPlusDataCollator:
         self.skipped_paths: list[str] = []
         self.seed = seed
         self.epoch = 0
+        self.caption_encoder = caption_encoder
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentations of a sample depend on `(seed, epoch, sample_id)` (see the module docstring)."""
@@ -344,7 +347,9 @@ class RamPlusDataCollator:
             batch["teacher_pixel_values"] = torch.stack(teacher_views)
         if teacher_embeds and len(teacher_embeds) == len(pixel_values):
             batch["teacher_image_embeds"] = torch.stack(teacher_embeds)
-        if self.tokenizer is not None and all(c is not None for c in captions):
+        if self.caption_encoder is not None and all(c is not None for c in captions):
+            batch["caption_embeds"] = torch.as_tensor(self.caption_encoder(captions), dtype=torch.float32)
+        elif self.tokenizer is not None and all(c is not None for c in captions):
             encoded = self.tokenizer(
                 captions, padding=True, truncation=True, max_length=self.max_caption_tokens, return_tensors="pt"
             )
