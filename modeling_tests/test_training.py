@@ -190,3 +190,30 @@ def test_add_tags_extend_replace_and_tag_set_file(tmp_path):
     assert model.config.tag_names == ["circle", "square"] and model.config.thresholds() == [0.5, 0.5]
     with pytest.raises(ValueError, match="exactly one"):
         add_tags(model, ["x"])
+
+
+def test_accelerate_launch_two_processes_gloo(tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo) on one machine: both ranks train in sync.
+
+    accelerate's `--cpu` launcher needs mpirun for several processes; its torchrun launcher (`--multi_gpu`) starts the
+    two local processes, and `use_cpu=True, ddp_backend="gloo"` in the worker's arguments gives CPU DDP over gloo."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).parent / "accelerate_worker.py"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
+    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"})
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517", str(worker), str(tmp_path),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world_size"] == 2 for r in ranks)
+    assert ranks[0]["digest"] == pytest.approx(ranks[1]["digest"], rel=1e-9)  # DDP kept the replicas identical
+    logs = [e for e in ranks[0]["logs"] if "loss" in e]
+    assert len(logs) == 3 and all("tag_loss" in e and "alignment_loss" in e for e in logs)
