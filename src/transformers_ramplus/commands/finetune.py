@@ -177,6 +177,7 @@ def run(args) -> int:
 
         full_model.save_pretrained(directory)
         RamPlusProcessor.from_model_config(full_model.config, image_processor, tokenizer).save_pretrained(directory)
+        image_processor.save_pretrained(directory)
 
     if args.lora:
         _save_atomically(final_dirs[0], lambda d: save_adapter(train_model, d))
