@@ -9,11 +9,13 @@ from PIL import Image
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from transformers_ramplus import RamPlusModel
+from transformers_ramplus.evaluation import mean_average_precision
 from transformers_ramplus.data import EvalTransform, RamPlusDataCollator, load_imagefolder_dataset
 from transformers_ramplus.training import (
     RamPlusTrainer,
     RamPlusTrainingArguments,
     add_tags,
+    compute_tagging_metrics,
     encode_descriptions,
     load_tag_set,
     save_tag_set,
@@ -113,7 +115,7 @@ def test_trainer_tags_only_data_lowers_the_loss(folder, tmp_path):
         before = model(eval_batch["pixel_values"], labels=eval_batch["labels"]).loss.item()
     trainer = RamPlusTrainer(
         model=model, args=_args(tmp_path, max_steps=12, learning_rate=3e-3), train_dataset=dataset,
-        data_collator=collator,
+        data_collator=collator, compute_metrics=compute_tagging_metrics,
     )
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
@@ -123,6 +125,11 @@ def test_trainer_tags_only_data_lowers_the_loss(folder, tmp_path):
     with torch.no_grad():
         after = model(eval_batch["pixel_values"], labels=eval_batch["labels"]).loss.item()
     assert after < 0.7 * before
+    metrics = trainer.evaluate(dataset)
+    with torch.no_grad():
+        scores = torch.sigmoid(model(eval_batch["pixel_values"]).logits).numpy()
+    assert metrics["eval_mAP"] == pytest.approx(mean_average_precision(scores, eval_batch["labels"].numpy())[0])
+    assert metrics["eval_loss"] == pytest.approx(after, rel=1e-4)  # one eval batch of 8: the sum over its images
 
 
 def test_trainer_skips_a_batch_of_broken_images(tmp_path):

@@ -221,6 +221,18 @@ class RamPlusTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
+def compute_tagging_metrics(eval_prediction, threshold: float = 0.5) -> dict[str, float]:
+    """`compute_metrics` for `Trainer`: mAP, CP, CR, CF1, OP, OR, OF1 of `sigmoid(logits)` against the labels
+    (`transformers_ramplus.evaluation.compute_metrics`)."""
+    import numpy as np
+
+    from .evaluation import compute_metrics
+
+    logits, labels = eval_prediction.predictions, eval_prediction.label_ids
+    scores = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    return compute_metrics(scores, np.asarray(labels).round().astype(np.int64), threshold)
+
+
 # ------------------------------------------------------------------------------------------------ custom tag sets
 def encode_descriptions(
     model: nn.Module,
@@ -417,6 +429,7 @@ __all__ = [
     "RamPlusTrainer",
     "RamPlusTrainingArguments",
     "add_tags",
+    "compute_tagging_metrics",
     "encode_descriptions",
     "freeze_frozen_parts",
     "load_tag_set",
