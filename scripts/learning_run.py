@@ -8,9 +8,10 @@
 2. Trains a small RAM++ from scratch with the full objective (tag ASL + image-caption alignment ASL + L1
    distillation) through `RamPlusTrainer`, and reports held-out mAP of the 7 tags (4 colours, 3 shapes) against
    chance.
-3. Adds 12 new tags given only by descriptions ("red circle", described as "a red circle", "a round red shape",
-   ...), reports their held-out mAP zero-shot (open set, before), LoRA-fine-tunes on a small labelled image
-   folder, and reports their mAP after (and the old tags' mAP, to show they are kept).
+3. Adds 18 new tags given only by descriptions: 12 colour-shape conjunctions ("red circle", described as "a red
+   circle", "a round red shape", ...) and 6 colour pairs ("red and blue": both colours in the scene), reports their
+   held-out mAP zero-shot (open set, before), LoRA-fine-tunes on a small labelled image folder, and reports their
+   mAP after (and the old tags' mAP, to show they are kept).
 
 No real CLIP is available offline, so the text side is a **deterministic synthetic text embedding**: every word
 has a fixed random unit vector (seeded by a hash of the word) and a text is the normalized mean of its words'
@@ -73,19 +74,26 @@ def new_tag_descriptions(color: str, shape: str) -> list[str]:
     return [f"a {color} {shape}", f"a {SHAPE_WORDS[shape][0]} {color} shape", f"{color} {SHAPE_WORDS[shape][1]}"]
 
 
-NEW_TAGS = {f"{c} {s}": new_tag_descriptions(c, s) for c in COLORS for s in SHAPES}
+def pair_descriptions(first: str, second: str) -> list[str]:
+    return [f"{first} and {second}", f"a {first} shape and a {second} shape", f"{first} together with {second}"]
+
+
+COLOR_PAIRS = [(a, b) for i, a in enumerate(COLORS) for b in list(COLORS)[i + 1 :]]
+CONJUNCTION_TAGS = {f"{c} {s}": new_tag_descriptions(c, s) for c in COLORS for s in SHAPES}
+PAIR_TAGS = {f"{a} and {b}": pair_descriptions(a, b) for a, b in COLOR_PAIRS}
+NEW_TAGS = {**CONJUNCTION_TAGS, **PAIR_TAGS}
 
 
 # ------------------------------------------------------------------------------------------------ data generator
 def draw_scene(rng: np.random.Generator):
-    array = rng.integers(90, 150, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    array = rng.integers(100, 140, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     image = Image.fromarray(array)
     draw = ImageDraw.Draw(image)
     objects = []
     for _ in range(int(rng.integers(1, 4))):
         color = str(rng.choice(list(COLORS)))
         shape = str(rng.choice(SHAPES))
-        size = int(rng.integers(8, 13))
+        size = int(rng.integers(11, 17))
         x0, y0 = (int(v) for v in rng.integers(0, IMAGE_SIZE - size, 2))
         box = (x0, y0, x0 + size, y0 + size)
         fill = tuple(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in COLORS[color])
@@ -110,7 +118,9 @@ def generate(folder: Path, count: int, seed: int, tag_names: list[str]):
         image, objects, captions = draw_scene(rng)
         name = f"{index:05d}.png"
         image.save(folder / name)
-        names = {c for c, _ in objects} | {s for _, s in objects} | {f"{c} {s}" for c, s in objects}
+        colors = {c for c, _ in objects}
+        names = colors | {s for _, s in objects} | {f"{c} {s}" for c, s in objects}
+        names |= {f"{a} and {b}" for a, b in COLOR_PAIRS if a in colors and b in colors}
         records.append({"file_name": name, "objects": objects, "captions": captions, "tags": [t for t in tag_names if t in names]})
     return records
 
@@ -166,8 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-images", type=int, default=2500)
     parser.add_argument("--test-images", type=int, default=600)
     parser.add_argument("--finetune-images", type=int, default=600)
-    parser.add_argument("--epochs", type=float, default=5.0)
-    parser.add_argument("--finetune-epochs", type=float, default=6.0)
+    parser.add_argument("--epochs", type=float, default=7.0)
+    parser.add_argument("--finetune-epochs", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a much smaller run (smoke test)")
@@ -212,12 +222,13 @@ def main(argv=None) -> int:
     batch_size = 32
     training_args = RamPlusTrainingArguments(
         output_dir=str(root / "stage1"), per_device_train_batch_size=batch_size, num_train_epochs=args.epochs,
-        learning_rate=1e-3, warmup_steps=30, lr_scheduler_type="cosine", logging_steps=5 if args.quick else 25, save_strategy="no",
+        learning_rate=1.5e-3, warmup_steps=30, lr_scheduler_type="cosine", logging_steps=5 if args.quick else 25, save_strategy="no",
         use_cpu=True, seed=args.seed, disable_tqdm=True, dataloader_pin_memory=False,
     )
     trainer = RamPlusTrainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator)
     trainer.train()
     stage1_time = time.time() - started
+    model.save_pretrained(root / "stage1_model")
     logs = [e for e in trainer.state.log_history if "loss" in e]
 
     test_paths = [str(root / "test" / r["file_name"]) for r in test]
@@ -230,24 +241,26 @@ def main(argv=None) -> int:
     add_tags(model, new_names, label_embeds=new_embeds, keep_existing=True)
     new_targets = targets_for(test, new_names)
     scores = predict_scores(model, test_paths)
-    new_before, _ = mean_average_precision(scores[:, len(BASE_TAGS):], new_targets)
+    new_before, new_before_per_tag = mean_average_precision(scores[:, len(BASE_TAGS):], new_targets)
     (root / "finetune" / "metadata.jsonl").write_text(
         "\n".join(json.dumps({"file_name": r["file_name"], "tags": r["tags"], "captions": r["captions"]}) for r in tune)
     )
     tune_dataset = load_imagefolder_dataset(root / "finetune", model.config.label2id)
-    lora_model = apply_lora(model, default_lora_config(r=8, lora_alpha=16, lora_dropout=0.0))
+    lora_model = apply_lora(model, default_lora_config(r=16, lora_alpha=32, lora_dropout=0.0))
     trainable = sum(p.numel() for p in lora_model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in lora_model.parameters())
     collator2 = RamPlusDataCollator(model.config.num_tags, transform=transform, caption_encoder=embed_texts, seed=args.seed)
     lora_args = RamPlusTrainingArguments(
         output_dir=str(root / "stage2"), per_device_train_batch_size=batch_size, num_train_epochs=args.finetune_epochs,
-        learning_rate=2e-3, warmup_steps=10, lr_scheduler_type="cosine", logging_steps=5 if args.quick else 25, save_strategy="no",
+        learning_rate=1e-2, warmup_steps=10, lr_scheduler_type="cosine", logging_steps=5 if args.quick else 25, save_strategy="no",
         use_cpu=True, seed=args.seed, disable_tqdm=True, dataloader_pin_memory=False,
     )
     RamPlusTrainer(model=lora_model, args=lora_args, train_dataset=tune_dataset, data_collator=collator2).train()
     merged = merge_adapter(lora_model)
     scores = predict_scores(merged, test_paths)
-    new_after, _ = mean_average_precision(scores[:, len(BASE_TAGS):], new_targets)
+    new_after, new_after_per_tag = mean_average_precision(scores[:, len(BASE_TAGS):], new_targets)
+    conj = [new_names.index(n) for n in CONJUNCTION_TAGS]
+    pairs = [new_names.index(n) for n in PAIR_TAGS]
     base_after, _ = mean_average_precision(scores[:, : len(BASE_TAGS)], base_targets)
 
     report = {
@@ -261,6 +274,12 @@ def main(argv=None) -> int:
         "new_tags_chance_mAP": round(100 * chance_map(new_targets), 2),
         "new_tags_mAP_before_lora": round(100 * new_before, 2),
         "new_tags_mAP_after_lora": round(100 * new_after, 2),
+        "colour_shape_tags_chance_mAP": round(100 * chance_map(new_targets[:, conj]), 2),
+        "colour_shape_tags_mAP_before_after": [round(100 * float(new_before_per_tag[conj].mean()), 2),
+                                               round(100 * float(new_after_per_tag[conj].mean()), 2)],
+        "colour_pair_tags_chance_mAP": round(100 * chance_map(new_targets[:, pairs]), 2),
+        "colour_pair_tags_mAP_before_after": [round(100 * float(new_before_per_tag[pairs].mean()), 2),
+                                              round(100 * float(new_after_per_tag[pairs].mean()), 2)],
         "base_tags_mAP_after_lora": round(100 * base_after, 2),
         "lora_trainable_parameters": trainable, "total_parameters": total,
         "stage1_seconds": round(stage1_time, 1), "total_seconds": round(time.time() - started, 1),

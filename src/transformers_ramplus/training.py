@@ -199,6 +199,16 @@ class RamPlusTrainer(Trainer):
             raise ValueError(f"checkpoint {resume_from_checkpoint} has a different tag vocabulary than the model")
         del loaded
 
+    def _load_best_model(self) -> None:
+        from .modeling_ram_plus import RamPlusModel
+
+        checkpoint = self.state.best_model_checkpoint
+        target = self.model.module if hasattr(self.model, "module") else self.model
+        if isinstance(target, RamPlusModel) and os.path.isfile(os.path.join(checkpoint, "model.safetensors")):
+            self._load_from_checkpoint(checkpoint)
+        else:
+            super()._load_best_model()
+
     # ------------------------------------------------------------------ logging
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs:  # a training log: add the components averaged since the last one

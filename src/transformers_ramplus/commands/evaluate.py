@@ -107,7 +107,7 @@ def run(args) -> int:
         try:
             processor = AutoProcessor.from_pretrained(args.model)
             tokenizer = getattr(processor, "tokenizer", None)
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             tokenizer = None
         add_tags(model, unknown, descriptions={n: descriptions[n] for n in unknown}, tokenizer=tokenizer)
     tag_indices = [model.config.label2id[name] for name in classes]
