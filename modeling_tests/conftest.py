@@ -187,3 +187,39 @@ def converted_tiny_text(tmp_path_factory, tiny_clip_dir):
     )
     assert code == 0
     return output
+# ---------------------------------------------------------------- training helpers (issue 4)
+def tiny_word_tokenizer(words=()):
+    """An offline word-level tokenizer shaped like CLIP's (bos/eos added, pad id 0), for tiny text towers."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    base = ["[PAD]", "[UNK]", "<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: index for index, token in enumerate(base + sorted(set(words) - set(base)))}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", 2), ("<|endoftext|>", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+    )
+
+
+def tiny_text_config(vocab_size=64, projection_dim=24):
+    """A tiny CLIP text tower config matching `tiny_word_tokenizer` (eos id 3) and `tiny_config` (width 24)."""
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 77,
+        "projection_dim": projection_dim,
+        "bos_token_id": 2,
+        "eos_token_id": 3,
+        "pad_token_id": 0,
+    }

@@ -14,6 +14,8 @@ COMMANDS = {
     "convert": ("transformers_ramplus.commands.convert", "convert the authors' RAM++ checkpoint to a transformers model"),
     "tag": ("transformers_ramplus.commands.tag", "tag images and folders with built-in or your own tags"),
     "describe": ("transformers_ramplus.commands.describe", "write LLM descriptions of tags for open-set tagging"),
+    "finetune": ("transformers_ramplus.commands.finetune", "fine-tune a RAM++ model (LoRA or full) on your images and tags"),
+    "evaluate": ("transformers_ramplus.commands.evaluate", "benchmark mAP / CP / CR / F1 of a RAM++ model as JSON"),
 }
 
 

@@ -1,0 +1,194 @@
+"""`ramplus evaluate MODEL --images DIR --annotations FILE --tag-list FILE`: benchmark mAP / CP / CR / F1 as JSON.
+
+Each line of the tag list is a model class: a tag of the model's vocabulary (closed set), or a new tag embedded
+from `--descriptions` (open set, e.g. `openimages_rare_200_llm_tag_descriptions.json`) or from its name
+(`--name-prompts`) through the model's text tower (threshold 0.5, as the original). Scores are cached in an `.npz`
+file (`--cache`, default under `~/.cache/ramplus/eval/`) keyed by the model, tag list and image list; a second run
+reuses them. `--calibrate-output DIR` also fits per-tag thresholds maximizing F1 on this set and saves the model
+with them in its config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="model directory (or Hub id) of a RamPlusModel")
+    parser.add_argument("--images", required=True, help="folder holding the benchmark images")
+    parser.add_argument("--annotations", required=True, help="annotation file (`image,tag1,tag2` or `image,i j k`)")
+    parser.add_argument("--tag-list", required=True, help="benchmark tag list (one tag per line, duplicates allowed)")
+    parser.add_argument("--format", default="auto", choices=["auto", "names", "indices"], help="annotation format")
+    parser.add_argument("--descriptions", help="JSON descriptions of tags the model does not know (open set)")
+    parser.add_argument("--name-prompts", action="store_true", help='embed unknown tags as "a photo of a {tag}."')
+    parser.add_argument("--threshold", type=float, help="one threshold for CP/CR (default: the per-tag thresholds)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--cache", help="scores cache file (.npz); default under ~/.cache/ramplus/eval")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write a scores cache")
+    parser.add_argument("--output", help="also write the metrics JSON to this file")
+    parser.add_argument("--per-class", action="store_true", help="include per-class AP, precision and recall")
+    parser.add_argument("--calibrate-output", help="save the model with F1-calibrated per-tag thresholds here")
+
+
+def _write_atomic(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".ramplus-")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+def load_image_processor(model_path: str, config):
+    """The model's saved image processor, or the RAM++ inference transform at the model's image size."""
+    from ..image_processing_ram_plus import RamPlusImageProcessor
+
+    try:
+        return RamPlusImageProcessor.from_pretrained(model_path)
+    except (OSError, ValueError):
+        size = int(config.vision_config.image_size)
+        return RamPlusImageProcessor(size={"height": size, "width": size})
+
+
+def _model_fingerprint(model_path: str) -> str:
+    parts = [os.path.abspath(model_path) if os.path.isdir(model_path) else model_path]
+    if os.path.isdir(model_path):
+        for name in sorted(os.listdir(model_path)):
+            full = os.path.join(model_path, name)
+            if os.path.isfile(full):
+                stat = os.stat(full)
+                parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def run(args) -> int:
+    import numpy as np
+    from transformers import AutoProcessor
+
+    from ..evaluation import (
+        calibrate_thresholds,
+        compute_metrics,
+        find_image,
+        mean_average_precision,
+        precision_recall,
+        read_annotations,
+        score_images,
+        threshold_scores,
+        write_thresholds,
+    )
+    from ..modeling_ram_plus import RamPlusModel
+    from ..training import add_tags, read_descriptions
+
+    if args.batch_size <= 0:
+        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
+    annotations = read_annotations(args.annotations, args.tag_list, format=args.format)
+    classes = annotations.class_names
+    model = RamPlusModel.from_pretrained(args.model).eval().to(args.device)
+    unknown = [name for name in dict.fromkeys(classes) if name not in model.config.label2id]
+    if unknown:
+        descriptions = read_descriptions(args.descriptions) if args.descriptions else {}
+        if args.name_prompts:
+            for name in unknown:
+                descriptions.setdefault(name, [f"a photo of a {name}."])
+        missing = [name for name in unknown if name not in descriptions]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} benchmark tags are not in the model's vocabulary and have no description: "
+                f"{missing[:10]}; pass --descriptions JSON or --name-prompts"
+            )
+        try:
+            processor = AutoProcessor.from_pretrained(args.model)
+            tokenizer = getattr(processor, "tokenizer", None)
+        except (OSError, ValueError, TypeError):
+            tokenizer = None
+        add_tags(model, unknown, descriptions={n: descriptions[n] for n in unknown}, tokenizer=tokenizer)
+    tag_indices = [model.config.label2id[name] for name in classes]
+    image_processor = load_image_processor(args.model, model.config)
+
+    paths = [find_image(args.images, name) for name in annotations.image_names]
+    key = hashlib.sha1(
+        json.dumps(
+            [_model_fingerprint(args.model), classes, annotations.image_names, os.path.abspath(args.images),
+             args.descriptions, args.name_prompts]
+        ).encode()
+    ).hexdigest()[:16]
+    cache = None
+    if not args.no_cache:
+        cache = args.cache or os.path.join(
+            os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ramplus", "eval", f"{key}.npz"
+        )
+    scores = ok = None
+    if cache and os.path.isfile(cache):
+        stored = np.load(cache, allow_pickle=False)
+        if str(stored["key"]) == key:
+            scores, ok = stored["scores"], stored["ok"]
+            sys.stderr.write(f"using cached scores {cache}\n")
+    if scores is None:
+        readable = [i for i, p in enumerate(paths) if p is not None]
+        scores = np.full((len(paths), len(classes)), np.nan, dtype=np.float32)
+        ok = np.zeros(len(paths), dtype=bool)
+        part, part_ok = score_images(
+            model, image_processor, [paths[i] for i in readable], tag_indices, batch_size=args.batch_size
+        )
+        scores[readable], ok[readable] = part, part_ok
+        if cache:
+            os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(cache)), suffix=".npz")
+            os.close(handle)
+            np.savez(temporary, scores=scores, ok=ok, key=np.array(key))
+            os.replace(temporary, cache)
+    if not ok.any():
+        raise ValueError(f"none of the {len(paths)} benchmark images could be read under {args.images}")
+    skipped = [annotations.image_names[i] for i in np.flatnonzero(~ok)]
+    for name in skipped[:20]:
+        sys.stderr.write(f"skipped (missing or unreadable): {name}\n")
+    scores, targets = scores[ok], annotations.targets[ok]
+    thresholds = (
+        args.threshold if args.threshold is not None else np.asarray(model.config.thresholds())[tag_indices]
+    )
+    metrics = compute_metrics(scores, targets, thresholds)
+    report = {
+        **{name: round(float(value), 6) for name, value in metrics.items()},
+        "num_images": int(ok.sum()),
+        "num_skipped_images": len(skipped),
+        "num_classes": len(classes),
+        "threshold": args.threshold if args.threshold is not None else "per-tag",
+        "open_set_tags": len(unknown),
+    }
+    if args.per_class:
+        _, per_ap = mean_average_precision(scores, targets)
+        _, _, per_p, per_r = precision_recall(threshold_scores(scores, thresholds), targets)
+        report["per_class"] = [
+            {"tag": name, "ap": float(a), "precision": float(p), "recall": float(r)}
+            for name, a, p, r in zip(classes, per_ap, per_p, per_r)
+        ]
+    if args.calibrate_output:
+        if os.path.exists(args.calibrate_output):
+            raise ValueError(f"{args.calibrate_output} exists; choose a new directory for the calibrated model")
+        current = np.asarray(model.config.thresholds())[tag_indices]
+        calibrated, _ = calibrate_thresholds(scores, targets, default=current)
+        write_thresholds(model.config, calibrated, tag_indices=tag_indices)
+        temporary = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(args.calibrate_output)), prefix=".ramplus-")
+        try:
+            model.save_pretrained(temporary)
+            image_processor.save_pretrained(temporary)
+            os.replace(temporary, args.calibrate_output)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        calibrated_metrics = compute_metrics(scores, targets, calibrated)
+        report["calibrated"] = {name: round(float(v), 6) for name, v in calibrated_metrics.items() if name != "mAP"}
+        report["calibrated_model"] = args.calibrate_output
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if args.output:
+        _write_atomic(args.output, text + "\n")
+    sys.stdout.write(text + "\n")
+    return 0

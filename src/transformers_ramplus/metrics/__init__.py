@@ -1,0 +1,1 @@
+"""Local `evaluate` modules (load with `evaluate.load(path)`)."""
