@@ -11,7 +11,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import tiny_model, tiny_text_config, tiny_word_tokenizer  # noqa: E402
+from conftest import tiny_model, tiny_word_text_config, tiny_word_tokenizer  # noqa: E402
 
 from transformers_ramplus.data import RamPlusDataCollator, load_imagefolder_dataset  # noqa: E402
 from transformers_ramplus.training import RamPlusTrainer, RamPlusTrainingArguments  # noqa: E402
@@ -28,7 +28,7 @@ def main(output: Path):
             Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / name)
         records.append({"file_name": name, "tags": ["tag 0"] if index % 2 else ["tag 1"], "caption": "a red square"})
     (folder / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in records))
-    model = tiny_model(num_tags=3, text_config=tiny_text_config())
+    model = tiny_model(num_tags=3, text_config=tiny_word_text_config())
     dataset = load_imagefolder_dataset(folder, model.config.label2id)
     collator = RamPlusDataCollator(3, tokenizer=tiny_word_tokenizer("a red square".split()), image_size=64)
     args = RamPlusTrainingArguments(

@@ -209,7 +209,7 @@ def tiny_word_tokenizer(words=()):
     )
 
 
-def tiny_text_config(vocab_size=64, projection_dim=24):
+def tiny_word_text_config(vocab_size=64, projection_dim=24):
     """A tiny CLIP text tower config matching `tiny_word_tokenizer` (eos id 3) and `tiny_config` (width 24)."""
     return {
         "vocab_size": vocab_size,

@@ -13,7 +13,7 @@ from transformers_ramplus.peft_utils import (
 )
 from transformers_ramplus.training import add_tags
 
-from conftest import tiny_model, tiny_text_config, tiny_word_tokenizer
+from conftest import tiny_model, tiny_word_text_config, tiny_word_tokenizer
 
 
 def _train(model, steps=3):
@@ -30,7 +30,7 @@ def _train(model, steps=3):
 
 
 def test_default_lora_targets_the_documented_modules():
-    model = apply_lora(tiny_model(num_tags=4, text_config=tiny_text_config()))
+    model = apply_lora(tiny_model(num_tags=4, text_config=tiny_word_text_config()))
     names = trainable_parameter_names(model)
     assert names and all("lora_" in n or "classifier" in n for n in names)
     adapted = {n.split(".lora_")[0].split("base_model.model.")[1] for n in names if "lora_A" in n}
@@ -43,7 +43,7 @@ def test_default_lora_targets_the_documented_modules():
 
 
 def test_lora_changes_only_adapter_and_saved_modules_and_merges(tmp_path):
-    base = tiny_model(num_tags=4, text_config=tiny_text_config())
+    base = tiny_model(num_tags=4, text_config=tiny_word_text_config())
     tokenizer = tiny_word_tokenizer("a photo of lesion scan".split())
     add_tags(base, ["lesion"], descriptions={"lesion": ["a photo of lesion", "a scan"]}, tokenizer=tokenizer)
     before = {k: v.clone() for k, v in base.state_dict().items()}
@@ -67,11 +67,11 @@ def test_lora_changes_only_adapter_and_saved_modules_and_merges(tmp_path):
     with torch.no_grad():
         adapted_logits = model(pixel_values=pixel_values).logits
     with torch.no_grad():
-        base_logits = tiny_model(num_tags=4, text_config=tiny_text_config())(pixel_values).logits
+        base_logits = tiny_model(num_tags=4, text_config=tiny_word_text_config())(pixel_values).logits
     assert not torch.allclose(adapted_logits[:, :4], base_logits, atol=1e-3)
 
     save_adapter(model, tmp_path / "adapter")
-    fresh = tiny_model(num_tags=4, text_config=tiny_text_config())  # the original vocabulary: 4 tags
+    fresh = tiny_model(num_tags=4, text_config=tiny_word_text_config())  # the original vocabulary: 4 tags
     loaded = load_adapter(fresh, tmp_path / "adapter")
     assert loaded.get_base_model().config.tag_names[-1] == "lesion"
     assert loaded.get_base_model().config.thresholds()[-1] == 0.5
@@ -106,7 +106,7 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     from transformers_ramplus.cli import main
     from transformers_ramplus.evaluation import mean_average_precision, read_annotations, score_images
 
-    base = tiny_model(num_tags=3, text_config=tiny_text_config())
+    base = tiny_model(num_tags=3, text_config=tiny_word_text_config())
     base.config.id2label = {0: "red", 1: "green", 2: "blue"}
     base.config.label2id = {"red": 0, "green": 1, "blue": 2}
     base.save_pretrained(tmp_path / "base")

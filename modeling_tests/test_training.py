@@ -21,7 +21,7 @@ from transformers_ramplus.training import (
     save_tag_set,
 )
 
-from conftest import tiny_model, tiny_text_config, tiny_word_tokenizer
+from conftest import tiny_model, tiny_word_text_config, tiny_word_tokenizer
 
 
 WORDS = "a red green blue square circle image of".split()
@@ -44,7 +44,7 @@ def folder(tmp_path_factory):
 
 
 def _model(seed=0):
-    model = tiny_model(seed=seed, num_tags=3, text_config=tiny_text_config())
+    model = tiny_model(seed=seed, num_tags=3, text_config=tiny_word_text_config())
     model.config.id2label = {0: "red", 1: "green", 2: "blue"}
     model.config.label2id = {"red": 0, "green": 1, "blue": 2}
     return model
