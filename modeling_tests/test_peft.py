@@ -45,7 +45,7 @@ def test_default_lora_targets_the_documented_modules():
 def test_lora_changes_only_adapter_and_saved_modules_and_merges(tmp_path):
     base = tiny_model(num_tags=4, text_config=tiny_word_text_config())
     tokenizer = tiny_word_tokenizer("a photo of lesion scan".split())
-    add_tags(base, ["lesion"], descriptions={"lesion": ["a photo of lesion", "a scan"]}, tokenizer=tokenizer)
+    add_tags(base, {"lesion": ["a photo of lesion", "a scan"]}, tokenizer=tokenizer)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     model = apply_lora(base)
     _train(model)

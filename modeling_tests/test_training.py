@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from transformers_ramplus import RamPlusModel
+from transformers_ramplus import RamPlusModel, TagSet
 from transformers_ramplus.evaluation import mean_average_precision
 from transformers_ramplus.data import EvalTransform, RamPlusDataCollator, load_imagefolder_dataset
 from transformers_ramplus.training import (
@@ -16,9 +16,6 @@ from transformers_ramplus.training import (
     RamPlusTrainingArguments,
     add_tags,
     compute_tagging_metrics,
-    encode_descriptions,
-    load_tag_set,
-    save_tag_set,
 )
 
 from conftest import tiny_model, tiny_word_text_config, tiny_word_tokenizer
@@ -48,6 +45,10 @@ def _model(seed=0):
     model.config.id2label = {0: "red", 1: "green", 2: "blue"}
     model.config.label2id = {"red": 0, "green": 1, "blue": 2}
     return model
+
+
+def _model_without_text_tower():
+    return tiny_model(num_tags=3)
 
 
 def _args(tmp_path, **kwargs):
@@ -172,7 +173,7 @@ def test_add_tags_extend_replace_and_tag_set_file(tmp_path):
     tokenizer = tiny_word_tokenizer(WORDS)
     descriptions = {"circle": ["a circle", "a red circle"], "square": ["a square"]}
     old_embeds = model.label_embeds.clone()
-    ids = add_tags(model, ["circle", "square"], descriptions=descriptions, tokenizer=tokenizer)
+    ids = add_tags(model, descriptions, tokenizer=tokenizer)
     assert ids == [3, 4] and model.config.tag_names == ["red", "green", "blue", "circle", "square"]
     assert model.config.thresholds()[3:] == [0.5, 0.5]
     assert model.config.tag_description_counts == [3, 3, 3, 2, 1]
@@ -188,15 +189,15 @@ def test_add_tags_extend_replace_and_tag_set_file(tmp_path):
     reloaded = RamPlusModel.from_pretrained(tmp_path / "extended")
     assert reloaded.config.tag_names == model.config.tag_names
     torch.testing.assert_close(reloaded.label_embeds, model.label_embeds)
-    # a tag-set file round trip, replacing the whole vocabulary
-    embeds, counts = encode_descriptions(model, tokenizer, descriptions)
-    save_tag_set(tmp_path / "tags.safetensors", list(descriptions), embeds, counts)
-    names, loaded, loaded_counts = load_tag_set(tmp_path / "tags.safetensors")
-    assert names == ["circle", "square"] and loaded_counts == [2, 1]
-    add_tags(model, names, label_embeds=loaded, description_counts=loaded_counts, keep_existing=False)
+    # a saved tag set (the same format as open-set tagging) replaces the whole vocabulary
+    TagSet.from_model(model, descriptions, tokenizer=tokenizer).save_pretrained(tmp_path / "tags")
+    ids = add_tags(model, TagSet.from_pretrained(tmp_path / "tags"), keep_existing=False)
+    assert ids == [0, 1]
     assert model.config.tag_names == ["circle", "square"] and model.config.thresholds() == [0.5, 0.5]
-    with pytest.raises(ValueError, match="exactly one"):
-        add_tags(model, ["x"])
+    assert model.config.tag_description_counts == [2, 1]
+    torch.testing.assert_close(model.label_embeds.view(2, 2, 24)[0], stored[3, :2])
+    with pytest.raises(ValueError, match="text tower|tokenizer"):
+        add_tags(_model_without_text_tower(), ["a brand new tag"])
 
 
 def test_accelerate_launch_two_processes_gloo(tmp_path):

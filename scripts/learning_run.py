@@ -192,6 +192,7 @@ def main(argv=None) -> int:
     from transformers_ramplus.data import RamPlusDataCollator, TrainTransform, load_imagefolder_dataset, load_json_dataset
     from transformers_ramplus.evaluation import mean_average_precision
     from transformers_ramplus.peft_utils import apply_lora, default_lora_config, merge_adapter
+    from transformers_ramplus import TagSet
     from transformers_ramplus.training import RamPlusTrainer, RamPlusTrainingArguments, add_tags
 
     transformers.logging.set_verbosity_error()
@@ -238,7 +239,7 @@ def main(argv=None) -> int:
     # stage 2: 12 new tags from descriptions only (zero-shot), then LoRA on a small labelled folder
     new_names = list(NEW_TAGS)
     new_embeds = torch.stack([embed_texts(NEW_TAGS[name]) for name in new_names])
-    add_tags(model, new_names, label_embeds=new_embeds, keep_existing=True)
+    add_tags(model, TagSet(new_names, label_embeds=new_embeds), keep_existing=True)
     new_targets = targets_for(test, new_names)
     scores = predict_scores(model, test_paths)
     new_before, new_before_per_tag = mean_average_precision(scores[:, len(BASE_TAGS):], new_targets)

@@ -19,8 +19,8 @@ Which modules the default `LoraConfig` adapts, and why:
 
 `vision=False` leaves the image encoder out (cheapest: vocabulary fine-tuning on a familiar image domain).
 
-Adapters are saved with the tag vocabulary of the model they were trained on (`tag_set.safetensors`, see
-`transformers_ramplus.training.save_tag_set`), so that `load_adapter` can restore new tags on a fresh base model.
+Adapters are saved with the tag vocabulary of the model they were trained on (a `TagSet`: `tag_set.json` +
+`tag_set.safetensors`), so that `load_adapter` can restore new tags on a fresh base model.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from torch import nn
 DECODER_PATTERN = r"decoder\.layers\.\d+\.(cross_attention\.(q_proj|k_proj|v_proj|o_proj)|fc1|fc2)"
 PROJECTION_PATTERN = r"query_projection|image_projection"
 VISION_PATTERN = r"vision_model\.encoder\.layers\.\d+\.blocks\.\d+\.attention\.(q_proj|v_proj)"
-TAG_SET_FILE = "tag_set.safetensors"
 
 
 def default_lora_config(
@@ -75,38 +74,22 @@ def apply_lora(model: nn.Module, config=None):
 
 def save_adapter(peft_model, output_dir: str | os.PathLike) -> None:
     """Save the adapter (`adapter_model.safetensors`, `adapter_config.json`) and the model's tag vocabulary."""
-    from .training import save_tag_set
+    from .tag_sets import TagSet
 
-    base = peft_model.get_base_model()
     output_dir = os.fspath(output_dir)
     peft_model.save_pretrained(output_dir)
-    config = base.config
-    embeds = base.label_embeds.detach().float().cpu().view(config.num_tags, config.descriptions_per_tag, -1)
-    save_tag_set(
-        os.path.join(output_dir, TAG_SET_FILE),
-        config.tag_names,
-        embeds,
-        config.tag_description_counts,
-        thresholds=config.thresholds(),
-    )
+    TagSet.from_vocabulary(peft_model.get_base_model()).save_pretrained(output_dir)
 
 
 def load_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike, is_trainable: bool = False):
     """Attach a saved adapter to a base `RamPlusModel`; its tag vocabulary (when saved) replaces the base model's."""
     from peft import PeftModel
 
-    from .training import load_tag_set
+    from .tag_sets import TAG_SET_CONFIG_NAME, TagSet
 
     adapter_dir = os.fspath(adapter_dir)
-    tag_file = os.path.join(adapter_dir, TAG_SET_FILE)
-    if os.path.isfile(tag_file):
-        names, embeds, counts, thresholds = load_tag_set(tag_file, with_thresholds=True)
-        if embeds.shape[-1] != base_model.config.text_embed_dim:
-            raise ValueError(
-                f"the adapter's tags have width {embeds.shape[-1]}, the base model {base_model.config.text_embed_dim}"
-            )
-        all_real = all(count == embeds.shape[1] for count in counts)
-        base_model.set_label_embeds(embeds, names, thresholds=thresholds, description_counts=None if all_real else counts)
+    if os.path.isfile(os.path.join(adapter_dir, TAG_SET_CONFIG_NAME)):
+        TagSet.from_pretrained(adapter_dir).apply_to(base_model, keep_existing=False)
     return PeftModel.from_pretrained(base_model, adapter_dir, is_trainable=is_trainable)
 
 

@@ -541,6 +541,76 @@ class TagSet:
         tag_set.templates = templates
         return tag_set
 
+    @classmethod
+    def from_vocabulary(cls, model) -> "TagSet":
+        """The model's whole built-in vocabulary *with* its embeddings (e.g. to save the tags of a fine-tuned model
+        next to an adapter, or to move them to another model with [`TagSet.apply_to`])."""
+        config = model.config
+        embeds = model.label_embeds.detach().float().cpu().view(config.num_tags, config.descriptions_per_tag, -1)
+        mask = model.builtin_description_mask()
+        return cls(
+            names=config.tag_names,
+            label_embeds=embeds.clone(),
+            description_mask=None if mask is None else mask.cpu(),
+            thresholds=config.thresholds(),
+            chinese_names=config.tag_names_chinese,
+        )
+
+    def _rows(self, model) -> list[torch.Tensor]:
+        """The real description rows of every tag, `(count, dim)` each (built-in tags read from `model`)."""
+        self._check_model(model)
+        if self.label_embeds is None:
+            builtin = TagSet.from_vocabulary(model)
+            return [builtin._rows(model)[i] for i in self.builtin_indices]
+        embeds = self.label_embeds.detach().float().cpu()
+        if self.description_mask is None:
+            return list(embeds)
+        return [row[mask] for row, mask in zip(embeds, self.description_mask.cpu())]
+
+    def apply_to(self, model, keep_existing: bool = True) -> list[int]:
+        """
+        Make these tags part of `model`'s stored vocabulary (it then tags them without any extra input, saves and
+        reloads them, and fine-tunes on them).
+
+        `keep_existing=True` extends the current vocabulary (a tag whose name already exists is replaced in place);
+        `False` replaces it. Thresholds come from the set (0.5 for new tags, the tuned value for built-in ones).
+        Returns the ids of this set's tags in the new vocabulary.
+        """
+        config = model.config
+        new_rows = self._rows(model)
+        if keep_existing:
+            current = TagSet.from_vocabulary(model)
+            names, rows, thresholds = list(current.names), current._rows(model), list(current.thresholds)
+            chinese = list(config.tag_names_chinese) if config.tag_names_chinese is not None else None
+        else:
+            names, rows, thresholds = [], [], []
+            chinese = [] if any(c is not None for c in self.chinese_names) else None
+        for name, row, threshold, chinese_name in zip(self.names, new_rows, self.thresholds, self.chinese_names):
+            if name in names:
+                position = names.index(name)
+                rows[position], thresholds[position] = row, threshold
+                if chinese is not None and chinese_name is not None:
+                    chinese[position] = chinese_name
+                continue
+            names.append(name)
+            rows.append(row)
+            thresholds.append(threshold)
+            if chinese is not None:
+                chinese.append(chinese_name if chinese_name is not None else name)
+        depth = max(row.shape[0] for row in rows)
+        stacked = torch.zeros(len(rows), depth, config.text_embed_dim)
+        for index, row in enumerate(rows):
+            stacked[index, : row.shape[0]] = row
+        counts = [row.shape[0] for row in rows]
+        model.set_label_embeds(
+            stacked,
+            names,
+            thresholds=thresholds,
+            description_counts=None if all(c == depth for c in counts) else counts,
+            chinese_names=chinese,
+        )
+        return [names.index(name) for name in self.names]
+
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, save_directory, push_to_hub: bool = False, repo_id: str | None = None, **hub_kwargs):
         """Write `tag_set.json` (names, descriptions, thresholds, built-in indices, Chinese names) and, when the set

@@ -9,17 +9,15 @@
   the number of skipped broken images. `label_embeds` (a buffer) and the CLIP text tower are frozen; an optional
   frozen CLIP vision teacher (`CLIPVisionModelWithProjection`) turns the collator's 224-px view into distillation
   targets, or the dataset carries precomputed `teacher_image_embeds`.
-- Custom tag sets: `encode_descriptions`, `add_tags` (replace or extend the vocabulary; new tags from descriptions
-  through the text tower or from precomputed embeddings; threshold 0.5 for new tags), `save_tag_set` /
-  `load_tag_set` (one safetensors file: `label_embeds` `(C, D, T)`, `description_counts` `(C,)`, names in metadata).
+- Custom tag sets: `add_tags` (replace or extend the vocabulary with a `TagSet`, names or descriptions encoded
+  through the text tower; threshold 0.5 for new tags).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -30,7 +28,6 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-NEW_TAG_THRESHOLD = 0.5
 LOSS_COMPONENTS = ("tag_loss", "alignment_loss", "distillation_loss")
 
 
@@ -244,195 +241,20 @@ def compute_tagging_metrics(eval_prediction, threshold: float = 0.5) -> dict[str
 
 
 # ------------------------------------------------------------------------------------------------ custom tag sets
-def encode_descriptions(
-    model: nn.Module,
-    tokenizer,
-    descriptions: Mapping[str, Sequence[str]],
-    batch_size: int = 256,
-) -> tuple[torch.Tensor, list[int]]:
-    """Encode each tag's descriptions with the model's frozen text tower.
+def add_tags(model: nn.Module, tags, tokenizer=None, keep_existing: bool = True) -> list[int]:
+    """Replace or extend the model's vocabulary with new tags before fine-tuning.
 
-    Returns `(label_embeds (num_tags, D, text_embed_dim), description_counts)`: rows L2-normalized, D the largest
-    number of descriptions, shorter tags padded with zero rows (masked through their count)."""
-    inner = _unwrap(model)
-    if tokenizer is None:
-        raise ValueError("encoding descriptions needs the CLIP tokenizer of the text tower (processor.tokenizer)")
-    names = list(descriptions)
-    if not names:
-        raise ValueError("no tag to encode")
-    counts = []
-    texts = []
-    for name in names:
-        items = [str(t) for t in descriptions[name] if str(t).strip()]
-        if not items:
-            raise ValueError(f"tag {name!r} has no description")
-        counts.append(len(items))
-        texts.extend(items)
-    device = inner.query_projection.weight.device
-    encoded = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            tokens = tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True, max_length=77, return_tensors="pt"
-            )
-            encoded.append(
-                inner.encode_text(tokens["input_ids"].to(device), tokens["attention_mask"].to(device)).float().cpu()
-            )
-    flat = torch.cat(encoded)
-    width = flat.shape[-1]
-    embeds = torch.zeros(len(names), max(counts), width)
-    offset = 0
-    for row, count in enumerate(counts):
-        embeds[row, :count] = flat[offset : offset + count]
-        offset += count
-    return embeds, counts
-
-
-def _current_vocabulary(inner) -> tuple[torch.Tensor, list[int]]:
-    config = inner.config
-    embeds = inner.label_embeds.detach().float().cpu().view(config.num_tags, config.descriptions_per_tag, -1)
-    counts = config.tag_description_counts or [config.descriptions_per_tag] * config.num_tags
-    return embeds, list(counts)
-
-
-def add_tags(
-    model: nn.Module,
-    tag_names: Sequence[str],
-    label_embeds: torch.Tensor | None = None,
-    description_counts: Sequence[int] | None = None,
-    descriptions: Mapping[str, Sequence[str]] | None = None,
-    tokenizer=None,
-    keep_existing: bool = True,
-    threshold: float = NEW_TAG_THRESHOLD,
-) -> list[int]:
-    """Replace or extend the model's vocabulary with new tags.
-
-    The new tags come either from `label_embeds` `(len(tag_names), D, T)` (e.g. a tag-set file, rows
-    L2-normalized) with optional `description_counts`, or from `descriptions` (`{tag: [text, ...]}`) encoded with the
-    model's text tower and `tokenizer`. `keep_existing=True` appends them to the current tags (a name that already
-    exists is replaced in place); `False` drops the old vocabulary. New tags get threshold `threshold` (0.5, as the
-    original's open-set mode); kept tags keep theirs. Returns the ids of `tag_names` in the new vocabulary.
+    `tags` is a [`~transformers_ramplus.TagSet`] (e.g. `TagSet.from_pretrained(dir_or_hub_id)`), a list of names
+    (built-in names keep their embeddings, new ones are embedded with the prompt-template ensemble), or a mapping
+    `tag -> [descriptions]` (each description encoded by the model's frozen text tower with `tokenizer`).
+    `keep_existing=True` appends them to the current tags (a name that already exists is replaced in place); `False`
+    drops the old vocabulary. New tags get threshold 0.5, as the original's open-set mode. Returns their ids.
     """
+    from .tag_sets import TagSet
+
     inner = _unwrap(model)
-    tag_names = [str(n) for n in tag_names]
-    if len(set(tag_names)) != len(tag_names):
-        raise ValueError("`tag_names` contains duplicates")
-    if (label_embeds is None) == (descriptions is None):
-        raise ValueError("pass exactly one of `label_embeds` and `descriptions`")
-    if descriptions is not None:
-        missing = [n for n in tag_names if n not in descriptions]
-        if missing:
-            raise ValueError(f"no descriptions for tags {missing[:10]}")
-        new_embeds, new_counts = encode_descriptions(inner, tokenizer, {n: descriptions[n] for n in tag_names})
-    else:
-        new_embeds = torch.as_tensor(label_embeds, dtype=torch.float32).detach().cpu()
-        if new_embeds.dim() == 2:
-            new_embeds = new_embeds.unsqueeze(1)
-        if new_embeds.dim() != 3 or new_embeds.shape[0] != len(tag_names):
-            raise ValueError(f"`label_embeds` {tuple(new_embeds.shape)} must be ({len(tag_names)}, D, dim)")
-        new_counts = list(description_counts) if description_counts is not None else [new_embeds.shape[1]] * len(tag_names)
-    if new_embeds.shape[-1] != inner.config.text_embed_dim:
-        raise ValueError(f"new tag embeddings have width {new_embeds.shape[-1]}, the model {inner.config.text_embed_dim}")
-
-    config = inner.config
-    if keep_existing:
-        old_embeds, old_counts = _current_vocabulary(inner)
-        names = list(config.tag_names)
-        thresholds = list(config.thresholds())
-        chinese = list(config.tag_names_chinese) if config.tag_names_chinese is not None else None
-        rows = list(old_embeds)
-        counts = list(old_counts)
-    else:
-        names, thresholds, rows, counts, chinese = [], [], [], [], None
-    for index, name in enumerate(tag_names):
-        if name in names:
-            position = names.index(name)
-            rows[position], counts[position], thresholds[position] = new_embeds[index], new_counts[index], threshold
-        else:
-            names.append(name)
-            rows.append(new_embeds[index])
-            counts.append(new_counts[index])
-            thresholds.append(threshold)
-            if chinese is not None:
-                chinese.append(name)
-    depth = max(row.shape[0] for row in rows)
-    stacked = torch.zeros(len(rows), depth, config.text_embed_dim)
-    for row, value in enumerate(rows):
-        stacked[row, : value.shape[0]] = value
-    all_real = all(count == depth for count in counts)
-    inner.set_label_embeds(
-        stacked,
-        names,
-        thresholds=thresholds,
-        description_counts=None if all_real else counts,
-        chinese_names=chinese,
-    )
-    return [names.index(name) for name in tag_names]
-
-
-def save_tag_set(
-    path: str | os.PathLike,
-    tag_names: Sequence[str],
-    label_embeds: torch.Tensor,
-    description_counts=None,
-    thresholds: Sequence[float] | None = None,
-) -> None:
-    """Write a tag-set file (safetensors): `label_embeds` `(C, D, T)`, `description_counts` `(C,)`, names (and
-    optional per-tag thresholds) in the metadata. Written to a temporary file and moved into place."""
-    from safetensors.torch import save_file
-
-    label_embeds = torch.as_tensor(label_embeds, dtype=torch.float32).contiguous()
-    if label_embeds.dim() != 3 or label_embeds.shape[0] != len(tag_names):
-        raise ValueError(f"`label_embeds` {tuple(label_embeds.shape)} must be ({len(tag_names)}, D, dim)")
-    counts = description_counts if description_counts is not None else [label_embeds.shape[1]] * len(tag_names)
-    tensors = {"label_embeds": label_embeds, "description_counts": torch.as_tensor(counts, dtype=torch.int64)}
-    metadata = {"tag_names": json.dumps(list(tag_names), ensure_ascii=False)}
-    if thresholds is not None:
-        if len(thresholds) != len(tag_names):
-            raise ValueError(f"{len(thresholds)} thresholds for {len(tag_names)} tags")
-        metadata["thresholds"] = json.dumps([float(t) for t in thresholds])
-    path = os.fspath(path)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    save_file(tensors, temporary, metadata=metadata)
-    os.replace(temporary, path)
-
-
-def load_tag_set(path: str | os.PathLike, with_thresholds: bool = False):
-    """Read a tag-set file written by `save_tag_set`: `(tag_names, label_embeds (C, D, T), description_counts)`,
-    plus the stored thresholds (or `None`) when `with_thresholds=True`."""
-    from safetensors import safe_open
-
-    with safe_open(os.fspath(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        if "tag_names" not in metadata or "label_embeds" not in handle.keys():
-            raise ValueError(f"{os.fspath(path)} is not a tag-set file (needs `label_embeds` and `tag_names` metadata)")
-        names = json.loads(metadata["tag_names"])
-        embeds = handle.get_tensor("label_embeds")
-        counts = (
-            handle.get_tensor("description_counts").tolist()
-            if "description_counts" in handle.keys()
-            else [embeds.shape[1]] * len(names)
-        )
-        thresholds = json.loads(metadata["thresholds"]) if "thresholds" in metadata else None
-    if embeds.dim() != 3 or embeds.shape[0] != len(names):
-        raise ValueError(f"{os.fspath(path)}: `label_embeds` {tuple(embeds.shape)} does not fit {len(names)} names")
-    return (names, embeds, counts, thresholds) if with_thresholds else (names, embeds, counts)
-
-
-def read_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Tag descriptions from JSON: `{tag: [text, ...]}` or the authors' list of one-key objects."""
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
-    if isinstance(data, list):
-        merged: dict[str, list[str]] = {}
-        for item in data:
-            if not isinstance(item, dict):
-                raise ValueError(f"{os.fspath(path)}: expected objects {{tag: [descriptions]}}, got {item!r:.80}")
-            merged.update(item)
-        data = merged
-    if not isinstance(data, dict):
-        raise ValueError(f"{os.fspath(path)}: expected {{tag: [descriptions]}}")
-    return {str(k): [str(t) for t in (v if isinstance(v, list) else [v])] for k, v in data.items()}
+    tag_set = tags if isinstance(tags, TagSet) else TagSet.from_model(inner, tags, tokenizer=tokenizer)
+    return tag_set.apply_to(inner, keep_existing=keep_existing)
 
 
 __all__ = [
@@ -440,9 +262,5 @@ __all__ = [
     "RamPlusTrainingArguments",
     "add_tags",
     "compute_tagging_metrics",
-    "encode_descriptions",
     "freeze_frozen_parts",
-    "load_tag_set",
-    "read_descriptions",
-    "save_tag_set",
 ]

@@ -25,7 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--tag-list", required=True, help="benchmark tag list (one tag per line, duplicates allowed)")
     parser.add_argument("--format", default="auto", choices=["auto", "names", "indices"], help="annotation format")
     parser.add_argument("--descriptions", help="JSON descriptions of tags the model does not know (open set)")
-    parser.add_argument("--name-prompts", action="store_true", help='embed unknown tags as "a photo of a {tag}."')
+    parser.add_argument("--name-prompts", action="store_true", help='embed unknown tags from their names (prompt-template ensemble)')
     parser.add_argument("--threshold", type=float, help="one threshold for CP/CR (default: the per-tag thresholds)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -83,7 +83,8 @@ def run(args) -> int:
         write_thresholds,
     )
     from ..modeling_ram_plus import RamPlusModel
-    from ..training import add_tags, read_descriptions
+    from ..tag_sets import load_descriptions
+    from ..training import add_tags
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
@@ -94,11 +95,8 @@ def run(args) -> int:
     model = RamPlusModel.from_pretrained(args.model).eval().to(args.device)
     unknown = [name for name in dict.fromkeys(classes) if name not in model.config.label2id]
     if unknown:
-        descriptions = read_descriptions(args.descriptions) if args.descriptions else {}
-        if args.name_prompts:
-            for name in unknown:
-                descriptions.setdefault(name, [f"a photo of a {name}."])
-        missing = [name for name in unknown if name not in descriptions]
+        descriptions = load_descriptions(args.descriptions) if args.descriptions else {}
+        missing = [name for name in unknown if name not in descriptions and not args.name_prompts]
         if missing:
             raise ValueError(
                 f"{len(missing)} benchmark tags are not in the model's vocabulary and have no description: "
@@ -109,7 +107,8 @@ def run(args) -> int:
             tokenizer = getattr(processor, "tokenizer", None)
         except (OSError, ValueError, TypeError):
             tokenizer = None
-        add_tags(model, unknown, descriptions={n: descriptions[n] for n in unknown}, tokenizer=tokenizer)
+        # names without descriptions (--name-prompts) are embedded with the prompt-template ensemble
+        add_tags(model, {n: descriptions.get(n) for n in unknown}, tokenizer=tokenizer)
     tag_indices = [model.config.label2id[name] for name in classes]
     image_processor = load_image_processor(args.model, model.config)
 

@@ -3,7 +3,7 @@
 Data: the authors' JSON (`image_path`, `caption`, `union_label_id`) or an image folder with `metadata.jsonl`
 (`file_name`, `tags` by name, optional `caption`/`captions`). Tags of the folder that the model does not know are
 added to its vocabulary from `--descriptions` (JSON `{tag: [text, ...]}` or the authors' list format) or, with
-`--name-prompts`, from "a photo of a {tag}." (both need the model's text tower), or from a `--tag-set` file;
+`--name-prompts`, from the prompt-template ensemble (both need the model's text tower), or from a saved `--tag-set`;
 `--replace-tags` drops the old vocabulary. New tags get threshold 0.5.
 
 Writes into OUTPUT_DIR: `checkpoints/` (Trainer checkpoints; `--resume` continues from the last one) and, at the
@@ -34,8 +34,8 @@ def add_arguments(parser):
     parser.add_argument("--lora-no-vision", action="store_true", help="do not adapt the image encoder")
     parser.add_argument("--merge", action="store_true", help="also save the LoRA-merged full model in model/")
     parser.add_argument("--descriptions", help="JSON descriptions of new tags")
-    parser.add_argument("--name-prompts", action="store_true", help='embed new tags as "a photo of a {tag}."')
-    parser.add_argument("--tag-set", help="tag-set file (.safetensors) with new tags to add")
+    parser.add_argument("--name-prompts", action="store_true", help='embed new tags from their names (prompt-template ensemble)')
+    parser.add_argument("--tag-set", help="saved tag set (directory or Hub id, TagSet.save_pretrained) with tags to add")
     parser.add_argument("--replace-tags", action="store_true", help="drop the model's old tags")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-steps", type=int, default=-1)
@@ -68,29 +68,27 @@ def _save_atomically(target: str, write) -> None:
 
 
 def prepare_vocabulary(model, tokenizer, names_needed, descriptions_path=None, name_prompts=False, tag_set=None, replace=False):
-    """Add the tags of `names_needed` that the model lacks (from descriptions, name prompts or a tag-set file)."""
-    from ..training import add_tags, load_tag_set, read_descriptions
+    """Add the tags of `names_needed` that the model lacks (from descriptions, name prompts or a saved tag set)."""
+    from ..tag_sets import TagSet, load_descriptions
+    from ..training import add_tags
 
     if tag_set:
-        names, embeds, counts = load_tag_set(tag_set)
-        add_tags(model, names, label_embeds=embeds, description_counts=counts, keep_existing=not replace)
+        add_tags(model, TagSet.from_pretrained(tag_set), keep_existing=not replace)
         replace = False
     missing = [name for name in names_needed if name not in model.config.label2id]
     if replace and not missing:
         raise ValueError("--replace-tags needs new tags (from --descriptions, --name-prompts or --tag-set)")
     if missing or replace:
-        descriptions = read_descriptions(descriptions_path) if descriptions_path else {}
-        if name_prompts:
-            for name in names_needed:
-                descriptions.setdefault(name, [f"a photo of a {name}."])
-        new = [name for name in (names_needed if replace else missing)]
-        lacking = [name for name in new if name not in descriptions]
+        descriptions = load_descriptions(descriptions_path) if descriptions_path else {}
+        new = list(names_needed if replace else missing)
+        lacking = [name for name in new if name not in descriptions and not name_prompts]
         if lacking:
             raise ValueError(
                 f"{len(lacking)} tags of the data are not in the model's vocabulary and have no description: "
                 f"{lacking[:10]}; pass --descriptions, --name-prompts or --tag-set"
             )
-        add_tags(model, new, descriptions={n: descriptions[n] for n in new}, tokenizer=tokenizer, keep_existing=not replace)
+        # names without descriptions (--name-prompts) are embedded with the prompt-template ensemble
+        add_tags(model, {n: descriptions.get(n) for n in new}, tokenizer=tokenizer, keep_existing=not replace)
     return model
 
 
