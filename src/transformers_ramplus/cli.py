@@ -12,6 +12,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "convert": ("transformers_ramplus.commands.convert", "convert the authors' RAM++ checkpoint to a transformers model"),
+    "export-onnx": ("transformers_ramplus.commands.export_onnx", "export the tagger to ONNX (open-set label inputs)"),
 }
 
 

@@ -63,6 +63,11 @@ class RamPlusOutput(ModelOutput):
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def _is_tracing() -> bool:
+    """True while torch.compile, torch.export or the ONNX exporter trace the model (no data-dependent checks)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 # ------------------------------------------------------------------------------------------------------------ losses
 def asymmetric_loss(
     logits: torch.Tensor,
@@ -355,8 +360,9 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 tag_indices = torch.as_tensor(tag_indices, dtype=torch.long, device=label_embeds.device)
                 if tag_indices.dim() != 1 or tag_indices.numel() == 0:
                     raise ValueError(f"`tag_indices` must be a non-empty 1-D list of tag ids, got {tuple(tag_indices.shape)}")
-                bad = tag_indices[(tag_indices < 0) | (tag_indices >= self.config.num_tags)]
-                if bad.numel():
+                # value checks need the data: skipped while torch.compile / export traces the graph
+                bad = None if _is_tracing() else tag_indices[(tag_indices < 0) | (tag_indices >= self.config.num_tags)]
+                if bad is not None and bad.numel():
                     raise ValueError(
                         f"`tag_indices` contains ids outside [0, {self.config.num_tags}): {bad[:10].tolist()}"
                     )
@@ -400,8 +406,8 @@ class RamPlusModel(RamPlusPreTrainedModel):
                     f"`description_mask` must have shape {tuple(label_embeds.shape[:2])} (tags, descriptions), "
                     f"got {tuple(description_mask.shape)}"
                 )
-            empty = (~description_mask.any(dim=1)).nonzero().flatten()
-            if empty.numel():
+            empty = None if _is_tracing() else (~description_mask.any(dim=1)).nonzero().flatten()
+            if empty is not None and empty.numel():
                 raise ValueError(f"tags without any description in `description_mask`: {empty[:10].tolist()}")
         dtype = self.query_projection.weight.dtype
         return label_embeds.to(device=self.query_projection.weight.device, dtype=dtype), description_mask
