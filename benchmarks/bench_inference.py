@@ -697,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"fp32 logits vs baseline: max |diff| {max(exact['max_abs_diff_vs_baseline_batch1'], exact['max_abs_diff_vs_baseline_batch8']):.2e} "
-        f"({'OK' if exact['within_1e-4'] else 'FAIL'} at 1e-4); {subset.numel()}-tag subset vs full: {results["subset_matches_full"]:.2e}",
+        f"({'OK' if exact['within_1e-4'] else 'FAIL'} at 1e-4); {subset.numel()}-tag subset vs full: {results['subset_matches_full']:.2e}",
     ]
     for label, agreement in results["bf16_decisions_vs_fp32"].items():
         lines.append(
