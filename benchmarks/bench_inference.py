@@ -156,6 +156,40 @@ def timed(fn, repeats: int, warmup: int = 1) -> dict:
     }
 
 
+def interleaved_timings(plan, repeats: int, log) -> dict:
+    """Time every `(label, fn, batch_size, is_baseline)` of `plan` in rounds (one run of each per round), so that a
+    change of machine load during the run affects all of them alike; the first run of each measures its peak RSS.
+
+    Batch-1 first runs are warm-ups; larger batches already ran (logits of every image) and their first run counts.
+    The baseline's large batch is slow and is run once."""
+    samples, results = {}, {}
+    for label, fn, batch_size, _ in plan:
+        log(f"first run (peak memory) {label}")
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - start
+        samples[label] = [elapsed] if batch_size > 1 else []
+        results[label] = {"peak_rss_mib": memory.peak_mib, "peak_rss_above_start_mib": memory.above_start_mib}
+    for round_index in range(repeats):
+        log(f"timing round {round_index + 1}/{repeats}")
+        for label, fn, batch_size, is_baseline in plan:
+            if is_baseline and batch_size > 1 and samples[label]:
+                continue
+            if batch_size > 1 and len(samples[label]) >= repeats:
+                continue
+            start = time.perf_counter()
+            fn()
+            samples[label].append(time.perf_counter() - start)
+    for label, _, batch_size, _ in plan:
+        runs = samples[label]
+        results[label].update(
+            median_s=statistics.median(runs), min_s=min(runs), runs=len(runs),
+            per_image_s=statistics.median(runs) / batch_size,
+        )
+    return results
+
+
 # ------------------------------------------------------------------------------------------------------ the baseline
 def _relative_position_index(window: int) -> torch.Tensor:
     coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
@@ -614,15 +648,10 @@ def main(argv: list[str] | None = None) -> int:
             (f"bf16_b{big}", ours(model_bf16), batch),
             (f"autocast_bf16_b{big}", autocast_call, batch),
         ]
-        for label, fn, inputs in plan:
-            log(f"timing {label}")
-            # large batches ran just above (logits of every image), which warmed their kernels up; the baseline's
-            # large batch is slow, so it is timed once
-            large = inputs.shape[0] > 1
-            slow = label.startswith("baseline") and large
-            timing = timed(lambda: fn(inputs), repeats=1 if slow else repeats, warmup=0 if large else 1)
-            timing["per_image_s"] = timing["median_s"] / inputs.shape[0]
-            times[label] = timing
+        end_to_end = [
+            (label, (lambda fn=fn, x=x: fn(x)), x.shape[0], label.startswith("baseline")) for label, fn, x in plan
+        ]
+        times.update(interleaved_timings(end_to_end, repeats, log))
 
         # ------------------------------------------------------------ decoder only (re-weighting + decoder + head)
         embeds32 = model.get_image_embeds(one)
@@ -636,10 +665,7 @@ def main(argv: list[str] | None = None) -> int:
             ("swin_fp32", lambda: model.get_image_embeds(one)),
             ("swin_baseline_fp32", lambda: baseline.image_embeds(one)),
         ]
-        for label, fn in decoder_plan:
-            log(f"timing {label}")
-            times[label] = timed(fn, repeats=repeats, warmup=1)
-            times[label]["per_image_s"] = times[label]["median_s"]
+        times.update(interleaved_timings([(label, fn, 1, False) for label, fn in decoder_plan], repeats, log))
         subset_logits = model(image_embeds=embeds32, tag_indices=subset).logits
         full_logits = model(image_embeds=embeds32).logits
         results["subset_matches_full"] = (subset_logits - full_logits[:, subset]).abs().max().item()
