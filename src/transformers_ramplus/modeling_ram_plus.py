@@ -123,7 +123,10 @@ def eager_attention_forward(
 
 
 class RamPlusCrossAttention(nn.Module):
-    """Tag queries attend to the image tokens; output projection, dropout, residual and post-LayerNorm (BERT)."""
+    """Tag queries attend to the image tokens; output projection, dropout, residual and post-LayerNorm (BERT).
+
+    In eval mode with the default `"sdpa"` implementation and no attention weights requested, `_folded_forward`
+    computes the same result with the query/output projections folded into the image tokens (fewer FLOPs)."""
 
     def __init__(self, config: RamPlusConfig):
         super().__init__()
@@ -171,7 +174,6 @@ class RamPlusCrossAttention(nn.Module):
         attn_output = attn_output.reshape(batch_size, num_queries, -1)
         hidden_states = self.layer_norm(self.dropout(self.o_proj(attn_output)) + hidden_states)
         return hidden_states, (attn_weights if output_attentions else None)
-
 
     def _folded_forward(self, hidden_states: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Inference fast path: the query and output projections are folded into the (few) image tokens.
@@ -466,7 +468,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
             cls = F.normalize(image_embeds[:, 0, :].to(label_embeds.dtype), dim=-1)
             # (B, C*D) similarities: one GEMM against all description embeddings
             similarity = torch.matmul(cls, label_embeds.reshape(num_tags * num_desc, width).t())
-            # the softmax over descriptions in fp32 (a few values per image; keeps bf16 models' weights accurate)
+            # the softmax over descriptions in fp32 (C*D values per image, cheap; keeps bf16 models' weights accurate)
             similarity = similarity.view(-1, num_tags, num_desc).float() * self.reweight_scale.float().exp()
             if description_mask is not None:
                 similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
