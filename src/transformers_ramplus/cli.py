@@ -16,6 +16,7 @@ COMMANDS = {
     "describe": ("transformers_ramplus.commands.describe", "write LLM descriptions of tags for open-set tagging"),
     "finetune": ("transformers_ramplus.commands.finetune", "fine-tune a RAM++ model (LoRA or full) on your images and tags"),
     "evaluate": ("transformers_ramplus.commands.evaluate", "benchmark mAP / CP / CR / F1 of a RAM++ model as JSON"),
+    "export-onnx": ("transformers_ramplus.commands.export_onnx", "export the tagger to ONNX (open-set label inputs)"),
 }
 
 

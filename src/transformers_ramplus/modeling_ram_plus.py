@@ -63,6 +63,11 @@ class RamPlusOutput(ModelOutput):
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def _is_tracing() -> bool:
+    """True while torch.compile, torch.export or the ONNX exporter trace the model (no data-dependent checks)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 # ------------------------------------------------------------------------------------------------------------ losses
 def asymmetric_loss(
     logits: torch.Tensor,
@@ -118,7 +123,10 @@ def eager_attention_forward(
 
 
 class RamPlusCrossAttention(nn.Module):
-    """Tag queries attend to the image tokens; output projection, dropout, residual and post-LayerNorm (BERT)."""
+    """Tag queries attend to the image tokens; output projection, dropout, residual and post-LayerNorm (BERT).
+
+    In eval mode with the default `"sdpa"` implementation and no attention weights requested, `_folded_forward`
+    computes the same result with the query/output projections folded into the image tokens (fewer FLOPs)."""
 
     def __init__(self, config: RamPlusConfig):
         super().__init__()
@@ -141,13 +149,15 @@ class RamPlusCrossAttention(nn.Module):
         image_embeds: torch.Tensor,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        implementation = self.config._attn_implementation
+        if implementation == "sdpa" and not output_attentions and not self.training:
+            return self._folded_forward(hidden_states, image_embeds), None
         batch_size, num_queries, _ = hidden_states.shape
         num_tokens = image_embeds.shape[1]
         query = self.q_proj(hidden_states).view(batch_size, num_queries, self.num_heads, self.head_dim).transpose(1, 2)
         key = self.k_proj(image_embeds).view(batch_size, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
         value = self.v_proj(image_embeds).view(batch_size, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
 
-        implementation = self.config._attn_implementation
         if output_attentions and implementation != "eager":
             implementation = "eager"  # only the eager path materializes the attention weights
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
@@ -164,6 +174,37 @@ class RamPlusCrossAttention(nn.Module):
         attn_output = attn_output.reshape(batch_size, num_queries, -1)
         hidden_states = self.layer_norm(self.dropout(self.o_proj(attn_output)) + hidden_states)
         return hidden_states, (attn_weights if output_attentions else None)
+
+    def _folded_forward(self, hidden_states: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Inference fast path: the query and output projections are folded into the (few) image tokens.
+
+        With K_h, V_h the per-head keys/values of the N image tokens, the scores of head h are
+        `(x Wq_h^T + bq_h) K_h^T = x (K_h Wq_h)^T + K_h bq_h`, and the projected output is
+        `sum_h P_h (V_h Wo_h^T) + bo`. Both rewrites are exact algebra; they replace two (queries x H x H)
+        products with (queries x H x heads*N) ones (heads*N = 580 < H = 768 at full size) and need no
+        per-head transposes of the (batch, tags, H) activations.
+        """
+        batch_size, num_queries, hidden_size = hidden_states.shape
+        num_tokens = image_embeds.shape[1]
+        heads, head_dim = self.num_heads, self.head_dim
+        key = self.k_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
+        value = self.v_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
+        query_weight = self.q_proj.weight.view(heads, head_dim, hidden_size) * self.scaling
+        # (B, heads*N, H): row (h, n) is the key of token n, head h, mapped back through the query projection
+        folded_keys = torch.einsum("bnhd,hde->bhne", key, query_weight).reshape(batch_size, heads * num_tokens, -1)
+        scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
+        if self.q_proj.bias is not None:
+            query_bias = self.q_proj.bias.view(heads, head_dim) * self.scaling
+            scores = scores + torch.einsum("bnhd,hd->bhn", key, query_bias).reshape(batch_size, 1, heads * num_tokens)
+        probs = scores.view(batch_size, num_queries, heads, num_tokens).softmax(dim=-1, dtype=torch.float32)
+        probs = probs.to(value.dtype).view(batch_size, num_queries, heads * num_tokens)
+        # (B, heads*N, H): values mapped through the output projection
+        output_weight = self.o_proj.weight.view(hidden_size, heads, head_dim)
+        folded_values = torch.einsum("bnhd,ehd->bhne", value, output_weight).reshape(batch_size, heads * num_tokens, -1)
+        attn_output = torch.matmul(probs, folded_values)
+        if self.o_proj.bias is not None:
+            attn_output = attn_output + self.o_proj.bias
+        return self.layer_norm(attn_output + hidden_states)
 
 
 class RamPlusDecoderLayer(GradientCheckpointingLayer):
@@ -321,8 +362,9 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 tag_indices = torch.as_tensor(tag_indices, dtype=torch.long, device=label_embeds.device)
                 if tag_indices.dim() != 1 or tag_indices.numel() == 0:
                     raise ValueError(f"`tag_indices` must be a non-empty 1-D list of tag ids, got {tuple(tag_indices.shape)}")
-                bad = tag_indices[(tag_indices < 0) | (tag_indices >= self.config.num_tags)]
-                if bad.numel():
+                # value checks need the data: skipped while torch.compile / export traces the graph
+                bad = None if _is_tracing() else tag_indices[(tag_indices < 0) | (tag_indices >= self.config.num_tags)]
+                if bad is not None and bad.numel():
                     raise ValueError(
                         f"`tag_indices` contains ids outside [0, {self.config.num_tags}): {bad[:10].tolist()}"
                     )
@@ -366,8 +408,8 @@ class RamPlusModel(RamPlusPreTrainedModel):
                     f"`description_mask` must have shape {tuple(label_embeds.shape[:2])} (tags, descriptions), "
                     f"got {tuple(description_mask.shape)}"
                 )
-            empty = (~description_mask.any(dim=1)).nonzero().flatten()
-            if empty.numel():
+            empty = None if _is_tracing() else (~description_mask.any(dim=1)).nonzero().flatten()
+            if empty is not None and empty.numel():
                 raise ValueError(f"tags without any description in `description_mask`: {empty[:10].tolist()}")
         dtype = self.query_projection.weight.dtype
         return label_embeds.to(device=self.query_projection.weight.device, dtype=dtype), description_mask
@@ -420,15 +462,19 @@ class RamPlusModel(RamPlusPreTrainedModel):
         computed with two batched matrix products (no `(batch, tags, descriptions, dim)` temporary).
         """
         num_tags, num_desc, width = label_embeds.shape
-        cls = F.normalize(image_embeds[:, 0, :], dim=-1)
-        # (B, C*D) similarities: one GEMM against all description embeddings
-        similarity = torch.matmul(cls, label_embeds.reshape(num_tags * num_desc, width).t())
-        similarity = similarity.view(-1, num_tags, num_desc) * self.reweight_scale.exp()
-        if description_mask is not None:
-            similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
-        weights = similarity.softmax(dim=-1)
-        # per tag: (B, D) x (D, T) -> (C, B, T)
-        pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1)
+        # The re-weighting runs in the dtype of the label embeddings, outside autocast: under bf16 autocast an fp32
+        # vocabulary (C*D rows) would otherwise be converted on every call, which costs more than the products.
+        with torch.autocast(device_type=label_embeds.device.type, enabled=False):
+            cls = F.normalize(image_embeds[:, 0, :].to(label_embeds.dtype), dim=-1)
+            # (B, C*D) similarities: one GEMM against all description embeddings
+            similarity = torch.matmul(cls, label_embeds.reshape(num_tags * num_desc, width).t())
+            # the softmax over descriptions in fp32 (C*D values per image, cheap; keeps bf16 models' weights accurate)
+            similarity = similarity.view(-1, num_tags, num_desc).float() * self.reweight_scale.float().exp()
+            if description_mask is not None:
+                similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
+            weights = similarity.softmax(dim=-1).to(label_embeds.dtype)
+            # per tag: (B, D) x (D, T) -> (C, B, T)
+            pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1)
         return F.relu(self.query_projection(pooled))
 
     def decode(

@@ -1,0 +1,76 @@
+"""ONNX export of the tagger, checked against PyTorch with onnxruntime (tiny config)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from transformers_ramplus.cli import main
+from transformers_ramplus.onnx_export import builtin_label_inputs, export_onnx
+
+from conftest import tiny_model
+
+
+ort = pytest.importorskip("onnxruntime")
+# the legacy exporter (used here because it exports in seconds) warns that it is deprecated and about traced shapes
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+
+
+def _model():
+    model = tiny_model(num_tags=6, descriptions_per_tag=3)
+    with torch.no_grad():
+        model.classifier.weight.mul_(30.0)  # logits of a few units, so that a mismatch shows
+    return model
+
+
+def _run(session, pixel_values, label_embeds, mask):
+    feeds = {"pixel_values": pixel_values.numpy(), "label_embeds": label_embeds.numpy(), "description_mask": mask.numpy()}
+    return torch.from_numpy(session.run(["logits"], feeds)[0])
+
+
+def _check_session(model, path):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    label_embeds, mask = builtin_label_inputs(model)
+    # open-set vocabulary with another number of tags and descriptions, padded descriptions masked
+    open_embeds = F.normalize(torch.randn(4, 5, model.config.text_embed_dim, generator=generator), dim=-1)
+    open_mask = torch.ones(4, 5, dtype=torch.bool)
+    open_mask[1, 3:] = False
+    for batch in (1, 3):  # dynamic batch (the export used 2)
+        pixel_values = torch.randn(batch, 3, 64, 64, generator=generator)
+        with torch.no_grad():
+            closed = model(pixel_values=pixel_values).logits
+            opened = model(pixel_values=pixel_values, label_embeds=open_embeds, description_mask=open_mask).logits
+        assert closed.abs().max() > 1.0
+        torch.testing.assert_close(_run(session, pixel_values, label_embeds, mask), closed, atol=1e-4, rtol=0)
+        torch.testing.assert_close(_run(session, pixel_values, open_embeds, open_mask), opened, atol=1e-4, rtol=0)
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    model = _model()
+    path = export_onnx(model, tmp_path / "tagger.onnx", dynamo=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["tagger.onnx"]  # no temporary file left behind
+    _check_session(model, path)
+
+
+def test_export_onnx_command(tmp_path, capsys):
+    model = _model()
+    model.save_pretrained(tmp_path / "model")
+    code = main(["export-onnx", str(tmp_path / "model"), str(tmp_path / "out.onnx"), "--exporter", "torchscript"])
+    assert code == 0
+    assert "onnxruntime vs PyTorch" in capsys.readouterr().err
+    _check_session(model, tmp_path / "out.onnx")
+
+
+def test_export_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="tagger.txt"):
+        export_onnx(_model(), tmp_path / "tagger.txt")
+    with pytest.raises(TypeError, match="RamPlusModel"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "tagger.onnx")
+
+
+@pytest.mark.slow
+def test_dynamo_onnx_export_matches_pytorch(tmp_path):
+    model = _model()
+    path = export_onnx(model, tmp_path / "tagger.onnx")  # the default, torch.export-based exporter
+    _check_session(model, path)
