@@ -70,6 +70,14 @@ def test_lora_changes_only_adapter_and_saved_modules_and_merges(tmp_path):
         base_logits = tiny_model(num_tags=4, text_config=tiny_word_text_config())(pixel_values).logits
     assert not torch.allclose(adapted_logits[:, :4], base_logits, atol=1e-3)
 
+    # the adapted model's logits include the LoRA updates of the attention projections (the eager path computes
+    # every projection through the PEFT modules; the default fast path must agree with it)
+    model.base_model.model.config._attn_implementation = "eager"
+    with torch.no_grad():
+        eager_logits = model(pixel_values=pixel_values).logits
+    model.base_model.model.config._attn_implementation = "sdpa"
+    torch.testing.assert_close(adapted_logits, eager_logits, rtol=1e-4, atol=1e-5)
+
     save_adapter(model, tmp_path / "adapter")
     fresh = tiny_model(num_tags=4, text_config=tiny_word_text_config())  # the original vocabulary: 4 tags
     loaded = load_adapter(fresh, tmp_path / "adapter")

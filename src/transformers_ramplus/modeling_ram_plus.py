@@ -150,7 +150,7 @@ class RamPlusCrossAttention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         implementation = self.config._attn_implementation
-        if implementation == "sdpa" and not output_attentions and not self.training:
+        if implementation == "sdpa" and not output_attentions and not self.training and self._can_fold():
             return self._folded_forward(hidden_states, image_embeds), None
         batch_size, num_queries, _ = hidden_states.shape
         num_tokens = image_embeds.shape[1]
@@ -174,6 +174,11 @@ class RamPlusCrossAttention(nn.Module):
         attn_output = attn_output.reshape(batch_size, num_queries, -1)
         hidden_states = self.layer_norm(self.dropout(self.o_proj(attn_output)) + hidden_states)
         return hidden_states, (attn_weights if output_attentions else None)
+
+    def _can_fold(self) -> bool:
+        # the fold reads the projection weights directly: only for plain Linear layers (a PEFT/LoRA or quantized
+        # wrapper adds its own computation, which the regular path runs)
+        return type(self.q_proj) is nn.Linear and type(self.o_proj) is nn.Linear
 
     def _folded_forward(self, hidden_states: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Inference fast path: the query and output projections are folded into the (few) image tokens.
