@@ -212,6 +212,10 @@ class RamPlusCrossAttention(nn.Module):
         return self.layer_norm(attn_output + hidden_states)
 
 
+# rows (batch x tags) per block of the decoder's feed-forward at inference (see RamPlusDecoderLayer.forward)
+FEED_FORWARD_CHUNK_ROWS = 4096
+
+
 class RamPlusDecoderLayer(GradientCheckpointingLayer):
     """Cross-attention then feed-forward, both with residual and post-LayerNorm; no self-attention."""
 
@@ -228,9 +232,18 @@ class RamPlusDecoderLayer(GradientCheckpointingLayer):
         self, hidden_states: torch.Tensor, image_embeds: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden_states, attn_weights = self.cross_attention(hidden_states, image_embeds, output_attentions)
+        rows = hidden_states.shape[0] * hidden_states.shape[1]
+        if self.training or rows <= FEED_FORWARD_CHUNK_ROWS or _is_tracing():
+            return self._feed_forward(hidden_states), attn_weights
+        # inference on several images: the (rows, intermediate) activation of all tags of all images is large
+        # (36680 x 3072 at batch 8); blocks of rows keep it cache- and memory-friendly (same numbers, row-wise op)
+        flat = hidden_states.reshape(rows, -1)
+        out = torch.cat([self._feed_forward(block) for block in flat.split(FEED_FORWARD_CHUNK_ROWS)])
+        return out.view_as(hidden_states), attn_weights
+
+    def _feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         feed_forward = self.fc2(self.activation_fn(self.fc1(hidden_states)))
-        hidden_states = self.final_layer_norm(self.dropout(feed_forward) + hidden_states)
-        return hidden_states, attn_weights
+        return self.final_layer_norm(self.dropout(feed_forward) + hidden_states)
 
 
 class RamPlusDecoder(nn.Module):
