@@ -11,7 +11,7 @@ from transformers_ramplus.onnx_export import builtin_label_inputs, export_onnx
 from conftest import tiny_model
 
 
-ort = pytest.importorskip("onnxruntime")
+import onnxruntime as ort  # noqa: E402  (the `export` extra, installed by `make test`)
 # the legacy exporter (used here because it exports in seconds) warns that it is deprecated and about traced shapes
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 
