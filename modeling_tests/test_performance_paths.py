@@ -200,3 +200,26 @@ def test_feed_forward_blocks_give_the_same_result(monkeypatch):
         monkeypatch.setattr(modeling, "FEED_FORWARD_CHUNK_ROWS", 4)  # 21 rows -> 6 blocks, the last one partial
         blocked = model(pixel_values=pixel_values).logits
     torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
+
+
+def test_onednn_linear_inference_matches_plain_linear():
+    """fp32 CPU inference routes linear layers to oneDNN (same arithmetic); training, autograd and autocast do not."""
+    import contextlib
+
+    from transformers_ramplus.modeling_ram_plus import _OneDnnLinearMode, _onednn_linear_available
+
+    if not _onednn_linear_available():
+        pytest.skip("this torch build has no oneDNN linear kernel")
+    model = tiny_model(num_tags=6)
+    pixel_values = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert isinstance(model._inference_context(), _OneDnnLinearMode)
+        fast = model(pixel_values=pixel_values).logits
+        model.config.cpu_onednn_linear = False
+        assert isinstance(model._inference_context(), contextlib.nullcontext)
+        plain = model(pixel_values=pixel_values).logits
+        model.config.cpu_onednn_linear = True
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert isinstance(model._inference_context(), contextlib.nullcontext)
+    assert isinstance(model._inference_context(), contextlib.nullcontext)  # autograd on
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-5)

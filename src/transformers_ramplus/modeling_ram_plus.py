@@ -11,12 +11,15 @@ This file imports only its configuration, `transformers` and `torch`, so that `s
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from transformers import CLIPTextModelWithProjection, SwinModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -66,6 +69,41 @@ class RamPlusOutput(ModelOutput):
 def _is_tracing() -> bool:
     """True while torch.compile, torch.export or the ONNX exporter trace the model (no data-dependent checks)."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+# -------------------------------------------------------------------------------------------- fp32 CPU inference
+@functools.cache
+def _onednn_linear_available() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class _OneDnnLinearMode(TorchFunctionMode):
+    """Routes fp32 CPU `F.linear` calls made without autograd to oneDNN's linear kernel.
+
+    Same fp32 arithmetic (results differ only by summation order, ~1e-6), but on CPUs where the default BLAS is slow
+    for fp32 (measured on the AMD EPYC development machine: 179 GFLOP/s through `addmm`, 307 through oneDNN) the whole
+    model, Swin encoder included, runs faster. Used only inside `RamPlusModel` at inference (see
+    `RamPlusConfig.cpu_onednn_linear`)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.linear and len(args) >= 2 and not kwargs:
+            inputs, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else None
+            if (
+                inputs.dtype == torch.float32
+                and weight.dtype == torch.float32
+                and inputs.device.type == "cpu"
+                and inputs.dim() >= 2
+                and inputs.is_contiguous()
+                and weight.is_contiguous()
+                and (bias is None or bias.dtype == torch.float32)
+            ):
+                return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "none", [], "")
+        return func(*args, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------------------ losses
@@ -329,8 +367,27 @@ class RamPlusModel(RamPlusPreTrainedModel):
         return model
 
     # ------------------------------------------------------------------ public building blocks
+    def _inference_context(self):
+        """oneDNN linear kernels for fp32 CPU inference without autograd (see `_OneDnnLinearMode`), else nothing."""
+        if (
+            self.config.cpu_onednn_linear
+            and not self.training
+            and not torch.is_grad_enabled()
+            and not _is_tracing()
+            and not torch.is_autocast_enabled("cpu")  # autocast decides the matmul dtype itself
+            and self.image_projection.weight.device.type == "cpu"
+            and self.image_projection.weight.dtype == torch.float32
+            and _onednn_linear_available()
+        ):
+            return _OneDnnLinearMode()
+        return contextlib.nullcontext()
+
     def get_image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Image tokens `[mean, t1..t144]` of the Swin encoder, projected: `(batch, 145, text_embed_dim)`."""
+        with self._inference_context():
+            return self._image_embeds(pixel_values)
+
+    def _image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if not isinstance(pixel_values, torch.Tensor):
             raise TypeError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}")
         expected_channels = self.config.vision_config.num_channels
@@ -554,6 +611,41 @@ class RamPlusModel(RamPlusPreTrainedModel):
             teacher_image_embeds (`torch.FloatTensor` of shape `(batch_size, text_embed_dim)`, *optional*):
                 CLIP ViT-B/16 image embeddings of the same images; gives the L1 distillation loss.
         """
+        with self._inference_context():
+            return self._forward(
+                pixel_values=pixel_values,
+                image_embeds=image_embeds,
+                label_embeds=label_embeds,
+                descriptions_per_tag=descriptions_per_tag,
+                description_mask=description_mask,
+                tag_indices=tag_indices,
+                labels=labels,
+                caption_input_ids=caption_input_ids,
+                caption_attention_mask=caption_attention_mask,
+                caption_embeds=caption_embeds,
+                teacher_image_embeds=teacher_image_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=return_dict,
+            )
+
+    def _forward(
+        self,
+        pixel_values,
+        image_embeds,
+        label_embeds,
+        descriptions_per_tag,
+        description_mask,
+        tag_indices,
+        labels,
+        caption_input_ids,
+        caption_attention_mask,
+        caption_embeds,
+        teacher_image_embeds,
+        output_attentions,
+        output_hidden_states,
+        return_dict,
+    ) -> RamPlusOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_attentions = bool(output_attentions) if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
@@ -562,7 +654,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
         if (pixel_values is None) == (image_embeds is None):
             raise ValueError("pass exactly one of `pixel_values` and `image_embeds`")
         if image_embeds is None:
-            image_embeds = self.get_image_embeds(pixel_values)
+            image_embeds = self._image_embeds(pixel_values)
         elif image_embeds.dim() != 3 or image_embeds.shape[-1] != self.config.text_embed_dim:
             raise ValueError(
                 f"`image_embeds` must be (batch, tokens, {self.config.text_embed_dim}), got {tuple(image_embeds.shape)}"
