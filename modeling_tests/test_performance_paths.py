@@ -223,3 +223,17 @@ def test_onednn_linear_inference_matches_plain_linear():
             assert isinstance(model._inference_context(), contextlib.nullcontext)
     assert isinstance(model._inference_context(), contextlib.nullcontext)  # autograd on
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-5)
+
+
+def test_image_encoder_blocks_give_the_same_result(monkeypatch):
+    """Inference encodes large batches in blocks of images; the result equals encoding them at once."""
+    import transformers_ramplus.modeling_ram_plus as modeling
+
+    model = tiny_model(num_tags=4)
+    pixel_values = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        whole = model(pixel_values=pixel_values)
+        monkeypatch.setattr(modeling, "VISION_CHUNK_IMAGES", 2)  # 5 images -> blocks of 2, 2, 1
+        blocked = model(pixel_values=pixel_values)
+    torch.testing.assert_close(blocked.image_embeds, whole.image_embeds, rtol=0, atol=1e-5)
+    torch.testing.assert_close(blocked.logits, whole.logits, rtol=0, atol=1e-5)

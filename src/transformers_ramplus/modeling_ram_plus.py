@@ -252,6 +252,8 @@ class RamPlusCrossAttention(nn.Module):
 
 # rows (batch x tags) per block of the decoder's feed-forward at inference (see RamPlusDecoderLayer.forward)
 FEED_FORWARD_CHUNK_ROWS = 4096
+# images per block of the image encoder at inference (see RamPlusModel._image_embeds)
+VISION_CHUNK_IMAGES = 4
 
 
 class RamPlusDecoderLayer(GradientCheckpointingLayer):
@@ -405,7 +407,15 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 f"image height and width must be multiples of the patch size {patch}, got {tuple(pixel_values.shape[-2:])}"
             )
         target_dtype = self.image_projection.weight.dtype
-        vision_outputs = self.vision_model(pixel_values=pixel_values.to(target_dtype))
+        pixel_values = pixel_values.to(target_dtype)
+        if self.training or pixel_values.shape[0] <= VISION_CHUNK_IMAGES or _is_tracing():
+            return self._encode_images(pixel_values)
+        # inference on many images: the Swin encoder's per-image cost grows with the batch (its activations leave
+        # the caches; fp32 Swin-L here: 0.80 s/image at batch 8 against 0.70 in blocks of 4), so encode in blocks
+        return torch.cat([self._encode_images(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
+
+    def _encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        vision_outputs = self.vision_model(pixel_values=pixel_values)
         tokens = torch.cat([vision_outputs.pooler_output.unsqueeze(1), vision_outputs.last_hidden_state], dim=1)
         return self.image_projection(tokens)
 
