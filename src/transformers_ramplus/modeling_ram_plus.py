@@ -139,6 +139,42 @@ def asymmetric_loss(
     return -loss.sum()
 
 
+def tagging_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    gamma_neg: float = 7.0,
+    gamma_pos: float = 0.0,
+    clip: float | None = 0.05,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """ASL of the tag logits `(batch, num_tags)` against multi-hot `labels` (sum over batch and tags)."""
+    return asymmetric_loss(logits, labels, gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, eps=eps)
+
+
+def alignment_loss(
+    alignment_logits: torch.Tensor,
+    gamma_neg: float = 4.0,
+    gamma_pos: float = 0.0,
+    clip: float | None = 0.05,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """ASL of image-caption logits `(batch, num_captions)` against identity targets."""
+    if alignment_logits.dim() != 2:
+        raise ValueError(f"`alignment_logits` must be (batch, num_captions), got {tuple(alignment_logits.shape)}")
+    targets = torch.eye(*alignment_logits.shape, device=alignment_logits.device, dtype=torch.float32)
+    return asymmetric_loss(alignment_logits, targets, gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, eps=eps)
+
+
+def distillation_loss(image_cls: torch.Tensor, teacher_image_embeds: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between `image_cls` `(batch, dim)` and `teacher_image_embeds` `(batch, dim)`."""
+    if image_cls.shape != teacher_image_embeds.shape:
+        raise ValueError(
+            f"`teacher_image_embeds` {tuple(teacher_image_embeds.shape)} must match the image embedding "
+            f"{tuple(image_cls.shape)}"
+        )
+    return F.l1_loss(image_cls.float(), teacher_image_embeds.float())
+
+
 # --------------------------------------------------------------------------------------------------------- decoder
 def eager_attention_forward(
     module: nn.Module,
@@ -676,12 +712,12 @@ class RamPlusModel(RamPlusPreTrainedModel):
             queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
         )
 
-        tag_loss = alignment_loss = distillation_loss = alignment_logits = None
+        tag_loss = alignment_loss_value = distillation_loss_value = alignment_logits = None
         losses = []
         if labels is not None:
             if labels.shape != logits.shape:
                 raise ValueError(f"`labels` must have shape {tuple(logits.shape)} (batch, tags), got {tuple(labels.shape)}")
-            tag_loss = asymmetric_loss(
+            tag_loss = tagging_loss(
                 logits,
                 labels,
                 gamma_neg=self.config.tag_loss_gamma_neg,
@@ -694,24 +730,17 @@ class RamPlusModel(RamPlusPreTrainedModel):
             if caption_embeds is None:
                 caption_embeds = self.encode_text(caption_input_ids, caption_attention_mask)
             alignment_logits = self.alignment_logits(image_embeds, caption_embeds)
-            targets = torch.eye(alignment_logits.shape[0], alignment_logits.shape[1], device=alignment_logits.device)
-            alignment_loss = asymmetric_loss(
+            alignment_loss_value = alignment_loss(
                 alignment_logits,
-                targets,
                 gamma_neg=self.config.align_loss_gamma_neg,
                 gamma_pos=self.config.align_loss_gamma_pos,
                 clip=self.config.align_loss_clip,
                 eps=self.config.asl_eps,
             )
-            losses.append(self.config.align_loss_weight * alignment_loss)
+            losses.append(self.config.align_loss_weight * alignment_loss_value)
         if teacher_image_embeds is not None:
-            cls = image_embeds[:, 0, :]
-            if teacher_image_embeds.shape != cls.shape:
-                raise ValueError(
-                    f"`teacher_image_embeds` must have shape {tuple(cls.shape)}, got {tuple(teacher_image_embeds.shape)}"
-                )
-            distillation_loss = F.l1_loss(cls.float(), teacher_image_embeds.float())
-            losses.append(self.config.distill_loss_weight * distillation_loss)
+            distillation_loss_value = distillation_loss(image_embeds[:, 0, :], teacher_image_embeds)
+            losses.append(self.config.distill_loss_weight * distillation_loss_value)
         loss = torch.stack(losses).sum() if losses else None
 
         output = RamPlusOutput(
@@ -719,8 +748,8 @@ class RamPlusModel(RamPlusPreTrainedModel):
             logits=logits,
             image_embeds=image_embeds,
             tag_loss=tag_loss,
-            alignment_loss=alignment_loss,
-            distillation_loss=distillation_loss,
+            alignment_loss=alignment_loss_value,
+            distillation_loss=distillation_loss_value,
             alignment_logits=alignment_logits,
             hidden_states=all_hidden_states,
             cross_attentions=all_attentions,
@@ -740,4 +769,12 @@ class RamPlusModel(RamPlusPreTrainedModel):
         return logits
 
 
-__all__ = ["RamPlusModel", "RamPlusPreTrainedModel", "RamPlusOutput", "asymmetric_loss"]
+__all__ = [
+    "RamPlusModel",
+    "RamPlusPreTrainedModel",
+    "RamPlusOutput",
+    "alignment_loss",
+    "asymmetric_loss",
+    "distillation_loss",
+    "tagging_loss",
+]
