@@ -71,12 +71,10 @@ def reference_outputs():
     return torch.load(path, weights_only=True)
 
 
-@pytest.fixture(scope="session")
-def converted_tiny(tmp_path_factory):
-    """The golden original-format checkpoint converted with the `ramplus convert` command."""
+def convert_golden_tiny(output, *extra_args) -> Path:
+    """Convert the golden original-format checkpoint with the `ramplus convert` command (tags, Chinese, thresholds)."""
     from transformers_ramplus.cli import main
 
-    output = tmp_path_factory.mktemp("converted") / "ram_plus_tiny"
     code = main(
         [
             "convert",
@@ -88,10 +86,17 @@ def converted_tiny(tmp_path_factory):
             str(TINY_DIR / "ram_tag_list_chinese.txt"),
             "--thresholds",
             str(TINY_DIR / "ram_tag_list_threshold.txt"),
+            *extra_args,
         ]
     )
     assert code == 0
     return output
+
+
+@pytest.fixture(scope="session")
+def converted_tiny(tmp_path_factory):
+    """The golden original-format checkpoint converted with the `ramplus convert` command."""
+    return convert_golden_tiny(tmp_path_factory.mktemp("converted") / "ram_plus_tiny")
 
 
 # ------------------------------------------------------------------ tiny CLIP text tower + tokenizer (issue 3)
@@ -167,26 +172,8 @@ def tiny_clip_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def converted_tiny_text(tmp_path_factory, tiny_clip_dir):
     """The golden tiny checkpoint converted with `ramplus convert --text-tower <tiny CLIP dir>`."""
-    from transformers_ramplus.cli import main
-
     output = tmp_path_factory.mktemp("converted_text") / "ram_plus_tiny_text"
-    code = main(
-        [
-            "convert",
-            str(TINY_DIR / "ram_plus_original.pth"),
-            str(output),
-            "--tag-list",
-            str(TINY_DIR / "ram_tag_list.txt"),
-            "--tag-list-chinese",
-            str(TINY_DIR / "ram_tag_list_chinese.txt"),
-            "--thresholds",
-            str(TINY_DIR / "ram_tag_list_threshold.txt"),
-            "--text-tower",
-            str(tiny_clip_dir),
-        ]
-    )
-    assert code == 0
-    return output
+    return convert_golden_tiny(output, "--text-tower", str(tiny_clip_dir))
 # ---------------------------------------------------------------- training helpers (issue 4)
 def tiny_word_tokenizer(words=()):
     """An offline word-level tokenizer shaped like CLIP's (bos/eos added, pad id 0), for tiny text towers."""
