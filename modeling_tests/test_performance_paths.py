@@ -237,3 +237,16 @@ def test_image_encoder_blocks_give_the_same_result(monkeypatch):
         blocked = model(pixel_values=pixel_values)
     torch.testing.assert_close(blocked.image_embeds, whole.image_embeds, rtol=0, atol=1e-5)
     torch.testing.assert_close(blocked.logits, whole.logits, rtol=0, atol=1e-5)
+
+
+def test_decoder_tag_blocks_give_the_same_result(monkeypatch):
+    """Inference on several images decodes the tags in blocks; the logits equal decoding all tags at once."""
+    import transformers_ramplus.modeling_ram_plus as modeling
+
+    model = tiny_model(num_tags=9)
+    pixel_values = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        whole = model(pixel_values=pixel_values).logits
+        monkeypatch.setattr(modeling, "DECODER_CHUNK_ROWS", 12)  # 3 images -> blocks of 4 tags: 4, 4, 1
+        blocked = model(pixel_values=pixel_values).logits
+    torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
