@@ -311,7 +311,7 @@ class RamPlusDecoderLayer(GradientCheckpointingLayer):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden_states, attn_weights = self.cross_attention(hidden_states, image_embeds, output_attentions)
         rows = hidden_states.shape[0] * hidden_states.shape[1]
-        if self.training or rows <= FEED_FORWARD_CHUNK_ROWS or _is_tracing():
+        if _is_tracing() or self.training or rows <= FEED_FORWARD_CHUNK_ROWS:
             return self._feed_forward(hidden_states), attn_weights
         # inference on several images: the (rows, intermediate) activation of all tags of all images is large
         # (36680 x 3072 at batch 8); blocks of rows keep it cache- and memory-friendly (same numbers, row-wise op)
@@ -446,7 +446,8 @@ class RamPlusModel(RamPlusPreTrainedModel):
             )
         target_dtype = self.image_projection.weight.dtype
         pixel_values = pixel_values.to(target_dtype)
-        if self.training or pixel_values.shape[0] <= VISION_CHUNK_IMAGES or _is_tracing():
+        # tracing first: comparing a symbolic batch size would specialize an exported graph to one batch size
+        if _is_tracing() or self.training or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
             return self._encode_images(pixel_values)
         # inference on many images: the Swin encoder's per-image cost grows with the batch (its activations leave
         # the caches; fp32 Swin-L here: 0.80 s/image at batch 8 against 0.70 in blocks of 2 to 4), so encode in blocks
@@ -612,20 +613,19 @@ class RamPlusModel(RamPlusPreTrainedModel):
         Every tag query is decoded independently of the others (cross-attention to the image tokens, then a row-wise
         feed-forward), so at inference on several images the tags are decoded in blocks of about
         `DECODER_CHUNK_ROWS` (images x tags) rows: the same numbers with a working set that stays in cache."""
-        batch_size, num_queries = queries.shape[:2]
-        block = max(1, DECODER_CHUNK_ROWS // batch_size)
         if (
-            self.training
+            _is_tracing()  # first: comparing symbolic sizes would specialize an exported graph
+            or self.training
             or output_attentions
             or output_hidden_states
-            or batch_size == 1
-            or num_queries <= block
-            or _is_tracing()
+            or queries.shape[0] == 1
+            or queries.shape[1] <= max(1, DECODER_CHUNK_ROWS // queries.shape[0])
         ):
             hidden_states, all_hidden_states, all_attentions = self.decoder(
                 queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
             )
             return self.classifier(hidden_states).squeeze(-1), all_hidden_states, all_attentions
+        block = max(1, DECODER_CHUNK_ROWS // queries.shape[0])
         logits = [
             self.classifier(self.decoder(part, image_embeds)[0]).squeeze(-1) for part in queries.split(block, dim=1)
         ]
