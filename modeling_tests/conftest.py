@@ -58,6 +58,23 @@ def tiny_model(seed: int = 0, **overrides):
     return model.eval()
 
 
+def run_without_package(script: str, workdir) -> "subprocess.CompletedProcess":
+    """Run `script` in a fresh offline Python process (own HF_HOME, no Hub access) from `workdir`: remote-code checks.
+
+    The script itself blocks `transformers_ramplus` (`sys.modules[...] = None`) where the package must be absent."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+        env={"HF_HOME": str(Path(workdir) / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+
+
 @pytest.fixture
 def model():
     return tiny_model()

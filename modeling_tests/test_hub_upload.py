@@ -1,12 +1,12 @@
 """hub_upload tooling: a dry run validates and stages a converted model, with remote code that loads offline."""
 
 import importlib.util
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from conftest import run_without_package
 
 HUB_UPLOAD = Path(__file__).resolve().parents[1] / "hub_upload" / "prepare_and_push.py"
 
@@ -41,10 +41,7 @@ def test_dry_run_stages_weights_card_and_remote_code(tmp_path, converted_tiny):
         print("remote-ok")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
+    result = run_without_package(script, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "remote-ok" in result.stdout
 

@@ -1,8 +1,6 @@
 """pipeline("zero-shot-image-tagging") (issue 3)."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REFERENCE_IMAGES, TINY_DIR, tiny_text_model
+from conftest import REFERENCE_IMAGES, TINY_DIR, run_without_package, tiny_text_model
 import transformers_ramplus  # noqa: F401  (registers the task)
 from transformers import pipeline
 from transformers_ramplus import TagSet, ZeroShotImageTaggingPipeline
@@ -140,13 +138,6 @@ def test_saved_pipeline_loads_as_remote_code_without_the_package(tmp_path):
         print("remote-pipeline-ok")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
+    result = run_without_package(script, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "remote-pipeline-ok" in result.stdout

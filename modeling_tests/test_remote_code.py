@@ -1,12 +1,10 @@
 """A saved model loads with trust_remote_code=True in a process that cannot import transformers_ramplus."""
 
-import subprocess
-import sys
 import textwrap
 
 import torch
 
-from conftest import tiny_model
+from conftest import run_without_package, tiny_model
 
 
 def test_remote_code_loads_without_the_package(tmp_path):
@@ -41,14 +39,6 @@ def test_remote_code_loads_without_the_package(tmp_path):
         print("remote-ok")
         """
     )
-    env_home = tmp_path / "hf_home"
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={"HF_HOME": str(env_home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
+    result = run_without_package(script, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "remote-ok" in result.stdout
