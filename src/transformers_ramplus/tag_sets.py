@@ -499,13 +499,12 @@ class TagSet:
             model, tokenizer, texts, batch_size=batch_size, padding=padding, show_progress=show_progress, use_cache=use_cache
         )
         rows: list[torch.Tensor] = []
-        masks: list[torch.Tensor | None] = []
         names, thresholds, descriptions_out, builtin_indices, chinese = [], [], [], [], []
         for (name, descriptions), (kind, payload) in zip(entries, plan):
             names.append(name)
             if kind == "builtin":
-                rows.append(builtin_rows[payload].float().cpu())
-                masks.append(None if builtin_mask is None else builtin_mask[payload].cpu())
+                row = builtin_rows[payload].float().cpu()
+                rows.append(row if builtin_mask is None else row[builtin_mask[payload].cpu()])  # its real rows
                 thresholds.append(thresholds_all[payload])
                 descriptions_out.append(None)
                 builtin_indices.append(payload)
@@ -519,16 +518,10 @@ class TagSet:
             else:
                 descriptions_out.append(list(descriptions))
             rows.append(block)
-            masks.append(None)
             thresholds.append(NEW_TAG_THRESHOLD)
             builtin_indices.append(None)
             chinese.append(None)
-        width = max(r.shape[0] for r in rows)
-        label_embeds = torch.zeros(len(rows), width, embeds.shape[-1])
-        mask = torch.zeros(len(rows), width, dtype=torch.bool)
-        for index, (block, block_mask) in enumerate(zip(rows, masks)):
-            label_embeds[index, : block.shape[0]] = block
-            mask[index, : block.shape[0]] = True if block_mask is None else block_mask
+        label_embeds, mask = _pad_rows(rows, embeds.shape[-1])
         tag_set = cls(
             names=names,
             label_embeds=label_embeds,
@@ -597,11 +590,9 @@ class TagSet:
             thresholds.append(threshold)
             if chinese is not None:
                 chinese.append(chinese_name if chinese_name is not None else name)
-        depth = max(row.shape[0] for row in rows)
-        stacked = torch.zeros(len(rows), depth, config.text_embed_dim)
-        for index, row in enumerate(rows):
-            stacked[index, : row.shape[0]] = row
-        counts = [row.shape[0] for row in rows]
+        stacked, mask = _pad_rows(rows, config.text_embed_dim)
+        depth = stacked.shape[1]
+        counts = mask.sum(dim=1).tolist()
         model.set_label_embeds(
             stacked,
             names,
@@ -716,6 +707,18 @@ class TagSet:
         if meta.get("templates"):
             tag_set.templates = tuple(meta["templates"])
         return tag_set
+
+
+def _pad_rows(rows: Sequence[torch.Tensor], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack per-tag `(count, width)` description rows into `(tags, max count, width)` (zero padding) and the
+    `(tags, max count)` mask of the real rows."""
+    depth = max(row.shape[0] for row in rows)
+    stacked = torch.zeros(len(rows), depth, width)
+    mask = torch.zeros(len(rows), depth, dtype=torch.bool)
+    for index, row in enumerate(rows):
+        stacked[index, : row.shape[0]] = row
+        mask[index, : row.shape[0]] = True
+    return stacked, mask
 
 
 def _freeze(tags):
