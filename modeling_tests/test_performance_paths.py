@@ -189,15 +189,15 @@ def test_benchmark_quick_run(tmp_path):
         assert results["times"][label]["median_s"] > 0
 
 
-def test_feed_forward_blocks_give_the_same_result(monkeypatch):
-    """Inference splits the decoder's feed-forward into row blocks; the result equals the unblocked computation."""
+def test_decoder_blocks_at_batch_one_give_the_same_result(monkeypatch):
+    """A single image with many tags is also decoded in blocks of tags; the result equals the unblocked computation."""
     import transformers_ramplus.modeling_ram_plus as modeling
 
     model = tiny_model(num_tags=7)
-    pixel_values = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    pixel_values = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         whole = model(pixel_values=pixel_values).logits
-        monkeypatch.setattr(modeling, "FEED_FORWARD_CHUNK_ROWS", 4)  # 21 rows -> 6 blocks, the last one partial
+        monkeypatch.setattr(modeling, "DECODER_CHUNK_ROWS", 3)  # 7 tags -> blocks of 3, 3, 1
         blocked = model(pixel_values=pixel_values).logits
     torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
 

@@ -286,11 +286,9 @@ class RamPlusCrossAttention(nn.Module):
         return self.layer_norm(attn_output + hidden_states)
 
 
-# rows (batch x tags) per block of the decoder's feed-forward at inference (see RamPlusDecoderLayer.forward)
-FEED_FORWARD_CHUNK_ROWS = 4096
 # images per block of the image encoder at inference (see RamPlusModel._image_embeds)
 VISION_CHUNK_IMAGES = 2
-# (images x tags) rows per block of the decoder at inference on several images (see RamPlusModel.decode)
+# (images x tags) rows per block of the decoder at inference (see RamPlusModel.decode)
 DECODER_CHUNK_ROWS = 4096
 
 
@@ -310,18 +308,9 @@ class RamPlusDecoderLayer(GradientCheckpointingLayer):
         self, hidden_states: torch.Tensor, image_embeds: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden_states, attn_weights = self.cross_attention(hidden_states, image_embeds, output_attentions)
-        rows = hidden_states.shape[0] * hidden_states.shape[1]
-        if _is_tracing() or self.training or rows <= FEED_FORWARD_CHUNK_ROWS:
-            return self._feed_forward(hidden_states), attn_weights
-        # inference on several images: the (rows, intermediate) activation of all tags of all images is large
-        # (36680 x 3072 at batch 8); blocks of rows keep it cache- and memory-friendly (same numbers, row-wise op)
-        flat = hidden_states.reshape(rows, -1)
-        out = torch.cat([self._feed_forward(block) for block in flat.split(FEED_FORWARD_CHUNK_ROWS)])
-        return out.view_as(hidden_states), attn_weights
-
-    def _feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         feed_forward = self.fc2(self.activation_fn(self.fc1(hidden_states)))
-        return self.final_layer_norm(self.dropout(feed_forward) + hidden_states)
+        hidden_states = self.final_layer_norm(self.dropout(feed_forward) + hidden_states)
+        return hidden_states, attn_weights
 
 
 class RamPlusDecoder(nn.Module):
@@ -611,14 +600,14 @@ class RamPlusModel(RamPlusPreTrainedModel):
         """Run the decoder and the head: returns `(logits (B, Q), hidden_states, attentions)`.
 
         Every tag query is decoded independently of the others (cross-attention to the image tokens, then a row-wise
-        feed-forward), so at inference on several images the tags are decoded in blocks of about
-        `DECODER_CHUNK_ROWS` (images x tags) rows: the same numbers with a working set that stays in cache."""
+        feed-forward), so at inference the tags are decoded in blocks of about `DECODER_CHUNK_ROWS` (images x tags)
+        rows: the same numbers with a working set that stays in cache (at batch 8 the feed-forward activation alone
+        would be 36680 x 3072)."""
         if (
             _is_tracing()  # first: comparing symbolic sizes would specialize an exported graph
             or self.training
             or output_attentions
             or output_hidden_states
-            or queries.shape[0] == 1
             or queries.shape[1] <= max(1, DECODER_CHUNK_ROWS // queries.shape[0])
         ):
             hidden_states, all_hidden_states, all_attentions = self.decoder(
