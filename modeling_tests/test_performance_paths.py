@@ -248,5 +248,23 @@ def test_decoder_tag_blocks_give_the_same_result(monkeypatch):
     with torch.no_grad():
         whole = model(pixel_values=pixel_values).logits
         monkeypatch.setattr(modeling, "DECODER_CHUNK_ROWS", 12)  # 3 images -> blocks of 4 tags: 4, 4, 1
+        folds = []
+        original_fold = RamPlusCrossAttention.fold_image
+
+        def counting_fold(self, image_embeds):
+            folds.append(self)
+            return original_fold(self, image_embeds)
+
+        monkeypatch.setattr(RamPlusCrossAttention, "fold_image", counting_fold)
         blocked = model(pixel_values=pixel_values).logits
+        # the image side of each layer's folded attention is computed once per call, not once per tag block
+        assert len(folds) == len(model.decoder.layers)
+        assert model.decoder.fold_image(torch.zeros(1, 3, model.config.text_embed_dim)) is not None
+        # a model that cannot fold (eager attention) takes the regular path in the same blocks
+        model.set_attn_implementation("eager")
+        assert model.decoder.fold_image(torch.zeros(1, 3, model.config.text_embed_dim)) is None
+        folds.clear()
+        blocked_eager = model(pixel_values=pixel_values).logits
+        assert folds == []
     torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
+    torch.testing.assert_close(blocked_eager, whole, rtol=0, atol=1e-5)

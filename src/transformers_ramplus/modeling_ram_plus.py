@@ -222,10 +222,13 @@ class RamPlusCrossAttention(nn.Module):
         hidden_states: torch.Tensor,
         image_embeds: torch.Tensor,
         output_attentions: bool = False,
+        folded_image: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         implementation = self.config._attn_implementation
-        if implementation == "sdpa" and not output_attentions and not self.training and self._can_fold():
-            return self._folded_forward(hidden_states, image_embeds), None
+        if self.can_fold(output_attentions):
+            if folded_image is None:
+                folded_image = self.fold_image(image_embeds)
+            return self._folded_forward(hidden_states, folded_image), None
         batch_size, num_queries, _ = hidden_states.shape
         num_tokens = image_embeds.shape[1]
         query = self.q_proj(hidden_states).view(batch_size, num_queries, self.num_heads, self.head_dim).transpose(1, 2)
@@ -249,12 +252,40 @@ class RamPlusCrossAttention(nn.Module):
         hidden_states = self.layer_norm(self.dropout(self.o_proj(attn_output)) + hidden_states)
         return hidden_states, (attn_weights if output_attentions else None)
 
-    def _can_fold(self) -> bool:
-        # the fold reads the projection weights directly: only for plain Linear layers (a PEFT/LoRA or quantized
-        # wrapper adds its own computation, which the regular path runs)
-        return type(self.q_proj) is nn.Linear and type(self.o_proj) is nn.Linear
+    def can_fold(self, output_attentions: bool = False) -> bool:
+        """Whether `forward` takes the folded fast path: eval mode, `"sdpa"`, no attention weights requested, and
+        plain Linear projections (the fold reads their weights directly; a PEFT/LoRA or quantized wrapper adds its
+        own computation, which the regular path runs)."""
+        return (
+            self.config._attn_implementation == "sdpa"
+            and not output_attentions
+            and not self.training
+            and type(self.q_proj) is nn.Linear
+            and type(self.o_proj) is nn.Linear
+        )
 
-    def _folded_forward(self, hidden_states: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+    def fold_image(self, image_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The image side of `_folded_forward`: `(folded_keys, score_bias, folded_values)`, each `(B, heads*N, H)`
+        (`score_bias` `(B, 1, heads*N)` or None). It depends only on the image, so tag blocks of one call share it."""
+        batch_size, num_tokens, _ = image_embeds.shape
+        heads, head_dim, hidden_size = self.num_heads, self.head_dim, self.q_proj.in_features
+        key = self.k_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
+        value = self.v_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
+        query_weight = self.q_proj.weight.view(heads, head_dim, hidden_size) * self.scaling
+        # row (h, n) is the key of token n, head h, mapped back through the query projection
+        folded_keys = torch.einsum("bnhd,hde->bhne", key, query_weight).reshape(batch_size, heads * num_tokens, -1)
+        score_bias = None
+        if self.q_proj.bias is not None:
+            query_bias = self.q_proj.bias.view(heads, head_dim) * self.scaling
+            score_bias = torch.einsum("bnhd,hd->bhn", key, query_bias).reshape(batch_size, 1, heads * num_tokens)
+        # row (h, n) is the value of token n, head h, mapped through the output projection
+        output_weight = self.o_proj.weight.view(self.o_proj.out_features, heads, head_dim)
+        folded_values = torch.einsum("bnhd,ehd->bhne", value, output_weight).reshape(batch_size, heads * num_tokens, -1)
+        return folded_keys, score_bias, folded_values
+
+    def _folded_forward(
+        self, hidden_states: torch.Tensor, folded_image: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
+    ) -> torch.Tensor:
         """Inference fast path: the query and output projections are folded into the (few) image tokens.
 
         With K_h, V_h the per-head keys/values of the N image tokens, the scores of head h are
@@ -263,23 +294,13 @@ class RamPlusCrossAttention(nn.Module):
         products with (queries x H x heads*N) ones (heads*N = 580 < H = 768 at full size) and need no
         per-head transposes of the (batch, tags, H) activations.
         """
-        batch_size, num_queries, hidden_size = hidden_states.shape
-        num_tokens = image_embeds.shape[1]
-        heads, head_dim = self.num_heads, self.head_dim
-        key = self.k_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
-        value = self.v_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
-        query_weight = self.q_proj.weight.view(heads, head_dim, hidden_size) * self.scaling
-        # (B, heads*N, H): row (h, n) is the key of token n, head h, mapped back through the query projection
-        folded_keys = torch.einsum("bnhd,hde->bhne", key, query_weight).reshape(batch_size, heads * num_tokens, -1)
+        folded_keys, score_bias, folded_values = folded_image
+        batch_size, num_queries, _ = hidden_states.shape
         scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
-        if self.q_proj.bias is not None:
-            query_bias = self.q_proj.bias.view(heads, head_dim) * self.scaling
-            scores = scores + torch.einsum("bnhd,hd->bhn", key, query_bias).reshape(batch_size, 1, heads * num_tokens)
-        probs = scores.view(batch_size, num_queries, heads, num_tokens).softmax(dim=-1, dtype=torch.float32)
-        probs = probs.to(value.dtype).view(batch_size, num_queries, heads * num_tokens)
-        # (B, heads*N, H): values mapped through the output projection
-        output_weight = self.o_proj.weight.view(hidden_size, heads, head_dim)
-        folded_values = torch.einsum("bnhd,ehd->bhne", value, output_weight).reshape(batch_size, heads * num_tokens, -1)
+        if score_bias is not None:
+            scores = scores + score_bias
+        probs = scores.view(batch_size, num_queries, self.num_heads, -1).softmax(dim=-1, dtype=torch.float32)
+        probs = probs.to(folded_values.dtype).view(batch_size, num_queries, folded_keys.shape[1])
         attn_output = torch.matmul(probs, folded_values)
         if self.o_proj.bias is not None:
             attn_output = attn_output + self.o_proj.bias
@@ -305,9 +326,15 @@ class RamPlusDecoderLayer(GradientCheckpointingLayer):
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(
-        self, hidden_states: torch.Tensor, image_embeds: torch.Tensor, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        image_embeds: torch.Tensor,
+        output_attentions: bool = False,
+        folded_image: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        hidden_states, attn_weights = self.cross_attention(hidden_states, image_embeds, output_attentions)
+        hidden_states, attn_weights = self.cross_attention(
+            hidden_states, image_embeds, output_attentions, folded_image=folded_image
+        )
         feed_forward = self.fc2(self.activation_fn(self.fc1(hidden_states)))
         hidden_states = self.final_layer_norm(self.dropout(feed_forward) + hidden_states)
         return hidden_states, attn_weights
@@ -318,12 +345,20 @@ class RamPlusDecoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList([RamPlusDecoderLayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, queries, image_embeds, output_attentions=False, output_hidden_states=False):
+    def fold_image(self, image_embeds: torch.Tensor) -> list | None:
+        """Per layer, the image side of the folded cross-attention (see `RamPlusCrossAttention.fold_image`), to be
+        shared by several tag blocks of one call; None where the layers take the regular path."""
+        if not all(layer.cross_attention.can_fold() for layer in self.layers):
+            return None
+        return [layer.cross_attention.fold_image(image_embeds) for layer in self.layers]
+
+    def forward(self, queries, image_embeds, output_attentions=False, output_hidden_states=False, folded_images=None):
         all_hidden_states = (queries,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         hidden_states = queries
-        for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states, image_embeds, output_attentions)
+        for index, layer in enumerate(self.layers):
+            folded_image = folded_images[index] if folded_images is not None else None
+            hidden_states, attn_weights = layer(hidden_states, image_embeds, output_attentions, folded_image=folded_image)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -615,8 +650,11 @@ class RamPlusModel(RamPlusPreTrainedModel):
             )
             return self.classifier(hidden_states).squeeze(-1), all_hidden_states, all_attentions
         block = max(1, DECODER_CHUNK_ROWS // queries.shape[0])
+        # the image side of the cross-attention is the same for every block: computed once
+        folded_images = self.decoder.fold_image(image_embeds)
         logits = [
-            self.classifier(self.decoder(part, image_embeds)[0]).squeeze(-1) for part in queries.split(block, dim=1)
+            self.classifier(self.decoder(part, image_embeds, folded_images=folded_images)[0]).squeeze(-1)
+            for part in queries.split(block, dim=1)
         ]
         return torch.cat(logits, dim=1), None, None
 
