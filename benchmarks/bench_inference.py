@@ -157,35 +157,36 @@ def timed(fn, repeats: int, warmup: int = 1) -> dict:
 
 
 def interleaved_timings(plan, repeats: int, log) -> dict:
-    """Time every `(label, fn, batch_size, is_baseline)` of `plan` in rounds (one run of each per round), so that a
-    change of machine load during the run affects all of them alike; the first run of each measures its peak RSS.
+    """Time every `(label, fn, images, is_baseline, warmup)` of `plan` in rounds (one run of each per round), so that
+    a change of machine load during the run affects all of them alike. `fn` processes `images` images; per-image
+    figures divide by that count.
 
-    Batch-1 first runs are warm-ups; larger batches already ran (logits of every image) and their first run counts.
-    The baseline's large batch is slow and is run once."""
+    The first run of each entry measures its peak RSS: `warmup` when given (not timed: a batch-1 entry warms up on
+    one image, then every timed run tags the same `images` images one at a time), else a run of `fn` that counts
+    as the first sample (large batches already ran while computing the logits of every image). The baseline's
+    large batch is slow and is run once."""
     samples, results = {}, {}
-    for label, fn, batch_size, _ in plan:
+    for label, fn, _, _, warmup in plan:
         log(f"first run (peak memory) {label}")
         with PeakMemory() as memory:
             start = time.perf_counter()
-            fn()
+            (warmup or fn)()
             elapsed = time.perf_counter() - start
-        samples[label] = [elapsed] if batch_size > 1 else []
+        samples[label] = [] if warmup is not None else [elapsed]
         results[label] = {"peak_rss_mib": memory.peak_mib, "peak_rss_above_start_mib": memory.above_start_mib}
     for round_index in range(repeats):
         log(f"timing round {round_index + 1}/{repeats}")
-        for label, fn, batch_size, is_baseline in plan:
-            if is_baseline and batch_size > 1 and samples[label]:
-                continue
-            if batch_size > 1 and len(samples[label]) >= repeats:
+        for label, fn, _, is_baseline, _ in plan:
+            if len(samples[label]) >= (1 if is_baseline else repeats):
                 continue
             start = time.perf_counter()
             fn()
             samples[label].append(time.perf_counter() - start)
-    for label, _, batch_size, _ in plan:
+    for label, _, images, _, _ in plan:
         runs = samples[label]
         results[label].update(
-            median_s=statistics.median(runs), min_s=min(runs), runs=len(runs),
-            per_image_s=statistics.median(runs) / batch_size,
+            median_s=statistics.median(runs), min_s=min(runs), runs=len(runs), images=images,
+            per_image_s=statistics.median(runs) / images,
         )
     return results
 
@@ -645,17 +646,19 @@ def main(argv: list[str] | None = None) -> int:
 
         # ------------------------------------------------------------ end-to-end timings
         plan = [
-            ("baseline_fp32_b1", baseline, one),
-            ("fp32_b1", ours(model), one),
-            ("bf16_b1", ours(model_bf16), one),
-            ("autocast_bf16_b1", autocast_call, one),
-            (f"baseline_fp32_b{big}", baseline, batch),
-            (f"fp32_b{big}", ours(model), batch),
-            (f"bf16_b{big}", ours(model_bf16), batch),
-            (f"autocast_bf16_b{big}", autocast_call, batch),
+            ("baseline_fp32", baseline),
+            ("fp32", ours(model)),
+            ("bf16", ours(model_bf16)),
+            ("autocast_bf16", autocast_call),
         ]
+        # batch 1 and batch `big` tag the same `big` images, so their per-image times compare the same work (the
+        # baseline's slow large batch is timed once)
         end_to_end = [
-            (label, (lambda fn=fn, x=x: fn(x)), x.shape[0], label.startswith("baseline")) for label, fn, x in plan
+            (f"{label}_b1", (lambda fn=fn: run_batches(fn, batch, 1)), big, False, (lambda fn=fn: fn(one)))
+            for label, fn in plan
+        ] + [
+            (f"{label}_b{big}", (lambda fn=fn: fn(batch)), big, label.startswith("baseline"), None)
+            for label, fn in plan
         ]
         times.update(interleaved_timings(end_to_end, repeats, log))
 
@@ -671,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             ("swin_fp32", lambda: model.get_image_embeds(one)),
             ("swin_baseline_fp32", lambda: baseline.image_embeds(one)),
         ]
-        times.update(interleaved_timings([(label, fn, 1, False) for label, fn in decoder_plan], repeats, log))
+        times.update(interleaved_timings([(label, fn, 1, False, fn) for label, fn in decoder_plan], repeats, log))
         subset_logits = model(image_embeds=embeds32, tag_indices=subset).logits
         full_logits = model(image_embeds=embeds32).logits
         results["subset_matches_full"] = (subset_logits - full_logits[:, subset]).abs().max().item()

@@ -187,6 +187,8 @@ def test_benchmark_quick_run(tmp_path):
     assert results["subset_matches_full"] < 1e-4
     for label in ("fp32_b1", "bf16_b1", "autocast_bf16_b1", "baseline_fp32_b1", "decoder_fp32_subset"):
         assert results["times"][label]["median_s"] > 0
+    # batch 1 and the large batch are timed on the same images, so their per-image figures compare the same work
+    assert results["times"]["fp32_b1"]["images"] == results["times"]["fp32_b8"]["images"] == 8
 
 
 def test_decoder_blocks_at_batch_one_give_the_same_result(monkeypatch):

@@ -309,8 +309,10 @@ class RamPlusCrossAttention(nn.Module):
 
 # images per block of the image encoder at inference (see RamPlusModel._image_embeds)
 VISION_CHUNK_IMAGES = 2
-# (images x tags) rows per block of the decoder at inference (see RamPlusModel.decode)
-DECODER_CHUNK_ROWS = 4096
+# (images x tags) rows per block of the decoder at inference (see RamPlusModel.decode): 1024 rows keep the
+# feed-forward activation (rows x 3072) inside a 32 MiB L3; full-size decoder per image here, fp32 / bf16:
+# 0.31 / 0.14 s in blocks of 1024 rows against 0.35 / 0.17 s in blocks of 4096
+DECODER_CHUNK_ROWS = 1024
 
 
 class RamPlusDecoderLayer(GradientCheckpointingLayer):
