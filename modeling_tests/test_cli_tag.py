@@ -135,7 +135,8 @@ def test_own_labels_and_descriptions(converted_tiny_text, folder, tmp_path):
     from_set = read_jsonl(output3)[0]["tags"]
     from_desc = {t["label"]: t["score"] for t in read_jsonl(output2)[0]["tags"]}
     assert [t["label"] for t in from_set if t["label"] == "kite"] == ["kite"]
-    assert abs(next(t["score"] for t in from_set if t["label"] == "kite") - from_desc["kite"]) < 1e-6
+    # the same tag decoded in sets of different shapes: equal up to fp32 summation order
+    assert abs(next(t["score"] for t in from_set if t["label"] == "kite") - from_desc["kite"]) < 1e-5
 
 
 def test_usage_errors(converted_tiny, folder, capsys, monkeypatch):

@@ -249,7 +249,7 @@ def test_decoder_tag_blocks_give_the_same_result(monkeypatch):
     pixel_values = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         whole = model(pixel_values=pixel_values).logits
-        monkeypatch.setattr(modeling, "DECODER_CHUNK_ROWS", 12)  # 3 images -> blocks of 4 tags: 4, 4, 1
+        monkeypatch.setattr(modeling, "DECODER_CHUNK_ROWS", 4)  # 3 images x 9 tags -> per image, blocks of 4, 4, 1 tags
         folds = []
         original_fold = RamPlusCrossAttention.fold_image
 

@@ -265,8 +265,9 @@ class RamPlusCrossAttention(nn.Module):
         )
 
     def fold_image(self, image_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The image side of `_folded_forward`: `(folded_keys, score_bias, folded_values)`, each `(B, heads*N, H)`
-        (`score_bias` `(B, 1, heads*N)` or None). It depends only on the image, so tag blocks of one call share it."""
+        """The image side of `_folded_forward`: `folded_keys` `(B, heads*N, H)`, `score_bias` `(B, heads*N)` or None,
+        `folded_values` `(B, H, heads*N)`; per image, the weights of two linear maps. It depends only on the image,
+        so the tag blocks of one call share it."""
         batch_size, num_tokens, _ = image_embeds.shape
         heads, head_dim, hidden_size = self.num_heads, self.head_dim, self.q_proj.in_features
         key = self.k_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
@@ -277,10 +278,10 @@ class RamPlusCrossAttention(nn.Module):
         score_bias = None
         if self.q_proj.bias is not None:
             query_bias = self.q_proj.bias.view(heads, head_dim) * self.scaling
-            score_bias = torch.einsum("bnhd,hd->bhn", key, query_bias).reshape(batch_size, 1, heads * num_tokens)
-        # row (h, n) is the value of token n, head h, mapped through the output projection
+            score_bias = torch.einsum("bnhd,hd->bhn", key, query_bias).reshape(batch_size, heads * num_tokens)
+        # column (h, n) is the value of token n, head h, mapped through the output projection
         output_weight = self.o_proj.weight.view(self.o_proj.out_features, heads, head_dim)
-        folded_values = torch.einsum("bnhd,ehd->bhne", value, output_weight).reshape(batch_size, heads * num_tokens, -1)
+        folded_values = torch.einsum("bnhd,ehd->behn", value, output_weight).reshape(batch_size, -1, heads * num_tokens)
         return folded_keys, score_bias, folded_values
 
     def _folded_forward(
@@ -293,17 +294,29 @@ class RamPlusCrossAttention(nn.Module):
         `sum_h P_h (V_h Wo_h^T) + bo`. Both rewrites are exact algebra; they replace two (queries x H x H)
         products with (queries x H x heads*N) ones (heads*N = 580 < H = 768 at full size) and need no
         per-head transposes of the (batch, tags, H) activations.
+
+        For a single image (how `RamPlusModel.decode` runs its blocks) both products are plain linear maps whose
+        weights are that image's folded keys and values, so they run on the linear kernel (oneDNN for fp32 CPU
+        inference, see `_OneDnnLinearMode`), faster than the batched matmul kernel.
         """
         folded_keys, score_bias, folded_values = folded_image
         batch_size, num_queries, _ = hidden_states.shape
-        scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
-        if score_bias is not None:
-            scores = scores + score_bias
+        # tracing first: comparing a symbolic batch size would specialize an exported graph to batch 1
+        single_image = not _is_tracing() and batch_size == 1
+        if single_image:
+            scores = F.linear(hidden_states, folded_keys[0], None if score_bias is None else score_bias[0])
+        else:
+            scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
+            if score_bias is not None:
+                scores = scores + score_bias.unsqueeze(1)
         probs = scores.view(batch_size, num_queries, self.num_heads, -1).softmax(dim=-1, dtype=torch.float32)
         probs = probs.to(folded_values.dtype).view(batch_size, num_queries, folded_keys.shape[1])
-        attn_output = torch.matmul(probs, folded_values)
-        if self.o_proj.bias is not None:
-            attn_output = attn_output + self.o_proj.bias
+        if single_image:
+            attn_output = F.linear(probs, folded_values[0], self.o_proj.bias)
+        else:
+            attn_output = torch.matmul(probs, folded_values.transpose(1, 2))
+            if self.o_proj.bias is not None:
+                attn_output = attn_output + self.o_proj.bias
         return self.layer_norm(attn_output + hidden_states)
 
 
@@ -623,8 +636,9 @@ class RamPlusModel(RamPlusPreTrainedModel):
             if description_mask is not None:
                 similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
             weights = similarity.softmax(dim=-1).to(label_embeds.dtype)
-            # per tag: (B, D) x (D, T) -> (C, B, T)
-            pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1)
+            # per tag: (B, D) x (D, T) -> (C, B, T), then (B, C, T) contiguous (a no-op at batch 1): linear kernels
+            # take a strided input through a slower path
+            pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1).contiguous()
         return F.relu(self.query_projection(pooled))
 
     def decode(
@@ -636,29 +650,37 @@ class RamPlusModel(RamPlusPreTrainedModel):
     ):
         """Run the decoder and the head: returns `(logits (B, Q), hidden_states, attentions)`.
 
-        Every tag query is decoded independently of the others (cross-attention to the image tokens, then a row-wise
-        feed-forward), so at inference the tags are decoded in blocks of about `DECODER_CHUNK_ROWS` (images x tags)
-        rows: the same numbers with a working set that stays in cache (at batch 8 the feed-forward activation alone
-        would be 36680 x 3072)."""
+        Every (image, tag) row is decoded independently of the others (cross-attention to that image's tokens, then
+        a row-wise feed-forward), so at inference the rows are decoded in blocks of at most `DECODER_CHUNK_ROWS`
+        rows of one image: the same numbers, with a working set that stays in cache (the feed-forward activation of
+        all 4585 tags of 8 images would be 36680 x 3072), and attention products that are plain linear maps of that
+        image's folded keys and values (see `RamPlusCrossAttention._folded_forward`). The image side of the folded
+        attention is computed once per call."""
+        batch_size, num_queries = queries.shape[:2]
         if (
             _is_tracing()  # first: comparing symbolic sizes would specialize an exported graph
             or self.training
             or output_attentions
             or output_hidden_states
-            or queries.shape[1] <= max(1, DECODER_CHUNK_ROWS // queries.shape[0])
+            or batch_size * num_queries <= DECODER_CHUNK_ROWS
         ):
             hidden_states, all_hidden_states, all_attentions = self.decoder(
                 queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
             )
             return self.classifier(hidden_states).squeeze(-1), all_hidden_states, all_attentions
-        block = max(1, DECODER_CHUNK_ROWS // queries.shape[0])
-        # the image side of the cross-attention is the same for every block: computed once
         folded_images = self.decoder.fold_image(image_embeds)
-        logits = [
-            self.classifier(self.decoder(part, image_embeds, folded_images=folded_images)[0]).squeeze(-1)
-            for part in queries.split(block, dim=1)
-        ]
-        return torch.cat(logits, dim=1), None, None
+        logits = []
+        for index in range(batch_size):
+            image = slice(index, index + 1)
+            folded_image = (
+                None
+                if folded_images is None
+                else [tuple(None if part is None else part[image] for part in layer) for layer in folded_images]
+            )
+            for rows in queries[image].split(DECODER_CHUNK_ROWS, dim=1):
+                hidden_states = self.decoder(rows, image_embeds[image], folded_images=folded_image)[0]
+                logits.append(self.classifier(hidden_states).squeeze(-1))
+        return torch.cat(logits, dim=1).view(batch_size, num_queries), None, None
 
     # ------------------------------------------------------------------ forward
     def forward(
