@@ -259,8 +259,8 @@ def test_decoder_tag_blocks_give_the_same_result(monkeypatch):
 
         monkeypatch.setattr(RamPlusCrossAttention, "fold_image", counting_fold)
         blocked = model(pixel_values=pixel_values).logits
-        # the image side of each layer's folded attention is computed once per call, not once per tag block
-        assert len(folds) == len(model.decoder.layers)
+        # the image side of each layer's folded attention is computed once per image, not once per tag block
+        assert len(folds) == len(model.decoder.layers) * pixel_values.shape[0]
         assert model.decoder.fold_image(torch.zeros(1, 3, model.config.text_embed_dim)) is not None
         # a model that cannot fold (eager attention) takes the regular path in the same blocks
         model.set_attn_implementation("eager")

@@ -655,7 +655,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
         rows of one image: the same numbers, with a working set that stays in cache (the feed-forward activation of
         all 4585 tags of 8 images would be 36680 x 3072), and attention products that are plain linear maps of that
         image's folded keys and values (see `RamPlusCrossAttention._folded_forward`). The image side of the folded
-        attention is computed once per call."""
+        attention is computed once per image and shared by its blocks."""
         batch_size, num_queries = queries.shape[:2]
         if (
             _is_tracing()  # first: comparing symbolic sizes would specialize an exported graph
@@ -668,17 +668,12 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
             )
             return self.classifier(hidden_states).squeeze(-1), all_hidden_states, all_attentions
-        folded_images = self.decoder.fold_image(image_embeds)
         logits = []
         for index in range(batch_size):
-            image = slice(index, index + 1)
-            folded_image = (
-                None
-                if folded_images is None
-                else [tuple(None if part is None else part[image] for part in layer) for layer in folded_images]
-            )
-            for rows in queries[image].split(DECODER_CHUNK_ROWS, dim=1):
-                hidden_states = self.decoder(rows, image_embeds[image], folded_images=folded_image)[0]
+            tokens = image_embeds[index : index + 1]
+            folded_images = self.decoder.fold_image(tokens)  # once per image, shared by its blocks
+            for rows in queries[index : index + 1].split(DECODER_CHUNK_ROWS, dim=1):
+                hidden_states = self.decoder(rows, tokens, folded_images=folded_images)[0]
                 logits.append(self.classifier(hidden_states).squeeze(-1))
         return torch.cat(logits, dim=1).view(batch_size, num_queries), None, None
 
