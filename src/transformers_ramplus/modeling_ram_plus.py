@@ -639,7 +639,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
             # per tag: (B, D) x (D, T) -> (C, B, T), then (B, C, T) contiguous (a no-op at batch 1): linear kernels
             # take a strided input through a slower path
             pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1).contiguous()
-        return F.relu(self.query_projection(pooled))
+        return F.relu(self.query_projection(pooled), inplace=True)  # in place: no second (B, C, H) buffer
 
     def decode(
         self,
