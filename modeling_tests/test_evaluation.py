@@ -14,7 +14,7 @@ from transformers_ramplus.evaluation import (
     write_thresholds,
 )
 
-from conftest import DATA_DIR, tiny_config
+from conftest import tiny_config
 
 
 SCORES = np.array([[0.9, 0.1, 0.5], [0.8, 0.4, 0.6], [0.7, 0.3, 0.2], [0.6, 0.2, 0.1]])
@@ -80,8 +80,8 @@ def test_readers_names_indices_and_duplicate_mapping(tmp_path):
         read_annotations(tmp_path / "indices.txt", ["cat"], format="indices")
 
 
-def test_readers_on_the_shared_benchmark_files():
-    bench = DATA_DIR / "benchmarks"
+def test_readers_on_the_shared_benchmark_files(shared_data_dir):
+    bench = shared_data_dir / "benchmarks"
     tag_list = read_tag_list(bench / "imagenet_multi_1000_taglist.txt")
     assert len(tag_list) == 1000 and len(set(tag_list)) < 1000  # duplicated names exist
     ann = read_annotations(bench / "imagenet_multi_1000_annots_first50.txt", tag_list)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DATA_DIR, tiny_model, tiny_text_model
+from conftest import tiny_model, tiny_text_model
 from transformers_ramplus.tag_sets import (
     DEFAULT_TEMPLATES,
     TagSet,
@@ -184,8 +184,8 @@ def test_save_and_load_round_trip(text_model, tmp_path):
         TagSet.from_pretrained(tmp_path)
 
 
-def test_description_files_in_the_original_format(tmp_path):
-    path = DATA_DIR / "openimages_rare_200_llm_tag_descriptions.json"
+def test_description_files_in_the_original_format(tmp_path, shared_data_dir):
+    path = shared_data_dir / "openimages_rare_200_llm_tag_descriptions.json"
     descriptions = load_descriptions(path)
     assert len(descriptions) == 200
     assert {len(v) for v in descriptions.values()} == {51}
