@@ -115,7 +115,7 @@ def clean_stale_temporaries(target: str | os.PathLike) -> list[str]:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None):
+def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None, errors: str | None = None):
     """`with atomic_file(path) as stream:` write `stream`; on success it replaces `path` in one step. Use mode "wb"
     for bytes, or mode "path" to get the temporary path (for libraries that write to a path themselves)."""
     target = Path(path)
@@ -129,7 +129,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             yield temporary
         else:
             binary = "b" in mode
-            with open(temporary, "xb" if binary else "x", encoding=None if binary else encoding, newline=None if binary else newline) as stream:
+            text_options = {} if binary else {"encoding": encoding, "newline": newline, "errors": errors}
+            with open(temporary, "xb" if binary else "x", **text_options) as stream:
                 yield stream
                 stream.flush()
                 os.fsync(stream.fileno())

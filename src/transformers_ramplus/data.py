@@ -118,6 +118,12 @@ def read_imagefolder_metadata(folder: str | os.PathLike) -> list[dict]:
                 raise ValueError(f"{metadata}:{line_number}: not valid JSON: {error}") from error
             if not isinstance(record, dict) or not isinstance(record.get("file_name"), str):
                 raise ValueError(f"{metadata}:{line_number}: needs a string `file_name`")
+            tags = record.get("tags")
+            if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+                raise ValueError(
+                    f"{metadata}:{line_number}: `tags` must be a list of tag names, got {tags!r:.80}"
+                    + (f' (write ["{tags}"] for one tag)' if isinstance(tags, str) else "")
+                )
             records.append(record)
     if not records:
         raise ValueError(f"{metadata}: holds no record")
@@ -303,7 +309,7 @@ class RamPlusDataCollator:
     def _load(self, feature):
         path = feature["image_path"]
         try:
-            return load_image(path)
+            return load_image(path, int(feature.get("sample_id") or 0))
         except (ImageLoadingError, OSError, ValueError) as error:
             self.num_skipped += 1
             if len(self.skipped_paths) < 1000:

@@ -287,11 +287,12 @@ def score_images(model, image_processor, paths: Sequence[str], tag_indices=None,
     scores = np.full((len(paths), num_classes), np.nan, dtype=np.float32)
     ok = np.zeros(len(paths), dtype=bool)
     indices = None if tag_indices is None else torch.as_tensor(list(tag_indices), dtype=torch.long, device=device)
+    read = getattr(image_processor, "load_image", None) or load_image  # the processor's pixel limit and timeout
     for start in range(0, len(paths), batch_size):
         images, rows = [], []
         for row in range(start, min(start + batch_size, len(paths))):
             try:
-                images.append(load_image(paths[row], row))
+                images.append(read(paths[row], row))
                 rows.append(row)
             except (OSError, ValueError):
                 continue

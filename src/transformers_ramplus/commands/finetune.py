@@ -14,9 +14,7 @@ one with `--merge`), each written to a temporary directory and moved into place.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 
 def add_arguments(parser):
@@ -54,17 +52,26 @@ def add_arguments(parser):
 
 
 def _save_atomically(target: str, write) -> None:
-    parent = os.path.dirname(os.path.abspath(target))
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(dir=parent, prefix=".ramplus-")
-    try:
-        write(temporary)
-        if os.path.isdir(target):
-            shutil.rmtree(target)
-        os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+    """Write a result folder through `atomic_directory` (the previous one is replaced only once the new one is
+    complete)."""
+    from ..atomic_io import atomic_directory
+
+    with atomic_directory(target, overwrite=True) as temporary:
+        write(os.fspath(temporary))
+
+
+def first_readable_image(paths, image_processor=None):
+    """The index of the first path that reads as an image, or None when none does (each failure is logged)."""
+    from ..image_processing_ram_plus import ImageLoadingError, load_image
+
+    read = getattr(image_processor, "load_image", None) or load_image
+    for index, path in enumerate(paths):
+        try:
+            read(path, index)
+            return index
+        except (ImageLoadingError, ValueError, OSError, TypeError):
+            continue
+    return None
 
 
 def prepare_vocabulary(model, tokenizer, names_needed, descriptions_path=None, name_prompts=False, tag_set=None, replace=False):
@@ -105,6 +112,13 @@ def run(args) -> int:
     final_dirs = [os.path.join(args.output_dir, "adapter" if args.lora else "model")]
     if args.lora and args.merge:
         final_dirs.append(os.path.join(args.output_dir, "model"))
+    for final in final_dirs:
+        target = os.path.realpath(final)
+        for given in (args.model, args.train_json, args.train_folder, args.image_root, args.tag_set, args.descriptions):
+            if given and os.path.exists(given):
+                source = os.path.realpath(given)
+                if source == target or source.startswith(target + os.sep):
+                    raise ValueError(f"{final} would replace the input {given}; choose another OUTPUT_DIR")
     existing = [d for d in final_dirs if os.path.exists(d)]
     if existing and not (args.overwrite or args.resume):
         raise ValueError(f"{existing[0]} exists; pass --overwrite to replace it")
@@ -128,6 +142,11 @@ def run(args) -> int:
         if args.tag_set:
             prepare_vocabulary(model, tokenizer, [], tag_set=args.tag_set, replace=args.replace_tags)
         dataset = load_json_dataset(args.train_json, args.image_root, num_tags=model.config.num_tags)
+
+    paths = dataset["image_path"] if "image_path" in getattr(dataset, "column_names", ()) else None
+    if paths is not None and len(paths) and first_readable_image(paths, image_processor) is None:
+        sys.stderr.write(f"ramplus finetune: none of the {len(paths)} training images could be read; nothing trained\n")
+        return 1
 
     teacher = None
     if args.teacher:
