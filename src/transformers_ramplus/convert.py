@@ -289,6 +289,15 @@ def _recomputed_buffers(expected) -> set[str]:
     return {k for k in expected if k.endswith("relative_position_index")}
 
 
+# names a converted model folder may hold (from an earlier conversion with other options, or saved by transformers):
+# `--overwrite` replaces those, and refuses a folder holding anything else
+_MODEL_FILE = re.compile(
+    r"^(.*config\.json|.*\.safetensors(\.index\.json)?|pytorch_model.*\.bin|tokenizer.*|vocab\.(json|txt)|merges\.txt"
+    r"|special_tokens_map\.json|added_tokens\.json|chat_template\.j(son|inja)|.*\.py|README\.md|\.gitattributes"
+    r"|tag_set\.json|__pycache__)$"
+)
+
+
 def _check_output_dir(output_dir: Path, overwrite: bool, inputs) -> None:
     """Refuse an output that is a file, an existing folder without `overwrite`, or a folder holding an input."""
     if output_dir.exists() and not output_dir.is_dir():
@@ -369,7 +378,8 @@ def convert_checkpoint(
         processor.save_pretrained(staging)
         processor.image_processor.save_pretrained(staging)  # preprocessor_config.json for AutoImageProcessor users
         if output_dir.is_dir():
-            foreign = sorted(set(os.listdir(output_dir)) - set(os.listdir(staging)))
+            written = set(os.listdir(staging))
+            foreign = sorted(name for name in os.listdir(output_dir) if name not in written and not _MODEL_FILE.match(name))
             if foreign:
                 raise ConversionError(
                     f"{os.fspath(output_dir)!r} holds files a conversion does not write ({', '.join(foreign[:5])}"
