@@ -449,8 +449,13 @@ def test_atomic_writes_honour_the_umask_and_clean_up(tmp_path):
     (tmp_path / "folder").rename(tmp_path / f".folder.old-{dead}-00ff00ff")
     (tmp_path / f".a.txt.tmp-{dead}-12345678").write_text("half")
     (tmp_path / f".a.txt.tmp-{os.getpid()}-12345678").write_text("mine, still running")
+    legacy = tmp_path / ".a.txt.tmp-k2_x9abq"  # an earlier version's tempfile name, two days old
+    legacy.mkdir()
+    os.utime(legacy, (time.time() - 2 * 86400,) * 2)
+    (tmp_path / ".a.txt.tmp-fresh123").mkdir()  # maybe still being written: kept
     clean_stale_temporaries(tmp_path / "folder")
     clean_stale_temporaries(tmp_path / "a.txt")
+    (tmp_path / ".a.txt.tmp-fresh123").rmdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".a.txt.tmp-{os.getpid()}-12345678", "a.txt", "folder"])
     assert (tmp_path / "folder" / "inside.txt").read_text() == "x"
     # a failure inside the block keeps the old folder and leaves nothing behind
@@ -520,7 +525,7 @@ def test_paths_spelled_differently_are_one_image(converted_tiny, photos, tmp_pat
     assert [r["path"] for r in read_jsonl(output)] == [name]
 
 
-def test_empty_folder_model_path_and_output_folder(converted_tiny, photos, tmp_path, capsys):
+def test_empty_folder_model_path_and_output_folder(converted_tiny, photos, tmp_path, capsys, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["tag", str(empty), "--model", str(converted_tiny)]) == 1
@@ -528,6 +533,10 @@ def test_empty_folder_model_path_and_output_folder(converted_tiny, photos, tmp_p
     assert main(["tag", str(photos), "--model", "/nonexistent/model"]) == 2
     err = capsys.readouterr().err
     assert "no such directory" in err and "repo" not in err.lower()
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["tag", str(photos), "--model", "models/ram"]) == 2
+    assert "no such directory" in capsys.readouterr().err
     assert main(["tag", str(photos), "--model", str(converted_tiny), "-o", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
 

@@ -25,10 +25,14 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from pathlib import Path
 
 
 _TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
+# earlier versions named temporaries `.NAME.tmp-XXXXXXXX` (tempfile, no process id): removed once a day old
+_LEGACY_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-[a-z0-9_]{8}$")
+LEGACY_MAX_AGE_S = 24 * 3600
 
 
 def current_umask() -> int:
@@ -102,6 +106,13 @@ def clean_stale_temporaries(target: str | os.PathLike) -> list[str]:
     except OSError:
         return cleaned
     for entry in entries:
+        legacy = _LEGACY_PATTERN.match(entry.name)
+        if legacy and legacy.group("name") == target.name:
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime > LEGACY_MAX_AGE_S:
+                    _remove(Path(entry.path))
+                    cleaned.append(entry.path)
+            continue
         match = _TEMP_PATTERN.match(entry.name)
         if not match or match.group("name") != target.name or _pid_alive(int(match.group("pid"))):
             continue

@@ -276,7 +276,10 @@ class _JsonWriter:
                 raise ValueError(f"{output!r} exists but is not a JSON array of results; move it away")
             self.records = [r for r in existing if isinstance(r, dict) and isinstance(r.get("path"), str) and "error" not in r]
             self.done = {_key(r["path"]) for r in self.records}
-        self.dirty = output is not None and (fresh or not os.path.isfile(output))
+        self.dirty = False
+        if output is not None and (fresh or not os.path.isfile(output)):
+            self.dirty = True
+            self.flush_batch()  # start from an empty array on disk
 
     def write(self, record):
         self.records.append(record)
@@ -395,7 +398,12 @@ def check_resume(output, settings: dict, overwrite: bool) -> bool:
 
 def _check_model_argument(model: str) -> None:
     """A model given as a path that does not exist is reported as such (not as a bad Hub id)."""
-    looks_local = model.startswith(("/", ".", "~", "\\")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
+    looks_local = (
+        model.startswith(("/", ".", "~", "\\"))
+        or model.count("/") > 1
+        or (os.sep != "/" and os.sep in model)
+        or ("/" in model and os.path.isdir(model.split("/")[0]))
+    )
     if looks_local and not os.path.exists(os.path.expanduser(model)):
         raise ValueError(f"--model {model!r}: no such directory")
     if os.path.isfile(model):
@@ -491,11 +499,12 @@ def _run_locked(args, fmt) -> int:
             "max_image_pixels": max_pixels,
         }
         fresh = check_resume(args.output, settings, args.overwrite)
-        if fresh:
-            from ..atomic_io import atomic_write_json
-
-            atomic_write_json(settings_file(args.output), settings)
+    # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
     writer = _JsonWriter(args.output, fresh) if fmt == "json" else _LineWriter(args.output, fmt, fresh)
+    if args.output and fresh:
+        from ..atomic_io import atomic_write_json
+
+        atomic_write_json(settings_file(args.output), settings)
     todo = [(index, path) for index, path in enumerate(inputs) if _key(path) not in writer.done]
     skipped = len(inputs) - len(todo)
     if skipped:
