@@ -514,6 +514,18 @@ def test_nan_weights_or_embeddings_are_an_error(converted_tiny):
     nan_tagger = pipeline("zero-shot-image-tagging", model=model)
     with pytest.raises(ValueError, match="NaN"):
         nan_tagger(str(REFERENCE_IMAGES[0]))
+    from transformers_ramplus.evaluation import score_images
+
+    with pytest.raises(ValueError, match="NaN"):
+        score_images(model, nan_tagger.image_processor, [str(REFERENCE_IMAGES[0])])
+    # NaN label embeddings of a tag set
+    from transformers_ramplus import TagSet
+
+    clean = RamPlusModel.from_pretrained(converted_tiny).eval()
+    clean_tagger = pipeline("zero-shot-image-tagging", model=clean)
+    embeds = torch.full((2, 1, clean.config.text_embed_dim), float("nan"))
+    with pytest.raises(ValueError, match="tag set's embeddings"):
+        clean_tagger(str(REFERENCE_IMAGES[0]), candidate_labels=TagSet(names=["x", "y"], label_embeds=embeds))
 
 
 def test_paths_spelled_differently_are_one_image(converted_tiny, photos, tmp_path, monkeypatch):

@@ -300,6 +300,8 @@ def score_images(model, image_processor, paths: Sequence[str], tag_indices=None,
             pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(device)
             with torch.no_grad():
                 logits = model(pixel_values=pixel_values, tag_indices=indices).logits
+            if not torch.isfinite(logits).all():
+                raise ValueError("the model produced NaN or infinite scores: its weights or label embeddings contain NaN or infinite values")
             scores[rows] = torch.sigmoid(logits.float()).cpu().numpy()
             ok[rows] = True
         if progress is not None:

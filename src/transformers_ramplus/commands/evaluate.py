@@ -65,7 +65,7 @@ def scores_cache_key(args, classes, image_names, paths, image_processor) -> str:
     processor = image_processor.to_dict() if hasattr(image_processor, "to_dict") else repr(image_processor)
     parts = [
         __version__,
-        model_fingerprint(args.model),
+        model_fingerprint(args.model, exclude=[args.output, args.cache]),
         classes,
         image_names,
         [_file_fingerprint(path) for path in paths],

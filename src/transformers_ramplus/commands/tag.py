@@ -319,17 +319,24 @@ def settings_file(output) -> Path:
     return output.with_name(f".{output.name}.ramplus-tag.json")
 
 
-def model_fingerprint(model_path: str, config=None) -> str:
-    """What identifies a model's weights: a folder's files (names, sizes, modification times) or a Hub id and commit."""
+_MODEL_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".py", ".jinja")
+
+
+def model_fingerprint(model_path: str, config=None, exclude=()) -> str:
+    """What identifies a model: in a folder, the files `from_pretrained` reads (weights, configs, tokenizer and code
+    files: names, sizes, modification times; hidden files and `exclude` left out); else the Hub id and commit."""
     parts = [model_path]
     if os.path.isdir(model_path):
         parts = [os.path.realpath(model_path)]
-        for root, dirs, files in os.walk(model_path):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                stat = os.stat(full)
-                parts.append(f"{os.path.relpath(full, model_path)}:{stat.st_size}:{stat.st_mtime_ns}")
+        skipped = {os.path.realpath(path) for path in exclude if path}
+        for name in sorted(os.listdir(model_path)):
+            full = os.path.join(model_path, name)
+            if name.startswith(".") or not name.endswith(_MODEL_SUFFIXES) or not os.path.isfile(full):
+                continue
+            if os.path.realpath(full) in skipped:
+                continue
+            stat = os.stat(full)
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
     elif config is not None:
         parts.append(str(getattr(config, "_commit_hash", None)))
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -490,7 +497,7 @@ def _run_locked(args, fmt) -> int:
         settings = {
             "format": fmt,
             "model": os.path.realpath(args.model) if os.path.isdir(args.model) else args.model,
-            "model_fingerprint": model_fingerprint(args.model, tagger.model.config),
+            "model_fingerprint": model_fingerprint(args.model, tagger.model.config, exclude=[args.output]),
             "tags": tag_set_digest(tag_set),
             "threshold": args.threshold,
             "top_k": args.top_k,
