@@ -217,7 +217,9 @@ class _LineWriter:
                 if len(row) == len(CSV_FIELDS) and row[0] and row[3] == "":
                     self.done.add(_key(row[0]))
         elif self.fmt == "jsonl":
-            for line in text.splitlines():
+            for line in text.split("\n"):  # not splitlines(): U+2028 and friends stay raw inside JSON strings
+                if not line.strip():
+                    continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
