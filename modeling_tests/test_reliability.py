@@ -595,3 +595,32 @@ def test_labels_with_control_characters_in_text_output(converted_tiny_text, tmp_
 def test_pipeline_remote_code_ships_the_helper_module(tagger, tmp_path):
     tagger.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / "atomic_io.py").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_resume_retags_images_changed_since(converted_tiny, photos, tmp_path, fmt, capsys):
+    output = tmp_path / f"t.{fmt}"
+    args = ["tag", str(photos), "--model", str(converted_tiny), "-o", str(output), "--threshold", "0.0", "--top-k", "1"]
+    assert main(args) == 0
+
+    def rows():
+        if fmt == "json":
+            return {os.path.basename(r["path"]): r["tags"][0]["score"] for r in json.loads(output.read_text())}
+        with open(output, newline="") as handle:
+            return {os.path.basename(r["path"]): float(r["scores"]) for r in csv.DictReader(handle)}
+
+    first = rows()
+    # replace one image by another one under the same name
+    changed = REFERENCE_IMAGES[0].name
+    shutil.copy(REFERENCE_IMAGES[1], photos / changed)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "1 image(s) changed since they were tagged" in capsys.readouterr().err
+    second = rows()
+    assert sorted(second) == sorted(first)  # each image once
+    assert second[changed] == pytest.approx(first[REFERENCE_IMAGES[1].name], abs=1e-5) != first[changed]
+    # a kill between writing a record and its stamp: the record is redone, once
+    index = tmp_path / f".t.{fmt}.ramplus-tag.index"
+    index.write_text("".join(index.read_text().splitlines(keepends=True)[:-1]))
+    assert main(args) == 0
+    assert sorted(rows()) == sorted(first)

@@ -2,7 +2,8 @@
 
 Results are written as they come (jsonl/csv/text: one record appended and flushed per image; json: the whole file
 rewritten atomically after every batch), so an interrupted run loses nothing done; rerunning with the same
-`--output` skips the images that already have a result, and a record cut short by a crash is dropped and redone.
+`--output` skips the images that already have a result (unless the file's size or modification time changed since,
+recorded in `.NAME.ramplus-tag.index`), and a record cut short by a crash is dropped and redone.
 The options that determine the results (model, tags, thresholds, top-k, language, format) are recorded next to the
 output (`.NAME.ramplus-tag.json`); a rerun with other options refuses unless `--overwrite`. A lock file
 (`.NAME.lock`) stops a second `ramplus tag` on the same output. Unreadable inputs are reported on stderr and as error
@@ -154,18 +155,37 @@ def _format_tags(tags) -> str:
     return " | ".join(f"{escape_text(t['label'])} ({t['score']:.4f})" for t in tags)
 
 
-def _complete_records(data: bytes, fmt: str) -> int:
-    """The byte length of the complete records at the start of `data` (a record ends with a newline outside csv
-    quotes); what follows was cut short by a crash."""
-    if fmt != "csv":
-        return data.rfind(b"\n") + 1
-    end, quoted = 0, False
+def _split_records(data: bytes, fmt: str) -> tuple[list[bytes], bytes]:
+    """The complete records of `data` (each ending with a newline, outside quotes for csv) and what follows them:
+    a last record cut short by a crash."""
+    records, start, quoted = [], 0, False
     for position, byte in enumerate(data):
-        if byte == 0x22:  # '"'; a doubled quote toggles twice
+        if fmt == "csv" and byte == 0x22:  # '"'; a doubled quote toggles twice
             quoted = not quoted
         elif byte == 0x0A and not quoted:
-            end = position + 1
-    return end
+            records.append(data[start : position + 1])
+            start = position + 1
+    return records, data[start:]
+
+
+def _finished_path(raw: bytes, fmt: str) -> str | None:
+    """The path of a finished (not error) record, else None."""
+    text = raw.decode("utf-8", errors="surrogateescape")
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        if len(rows) == 1 and len(rows[0]) == len(CSV_FIELDS) and rows[0][0] and rows[0][3] == "" and rows[0] != CSV_FIELDS:
+            return rows[0][0]
+        return None
+    if fmt == "jsonl":
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(record, dict) and isinstance(record.get("path"), str) and "error" not in record:
+            return record["path"]
+        return None
+    path, tab, rest = text.rstrip("\n").partition("\t")
+    return unescape_text(path) if tab and not rest.startswith("ERROR:") else None
 
 
 def _write_csv_row(stream, row, quoting=csv.QUOTE_ALL):
@@ -182,6 +202,7 @@ class _LineWriter:
         self.fmt = fmt
         self.output = output
         self.done: set[str] = set()
+        self._records: list[bytes] = []
         if output is None:
             self.stream = sys.stdout
             self.owned = False
@@ -204,34 +225,29 @@ class _LineWriter:
         """Read the finished records, and drop a last record cut short by a crash (it is redone)."""
         with open(output, "rb") as handle:
             data = handle.read()
-        complete = _complete_records(data, self.fmt)
-        if complete < len(data):
+        self._records, partial = _split_records(data, self.fmt)
+        if partial:
             with open(output, "rb+") as handle:
-                handle.truncate(complete)
-            sys.stderr.write(f"dropped an unfinished last record of {output} ({len(data) - complete} bytes); it is redone\n")
-            data = data[:complete]
-        text = data.decode("utf-8", errors="surrogateescape")
-        if self.fmt == "csv":
-            rows = list(csv.reader(io.StringIO(text, newline="")))
-            for row in rows[1:]:
-                if len(row) == len(CSV_FIELDS) and row[0] and row[3] == "":
-                    self.done.add(_key(row[0]))
-        elif self.fmt == "jsonl":
-            for line in text.split("\n"):  # not splitlines(): U+2028 and friends stay raw inside JSON strings
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict) and isinstance(record.get("path"), str) and "error" not in record:
-                    self.done.add(_key(record["path"]))
-        else:
-            for line in text.split("\n"):
-                path, tab, rest = line.partition("\t")
-                if tab and not rest.startswith("ERROR:"):
-                    self.done.add(_key(unescape_text(path)))
+                handle.truncate(len(data) - len(partial))
+            sys.stderr.write(f"dropped an unfinished last record of {output} ({len(partial)} bytes); it is redone\n")
+            data = data[: len(data) - len(partial)]
+        for raw in self._records:
+            path = _finished_path(raw, self.fmt)
+            if path is not None:
+                self.done.add(_key(path))
         return data
+
+    def forget(self, keys: set[str]) -> None:
+        """Remove the finished records of `keys` (inputs changed since): the output is rewritten atomically."""
+        if not keys or self.output is None:
+            return
+        from ..atomic_io import atomic_write_bytes
+
+        kept = [raw for raw in self._records if (path := _finished_path(raw, self.fmt)) is None or _key(path) not in keys]
+        self.stream.close()
+        atomic_write_bytes(self.output, b"".join(kept))
+        self.stream = open(self.output, "a", encoding="utf-8", errors="surrogateescape", newline="")
+        self.done -= keys
 
     def write(self, record):
         if self.fmt == "csv":
@@ -283,6 +299,13 @@ class _JsonWriter:
             self.dirty = True
             self.flush_batch()  # start from an empty array on disk
 
+    def forget(self, keys: set[str]) -> None:
+        if keys:
+            self.records = [r for r in self.records if _key(r["path"]) not in keys]
+            self.done -= keys
+            self.dirty = True
+            self.flush_batch()
+
     def write(self, record):
         self.records.append(record)
         self.dirty = True
@@ -322,6 +345,61 @@ def settings_file(output) -> Path:
 
 
 _MODEL_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".py", ".jinja")
+
+
+def stamps_file(output) -> Path:
+    """Where the size and modification time of every tagged file are recorded (one JSON line per image)."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.ramplus-tag.index")
+
+
+def file_stamp(path: str):
+    """What identifies an input's content cheaply: `[size, mtime_ns]` of a file, None for a URL."""
+    if _is_url(path):
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "missing"
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+class _StampIndex:
+    """Append-only `[key, stamp]` lines, written after the records they describe are on disk."""
+
+    def __init__(self, output, fresh: bool):
+        from ..atomic_io import atomic_write_text
+
+        self.path = stamps_file(output)
+        self.stamps: dict = {}
+        if fresh or not self.path.is_file():
+            atomic_write_text(self.path, "")
+        else:
+            data = self.path.read_bytes()
+            lines, partial = _split_records(data, "jsonl")
+            if partial:
+                with open(self.path, "rb+") as handle:
+                    handle.truncate(len(data) - len(partial))
+            for line in lines:
+                try:
+                    key, stamp = json.loads(line.decode("utf-8", errors="surrogateescape"))
+                except (ValueError, TypeError):
+                    continue
+                self.stamps[key] = stamp
+        self.stream = open(self.path, "a", encoding="utf-8", errors="surrogateescape")
+
+    def changed(self, keys) -> set[str]:
+        """The keys whose file is not the one that was tagged (or that have no stamp)."""
+        return {key for key in keys if key not in self.stamps or self.stamps[key] != file_stamp(key)}
+
+    def add(self, entries) -> None:
+        for key, stamp in entries:
+            self.stream.write(json.dumps([key, stamp], ensure_ascii=False) + "\n")
+            self.stamps[key] = stamp
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 def model_fingerprint(model_path: str, config=None, exclude=()) -> str:
@@ -514,6 +592,12 @@ def _run_locked(args, fmt) -> int:
         from ..atomic_io import atomic_write_json
 
         atomic_write_json(settings_file(args.output), settings)
+    stamps = _StampIndex(args.output, fresh) if args.output else None
+    if stamps is not None:
+        changed = stamps.changed(writer.done)
+        if changed:
+            sys.stderr.write(f"{len(changed)} image(s) changed since they were tagged (size or modification time): tagging them again\n")
+            writer.forget(changed)
     todo = [(index, path) for index, path in enumerate(inputs) if _key(path) not in writer.done]
     skipped = len(inputs) - len(todo)
     if skipped:
@@ -525,6 +609,7 @@ def _run_locked(args, fmt) -> int:
             chunk = todo[start : start + args.batch_size]
             records: list[dict | None] = [None] * len(chunk)
             images, positions = [], []
+            stamped = [(_key(path), file_stamp(path)) for _, path in chunk]  # before reading: a later change is seen
             for position, (index, path) in enumerate(chunk):
                 try:
                     images.append(load_image(path, index=index, **read_settings))
@@ -548,9 +633,13 @@ def _run_locked(args, fmt) -> int:
                 writer.write(record)
                 progress.update(1)
             writer.flush_batch()
+            if stamps is not None:  # after the records are on disk: a kill in between only redoes them
+                stamps.add(entry for entry, record in zip(stamped, records) if "error" not in record)
     finally:
         progress.close()
         writer.close()
+        if stamps is not None:
+            stamps.close()
     done = len(todo) - failures
     sys.stderr.write(f"tagged {done} image(s), {failures} failed, {skipped} skipped (already done)\n")
     if not inputs:
