@@ -639,3 +639,11 @@ def test_resume_retags_images_changed_since(converted_tiny, photos, tmp_path, fm
     index.write_text("".join(index.read_text().splitlines(keepends=True)[:-1]))
     assert main(args) == 0
     assert sorted(rows()) == sorted(first)
+
+
+def test_very_long_output_name(converted_tiny, photos, tmp_path):
+    output = tmp_path / ("r" * 240 + ".json")
+    args = ["tag", str(photos), "--model", str(converted_tiny), "-o", str(output)]
+    assert main(args) == 0 and main(args) == 0
+    assert len(json.loads(output.read_text())) == 2
+    assert all(len(p.name) < 255 for p in tmp_path.iterdir())

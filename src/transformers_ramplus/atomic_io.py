@@ -83,8 +83,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def short_name(name: str, limit: int = 120) -> str:
+    """`name`, or for a long one its start and a hash, so that `.NAME.suffix` names stay under the file system's
+    255-byte limit."""
+    if len(os.fsencode(name)) <= limit:
+        return name
+    import hashlib
+
+    return name[: limit // 2] + "~" + hashlib.sha1(os.fsencode(name)).hexdigest()[:12]
+
+
+def sidecar_path(target: str | os.PathLike, suffix: str) -> Path:
+    """The hidden `.NAME.suffix` file next to `target` (lock files, recorded options)."""
+    target = Path(target)
+    return target.with_name(f".{short_name(target.name)}.{suffix}")
+
+
 def _temporary_name(target: Path, kind: str) -> Path:
-    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+    return target.with_name(f".{short_name(target.name)}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def _remove(path: Path) -> None:
@@ -107,14 +123,14 @@ def clean_stale_temporaries(target: str | os.PathLike) -> list[str]:
         return cleaned
     for entry in entries:
         legacy = _LEGACY_PATTERN.match(entry.name)
-        if legacy and legacy.group("name") == target.name:
+        if legacy and legacy.group("name") == target.name:  # (earlier versions did not shorten names)
             with contextlib.suppress(OSError):
                 if time.time() - entry.stat(follow_symlinks=False).st_mtime > LEGACY_MAX_AGE_S:
                     _remove(Path(entry.path))
                     cleaned.append(entry.path)
             continue
         match = _TEMP_PATTERN.match(entry.name)
-        if not match or match.group("name") != target.name or _pid_alive(int(match.group("pid"))):
+        if not match or match.group("name") != short_name(target.name) or _pid_alive(int(match.group("pid"))):
             continue
         path = Path(entry.path)
         if match.group("kind") == "old" and not os.path.lexists(target):
@@ -207,8 +223,8 @@ class OutputLock:
     `OutputLockedError` at once. The lock file is removed on release."""
 
     def __init__(self, path: str | os.PathLike):
-        target = Path(path)
-        self.path = target.with_name(f".{target.name}.lock")
+        self.target = Path(path)
+        self.path = sidecar_path(path, "lock")
         self._handle = None
 
     def acquire(self) -> "OutputLock":
@@ -226,7 +242,7 @@ class OutputLock:
                 owner = handle.read().strip() or "unknown"
                 handle.close()
                 raise OutputLockedError(
-                    f"{os.fspath(self.path.with_name(self.path.name[1:-5]))!r} is being written by another process "
+                    f"{os.fspath(self.target)!r} is being written by another process "
                     f"(pid {owner}, lock file {os.fspath(self.path)!r}); wait for it to finish or choose another output"
                 ) from None
             try:  # the file we locked may have been removed by the previous holder in between: retry then
@@ -271,4 +287,6 @@ __all__ = [
     "atomic_write_text",
     "clean_stale_temporaries",
     "current_umask",
+    "short_name",
+    "sidecar_path",
 ]

@@ -50,7 +50,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     ```
 
     Call arguments:
-        images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]).
+        images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]); a 4-D
+            array or tensor is a batch (one result per image). A bad input raises a `ValueError` naming its position.
         candidate_labels: `None` (all built-in tags), a list of tag names (built-in names reuse the trained embeddings
             and thresholds; other names use a prompt-template ensemble), a mapping `tag -> descriptions`, or a
             [`TagSet`].

@@ -340,8 +340,9 @@ def _infer_format(args) -> str:
 # ------------------------------------------------------------------------------------------------ resume keys
 def settings_file(output) -> Path:
     """Where the options of a run writing `output` are recorded."""
-    output = Path(output)
-    return output.with_name(f".{output.name}.ramplus-tag.json")
+    from ..atomic_io import sidecar_path
+
+    return sidecar_path(output, "ramplus-tag.json")
 
 
 _MODEL_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".py", ".jinja")
@@ -349,8 +350,9 @@ _MODEL_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".py", ".j
 
 def stamps_file(output) -> Path:
     """Where the size and modification time of every tagged file are recorded (one JSON line per image)."""
-    output = Path(output)
-    return output.with_name(f".{output.name}.ramplus-tag.index")
+    from ..atomic_io import sidecar_path
+
+    return sidecar_path(output, "ramplus-tag.index")
 
 
 def file_stamp(path: str):
