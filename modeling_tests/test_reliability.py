@@ -647,3 +647,19 @@ def test_very_long_output_name(converted_tiny, photos, tmp_path):
     assert main(args) == 0 and main(args) == 0
     assert len(json.loads(output.read_text())) == 2
     assert all(len(p.name) < 255 for p in tmp_path.iterdir())
+
+
+def test_file_readers_hook_keeps_the_error_contract(tmp_path, monkeypatch):
+    from transformers_ramplus import image_processing_ram_plus as module
+
+    def broken(path):
+        raise KeyError("no pixel data")
+
+    monkeypatch.setitem(module.FILE_READERS, ".xyz", broken)
+    (tmp_path / "scan.xyz").write_bytes(b"data")
+    with pytest.raises(ImageLoadingError, match=r"image 3 .*scan.xyz.*not a readable .xyz image"):
+        load_image(str(tmp_path / "scan.xyz"), 3)
+    monkeypatch.setitem(module.FILE_READERS, ".xyz", lambda path: Image.new("L", (50, 40)))
+    assert load_image(str(tmp_path / "scan.xyz")).mode == "RGB"
+    with pytest.raises(ImageLoadingError, match="more than the limit of 100"):
+        load_image(str(tmp_path / "scan.xyz"), max_image_pixels=100)

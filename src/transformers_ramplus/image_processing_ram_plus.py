@@ -181,8 +181,25 @@ def _decode(source, label: str, apply_exif_orientation: bool, max_image_pixels: 
         raise ImageLoadingError(f"{label}: not a readable image: {error or type(error).__name__}") from error
 
 
+# Readers for file formats PIL does not decode, by lower-case suffix (e.g. ".dcm"): `reader(path) -> PIL image`.
+# Their failures become `ImageLoadingError` like PIL's; the pixel limit applies to what they return.
+FILE_READERS: dict = {}
+
+
+def _read_with(reader, path: Path, label: str, max_image_pixels: int | None) -> Image.Image:
+    try:
+        image = reader(path)
+    except ImageLoadingError:
+        raise
+    except Exception as error:
+        raise ImageLoadingError(f"{label}: not a readable {path.suffix.lower()} image: {error or type(error).__name__}") from error
+    if max_image_pixels is not None and image.width * image.height > max_image_pixels:
+        raise ImageLoadingError(f"{label}: {image.width}x{image.height} pixels, more than the limit of {max_image_pixels}")
+    return image
+
+
 def _read_file(path: Path, label: str, apply_exif_orientation: bool, max_image_pixels: int | None) -> Image.Image:
-    """One image file. Readers for formats that PIL does not decode dispatch on the suffix here."""
+    """One image file: a reader of `FILE_READERS` for its suffix, else PIL."""
     if not os.path.lexists(path):
         raise ImageLoadingError(f"{label}: no such file")
     if path.is_dir():
@@ -194,6 +211,9 @@ def _read_file(path: Path, label: str, apply_exif_orientation: bool, max_image_p
             raise ImageLoadingError(f"{label}: the file is empty (0 bytes)")
     except OSError as error:
         raise ImageLoadingError(f"{label}: cannot read the file: {error}") from error
+    reader = FILE_READERS.get(path.suffix.lower())
+    if reader is not None:
+        return _read_with(reader, path, label, max_image_pixels)
     return _decode(path, label, apply_exif_orientation, max_image_pixels)
 
 
