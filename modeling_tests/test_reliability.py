@@ -432,6 +432,12 @@ def test_corrupt_tag_sets_name_the_file_and_crashes_exit_3(converted_tiny, tagge
     (folder / "tag_set.json").write_text('{"format": "ramplus-tag-')
     assert main(base) == 2
     assert "tag_set.json" in capsys.readouterr().err
+    # a truncated model file is an input-file error too, not a crash
+    broken = tmp_path / "broken-model"
+    shutil.copytree(converted_tiny, broken)
+    (broken / "model.safetensors").write_bytes((converted_tiny / "model.safetensors").read_bytes()[:3000])
+    assert main(["tag", str(photos), "--model", str(broken)]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
     # an internal error is not "some images failed"
     import transformers_ramplus.commands.tag as tag_command
 

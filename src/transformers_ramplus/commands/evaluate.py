@@ -101,7 +101,10 @@ def run(args) -> int:
         raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
     annotations = read_annotations(args.annotations, args.tag_list, format=args.format)
     classes = annotations.class_names
-    model = RamPlusModel.from_pretrained(args.model).eval().to(args.device)
+    from . import reading
+
+    with reading(f"cannot load the model {args.model!r}"):
+        model = RamPlusModel.from_pretrained(args.model).eval().to(args.device)
     unknown = [name for name in dict.fromkeys(classes) if name not in model.config.label2id]
     if unknown:
         descriptions = load_descriptions(args.descriptions) if args.descriptions else {}

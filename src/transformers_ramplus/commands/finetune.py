@@ -125,7 +125,10 @@ def run(args) -> int:
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
 
-    model = RamPlusModel.from_pretrained(args.model)
+    from . import reading
+
+    with reading(f"cannot load the model {args.model!r}"):
+        model = RamPlusModel.from_pretrained(args.model)
     try:
         tokenizer = getattr(AutoProcessor.from_pretrained(args.model), "tokenizer", None)
     except (OSError, ValueError, TypeError):

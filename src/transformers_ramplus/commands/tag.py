@@ -565,7 +565,10 @@ def _run_locked(args, fmt) -> int:
 
     from ..image_processing_ram_plus import load_image
 
-    tagger = pipeline("zero-shot-image-tagging", model=args.model, device=args.device)
+    from . import reading
+
+    with reading(f"cannot load the model {args.model!r}"):
+        tagger = pipeline("zero-shot-image-tagging", model=args.model, device=args.device)
     tag_set = tagger.get_tag_set(candidate_labels)  # all text work happens here, once
     processor = tagger.image_processor
     exif = bool(getattr(processor, "apply_exif_orientation", False))
