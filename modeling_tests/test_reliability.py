@@ -566,6 +566,8 @@ def test_empty_folder_model_path_and_output_folder(converted_tiny, photos, tmp_p
     assert main(["tag", str(photos), "--model", "/nonexistent/model"]) == 2
     err = capsys.readouterr().err
     assert "no such directory" in err and "repo" not in err.lower()
+    assert main(["tag", str(photos), "--model", str(converted_tiny), "--tag-set", "./no/such/set"]) == 2
+    assert "--tag-set './no/such/set': no such directory" in capsys.readouterr().err
     (tmp_path / "models").mkdir()
     monkeypatch.chdir(tmp_path)
     assert main(["tag", str(photos), "--model", "models/ram"]) == 2

@@ -485,18 +485,18 @@ def check_resume(output, settings: dict, overwrite: bool) -> bool:
     return False
 
 
-def _check_model_argument(model: str) -> None:
-    """A model given as a path that does not exist is reported as such (not as a bad Hub id)."""
+def _check_local_path(option: str, value: str) -> None:
+    """A folder argument given as a path that does not exist is reported as such (not as a bad Hub id)."""
     looks_local = (
-        model.startswith(("/", ".", "~", "\\"))
-        or model.count("/") > 1
-        or (os.sep != "/" and os.sep in model)
-        or ("/" in model and os.path.isdir(model.split("/")[0]))
+        value.startswith(("/", ".", "~", "\\"))
+        or value.count("/") > 1
+        or (os.sep != "/" and os.sep in value)
+        or ("/" in value and os.path.isdir(value.split("/")[0]))
     )
-    if looks_local and not os.path.exists(os.path.expanduser(model)):
-        raise ValueError(f"--model {model!r}: no such directory")
-    if os.path.isfile(model):
-        raise ValueError(f"--model {model!r} is a file; pass the directory of a converted model (or a Hub id)")
+    if looks_local and not os.path.exists(os.path.expanduser(value)):
+        raise ValueError(f"{option} {value!r}: no such directory")
+    if os.path.isfile(value):
+        raise ValueError(f"{option} {value!r} is a file; pass a directory (or a Hub id)")
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -534,7 +534,9 @@ def run(args) -> int:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.max_image_pixels is not None and args.max_image_pixels <= 0:
         raise ValueError(f"--max-image-pixels must be positive, got {args.max_image_pixels}")
-    _check_model_argument(args.model)
+    _check_local_path("--model", args.model)
+    if args.tag_set:
+        _check_local_path("--tag-set", args.tag_set)
     fmt = _infer_format(args)
     lock = None
     if args.output:
