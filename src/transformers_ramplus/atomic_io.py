@@ -33,6 +33,7 @@ _TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-
 # earlier versions named temporaries `.NAME.tmp-XXXXXXXX` (tempfile, no process id): removed once a day old
 _LEGACY_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-[a-z0-9_]{8}$")
 LEGACY_MAX_AGE_S = 24 * 3600
+_CLEANED: set = set()
 
 
 def current_umask() -> int:
@@ -141,6 +142,14 @@ def clean_stale_temporaries(target: str | os.PathLike) -> list[str]:
     return cleaned
 
 
+def _clean_once(target: Path) -> None:
+    """`clean_stale_temporaries` once per target and process (a folder of many files is not rescanned per write)."""
+    seen = (os.getpid(), os.path.abspath(target))
+    if seen not in _CLEANED:
+        _CLEANED.add(seen)
+        clean_stale_temporaries(target)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None, errors: str | None = None):
     """`with atomic_file(path) as stream:` write `stream`; on success it replaces `path` in one step. Use mode "wb"
@@ -149,7 +158,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file path", os.fspath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(target)
+    _clean_once(target)
     temporary = _temporary_name(target, "tmp")
     try:
         if mode == "path":
@@ -191,7 +200,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False):
     it is moved aside and deleted once the new folder is in place. A target that is a file is never replaced."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(target)
+    _clean_once(target)
     if os.path.lexists(target):
         if not target.is_dir() or target.is_symlink():
             raise FileExistsError(errno.EEXIST, "exists and is not a folder; refusing to replace it", os.fspath(target))
