@@ -96,7 +96,7 @@ def test_descriptions_by_hub_dataset_id(repos, converted_tiny_text, tmp_path):
         # clear errors
         with pytest.raises(ValueError, match=r"several JSON files \\['a.json', 'b.json'\\].*filename"):
             load_descriptions("someone/several")
-        with pytest.raises(ValueError, match="has no file 'c.json'"):
+        with pytest.raises(ValueError, match=r"has no file 'c.json' [(]its JSON files: [[]'a.json', 'b.json'[]][)]"):
             load_descriptions("someone/several", "c.json")
         with pytest.raises(ValueError, match="someone/broken/descriptions.json.*not valid JSON"):
             load_descriptions("someone/broken")
@@ -143,6 +143,8 @@ def test_descriptions_by_hub_dataset_id(repos, converted_tiny_text, tmp_path):
         # never downloaded, Hub unreachable: a clear error, no hang
         with pytest.raises(ConnectionError, match="could not be reached.*cache holds no copy"):
             load_descriptions("someone/never-downloaded")
+        with pytest.raises(ConnectionError, match="could not be reached.*cache holds no copy"):
+            load_descriptions("someone/never-downloaded", "d.json")  # asked first: no minutes of download retries
         with pytest.raises(ConnectionError, match="offline mode is on.*cache holds no copy"):
             load_descriptions("someone/never-downloaded", "d.json", local_files_only=True)
         print("hub-descriptions-ok")

@@ -296,7 +296,7 @@ def resolve_descriptions_file(
 
 
 def _download_descriptions(repo_id, filename, repo_type, revision, token, cache_dir, local_files_only):
-    from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+    from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -306,32 +306,48 @@ def _download_descriptions(repo_id, filename, repo_type, revision, token, cache_
 
     where = f"{repo_type} repository {repo_id!r}" + (f" (revision {revision!r})" if revision else "")
     hub = f"the Hub ({constants.ENDPOINT})"
+    offline = local_files_only or constants.HF_HUB_OFFLINE
+
+    def list_remote_files():
+        """The repository's files, asked with a short timeout; `None` plus the error when the Hub does not answer."""
+        try:
+            info = HfApi(token=token).repo_info(
+                repo_id, repo_type=repo_type, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT
+            )
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            raise
+        except Exception as error:  # unreachable, offline, timed out
+            return None, error
+        return [sibling.rfilename for sibling in (info.siblings or [])], None
+
     try:
         if filename is None:
-            listing_error = None
-            files = None
-            if not local_files_only:
-                try:
-                    info = HfApi(token=token).repo_info(
-                        repo_id, repo_type=repo_type, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT
-                    )
-                    files = [sibling.rfilename for sibling in (info.siblings or [])]
-                except (RepositoryNotFoundError, RevisionNotFoundError):
-                    raise
-                except Exception as error:  # unreachable, offline, timed out: fall back to the local cache
-                    listing_error = error
-            if files is None:
+            files, listing_error = (None, None) if offline else list_remote_files()
+            if files is None:  # fall back to the copy in the local cache
                 try:
                     folder = snapshot_download(
                         repo_id, repo_type=repo_type, revision=revision, cache_dir=cache_dir, local_files_only=True
                     )
                 except LocalEntryNotFoundError:
-                    reason = f"{hub} could not be reached ({listing_error})" if listing_error else "only the cache was searched"
+                    reason = f"{hub} could not be reached ({listing_error})" if listing_error else "offline mode is on"
                     raise ConnectionError(
                         f"cannot list the files of {where}: {reason}, and the local cache holds no copy of it"
                     ) from listing_error
                 files = [p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file()]
             filename = _pick_json(files, where)
+        elif not offline:
+            cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision, repo_type=repo_type)
+            if not isinstance(cached, str):
+                # not downloaded yet: ask the Hub (short timeout) before hf_hub_download, which retries for minutes
+                files, listing_error = list_remote_files()
+                if files is None:
+                    raise ConnectionError(
+                        f"cannot download {filename!r} from {where}: {hub} could not be reached ({listing_error}), and "
+                        "the local cache holds no copy of it"
+                    ) from listing_error
+                if filename not in files:
+                    found = sorted(f for f in files if f.lower().endswith(".json"))
+                    raise ValueError(f"{where} has no file {filename!r} (its JSON files: {found[:20]})")
         path = hf_hub_download(
             repo_id,
             filename,
@@ -350,7 +366,7 @@ def _download_descriptions(repo_id, filename, repo_type, revision, token, cache_
     except RevisionNotFoundError as error:
         raise ValueError(f"{repo_type} repository {repo_id!r} has no revision {revision!r}") from error
     except LocalEntryNotFoundError as error:
-        state = "offline mode is on" if (local_files_only or constants.HF_HUB_OFFLINE) else f"{hub} could not be reached"
+        state = "offline mode is on" if offline else f"{hub} could not be reached"
         raise ConnectionError(
             f"cannot download {filename!r} from {where}: {state}, and the local cache holds no copy of it"
         ) from error
