@@ -140,6 +140,7 @@ COMPACT_TEMPLATES: tuple[str, ...] = (
 
 NAME_TEMPLATE_SETS: dict[str, tuple[str, ...]] = {"ram_plus": RAM_PLUS_TEMPLATES, "compact": COMPACT_TEMPLATES}
 DEFAULT_NAME_TEMPLATES = "ram_plus"
+_TEMPLATE_FIELDS = re.compile(r"(\{article\}|\{\})")  # the two fields a template may hold
 
 
 def ram_plus_article(name: str) -> str:
@@ -186,9 +187,6 @@ def fill_template(template: str, tag: str) -> str:
         indefinite_article(tag) if part == "{article}" else tag if part == "{}" else part
         for part in _TEMPLATE_FIELDS.split(template)
     )
-
-
-_TEMPLATE_FIELDS = re.compile(r"(\{article\}|\{\})")
 
 
 def resolve_name_templates(templates=None) -> str | tuple[str, ...]:
