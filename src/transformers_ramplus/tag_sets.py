@@ -286,7 +286,7 @@ def resolve_descriptions_file(
         if not path.is_file():
             raise FileNotFoundError(f"folder {text!r} has no descriptions file {filename!r}")
         return path, os.fspath(path)
-    if not _looks_like_repo_id(text):
+    if not isinstance(source, str) or not _looks_like_repo_id(text):  # a Path is never a Hub id
         raise FileNotFoundError(f"descriptions file {text!r} does not exist")
     if repo_type not in ("dataset", "model"):
         raise ValueError(f"`repo_type` must be 'dataset' or 'model', got {repo_type!r}")
