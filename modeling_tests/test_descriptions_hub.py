@@ -178,6 +178,8 @@ def test_local_files_folders_and_what_is_not_a_hub_id(tmp_path):
         load_descriptions(folder)
     with pytest.raises(ValueError, match="is a file"):
         load_descriptions(folder / "d.json", "d.json")
+    with pytest.raises(ValueError, match="local path"):
+        load_descriptions(folder, "d.json", revision="v1")
     # missing paths are not sent to the Hub
     for missing in ("my_descriptions.json", "./owner/name", str(tmp_path / "nothing" / "x"), "a/b/c", Path("owner/name")):
         with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -274,6 +274,8 @@ def resolve_descriptions_file(
     """
     text = os.fspath(source)
     local = Path(text).expanduser()
+    if revision is not None and (local.is_file() or local.is_dir()):
+        raise ValueError(f"`revision` applies to a Hub repository, but {text!r} is a local path")
     if local.is_file():
         if filename is not None:
             raise ValueError(f"`filename` picks a file inside a folder or Hub repository, but {text!r} is a file")
