@@ -405,9 +405,13 @@ def _wrap(owner, attribute: str = "from_pretrained") -> None:
         except (OSError, ValueError) as error:
             if not looks_like_repo_id(name) or name in ORIGINAL_REPOS:
                 raise
+            from .convert import ConversionError
+
             try:
                 folder = _redirect(name, kwargs, known=False)
-            except Exception:  # noqa: BLE001  (the original error is the one to show)
+            except ConversionError:
+                raise  # the repository holds a checkpoint that does not convert: say why
+            except Exception:  # noqa: BLE001  (a failed look-up: the original error is the one to show)
                 raise error from None
             if folder is None:
                 raise
