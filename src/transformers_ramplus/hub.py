@@ -471,9 +471,11 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
     try:
         folder, offline = _resolve(name, revision, None, token, False, False, True)
     except HubUnreachableError as error:
+        cause = error.__cause__ or error
         raise HubUnreachableError(
-            f"--model {name!r} is not a local folder, and as a Hub id it could not be looked up: {error}. If it is a "
-            "folder, check the path; if it is a Hub id, check the network, or set HF_HUB_OFFLINE=1 to use the cache"
+            f"--model {name!r} is not a local folder, and the Hugging Face Hub could not be reached to look it up as "
+            f"a model id ({type(cause).__name__}: {cause}); nothing is cached for it. If it is a folder, check the "
+            "path; if it is a Hub id, check the network, or set HF_HUB_OFFLINE=1 to use only the local cache"
         ) from None
     except Exception as error:  # noqa: BLE001
         from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
