@@ -127,7 +127,7 @@ def model_card(config, repo_id: str, figures: dict, base_model: str = AUTHORS_RE
 
 RAM++ (Recognize Anything Plus, [Open-Set Image Tagging with Multi-Grained Text Supervision]({PAPER})) as a native
 Hugging Face transformers model, converted from [{base_model}](https://huggingface.co/{base_model}) with
-[transformers-ramplus](https://github.com/transformers-ramplus/transformers-ramplus). The numerics are the authors'.
+the `transformers-ramplus` package. The numerics are the authors'.
 
 - Image encoder: Swin (embed_dim {vision.embed_dim}, depths {list(vision.depths)}), {vision.image_size} px
 - Vocabulary: {config.num_tags} tags x {config.descriptions_per_tag} CLIP description embeddings{", with Chinese names" if config.tag_names_chinese else ""}
