@@ -291,8 +291,7 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
     )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     target = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR / commit / key
-    if force_download or not _complete(target):
-        _convert_into(target, checkpoint_path, tag_paths, force_download)
+    if (force_download or not _complete(target)) and _convert_into(target, checkpoint_path, tag_paths, force_download):
         logger.warning(
             "converted %s (%s at revision %s, tags from %s) to a transformers model once; cached in %s, which "
             "later loads use (offline too)",
@@ -338,11 +337,12 @@ def _any_converted(repo_id: str, revision, cache_dir) -> Path | None:
     folder = root / commit
     if not folder.is_dir():
         return None
-    done = [p for p in folder.iterdir() if p.is_dir() and _complete(p)]
+    done = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _complete(p)]  # no temp dirs
     return max(done, key=lambda p: p.stat().st_mtime) if done else None
 
 
-def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrite: bool) -> None:
+def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrite: bool) -> bool:
+    """Convert under a file lock; False when another process finished the same conversion meanwhile."""
     from filelock import FileLock
 
     from .convert import convert_checkpoint
@@ -350,7 +350,7 @@ def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrit
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(os.fspath(target) + ".lock"):
         if _complete(target) and not overwrite:
-            return  # another process converted it while we waited
+            return False  # another process converted it while we waited
         started = time.monotonic()
         convert_checkpoint(
             checkpoint_path,
@@ -361,6 +361,7 @@ def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrit
             overwrite=True,
         )
         logger.debug("conversion took %.1f s", time.monotonic() - started)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------- hooks
