@@ -28,10 +28,16 @@ def test_model_and_processor_load_by_hub_id(tmp_path, converted_tiny, reference_
         f"""
         import torch
         import transformers_ramplus
+        import transformers_ramplus.hub as hub
         from transformers import AutoModel, AutoProcessor
+        looked_up = []
+        original_locate = hub._locate
+        hub._locate = lambda *args: looked_up.append(args) or original_locate(*args)
         model = AutoModel.from_pretrained("someone/ram-plus-tiny").eval()
         processor = AutoProcessor.from_pretrained("someone/ram-plus-tiny")
         assert processor.tokenizer is None and len(processor.tag_names) == 37
+        AutoModel.from_pretrained({str(converted_tiny)!r})
+        assert looked_up == [], looked_up  # the original-format hook never runs for repositories that load
         with torch.no_grad():
             logits = model(pixel_values=torch.load({str(tmp_path / 'pixels.pt')!r})).logits
         torch.testing.assert_close(logits, torch.load({str(tmp_path / 'logits.pt')!r}), atol=1e-4, rtol=0)

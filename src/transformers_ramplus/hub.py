@@ -275,7 +275,8 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
     """(converted folder or None, whether the cache was used without the Hub)."""
     memo_key = (repo_id, str(revision or "main"), os.fspath(cache_dir) if cache_dir else None, _offline(local_files_only))
     with _lock:
-        if memo_key in _resolved and _complete(_resolved[memo_key]) and not force_download:
+        # resolved earlier in this process (force_download too: one forced download and conversion per process)
+        if memo_key in _resolved and _complete(_resolved[memo_key]):
             return _resolved[memo_key], memo_key[-1]
     kind, commit, files, checkpoint, offline = _locate(repo_id, revision, cache_dir, token, local_files_only, strict)
     if kind == "transformers" or kind == "neither":
@@ -377,7 +378,6 @@ def _redirect(name, kwargs, known: bool):
     hub = {key: kwargs.get(key) for key in _HUB_KWARGS if kwargs.get(key) is not None}
     if "token" not in hub and kwargs.get("use_auth_token") is not None:
         hub["token"] = kwargs["use_auth_token"]
-    hub["force_download"] = False  # force_download applies to the converted folder's download, not to us
     return resolve_original_checkpoint(name, strict=known, **hub)
 
 
