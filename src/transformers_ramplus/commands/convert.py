@@ -33,9 +33,17 @@ def run(args) -> int:
         from ..hub import looks_like_repo_id, download_original_checkpoint
 
         if looks_like_repo_id(checkpoint):
-            checkpoint, tag_files = download_original_checkpoint(
-                args.checkpoint, revision=args.revision, cache_dir=args.cache_dir
-            )
+            from huggingface_hub.errors import RepositoryNotFoundError
+
+            try:
+                checkpoint, tag_files = download_original_checkpoint(
+                    args.checkpoint, revision=args.revision, cache_dir=args.cache_dir
+                )
+            except RepositoryNotFoundError:
+                raise ValueError(
+                    f"{args.checkpoint!r} is neither a file nor a model repository on the Hugging Face Hub "
+                    "(not found, or private without a token)"
+                ) from None
     if args.tag_list is None:
         tag_files = tag_files or _bundled_if_4585(checkpoint)
     else:
@@ -57,8 +65,9 @@ def run(args) -> int:
         f"descriptions, Swin embed_dim {config.vision_config.embed_dim}) -> {report.output_dir}\n"
         f"dropped {len(report.dropped_buffers)} recomputed buffers; skipped {len(report.unknown_keys)} unknown keys\n"
     )
-    for key in report.unknown_keys:
-        sys.stderr.write(f"  skipped: {key}\n")
+    if getattr(args, "verbose", False):  # the converter's warning already names the first ten
+        for key in report.unknown_keys:
+            sys.stderr.write(f"  skipped: {key}\n")
     return 0
 
 
