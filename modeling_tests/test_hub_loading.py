@@ -178,3 +178,27 @@ def test_unknown_name_fails_fast_naming_folder_hub_and_offline_mode(tmp_path):
         assert "not a local folder" in line and "Hub" in line and "HF_HUB_OFFLINE" in line, line
     assert "neither a local folder" in errors[2]
     assert "Retrying" not in result.stderr
+
+
+def test_repository_shapes_are_told_apart():
+    import pytest
+
+    from transformers_ramplus.hub import UnsupportedRepositoryError, _checkpoint_name, looks_like_repo_id
+
+    assert looks_like_repo_id(RELEASE) and looks_like_repo_id("gpt2")
+    assert not looks_like_repo_id("./models/x") and not looks_like_repo_id("a/b/c") and not looks_like_repo_id("x.pth")
+    assert not looks_like_repo_id(str(TINY_DIR))  # an existing folder is never a Hub id
+    assert _checkpoint_name(RELEASE, ["README.md", "ram_plus_swin_large_14m.pth", "other.pth"]) == "ram_plus_swin_large_14m.pth"
+    assert _checkpoint_name("someone/x", ["README.md", "model.pth"]) == "model.pth"
+    assert _checkpoint_name("someone/x", ["README.md", "weights.npz"]) is None
+    with pytest.raises(UnsupportedRepositoryError, match="a.pth, b.pth"):
+        _checkpoint_name("someone/x", ["a.pth", "b.pth"])
+
+
+def test_the_package_serves_the_tagging_task_of_folders_that_ship_it(converted_tiny):
+    """Folders carry custom_pipelines for remote-code users; with the package, its own pipeline needs no trust."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(converted_tiny)
+    assert "zero-shot-image-tagging" in config.to_dict()["custom_pipelines"]  # saved as is
+    assert "zero-shot-image-tagging" not in (config.custom_pipelines or {})  # what pipeline() sees
