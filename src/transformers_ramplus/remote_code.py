@@ -99,17 +99,32 @@ def _auto_map(data: dict, names) -> dict:
     return auto_map
 
 
-def write_remote_code(directory) -> list[Path]:
+def _code_source(fallback) -> Path:
+    """Where the bundle's modules are: this package, or, when this module runs as remote code (transformers copies
+    only the modules each loaded class needs), the model folder the code came from."""
+    if all((_SOURCE_DIR / f"{module}.py").is_file() for module in _entry_modules()):
+        return _SOURCE_DIR
+    if fallback is not None and os.path.isdir(fallback):
+        if all((Path(fallback) / f"{module}.py").is_file() for module in _entry_modules()):
+            return Path(fallback)
+    raise FileNotFoundError(
+        "the remote-code modules are not all available here (running as remote code from a folder that is no longer "
+        "on disk?); save from an environment with transformers_ramplus installed"
+    )
+
+
+def write_remote_code(directory, code_source=None) -> list[Path]:
     """
     Add the remote-code bundle to a saved model folder: copy the bundle's modules and set `auto_map` in
     `config.json`, `preprocessor_config.json` and `processor_config.json` (those present) and `custom_pipelines` in
-    `config.json`. Idempotent. Returns the copied files.
+    `config.json`. Idempotent. Returns the copied files. `code_source`: a folder with the modules, used only when
+    this runs as remote code without the package.
     """
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{os.fspath(directory)!r} has no config.json: save the model before its code")
     copied = []
-    for source in bundle_files():
+    for source in bundle_files(_code_source(code_source)):
         target = directory / source.name
         shutil.copyfile(source, target)
         copied.append(target)
@@ -142,6 +157,7 @@ def save_model_folder(directory, model, processor=None, image_processor=None, to
     from .processing_ram_plus import RamPlusProcessor
 
     directory = Path(directory)
+    code_source = _code_source(getattr(model.config, "_name_or_path", None))  # before writing anything
     directory.mkdir(parents=True, exist_ok=True)
     if processor is None:
         if image_processor is None:
@@ -152,7 +168,7 @@ def save_model_folder(directory, model, processor=None, image_processor=None, to
     model.save_pretrained(directory, **save_kwargs)
     processor.save_pretrained(directory)
     processor.image_processor.save_pretrained(directory)  # preprocessor_config.json for AutoImageProcessor users
-    write_remote_code(directory)
+    write_remote_code(directory, code_source)
     return directory
 
 
