@@ -112,10 +112,17 @@ def test_converted_folder_loads_as_remote_code_without_the_package(tmp_path, con
         assert [t["label"] for t in tags[0]][:3] == [t["label"] for t in expected["tagging"][0]][:3]
         for task, kwargs in (("tagging", dict(threshold=0.0)), ("classification", dict(top_k=4))):
             name = "zero-shot-image-tagging" if task == "tagging" else "image-classification"
-            got = pipeline(name, model=folder, trust_remote_code=True, device="cpu")({IMAGES!r}, **kwargs)
+            tagger = pipeline(name, model=folder, trust_remote_code=True, device="cpu")
+            got = tagger({IMAGES!r}, **kwargs)
             for a, b in zip(got, expected[task]):
                 assert [t["label"] for t in a] == [t["label"] for t in b], (task, a, b)
                 assert max(abs(x["score"] - y["score"]) for x, y in zip(a, b)) < 1e-5, task
+        # the remote pipeline re-saves the same bundle, still without the package
+        pipeline("zero-shot-image-tagging", model=folder, trust_remote_code=True).save_pretrained("resaved")
+        import pathlib
+        assert sorted(p.name for p in pathlib.Path("resaved").glob("*.py")) == sorted(
+            p.name for p in pathlib.Path(folder).glob("*.py")
+        )
         print("remote-ok")
         """
     )
