@@ -322,7 +322,19 @@ def label_rows(checkpoint_path) -> int | None:
 
 
 def _complete(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    """A converted folder that is whole: config.json, and model.safetensors as long as its header says (a damaged
+    or truncated copy is converted again)."""
+    weights = folder / "model.safetensors"
+    if not (folder / "config.json").is_file() or not weights.is_file():
+        return False
+    try:
+        with open(weights, "rb") as stream:
+            header_size = int.from_bytes(stream.read(8), "little")
+            header = json.loads(stream.read(header_size))
+        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+        return weights.stat().st_size == 8 + header_size + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
 
 
 def _any_converted(repo_id: str, revision, cache_dir) -> Path | None:
