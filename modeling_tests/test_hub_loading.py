@@ -115,6 +115,8 @@ def test_authors_release_by_id_converts_once_then_loads_offline(tmp_path, refere
     offline = common + textwrap.dedent(
         f"""
         check(AutoModel.from_pretrained(ID))
+        # a cache that saw only one from_pretrained call (nothing but the conversion's own downloads)
+        check(AutoModel.from_pretrained(ID, cache_dir={str(tmp_path / 'other_cache')!r}))
         assert pipeline("zero-shot-image-tagging")({IMAGE!r})
         assert main(["tag", {IMAGE!r}, "--output", {str(tmp_path / 'tags.jsonl')!r}, "--no-progress"]) == 0
         print("offline-ok")

@@ -105,6 +105,24 @@ def _cached_snapshot(repo_id: str, revision, cache_dir) -> tuple[str, list[str]]
     return commit, files
 
 
+def _remember_revision(repo_id: str, revision, commit: str, cache_dir) -> None:
+    """Record `revision -> commit` in the cache (`refs/<revision>`, as huggingface_hub does), so that an offline load
+    of the same revision finds the snapshot and the converted folder."""
+    revision = str(revision or "main")
+    if _COMMIT.match(revision) or not commit:
+        return
+    ref = _storage_folder(repo_id, cache_dir) / "refs" / revision
+    try:
+        if ref.is_file() and ref.read_text().strip() == commit:
+            return
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        temporary = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
+        temporary.write_text(commit)
+        os.replace(temporary, ref)
+    except OSError as error:  # a read-only cache: offline loads of this revision will not find it
+        logger.info("could not record %s@%s in the cache: %s", repo_id, revision, error)
+
+
 def _probe_timeout() -> float:
     from huggingface_hub import constants
 
@@ -215,6 +233,8 @@ def _locate(repo_id, revision, cache_dir, token, local_files_only, strict):
             "(HF_HUB_OFFLINE=1 or local_files_only=True): load it once with the network"
         )
     commit, files = listing
+    if not offline:
+        _remember_revision(repo_id, revision, commit, cache_dir)
     if "config.json" in files:
         return "transformers", commit, files, None, offline
     checkpoint = _checkpoint_name(repo_id, files)
