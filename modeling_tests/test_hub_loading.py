@@ -55,6 +55,13 @@ def test_model_and_processor_load_by_hub_id(tmp_path, converted_tiny, reference_
     assert "hub-ok" in result.stdout and "missing-repo-error-ok" in result.stdout
     assert any("/someone/ram-plus-tiny/resolve/" in r and r.endswith("model.safetensors") for r in hub.requests)
     assert "converted" not in result.stderr  # a transformers repository is loaded as is
+    # the Hub is gone now (connection refused, no HF_HUB_OFFLINE): `ramplus tag` falls back to the cached snapshot
+    tagged = run(
+        "from transformers_ramplus.cli import main\n"
+        f"raise SystemExit(main(['tag', {IMAGE!r}, '--model', 'someone/ram-plus-tiny', '--no-progress']))",
+        hub_env(hub, tmp_path / "hf"),
+    )
+    assert tagged.returncode == 0 and tagged.stdout.startswith(IMAGE), tagged.stdout + tagged.stderr
 
 
 def test_authors_release_by_id_converts_once_then_loads_offline(tmp_path, reference_outputs):

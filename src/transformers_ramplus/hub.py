@@ -490,7 +490,8 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
 
     A local folder is returned as is; a path that does not exist is an error; a Hub id is looked up with one request
     (no retries): an original-format repository gives its converted folder, a transformers repository its id; when
-    the Hub cannot be reached a cached copy is used (`local_files_only=True`), otherwise the error says so.
+    the Hub cannot be reached (or `HF_HUB_OFFLINE` is set) the cached snapshot folder is used, otherwise the error
+    says so.
     """
     if os.path.isdir(name):
         return name, {}
@@ -528,7 +529,11 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
         raise
     if folder is not None:
         return os.fspath(folder), {}
-    return name, ({"local_files_only": True} if offline else {})
+    if offline:  # the Hub is out of reach (or HF_HUB_OFFLINE): the cached snapshot, a plain local folder
+        listing = _cached_snapshot(name, revision, None)
+        if listing is not None:
+            return os.fspath(_storage_folder(name, None) / "snapshots" / listing[0]), {}
+    return name, {}
 
 
 __all__ = [
