@@ -179,7 +179,11 @@ def run(args) -> int:
         try:
             from ..remote_code import save_model_folder
 
-            save_model_folder(temporary, model, image_processor=image_processor)
+            try:  # keep the source's CLIP tokenizer with its text tower
+                source_tokenizer = getattr(AutoProcessor.from_pretrained(args.model), "tokenizer", None)
+            except (OSError, ValueError, TypeError):
+                source_tokenizer = None
+            save_model_folder(temporary, model, image_processor=image_processor, tokenizer=source_tokenizer)
             os.replace(temporary, args.calibrate_output)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
