@@ -364,6 +364,7 @@ def convert_checkpoint(
 
     from .image_processing_ram_plus import RamPlusImageProcessor
     from .processing_ram_plus import RamPlusProcessor
+    from .remote_code import write_remote_code
 
     size = config.vision_config.image_size
     size = size if isinstance(size, int) else size[0]
@@ -377,6 +378,7 @@ def convert_checkpoint(
         config.save_pretrained(staging)
         processor.save_pretrained(staging)
         processor.image_processor.save_pretrained(staging)  # preprocessor_config.json for AutoImageProcessor users
+        write_remote_code(staging)  # the code and auto_map for trust_remote_code users without this package
         if output_dir.is_dir():
             written = set(os.listdir(staging))
             foreign = sorted(name for name in os.listdir(output_dir) if name not in written and not _MODEL_FILE.match(name))

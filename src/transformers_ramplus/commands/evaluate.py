@@ -185,9 +185,14 @@ def run(args) -> int:
         current = np.asarray(model.config.thresholds())[tag_indices]
         calibrated, _ = calibrate_thresholds(scores, targets, default=current)
         write_thresholds(model.config, calibrated, tag_indices=tag_indices)
+        from ..remote_code import save_model_folder
+
+        try:  # keep the source's CLIP tokenizer with its text tower
+            source_tokenizer = getattr(AutoProcessor.from_pretrained(args.model), "tokenizer", None)
+        except (OSError, ValueError, TypeError):
+            source_tokenizer = None
         with atomic_directory(args.calibrate_output) as temporary:
-            model.save_pretrained(temporary)
-            image_processor.save_pretrained(temporary)
+            save_model_folder(temporary, model, image_processor=image_processor, tokenizer=source_tokenizer)
         calibrated_metrics = compute_metrics(scores, targets, calibrated)
         report["calibrated"] = {name: round(float(v), 6) for name, v in calibrated_metrics.items() if name != "mAP"}
         report["calibrated_model"] = args.calibrate_output
