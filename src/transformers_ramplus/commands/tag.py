@@ -505,7 +505,7 @@ def _check_local_path(option: str, value: str) -> None:
     )
     if looks_local and not os.path.exists(os.path.expanduser(value)):
         raise ValueError(f"{option} {value!r}: no such directory")
-    if option != "--model" and os.path.isfile(value):  # (--model files get their own message when resolved)
+    if os.path.isfile(value):
         raise ValueError(f"{option} {value!r} is a file; pass a directory (or a Hub id)")
 
 
@@ -552,7 +552,10 @@ def run(args) -> int:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.max_image_pixels is not None and args.max_image_pixels <= 0:
         raise ValueError(f"--max-image-pixels must be positive, got {args.max_image_pixels}")
-    _check_local_path("--model", args.model)
+    first = args.model.split("/")[0]
+    if args.model.count("/") == 1 and first not in ("", ".", "..", "~") and os.path.isdir(first) and not os.path.exists(args.model):
+        # `models/ram` next to a folder `models/`: a mistyped path, not a Hub id to look up
+        raise ValueError(f"--model {args.model!r}: no such directory (the folder {first!r} exists)")
     if args.tag_set:
         _check_local_path("--tag-set", args.tag_set)
     fmt = _infer_format(args)
