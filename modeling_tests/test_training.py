@@ -10,7 +10,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from transformers_ramplus import RamPlusModel, TagSet
 from transformers_ramplus.evaluation import mean_average_precision
-from transformers_ramplus.data import EvalTransform, RamPlusDataCollator, load_imagefolder_dataset
+from transformers_ramplus.data import ImageProcessorTransform, RamPlusDataCollator, load_imagefolder_dataset
 from transformers_ramplus.training import (
     RamPlusTrainer,
     RamPlusTrainingArguments,
@@ -109,7 +109,7 @@ def test_trainer_full_objective_updates_only_trainable_parts(folder, tmp_path):
 def test_trainer_tags_only_data_lowers_the_loss(folder, tmp_path):
     model = _model(seed=1)
     dataset = load_imagefolder_dataset(folder, model.config.label2id)
-    collator = RamPlusDataCollator(3, transform=EvalTransform(64))  # no tokenizer: tag loss only
+    collator = RamPlusDataCollator(3, transform=ImageProcessorTransform(size=64))  # no tokenizer: tag loss only
     eval_batch = RamPlusDataCollator(3, train=False, image_size=64)([dataset[i] for i in range(len(dataset))])
     model.eval()
     with torch.no_grad():
