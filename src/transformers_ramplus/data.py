@@ -517,6 +517,8 @@ class RamPlusDataCollator:
         source = None
         try:
             source = self._image_source(feature)
+            if hasattr(self.image_processor, "load_images"):  # the processor's reading options (EXIF, DICOM window)
+                return self.image_processor.load_images([source])[0]
             return load_image(source)
         except (ImageLoadingError, OSError, ValueError, TypeError) as error:
             self.num_skipped += 1
