@@ -1,5 +1,6 @@
 """LoRA: default config, only adapter (and modules_to_save) parameters change, save/load, merge."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,3 +169,81 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     assert main(command) == 0  # second run: cached scores
     captured = capsys.readouterr()
     assert "using cached scores" in captured.err and json.loads(captured.out)["mAP"] == report["mAP"]
+
+
+def _adapter_with_new_tag(tmp_path):
+    """A saved base model (4 tags), and a LoRA adapter trained after adding the tag "lesion", saved by peft itself."""
+    from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
+
+    tokenizer = tiny_word_tokenizer("a photo of lesion scan".split())
+    tiny_model(num_tags=4, text_config=tiny_word_text_config()).save_pretrained(tmp_path / "base")
+    processor = RamPlusProcessor(image_processor=RamPlusImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer)
+    processor.save_pretrained(tmp_path / "base")
+    model = RamPlusModel.from_pretrained(tmp_path / "base")
+    add_tags(model, {"lesion": ["a photo of lesion", "a scan"]}, tokenizer=tokenizer)
+    lora = apply_lora(model)
+    _train(lora)
+    lora.save_pretrained(tmp_path / "adapter")  # plain peft: the vocabulary is part of the adapter's weights
+    processor.save_pretrained(tmp_path / "adapter")
+    return lora, tmp_path / "base", tmp_path / "adapter"
+
+
+def test_new_tags_travel_through_every_standard_loading_path(tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModel, pipeline
+
+    from transformers_ramplus import RamPlusModel
+
+    lora, base_dir, adapter_dir = _adapter_with_new_tag(tmp_path)
+    names = ["tag 0", "tag 1", "tag 2", "tag 3", "lesion"]
+    torch.manual_seed(4)
+    pixel_values = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = lora(pixel_values=pixel_values).logits
+    assert expected.shape == (2, 5)
+    weights = load_file(adapter_dir / "adapter_model.safetensors")
+    vocabulary_keys = [k for k in weights if "tag_vocabulary" in k]
+    assert len(vocabulary_keys) == 2 and weights[[k for k in vocabulary_keys if k.endswith("label_embeds")][0]].shape == (15, 24)
+    assert not (adapter_dir / "tag_set.json").exists()  # no side file: peft's own modules_to_save carries the tags
+
+    def check(model, how):
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        assert inner.config.tag_names == names, how
+        assert inner.config.thresholds()[-1] == 0.5, how
+        with torch.no_grad():
+            torch.testing.assert_close(model.eval()(pixel_values=pixel_values).logits, expected, rtol=1e-5, atol=1e-5, msg=how)
+
+    check(PeftModel.from_pretrained(RamPlusModel.from_pretrained(base_dir), adapter_dir), "PeftModel.from_pretrained")
+    plain = RamPlusModel.from_pretrained(base_dir)
+    plain.load_adapter(str(adapter_dir))
+    check(plain, "model.load_adapter")
+    check(AutoModel.from_pretrained(adapter_dir), "AutoModel.from_pretrained(adapter_dir)")
+    tagger = pipeline("zero-shot-image-tagging", model=str(adapter_dir), device="cpu")
+    check(tagger.model, "pipeline(model=adapter_dir)")
+    image = (np.random.default_rng(0).integers(0, 255, (64, 64, 3))).astype(np.uint8)
+    result = tagger(image, threshold=0.0)
+    assert {r["label"] for r in result} == set(names)
+    with torch.no_grad():
+        direct = torch.sigmoid(tagger.model(**tagger.image_processor(image, return_tensors="pt")).logits[0])
+    assert {r["label"]: r["score"] for r in result}["lesion"] == pytest.approx(direct[-1].item(), abs=1e-6)
+
+
+def test_adapters_without_new_tags_stay_small_and_configs_that_drop_tags_are_refused(tmp_path):
+    from peft import LoraConfig, PeftModel
+    from safetensors.torch import load_file
+
+    model = apply_lora(tiny_model(num_tags=4))
+    model.save_pretrained(tmp_path / "adapter")
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert all(v.numel() == 0 for k, v in weights.items() if "tag_vocabulary" in k)
+    loaded = PeftModel.from_pretrained(tiny_model(num_tags=4), tmp_path / "adapter")
+    assert loaded.get_base_model().config.num_tags == 4 and not loaded.get_base_model().vocabulary_changed
+
+    changed = tiny_model(num_tags=4)
+    changed.set_label_embeds(torch.nn.functional.normalize(torch.randn(6, 3, 24), dim=-1), [f"new {i}" for i in range(6)])
+    with pytest.raises(ValueError, match="tag_vocabulary"):
+        apply_lora(changed, LoraConfig(target_modules=["query_projection"], modules_to_save=["classifier"]))
+    # a merged adapter is a plain model again: its vocabulary lives in its config and label_embeds
+    merged = merge_adapter(apply_lora(changed))
+    assert not any("tag_vocabulary" in k for k in merged.state_dict())
