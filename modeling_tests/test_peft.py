@@ -247,3 +247,65 @@ def test_adapters_without_new_tags_stay_small_and_configs_that_drop_tags_are_ref
     # a merged adapter is a plain model again: its vocabulary lives in its config and label_embeds
     merged = merge_adapter(apply_lora(changed))
     assert not any("tag_vocabulary" in k for k in merged.state_dict())
+
+
+def test_finetune_command_trains_any_dataset_with_trainer_flags_and_evaluation(tmp_path, capsys):
+    """`--dataset` an imagefolder of class subfolders (read by load_dataset), `--eval-dataset`, and TrainingArguments
+    flags (gradient accumulation, warmup, bf16 on CPU, best checkpoint) parsed by HfArgumentParser."""
+    import json
+
+    from PIL import Image
+
+    from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
+    from transformers_ramplus.cli import main
+
+    base = tiny_model(num_tags=3)
+    base.config.id2label = {0: "red", 1: "green", 2: "blue"}
+    base.config.label2id = {"red": 0, "green": 1, "blue": 2}
+    base.save_pretrained(tmp_path / "base")
+    RamPlusImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path / "base")
+    colors = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
+    for split in ("train", "validation"):
+        for name, color in colors.items():
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for index in range(2):
+                Image.new("RGB", (40, 40), color).save(tmp_path / "data" / split / name / f"{index}.png")
+    out = tmp_path / "run"
+    code = main([
+        "finetune", str(tmp_path / "base"), str(out), "--dataset", str(tmp_path / "data"), "--eval-split", "validation",
+        "--max_steps", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2",
+        "--warmup_ratio", "0.5", "--bf16", "--report_to", "none", "--save_steps", "1", "--load_best_model_at_end",
+        "--lr_scheduler_type", "linear",
+    ])
+    assert code == 0
+    summary = capsys.readouterr().err
+    assert "evaluation:" in summary and "best checkpoint" in summary
+    state = json.loads((out / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["best_metric"] is not None and any("eval_mAP" in e for e in state["log_history"])
+    args = torch.load(out / "checkpoints" / "checkpoint-2" / "training_args.bin", weights_only=False)
+    assert args.gradient_accumulation_steps == 2 and args.warmup_steps == 0.5 and args.bf16 and args.use_cpu
+    assert args.lr_scheduler_type == "linear" and args.learning_rate == 1e-4 and args.metric_for_best_model == "mAP"
+    assert (out / "adapter" / "preprocessor_config.json").is_file()
+    fresh = RamPlusModel.from_pretrained(tmp_path / "base")
+    fresh.load_adapter(str(out / "adapter"))
+    assert fresh.config.tag_names == ["red", "green", "blue"]
+
+
+def test_finetune_command_parses_every_training_argument():
+    from transformers_ramplus.cli import build_parser
+    from transformers_ramplus.commands.finetune import training_arguments
+
+    argv = [
+        "finetune", "base", "out", "--dataset", "user/dataset", "--push_to_hub", "--hub_model_id", "me/ramplus-ft",
+        "--report_to", "tensorboard", "--warmup_ratio", "0.1", "--epochs", "3", "--batch-size", "4", "--full",
+    ]
+    args = build_parser(argv).parse_args(argv)
+    parsed = training_arguments(args, has_eval=False)
+    assert parsed.push_to_hub and parsed.hub_model_id == "me/ramplus-ft" and parsed.report_to == ["tensorboard"]
+    assert parsed.num_train_epochs == 3 and parsed.per_device_train_batch_size == 4 and parsed.warmup_steps == 0.1
+    assert parsed.learning_rate == 5e-6 and parsed.lr_scheduler_type == "cosine" and parsed.weight_decay == 0.05
+    assert parsed.output_dir.endswith("checkpoints")
+    with pytest.raises(SystemExit):
+        build_parser(["finetune", "b", "o", "--dataset", "d", "--warmup_ratio", "x"]).parse_args(
+            ["finetune", "b", "o", "--dataset", "d", "--warmup_ratio", "x"]
+        )

@@ -108,6 +108,9 @@ def save_adapter(peft_model, output_dir: str | os.PathLike, processor=None) -> N
     peft_model.save_pretrained(output_dir)
     if processor is not None:
         processor.save_pretrained(output_dir)
+        image_processor = getattr(processor, "image_processor", None)
+        if image_processor is not None:  # `preprocessor_config.json`, read by AutoImageProcessor and pipelines
+            image_processor.save_pretrained(output_dir)
 
 
 def load_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike, is_trainable: bool = False):

@@ -78,6 +78,9 @@ def add_arguments(parser):
                         help="= --per_device_train_batch_size")
     parser.add_argument("--workers", dest="dataloader_num_workers", type=int, default=argparse.SUPPRESS,
                         help="= --dataloader_num_workers")
+    # transformers 5 folded `warmup_ratio` into `warmup_steps` (a float in [0, 1) is a ratio); keep the familiar flag
+    parser.add_argument("--warmup_ratio", "--warmup-ratio", dest="warmup_steps", type=_ratio, default=argparse.SUPPRESS,
+                        help="fraction of the training steps used for linear warmup (= --warmup_steps RATIO)")
 
     group = parser.add_argument_group("TrainingArguments (transformers)")
     HfArgumentParser._add_dataclass_arguments(group_parser(parser, group), RamPlusTrainingArguments)
@@ -91,6 +94,13 @@ def add_arguments(parser):
                 if action in container._group_actions:
                     container._group_actions.remove(action)
     parser.set_defaults(learning_rate=None, lr_scheduler_type="cosine", logging_steps=10)
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"a ratio in [0, 1) is expected, got {text}")
+    return value
 
 
 def group_parser(parser, group):
@@ -274,7 +284,8 @@ def run(args) -> int:
         eval_dataset=eval_dataset,
         data_collator=collator,
         teacher_model=teacher,
-        processing_class=processor,  # every checkpoint-N carries the processor: pipeline(model=checkpoint) works
+        # every checkpoint-N carries the processor, so that pipeline(model=checkpoint) works
+        processing_class=processor if tokenizer is not None else image_processor,
         compute_metrics=compute_tagging_metrics if eval_dataset is not None else None,
     )
     resume = training_args.resume_from_checkpoint
