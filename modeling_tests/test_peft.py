@@ -309,3 +309,18 @@ def test_finetune_command_parses_every_training_argument():
         build_parser(["finetune", "b", "o", "--dataset", "d", "--warmup_ratio", "x"]).parse_args(
             ["finetune", "b", "o", "--dataset", "d", "--warmup_ratio", "x"]
         )
+
+
+def test_models_with_the_vocabulary_carrier_deepcopy_and_pickle():
+    import copy
+    import io
+
+    model = tiny_model(num_tags=3)
+    clone = copy.deepcopy(model)
+    assert clone.tag_vocabulary._owner() is clone and not clone.tag_vocabulary._is_adapter_copy
+    buffer = io.BytesIO()
+    torch.save(apply_lora(model), buffer)
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=False).get_base_model()
+    copy_in_adapter = restored.tag_vocabulary.modules_to_save["default"]
+    assert copy_in_adapter._owner() is restored and copy_in_adapter._is_adapter_copy

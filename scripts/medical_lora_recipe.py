@@ -9,7 +9,7 @@ With `--scans DIR`, DIR holds `train/` and `heldout/` folders, each with a `meta
 "0001.dcm", "tags": ["lesion"]}` per line); `--model` is a converted RAM++ with its CLIP text tower and
 `--descriptions` a JSON `{tag: [description, ...]}` of the new tags (the recipe of the README's "Medical imaging").
 
-Without `--scans`, it writes a synthetic CT-like set: 64x64 slices stored as 16-bit DICOM with a rescale intercept of
+Without `--scans`, it writes a synthetic CT-like set: 32x32 slices stored as 16-bit DICOM with a rescale intercept of
 -1024 (Hounsfield units), a soft-tissue window (center 40, width 400) in each file, and one file in four stored as
 MONOCHROME1 with inverted values (so they only look right when the reader inverts them). Four findings, each present
 with probability 0.35: "lesion" (a bright round mass), "cyst" (a dark round region), "calcification" (a few tiny
@@ -45,37 +45,37 @@ FINDINGS = {
     "calcification": ["tiny very bright dots", "small calcified specks", "bright punctate calcifications"],
     "effusion": ["a dark fluid band at the bottom", "fluid collecting in the lower part", "a dark layer of fluid"],
 }
-SIZE = 64
+SIZE = 32  # pixels of the synthetic slices and of the small model
 
 
 # ------------------------------------------------------------------------------------------------ synthetic scans
-def synthetic_slice(rng: np.random.Generator, findings: set[str]) -> np.ndarray:
-    """Hounsfield units of a 64x64 CT-like slice: air, an elliptical soft-tissue body, noise, and the findings."""
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
-    cy, cx = SIZE / 2 + rng.uniform(-3, 3), SIZE / 2 + rng.uniform(-3, 3)
-    ry, rx = rng.uniform(22, 28), rng.uniform(24, 30)
+def synthetic_slice(rng: np.random.Generator, findings: set[str], size: int = SIZE) -> np.ndarray:
+    """Hounsfield units of a CT-like slice: air, an elliptical soft-tissue body, noise, and the findings."""
+    unit = size / 64.0  # lengths below are for 64 px
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    cy, cx = size / 2 + rng.uniform(-3, 3) * unit, size / 2 + rng.uniform(-3, 3) * unit
+    ry, rx = rng.uniform(22, 28) * unit, rng.uniform(24, 30) * unit
     body = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
-    hu = np.full((SIZE, SIZE), -1000.0)
+    hu = np.full((size, size), -1000.0)
     hu[body] = 40.0
 
     def spot(radius, value):
         for _ in range(50):
-            y, x = rng.uniform(cy - ry + radius + 2, cy + ry - radius - 2), rng.uniform(cx - rx + radius + 2, cx + rx - radius - 2)
-            if ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 0.5:
+            y, x = rng.uniform(cy - ry * 0.7, cy + ry * 0.7), rng.uniform(cx - rx * 0.7, cx + rx * 0.7)
+            if ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 0.45:
                 break
         hu[(yy - y) ** 2 + (xx - x) ** 2 <= radius**2] = value
 
     if "effusion" in findings:
-        band = body & (yy > cy + ry * rng.uniform(0.45, 0.6))
-        hu[band] = 5.0
+        hu[body & (yy > cy + ry * rng.uniform(0.3, 0.45))] = 0.0
     if "lesion" in findings:
-        spot(rng.uniform(4, 7), 130.0)
+        spot(rng.uniform(6, 9) * unit, 200.0)
     if "cyst" in findings:
-        spot(rng.uniform(4, 7), -40.0)
+        spot(rng.uniform(6, 9) * unit, -90.0)
     if "calcification" in findings:
-        for _ in range(rng.integers(2, 5)):
-            spot(1.0, 700.0)
-    hu += rng.normal(0, 15, hu.shape)
+        for _ in range(rng.integers(3, 6)):
+            spot(max(1.5 * unit, 1.0), 800.0)
+    hu += rng.normal(0, 10, hu.shape)
     return hu
 
 
@@ -164,8 +164,8 @@ def main(argv=None) -> int:
     parser.add_argument("--descriptions", help="JSON {tag: [descriptions]} of the new tags (with --model)")
     parser.add_argument("--train-size", type=int, default=480)
     parser.add_argument("--heldout-size", type=int, default=200)
-    parser.add_argument("--epochs", type=float, default=6)
-    parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument("--epochs", type=float, default=10)
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

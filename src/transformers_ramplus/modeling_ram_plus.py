@@ -417,6 +417,16 @@ class RamPlusTagVocabulary(nn.Module):
         new.__dict__["_is_adapter_copy"] = mapped is owner or self._is_adapter_copy
         return new
 
+    def __getstate__(self):  # pickling (torch.save(model), spawn workers): the owner re-links itself on load
+        state = dict(self.__dict__)
+        state["_owner"] = None
+        return state
+
+    def __setstate__(self, state):
+        owner = state.pop("_owner", None)
+        self.__dict__.update(state)
+        self.__dict__["_owner"] = owner if owner is not None else (lambda: None)
+
     def forward(self):
         raise RuntimeError("RamPlusTagVocabulary only carries the vocabulary in adapters; it has no forward")
 
@@ -557,6 +567,12 @@ class RamPlusModel(RamPlusPreTrainedModel):
         if isinstance(model, RamPlusModel) and model.text_model is not None:
             model.text_model.requires_grad_(False)  # loading re-creates parameters; the text tower stays frozen
         return model
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for module in self.modules():  # unpickled vocabulary carriers (and their adapter copies) belong to this model
+            if isinstance(module, RamPlusTagVocabulary) and module._owner() is None:
+                module.__dict__["_owner"] = weakref.ref(self)
 
     def load_adapter(self, peft_model_id=None, adapter_name=None, peft_config=None, adapter_state_dict=None, **kwargs):
         """`PeftAdapterMixin.load_adapter` that also installs the tag vocabulary an adapter carries (see
