@@ -324,3 +324,23 @@ def test_models_with_the_vocabulary_carrier_deepcopy_and_pickle():
     restored = torch.load(buffer, weights_only=False).get_base_model()
     copy_in_adapter = restored.tag_vocabulary.modules_to_save["default"]
     assert copy_in_adapter._owner() is restored and copy_in_adapter._is_adapter_copy
+
+
+def test_adapters_of_earlier_versions_fail_loudly_on_the_transformers_path(tmp_path):
+    from transformers_ramplus import RamPlusModel, TagSet
+
+    _, base_dir, adapter_dir = _adapter_with_new_tag(tmp_path)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    model = RamPlusModel.from_pretrained(base_dir)
+    add_tags(model, {"lesion": ["a photo of lesion"]}, tokenizer=tiny_word_tokenizer("a photo of lesion".split()))
+    peft_model = apply_lora(model, default_lora_config())
+    peft_model.peft_config["default"].modules_to_save = ["classifier"]  # as earlier versions saved it
+    model.vocabulary_changed = False
+    peft_model.save_pretrained(legacy)
+    TagSet.from_vocabulary(model).save_pretrained(legacy)
+    fresh = RamPlusModel.from_pretrained(base_dir)
+    with pytest.raises(ValueError, match="peft_utils.load_adapter"):
+        fresh.load_adapter(str(legacy))
+    restored = load_adapter(RamPlusModel.from_pretrained(base_dir), legacy)
+    assert restored.get_base_model().config.tag_names[-1] == "lesion"

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import functools
 import json
+import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -460,8 +461,6 @@ class RamPlusTagVocabulary(nn.Module):
 def _read_adapter_weights(peft_model_id, kwargs) -> dict | None:
     """The adapter's state dict from a local folder or the Hub (`adapter_model.safetensors`), or None when the folder
     has none (then `load_adapter` reports it)."""
-    import os
-
     from safetensors.torch import load_file
     from transformers.utils import cached_file
 
@@ -591,6 +590,12 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 if found.get("label_embeds") is None:
                     raise ValueError(f"the adapter {peft_model_id} has a tag vocabulary but no label embeddings")
                 self.apply_vocabulary(found["label_embeds"], found["vocabulary"])
+            elif peft_model_id is not None and os.path.isfile(os.path.join(os.fspath(peft_model_id), "tag_set.json")):
+                raise ValueError(
+                    f"the adapter {peft_model_id} keeps its tags in tag_set.json (written by an earlier version), which "
+                    "this loading path does not read; load it with "
+                    "`transformers_ramplus.peft_utils.load_adapter(model, adapter_dir)`"
+                )
         self.__dict__["_loading_adapter_vocabulary"] = True
         try:
             return super().load_adapter(
