@@ -211,6 +211,7 @@ def main(argv=None) -> int:
         "--lora-alpha", str(2 * args.lora_r), "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size", "16",
         "--learning_rate", str(args.learning_rate), "--warmup_ratio", "0.05", "--save_strategy", "no", "--logging_steps", "20",
         "--seed", str(args.seed), "--overwrite", "--no-captions",
+        "--crop-min-area", "0.85", "--jitter", "0.05",  # mild augmentation: a crop must not cut a finding out
     ])
     if code != 0:
         return code

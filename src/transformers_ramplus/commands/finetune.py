@@ -68,6 +68,11 @@ def add_arguments(parser):
     parser.add_argument(
         "--window", help="DICOM display window CENTER,WIDTH for every scan (default: each file's own VOI window)"
     )
+    parser.add_argument("--crop-min-area", type=float, default=0.5,
+                        help="smallest area fraction of the random resized crop (1 = no cropping; raise it when a "
+                             "crop could cut a small finding out of the image)")
+    parser.add_argument("--jitter", type=float, default=0.2, help="largest relative brightness/contrast/saturation change")
+    parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips (e.g. for laterality tags)")
     parser.add_argument("--teacher", help="CLIP ViT-B/16 (CLIPVisionModelWithProjection) for the distillation loss")
     parser.add_argument("--no-captions", action="store_true", help="train without the alignment loss")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
@@ -204,7 +209,7 @@ def run(args) -> int:
     from transformers import AutoProcessor
     from transformers.trainer_utils import get_last_checkpoint
 
-    from ..data import RamPlusDataCollator, dataset_tag_names, load_training_dataset, prepare_dataset
+    from ..data import RamPlusDataCollator, TrainTransform, dataset_tag_names, load_training_dataset, prepare_dataset
     from ..modeling_ram_plus import RamPlusModel
     from ..peft_utils import apply_lora, default_lora_config, merge_adapter, save_adapter
     from ..processing_ram_plus import RamPlusProcessor
@@ -264,9 +269,16 @@ def run(args) -> int:
         from transformers import CLIPVisionModelWithProjection
 
         teacher = CLIPVisionModelWithProjection.from_pretrained(args.teacher)
+    if not 0 < args.crop_min_area <= 1 or not 0 <= args.jitter < 1:
+        raise ValueError(f"--crop-min-area must be in (0, 1] and --jitter in [0, 1), got {args.crop_min_area}, {args.jitter}")
+    transform = TrainTransform(
+        image_processor=image_processor, scale=(args.crop_min_area, 1.0), jitter=args.jitter,
+        flip_probability=0.0 if args.no_flip else 0.5,
+    )
     collator = RamPlusDataCollator(
         model.config.num_tags,
         tokenizer=None if (args.no_captions or model.text_model is None) else tokenizer,
+        transform=transform,
         image_processor=image_processor,
         teacher_size=224 if teacher is not None else None,
         seed=training_args.seed,
