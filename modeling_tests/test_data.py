@@ -100,8 +100,12 @@ def test_train_transform_is_random_but_seeded():
     assert 0 <= left < right <= 70 and 0 <= top < bottom <= 50
 
 
-def test_load_training_dataset_reads_every_format_through_datasets(tmp_path, image_folder):
+def test_load_training_dataset_reads_every_format_through_datasets(tmp_path, image_folder, monkeypatch):
     import datasets
+    import huggingface_hub
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # no network: a Hub id must fail fast
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
     from transformers_ramplus.data import dataset_tag_names, load_training_dataset, prepare_dataset
 
@@ -140,5 +144,10 @@ def test_load_training_dataset_reads_every_format_through_datasets(tmp_path, ima
         prepare_dataset(load_training_dataset(image_folder)[0], {"red": 0, "blue": 1})
     with pytest.raises(ValueError, match="no such file or folder"):
         load_training_dataset(str(tmp_path / "missing") + "/")
+    with pytest.raises(ValueError, match="no such file or folder"):
+        load_training_dataset("missing.json")
+    # a Hub id goes to load_dataset (offline here: datasets says it cannot find it, an OSError the CLI reports)
+    with pytest.raises(OSError):
+        load_training_dataset("someone/no-such-dataset-here")
     with pytest.raises(ValueError, match="tag id 7"):
         prepare_dataset(datasets.Dataset.from_dict({"image_path": ["a.png"], "label_ids": [[7]]}), num_tags=3)

@@ -97,9 +97,15 @@ def load_training_dataset(name_or_path: str | os.PathLike, split: str = "train",
                 loaded = loaded[split]
             return loaded, path
         return datasets.load_dataset(str(path), split=split, **load_kwargs), path
-    if os.path.sep in source and not path.exists() or source.startswith("."):
+    looks_local = (
+        source.startswith((os.path.sep, ".", "~"))
+        or source.endswith(os.path.sep)
+        or path.suffix.lower() in (".json", ".jsonl")
+        or source.count("/") > 1
+    )
+    if looks_local:
         raise ValueError(f"{source}: no such file or folder")
-    return datasets.load_dataset(source, split=split, **load_kwargs), None
+    return datasets.load_dataset(source, split=split, **load_kwargs), None  # a Hub dataset id ("user/name")
 
 
 def _load_json_records(path: Path, **load_kwargs):
