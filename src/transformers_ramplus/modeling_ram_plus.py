@@ -385,7 +385,6 @@ class RamPlusDecoder(nn.Module):
         return hidden_states, all_hidden_states, all_attentions
 
 
-
 # ------------------------------------------------------------------------------------------ vocabulary in adapters
 TAG_VOCABULARY_MODULE = "tag_vocabulary"
 
@@ -499,6 +498,7 @@ def decode_vocabulary(tensor: torch.Tensor) -> dict:
     if not isinstance(payload, dict) or not isinstance(payload.get("tag_names"), list):
         raise ValueError("the adapter's tag vocabulary has no `tag_names` list")
     return payload
+
 
 # ------------------------------------------------------------------------------------------------------ pretrained
 class RamPlusPreTrainedModel(PreTrainedModel):
