@@ -103,6 +103,8 @@ class RamPlusConfig(PreTrainedConfig):
     distill_loss_weight: float = 1.0
     initializer_range: float = 0.02
     cpu_onednn_linear: bool = True
+    # multi-label: pipeline("image-classification") applies a sigmoid per tag
+    problem_type: str | None = "multi_label_classification"
 
     def __post_init__(self, **kwargs):
         if self.vision_config is None:

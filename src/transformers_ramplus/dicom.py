@@ -40,8 +40,12 @@ MISSING_PYDICOM = (
 
 
 def _pydicom():
+    """pydicom with the submodules used here. Imported only inside this `try` (so that a remote-code copy of this file
+    does not make pydicom a requirement of loading a model)."""
     try:
         import pydicom
+        import pydicom.errors
+        import pydicom.pixels
     except ImportError as error:
         raise ImportError(MISSING_PYDICOM) from error
     return pydicom
@@ -125,7 +129,7 @@ def _select_frame(array: np.ndarray, dataset, frame: int | None, label: str) -> 
 def read_dicom(source, window=None, frame: int | None = None, label: str | None = None) -> Image.Image:
     """Read a DICOM file (path, bytes or file object) as an RGB PIL image (see the module docstring)."""
     pydicom = _pydicom()
-    from pydicom.errors import InvalidDicomError
+    InvalidDicomError = pydicom.errors.InvalidDicomError
 
     label = label or (repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "DICOM data")
     window = validate_window(window)
@@ -145,15 +149,11 @@ def read_dicom(source, window=None, frame: int | None = None, label: str | None 
     array = _select_frame(array, dataset, frame, label)
 
     if samples == 1 and photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
-
-        rgb = np.asarray(apply_color_lut(array, dataset), dtype=np.float64)
+        rgb = np.asarray(pydicom.pixels.apply_color_lut(array, dataset), dtype=np.float64)
         bits = 16 if rgb.max(initial=0) > 255 else 8
         return Image.fromarray(np.clip(np.rint(rgb / (2**bits - 1) * 255.0), 0, 255).astype(np.uint8), "RGB")
     if samples == 1:
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-        values = np.asarray(apply_modality_lut(array, dataset), dtype=np.float64)
+        values = np.asarray(pydicom.pixels.apply_modality_lut(array, dataset), dtype=np.float64)
         if window is None:
             center, width = _first(dataset.get("WindowCenter")), _first(dataset.get("WindowWidth"))
             if center is not None and width is not None and width > 0:
@@ -161,7 +161,7 @@ def read_dicom(source, window=None, frame: int | None = None, label: str | None 
         if window is not None:
             gray = linear_window(values, *window)
         elif "VOILUTSequence" in dataset:
-            gray = _full_range(np.asarray(apply_voi_lut(values, dataset), dtype=np.float64))
+            gray = _full_range(np.asarray(pydicom.pixels.apply_voi_lut(values, dataset), dtype=np.float64))
         else:
             gray = _full_range(values)
         if photometric == "MONOCHROME1":

@@ -19,6 +19,7 @@ from .tag_sets import TagSet, _freeze, tokenizer_for_model
 
 
 TASK = "zero-shot-image-tagging"
+DEFAULT_MODEL = "xinyu1205/recognize-anything-plus-model"  # pipeline(TASK) without model=
 _UNSET = object()
 
 
@@ -42,19 +43,21 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     Call arguments:
         images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]).
         candidate_labels: `None` (all built-in tags), a list of tag names (built-in names reuse the trained embeddings
-            and thresholds; other names use a prompt-template ensemble), a mapping `tag -> descriptions`, or a
-            [`TagSet`].
+            and thresholds; other names are embedded with the authors' 63-template ensemble), a mapping
+            `tag -> descriptions`, or a [`TagSet`].
         threshold: `None` (per-tag thresholds: tuned for built-in tags, 0.5 for new ones) or one float for all.
         top_k: keep at most this many tags per image.
         language: `"en"` or `"zh"` (Chinese names of built-in tags).
         batch_size: images per forward pass.
-        templates: prompt templates for new tag names (default `DEFAULT_TEMPLATES`).
+        templates: how new tag names are embedded: `"ram_plus"` (default, the authors' ensemble), `"compact"`, or a
+            list of your own templates (see [`TagSet.from_model`]).
     """
 
     _load_processor = False
     _load_image_processor = None
     _load_feature_extractor = False
     _load_tokenizer = None
+    _load_video_processor = False
     _pipeline_calls_generate = False
     _non_generation_params = ("top_k",)
 
@@ -118,7 +121,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
                 "`candidate_labels` must be None, a list of tag names, a mapping tag -> descriptions or a TagSet, got "
                 f"{type(candidate_labels).__name__}"
             )
-        key = (_freeze(candidate_labels), None if templates is None else tuple(templates))
+        key = (_freeze(candidate_labels), templates if templates is None or isinstance(templates, str) else tuple(templates))
         tag_set = self._tag_sets.get(key)
         if tag_set is None:
             tag_set = TagSet.from_model(self.model, candidate_labels, tokenizer=self.tokenizer, templates=templates)
@@ -165,16 +168,14 @@ class ZeroShotImageTaggingPipeline(Pipeline):
 
     # ------------------------------------------------------------------ sharing
     def save_pretrained(self, save_directory, **kwargs):
-        """Save model, image processor, tokenizer and this pipeline's code, so that
-        `pipeline(model=save_directory, trust_remote_code=True)` works without `transformers_ramplus` installed."""
-        config = self.model.config
-        if not getattr(config, "auto_map", None) or "AutoModel" not in config.auto_map:
-            config.register_for_auto_class()
-            self.model.register_for_auto_class("AutoModel")
-        if not hasattr(self, "_registered_impl"):
-            self._registered_impl = {TASK: {"impl": type(self), "pt": _pt_classes(), "type": "image"}}
-        super().save_pretrained(save_directory, **kwargs)
-        self.image_processor.save_pretrained(save_directory)
+        """Save a complete model folder (model, processor, tokenizer) with the project's remote-code bundle, so that
+        `pipeline("zero-shot-image-tagging", model=save_directory, trust_remote_code=True)` works without
+        `transformers_ramplus` installed."""
+        from .remote_code import save_model_folder
+
+        save_model_folder(
+            save_directory, self.model, image_processor=self.image_processor, tokenizer=self.tokenizer, **kwargs
+        )
 
 
 def _pt_classes():
@@ -191,7 +192,11 @@ def register_pipeline() -> None:
     if current is not None and current.get("impl") is ZeroShotImageTaggingPipeline:
         return
     PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=ZeroShotImageTaggingPipeline, pt_model=_pt_classes(), type="image"
+        TASK,
+        pipeline_class=ZeroShotImageTaggingPipeline,
+        pt_model=_pt_classes(),
+        default={"model": (DEFAULT_MODEL, "main")},  # the authors' release, converted on first use
+        type="image",
     )
 
 

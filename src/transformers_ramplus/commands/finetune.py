@@ -307,9 +307,9 @@ def run(args) -> int:
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 
     def save_full(directory, full_model):
-        full_model.save_pretrained(directory)
-        RamPlusProcessor.from_model_config(full_model.config, image_processor, tokenizer).save_pretrained(directory)
-        image_processor.save_pretrained(directory)
+        from ..remote_code import save_model_folder
+
+        save_model_folder(directory, full_model, image_processor=image_processor, tokenizer=tokenizer)
 
     if args.lora:
         _save_atomically(final_dirs[0], lambda d: save_adapter(train_model, d, processor=processor))

@@ -22,10 +22,20 @@ CSV_FIELDS = ["path", "labels", "scores", "error"]
 
 def add_arguments(parser):
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (walked) or URLs")
-    parser.add_argument("--model", default=os.environ.get("RAMPLUS_MODEL"), help="converted RAM++ model (directory or Hub id; default: $RAMPLUS_MODEL)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="RAM++ model: a folder, a Hub id of a converted model, or a Hub id of an original checkpoint (converted "
+        "once and cached); default: $RAMPLUS_MODEL, else the authors' release xinyu1205/recognize-anything-plus-model",
+    )
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     parser.add_argument("--labels", nargs="+", action="extend", metavar="TAG", help="tag only these tags (built-in or new names)")
     parser.add_argument("--labels-file", help="file with one tag per line (blank lines and lines starting with # are ignored)")
-    parser.add_argument("--descriptions", help="tag descriptions JSON ([{tag: [descriptions]}], e.g. from `ramplus describe`)")
+    parser.add_argument("--descriptions", metavar="FILE_OR_HUB_ID", help="tag descriptions JSON ([{tag: [descriptions]}], e.g. from `ramplus describe`): a file, a folder, or a Hub dataset id (downloaded and cached)")
+    parser.add_argument("--descriptions-file", metavar="NAME", help="the JSON file to read in the --descriptions folder or Hub repository (needed when it holds several)")
+    parser.add_argument("--descriptions-revision", metavar="REV", help="branch, tag or commit of the --descriptions Hub repository")
+    parser.add_argument("--descriptions-repo-type", choices=["dataset", "model"], default="dataset", help="kind of the --descriptions Hub repository (default: dataset)")
+    parser.add_argument("--name-templates", choices=["ram_plus", "compact"], default=None, help="how new tags given by name are embedded: the authors' 63-template ensemble (ram_plus, default) or the earlier 14 templates (compact)")
     parser.add_argument("--tag-set", help="a tag set saved with TagSet.save_pretrained (directory or Hub id)")
     parser.add_argument("--threshold", type=float, help="one threshold for all tags (default: per tag; 0.5 for new tags)")
     parser.add_argument("--top-k", type=int, help="keep at most K tags per image")
@@ -239,24 +249,32 @@ def _candidate_labels(args):
         labels += read_labels_file(args.labels_file)
     labels = list(dict.fromkeys(labels))
     if args.tag_set:
-        if labels or args.descriptions:
-            raise ValueError("--tag-set cannot be combined with --labels, --labels-file or --descriptions")
+        if labels or args.descriptions or args.name_templates:
+            raise ValueError("--tag-set cannot be combined with --labels, --labels-file, --descriptions or --name-templates")
         from ..tag_sets import TagSet
 
         return TagSet.from_pretrained(args.tag_set)
+    if args.descriptions_file or args.descriptions_revision:
+        if not args.descriptions:
+            raise ValueError("--descriptions-file and --descriptions-revision need --descriptions")
     if args.descriptions:
-        from ..tag_sets import load_descriptions
+        from ..tag_sets import load_descriptions, select_descriptions
 
-        descriptions = load_descriptions(args.descriptions)
-        if not labels:
-            return descriptions
-        return {label: descriptions.get(label) for label in labels}
+        descriptions = load_descriptions(
+            args.descriptions,
+            args.descriptions_file,
+            repo_type=args.descriptions_repo_type,
+            revision=args.descriptions_revision,
+        )
+        return select_descriptions(descriptions, labels or None, origin=args.descriptions)
     return labels or None
 
 
 def run(args) -> int:
     if not args.model:
-        raise ValueError("pass --model (a converted RAM++ model directory or Hub id) or set RAMPLUS_MODEL")
+        from ..hub import DEFAULT_MODEL
+
+        args.model = os.environ.get("RAMPLUS_MODEL") or DEFAULT_MODEL
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.top_k is not None and args.top_k <= 0:
@@ -273,8 +291,14 @@ def run(args) -> int:
 
     from ..image_processing_ram_plus import load_image
 
-    tagger = pipeline("zero-shot-image-tagging", model=args.model, device=args.device)
-    tag_set = tagger.get_tag_set(candidate_labels)  # all text work happens here, once
+    from ..hub import resolve_model_name
+
+    # a folder, or a Hub id looked up once without retries (original checkpoints: the converted folder)
+    model, hub_kwargs = resolve_model_name(args.model, revision=getattr(args, "revision", None))
+    if model == args.model and getattr(args, "revision", None):
+        hub_kwargs["revision"] = args.revision
+    tagger = pipeline("zero-shot-image-tagging", model=model, device=args.device, **hub_kwargs)
+    tag_set = tagger.get_tag_set(candidate_labels, templates=args.name_templates)  # all text work happens here, once
     exif = bool(getattr(tagger.image_processor, "apply_exif_orientation", False))
     from ..dicom import validate_window
 
