@@ -282,12 +282,11 @@ def test_finetune_with_no_readable_image_fails(small_benchmark, capsys):
     assert "would replace the input" in capsys.readouterr().err
 
 
-def test_metadata_tags_must_be_a_list(tmp_path):
+def test_metadata_tags_string_is_one_tag_not_letters(tmp_path):
     from transformers_ramplus.data import collect_tag_names
 
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "tags": "abacus"}\n')
-    with pytest.raises(ValueError, match=r'metadata.jsonl:1: `tags` must be a list.*\["abacus"\]'):
-        collect_tag_names(tmp_path)
+    assert collect_tag_names(tmp_path) == ["abacus"]
 
 
 # ------------------------------------------------------------------------------------------------ 6. formats

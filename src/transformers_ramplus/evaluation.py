@@ -262,7 +262,7 @@ def write_thresholds(config, thresholds, tag_indices: Sequence[int] | None = Non
 
 
 # ----------------------------------------------------------------------------------------------------- scoring
-IMAGE_EXTENSIONS = ("", ".jpg", ".jpeg", ".JPEG", ".png", ".webp")
+IMAGE_EXTENSIONS = ("", ".jpg", ".jpeg", ".JPEG", ".png", ".webp", ".dcm")
 
 
 def find_image(images_dir: str | os.PathLike, name: str) -> str | None:

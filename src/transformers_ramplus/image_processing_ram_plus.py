@@ -29,11 +29,18 @@ class RamPlusImageProcessorKwargs(ImagesKwargs, total=False):
     max_image_pixels (`int`, *optional*, defaults to `DEFAULT_MAX_IMAGE_PIXELS`):
         Encoded images (files, URLs, bytes) declaring more pixels than this are refused as possible decompression
         bombs before they are decoded. `None` disables the check (PIL's own limit still applies).
+    dicom_window (`list[float]`, *optional*, defaults to `None`):
+        `[center, width]` display window for grayscale DICOM files; `None` uses each file's own VOI window (see
+        `transformers_ramplus.dicom`).
+    dicom_frame (`int`, *optional*, defaults to `None`):
+        Frame of multi-frame DICOM files (0-based); `None` takes the middle frame.
     """
 
     apply_exif_orientation: bool | None
     timeout: float | None
     max_image_pixels: int | None
+    dicom_window: list[float] | None
+    dicom_frame: int | None
 
 
 DEFAULT_TIMEOUT = 10.0
@@ -217,21 +224,54 @@ def _read_file(path: Path, label: str, apply_exif_orientation: bool, max_image_p
     return _decode(path, label, apply_exif_orientation, max_image_pixels)
 
 
+def _read_dicom(source, label: str, dicom_window, dicom_frame) -> Image.Image:
+    """DICOM files and bytes (the `medical` extra): `transformers_ramplus.dicom`, imported only when needed."""
+    from .dicom import read_dicom
+
+    try:
+        return read_dicom(source, window=dicom_window, frame=dicom_frame, label=label)
+    except ValueError as error:
+        raise ImageLoadingError(str(error)) from error
+
+
+def _is_dicom(item) -> bool:
+    """A DICOM path (`.dcm`/`.dicom` or the DICM magic) or DICOM bytes: read by `transformers_ramplus.dicom`."""
+    if isinstance(item, (bytes, bytearray)):
+        return len(item) >= 132 and bytes(item[128:132]) == b"DICM"
+    if isinstance(item, (str, os.PathLike)):
+        source = os.fspath(item)
+        if source.startswith(("http://", "https://")):
+            return False
+        from .dicom import is_dicom_file
+
+        try:
+            return os.path.isfile(source) and is_dicom_file(source)
+        except OSError:
+            return False  # unreadable: `_read_file` reports it
+    return False
+
+
 def load_image(
     item,
     index: int = 0,
     apply_exif_orientation: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    dicom_window=None,
+    dicom_frame: int | None = None,
 ) -> Image.Image:
-    """Turn one input (path, URL, bytes, PIL image, numpy array, torch tensor) into an RGB PIL image.
+    """Turn one input (path, URL, bytes, PIL image, numpy array, torch tensor; DICOM files and bytes with the
+    `medical` extra) into an RGB PIL image.
 
     This is the package's only image-reading path. `index` is the input's position, used in messages. URLs are
     fetched with `timeout` (see [`fetch_url`]); encoded images declaring more than `max_image_pixels` pixels are
     refused. Raises `ImageLoadingError` (a `ValueError`) naming the input and its position when it is unreadable,
-    empty or malformed, and `TypeError` for an unsupported input type.
+    empty or malformed, and `TypeError` for an unsupported input type. `dicom_window` (`(center, width)`) and
+    `dicom_frame` apply to DICOM inputs (see `transformers_ramplus.dicom`).
     """
     label = _describe(item, index)
+    if _is_dicom(item):
+        return _read_dicom(item, label, dicom_window, dicom_frame)
     if isinstance(item, (str, os.PathLike)):
         source = os.fspath(item)
         if isinstance(source, bytes):
@@ -287,7 +327,7 @@ class RamPlusImageProcessor(PilBackend):
     r"""
     RAM++ image processor: RGB, 384x384 PIL bilinear resize (no aspect ratio, no crop), rescale, ImageNet normalize.
 
-    Accepts file paths, URLs, bytes, PIL images (any mode: L, LA, P, RGBA, CMYK, I;16, ...), numpy arrays and torch
+    Accepts file paths, URLs, bytes (DICOM files too, with the `medical` extra), PIL images (any mode: L, LA, P, RGBA, CMYK, I;16, ...), numpy arrays and torch
     tensors (HWC or CHW; uint8, uint16 or floats in [0, 1]), alone or in lists of mixed sizes and modes. An unreadable,
     empty or zero-sized input raises a `ValueError` that names it.
     """
@@ -307,26 +347,42 @@ class RamPlusImageProcessor(PilBackend):
     apply_exif_orientation = False
     timeout = DEFAULT_TIMEOUT
     max_image_pixels = DEFAULT_MAX_IMAGE_PIXELS
+    dicom_window = None
+    dicom_frame = None
+
+    _READ_SETTINGS = ("apply_exif_orientation", "timeout", "max_image_pixels", "dicom_window", "dicom_frame")
 
     def load_image(self, item, index: int = 0, **overrides) -> Image.Image:
-        """One input as an RGB PIL image, with this processor's EXIF, timeout and pixel-limit settings (each can be
-        overridden by keyword)."""
+        """One input as an RGB PIL image, with this processor's EXIF, timeout, pixel-limit and DICOM settings (each
+        can be overridden by keyword)."""
         settings = {
             name: overrides[name] if overrides.get(name) is not None else getattr(self, name)
-            for name in ("apply_exif_orientation", "timeout", "max_image_pixels")
+            for name in self._READ_SETTINGS
         }
         settings["apply_exif_orientation"] = bool(settings["apply_exif_orientation"])
         return load_image(item, index, **settings)
 
-    def load_images(self, images, apply_exif_orientation: bool | None = None, timeout=None, max_image_pixels=None) -> list[Image.Image]:
+    def load_images(
+        self,
+        images,
+        apply_exif_orientation: bool | None = None,
+        dicom_window=None,
+        dicom_frame: int | None = None,
+        timeout=None,
+        max_image_pixels=None,
+    ) -> list[Image.Image]:
         """Load and validate every input as an RGB PIL image (the first bad input raises, naming its position)."""
-        settings = dict(apply_exif_orientation=apply_exif_orientation, timeout=timeout, max_image_pixels=max_image_pixels)
+        settings = dict(
+            apply_exif_orientation=apply_exif_orientation,
+            dicom_window=dicom_window,
+            dicom_frame=dicom_frame,
+            timeout=timeout,
+            max_image_pixels=max_image_pixels,
+        )
         return [self.load_image(item, index, **settings) for index, item in enumerate(_flatten_inputs(images))]
 
     def _prepare_image_like_inputs(self, images, *args, expected_ndims: int = 3, **kwargs) -> list[np.ndarray]:
-        loaded = self.load_images(
-            images, kwargs.get("apply_exif_orientation"), kwargs.get("timeout"), kwargs.get("max_image_pixels")
-        )
+        loaded = self.load_images(images, **{name: kwargs.get(name) for name in self._READ_SETTINGS})
         return [self.process_image(image, *args, **kwargs) for image in loaded]
 
 

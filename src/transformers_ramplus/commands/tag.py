@@ -60,6 +60,7 @@ def add_arguments(parser):
     parser.add_argument("--max-image-pixels", type=int, default=None, help="refuse encoded images declaring more pixels (decompression bombs; default about 179 million)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--window", help="DICOM display window CENTER,WIDTH (default: each scan's own VOI window)")
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -460,6 +461,7 @@ _SETTING_NAMES = {
     "language": "--language",
     "exif": "the image processor's EXIF setting",
     "max_image_pixels": "--max-image-pixels",
+    "dicom": "--window (DICOM window and frame)",
 }
 
 
@@ -604,6 +606,11 @@ def _run_locked(args, fmt) -> int:
     read_settings = {"apply_exif_orientation": exif, "max_image_pixels": max_pixels}
     if args.timeout is not None or getattr(processor, "timeout", None) is not None:
         read_settings["timeout"] = args.timeout if args.timeout is not None else processor.timeout
+    from ..dicom import validate_window
+
+    window = validate_window(args.window) or getattr(processor, "dicom_window", None)
+    frame = getattr(processor, "dicom_frame", None)
+    read_settings.update(dicom_window=window, dicom_frame=frame)
 
     fresh = True
     if args.output:
@@ -617,6 +624,7 @@ def _run_locked(args, fmt) -> int:
             "language": args.language,
             "exif": exif,
             "max_image_pixels": max_pixels,
+            "dicom": [None if window is None else [float(v) for v in window], frame],
         }
         fresh = check_resume(args.output, settings, args.overwrite)
     # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
