@@ -1,4 +1,4 @@
-"""`ramplus tag` (issue 3): folders with bad files, output formats, resume."""
+"""`ramplus tag`: folders with bad files, output formats, resume."""
 
 import csv
 import json

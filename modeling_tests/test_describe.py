@@ -1,4 +1,4 @@
-"""`ramplus describe` with a tiny random causal LM built offline (issue 3)."""
+"""`ramplus describe` with a tiny random causal LM built offline."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""The training losses against values computed by hand from SPEC section 3."""
+"""The training losses against values computed by hand from the loss definitions."""
 
 import math
 

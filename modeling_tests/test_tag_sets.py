@@ -1,4 +1,4 @@
-"""Tag sets: built-in reuse, template ensemble, descriptions with masks, cache, save/load (issue 3)."""
+"""Tag sets: built-in reuse, template ensemble, descriptions with masks, cache, save/load."""
 
 import json
 

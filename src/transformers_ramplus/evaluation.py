@@ -1,5 +1,5 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Evaluation of RAM++ tagging the way the paper measures it (SPEC section 4).
+"""Evaluation of RAM++ tagging the way the paper measures it.
 
 - `mean_average_precision(scores, targets) -> (mAP, per_class_ap)`: per class, images sorted by score (descending);
   `AP = sum over ranks i holding a positive of precision@i / (number of positives + 1e-8)`; mAP = mean over classes

@@ -226,9 +226,12 @@ def _active_kernels(model):
 @functools.cache
 def _optimized_class(reference_class: type, mixin: type) -> type:
     """`mixin` over the model's own class (the installed one, or the one loaded as remote code)."""
-    optimized = type(f"Optimized{reference_class.__name__}", (mixin, reference_class), {})
+    name = f"Optimized{reference_class.__name__}"
+    optimized = type(name, (mixin, reference_class), {})
     optimized._reference_class = reference_class
     optimized.__module__ = __name__
+    if reference_class in (RamPlusModel, RamPlusCrossAttention):
+        globals()[name] = optimized  # importable by name, so that an optimized model pickles
     return optimized
 
 

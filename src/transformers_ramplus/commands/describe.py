@@ -17,7 +17,7 @@ import sys
 import zlib
 from collections.abc import Sequence
 
-# The prompts of the paper (SPEC section 2), "{}" is the tag.
+# The prompts of the paper, "{}" is the tag.
 PROMPTS: tuple[str, ...] = (
     "Describe concisely what a(n) {} looks like",
     "How can you identify a(n) {} concisely?",
