@@ -375,3 +375,10 @@ def test_checkpoints_of_earlier_versions_load(tmp_path, model):
         assert not hasattr(loaded.config, "cpu_onednn_linear")
         with torch.no_grad():
             torch.testing.assert_close(loaded(pixel_values=x).logits, expected, atol=0, rtol=0)
+    # plain `load_state_dict` (how a Trainer resumes a checkpoint) reads the earlier decoder layout too
+    earlier = {k.replace("cross_attention_layer_norm.", "cross_attention.layer_norm."): v for k, v in model.state_dict().items()}
+    assert "decoder.layers.1.cross_attention.layer_norm.bias" in earlier
+    fresh = tiny_model(seed=7)
+    fresh.load_state_dict(earlier, strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(pixel_values=x).logits, expected, atol=0, rtol=0)

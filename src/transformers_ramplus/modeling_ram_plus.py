@@ -39,10 +39,13 @@ logger = logging.get_logger(__name__)
 
 
 # Checkpoints written before the decoder layer owned its post-attention LayerNorm stored it inside the attention
-# module; they load unchanged (and `save_pretrained` keeps writing that layout, so every version reads every file).
+# module (`cross_attention.layer_norm.*`). They load unchanged: `from_pretrained` renames the keys through this
+# mapping (and `save_pretrained` keeps writing that layout, so every version reads every file), and plain
+# `load_state_dict` (a Trainer resuming a checkpoint) through `RamPlusDecoderLayer._load_earlier_layout`.
+_EARLIER_LAYER_NORM, _LAYER_NORM = "cross_attention.layer_norm.", "cross_attention_layer_norm."
 register_checkpoint_conversion_mapping(
     "RamPlusModel",
-    [WeightRenaming(source_patterns=r"cross_attention\.layer_norm\.", target_patterns="cross_attention_layer_norm.")],
+    [WeightRenaming(source_patterns=_EARLIER_LAYER_NORM.replace(".", r"\."), target_patterns=_LAYER_NORM)],
     overwrite=True,
 )
 
@@ -232,6 +235,12 @@ class RamPlusDecoderLayer(GradientCheckpointingLayer):
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self._register_load_state_dict_pre_hook(self._load_earlier_layout)
+
+    @staticmethod
+    def _load_earlier_layout(state_dict, prefix, *args):
+        for key in [k for k in state_dict if k.startswith(prefix + _EARLIER_LAYER_NORM)]:
+            state_dict[prefix + _LAYER_NORM + key[len(prefix + _EARLIER_LAYER_NORM) :]] = state_dict.pop(key)
 
     def forward(self, hidden_states: torch.Tensor, image_embeds: torch.Tensor, **kwargs) -> torch.Tensor:
         attn_output, _ = self.cross_attention(hidden_states, image_embeds, **kwargs)
