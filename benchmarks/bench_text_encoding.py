@@ -10,7 +10,8 @@ token is the real one. Both modes run in this process on the same texts; the rat
     PYTHONPATH=src python benchmarks/bench_text_encoding.py [--tags 200] [--texts descriptions|templates]
         [--batch-size 256] [--repeats 1]
 
-`--texts templates` times the names-only path instead (the prompt templates filled with the same tag names).
+`--texts templates` times the names-only path instead (the prompt templates filled with the same tag names;
+`--name-templates compact` for the earlier 14-template set).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main():
     parser.add_argument("--tags", type=int, default=20, help="how many of the 200 tags to encode (x 51 texts; default 20)")
     parser.add_argument("--texts", choices=["descriptions", "templates"], default="descriptions",
                         help="the LLM descriptions (default) or the names-only prompt templates filled with the tags")
+    parser.add_argument("--name-templates", choices=["ram_plus", "compact"], default="ram_plus",
+                        help="with --texts templates: the authors' 63 templates (default) or the earlier 14")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
@@ -78,9 +81,9 @@ def main():
     if args.texts == "descriptions":
         texts = [text for tag in tags for text in descriptions[tag]]
     else:
-        from transformers_ramplus.tag_sets import DEFAULT_TEMPLATES, fill_template
+        from transformers_ramplus.tag_sets import name_prompts
 
-        texts = [fill_template(template, tag) for tag in tags for template in DEFAULT_TEMPLATES]
+        texts = [text for tag in tags for text in name_prompts(tag, args.name_templates)]
 
     tokenizer = word_level_tokenizer(texts)
     text_config = CLIPTextConfig(

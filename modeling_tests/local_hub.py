@@ -1,8 +1,10 @@
-"""A minimal stand-in for the Hugging Face Hub on 127.0.0.1, serving local directories as model repositories.
+"""A minimal stand-in for the Hugging Face Hub on 127.0.0.1, serving local directories as model repositories
+(`add_repo`) and dataset repositories (`add_dataset`).
 
 It answers the requests huggingface_hub makes to download files (`/api/models/{repo}`, `/api/models/{repo}/tree/...`,
-`/{repo}/resolve/{revision}/{path}`), so that loading code that takes Hub ids is tested without the network:
-run the code in a process with `HF_ENDPOINT` set to `LocalHub.endpoint`.
+`/{repo}/resolve/{revision}/{path}`; for datasets the same under `/api/datasets/` and `/datasets/`), so that loading
+code that takes Hub ids is tested without the network: run the code in a process with `HF_ENDPOINT` set to
+`LocalHub.endpoint`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 class LocalHub:
     def __init__(self):
         self.repos: dict[str, Path] = {}
+        self.datasets: dict[str, Path] = {}
         self.requests: list[str] = []
         hub = self
 
@@ -44,6 +47,10 @@ class LocalHub:
     def add_repo(self, repo_id: str, folder) -> None:
         self.repos[repo_id] = Path(folder)
 
+    def add_dataset(self, repo_id: str, folder) -> None:
+        """Serve `folder` as the dataset repository `repo_id` (`repo_type="dataset"` in huggingface_hub)."""
+        self.datasets[repo_id] = Path(folder)
+
     def __enter__(self):
         self._thread.start()
         return self
@@ -65,8 +72,12 @@ class LocalHub:
     def _handle(self, handler, head):
         path = handler.path
         self.requests.append(f"{handler.command} {path}")
+        repos = self.repos
+        if dataset := re.match(r"^(/api)?/datasets(/.*)$", path):  # dataset URLs: the model ones with a prefix
+            path = dataset.group(2) if dataset.group(1) is None else "/api/models" + dataset.group(2)
+            repos = self.datasets
         if match := re.match(r"^/api/models/([^/]+/[^/]+)/tree/[^/]+/?([^?]*)", path):
-            root = self.repos.get(match.group(1))
+            root = repos.get(match.group(1))
             if root is None:
                 return self._send(handler, 404, b"{}", {"X-Error-Code": "RepoNotFound"}, head)
             folder = root / match.group(2)
@@ -80,7 +91,7 @@ class LocalHub:
                         entries.append({"type": "file", "path": relative, "size": child.stat().st_size, "oid": COMMIT})
             return self._send(handler, 200, json.dumps(entries).encode(), {"Content-Type": "application/json"}, head)
         if match := re.match(r"^/api/models/([^/]+/[^/]+?)(?:/revision/[^/?]+)?/?(?:\?.*)?$", path):
-            root = self.repos.get(match.group(1))
+            root = repos.get(match.group(1))
             if root is None:
                 return self._send(handler, 404, b"{}", {"X-Error-Code": "RepoNotFound"}, head)
             files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
@@ -89,7 +100,7 @@ class LocalHub:
             ).encode()
             return self._send(handler, 200, body, {"Content-Type": "application/json", "X-Repo-Commit": COMMIT}, head)
         if match := re.match(r"^/([^/]+/[^/]+)/resolve/[^/]+/([^?]+)", path):
-            root = self.repos.get(match.group(1))
+            root = repos.get(match.group(1))
             if root is None:
                 return self._send(handler, 404, b"", {"X-Error-Code": "RepoNotFound"}, head)
             file = root / match.group(2)

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from conftest import tiny_model, tiny_text_model
 from transformers_ramplus.tag_sets import (
-    DEFAULT_TEMPLATES,
     TagSet,
     clear_text_cache,
     encode_texts,
@@ -69,8 +68,8 @@ def test_names_use_a_normalized_template_ensemble(text_model):
         members = torch.stack([direct_clip(model, tokenizer, fill_template(t, name)) for t in templates])
         expected = F.normalize(members.mean(dim=0), dim=-1)
         torch.testing.assert_close(tag_set.label_embeds[row, 0], expected, atol=1e-5, rtol=1e-5)
-    default = TagSet.from_model(model, ["kite"], tokenizer=tokenizer)
-    assert len(DEFAULT_TEMPLATES) > 2 and not torch.allclose(default.label_embeds, tag_set.label_embeds[1:])
+    default = TagSet.from_model(model, ["kite"], tokenizer=tokenizer)  # the authors' 63 templates
+    assert not torch.allclose(default.label_embeds, tag_set.label_embeds[1:])
 
 
 def test_masked_variable_counts_equal_the_unpadded_equal_length_case(text_model):

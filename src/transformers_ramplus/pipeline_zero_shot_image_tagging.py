@@ -45,13 +45,14 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     Call arguments:
         images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]).
         candidate_labels: `None` (all built-in tags), a list of tag names (built-in names reuse the trained embeddings
-            and thresholds; other names use a prompt-template ensemble), a mapping `tag -> descriptions`, or a
-            [`TagSet`].
+            and thresholds; other names are embedded with the authors' 63-template ensemble), a mapping
+            `tag -> descriptions`, or a [`TagSet`].
         threshold: `None` (per-tag thresholds: tuned for built-in tags, 0.5 for new ones) or one float for all.
         top_k: keep at most this many tags per image.
         language: `"en"` or `"zh"` (Chinese names of built-in tags).
         batch_size: images per forward pass.
-        templates: prompt templates for new tag names (default `DEFAULT_TEMPLATES`).
+        templates: how new tag names are embedded: `"ram_plus"` (default, the authors' ensemble), `"compact"`, or a
+            list of your own templates (see [`TagSet.from_model`]).
 
     Construction arguments (besides the usual `model`, `device`, `dtype`...):
         optimize (`bool`, defaults to `True`): run the model through [`optimize_for_inference`] (same outputs,
@@ -127,7 +128,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
                 "`candidate_labels` must be None, a list of tag names, a mapping tag -> descriptions or a TagSet, got "
                 f"{type(candidate_labels).__name__}"
             )
-        key = (_freeze(candidate_labels), None if templates is None else tuple(templates))
+        key = (_freeze(candidate_labels), templates if templates is None or isinstance(templates, str) else tuple(templates))
         tag_set = self._tag_sets.get(key)
         if tag_set is None:
             tag_set = TagSet.from_model(self.model, candidate_labels, tokenizer=self.tokenizer, templates=templates)

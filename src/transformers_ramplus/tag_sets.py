@@ -3,12 +3,13 @@
 
 * A tag that is in the model's built-in vocabulary reuses the model's trained label embeddings and tuned threshold
   (no text tower needed).
-* A new tag given by name only is embedded with a prompt-template ensemble: every template is filled with the name,
-  encoded with the CLIP text tower, L2-normalized; the template embeddings are averaged and renormalized into one
-  embedding (D = 1).
-* A new tag given with its own descriptions (for example LLM-written, see `ramplus describe`) gets one L2-normalized
-  CLIP embedding per description; tags may have different numbers of descriptions (padded, with a mask that the
-  model's re-weighting softmax respects).
+* A new tag given by name only is embedded as the authors' open-set code does: their 63 prompt templates filled with
+  the processed name, each text encoded with the CLIP text tower and L2-normalized; the mean is L2-normalized again
+  into one embedding (D = 1). The earlier 14-template set stays available as `templates="compact"`.
+* A new tag given with its own descriptions (for example LLM-written, see `ramplus describe`, or the authors'
+  descriptions of all 4585 built-in tags, read by Hub dataset id) gets one L2-normalized CLIP embedding per
+  description; tags may have different numbers of descriptions (padded, with a mask that the model's re-weighting
+  softmax respects).
 * New tags default to threshold 0.5, as in the original open-set inference.
 
 Text is encoded in batches with dynamic padding (texts sorted by token length, each batch padded to its longest
@@ -22,7 +23,9 @@ and `tqdm` (all dependencies of transformers), so it can ship as remote code nex
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -36,13 +39,91 @@ import torch.nn.functional as F
 from .configuration_ram_plus import validate_language, validate_threshold
 
 
+logger = logging.getLogger(__name__)
+
 TAG_SET_CONFIG_NAME = "tag_set.json"
 TAG_SET_WEIGHTS_NAME = "tag_set.safetensors"
 NEW_TAG_THRESHOLD = 0.5
 MAX_TEXT_TOKENS = 77
 
-# Prompt templates for tags given by name only. Each is filled with the tag name; "{article}" becomes "a" or "an".
-DEFAULT_TEMPLATES: tuple[str, ...] = (
+# ------------------------------------------------------------------------------------------ tags given by name
+# A tag known only by its name gets ONE embedding: every prompt template is filled with the name, each filled text is
+# encoded and L2-normalized, and the mean of those embeddings is L2-normalized again.
+#
+# "ram_plus" (the default) is the authors' ensemble, exactly: their 63 templates and their rules (see
+# `ram_plus_name_prompts`). The templates and rules ship verbatim, with the authors' own outputs for 8 edge-case
+# names, in `data/openset_name_ensemble.json` (`load_name_ensemble_data()`); the tuple below is the copy the code
+# runs on (this module also runs as remote code, where only Python files travel), and the tests pin the two equal.
+NAME_ENSEMBLE_FILE = "openset_name_ensemble.json"
+
+RAM_PLUS_TEMPLATES: tuple[str, ...] = (
+    "There is {article} {} in the scene.",
+    "There is the {} in the scene.",
+    "a photo of {article} {} in the scene.",
+    "a photo of the {} in the scene.",
+    "a photo of one {} in the scene.",
+    "itap of {article} {}.",
+    "itap of my {}.",
+    "itap of the {}.",
+    "a photo of {article} {}.",
+    "a photo of my {}.",
+    "a photo of the {}.",
+    "a photo of one {}.",
+    "a photo of many {}.",
+    "a good photo of {article} {}.",
+    "a good photo of the {}.",
+    "a bad photo of {article} {}.",
+    "a bad photo of the {}.",
+    "a photo of a nice {}.",
+    "a photo of the nice {}.",
+    "a photo of a cool {}.",
+    "a photo of the cool {}.",
+    "a photo of a weird {}.",
+    "a photo of the weird {}.",
+    "a photo of a small {}.",
+    "a photo of the small {}.",
+    "a photo of a large {}.",
+    "a photo of the large {}.",
+    "a photo of a clean {}.",
+    "a photo of the clean {}.",
+    "a photo of a dirty {}.",
+    "a photo of the dirty {}.",
+    "a bright photo of {article} {}.",
+    "a bright photo of the {}.",
+    "a dark photo of {article} {}.",
+    "a dark photo of the {}.",
+    "a photo of a hard to see {}.",
+    "a photo of the hard to see {}.",
+    "a low resolution photo of {article} {}.",
+    "a low resolution photo of the {}.",
+    "a cropped photo of {article} {}.",
+    "a cropped photo of the {}.",
+    "a close-up photo of {article} {}.",
+    "a close-up photo of the {}.",
+    "a jpeg corrupted photo of {article} {}.",
+    "a jpeg corrupted photo of the {}.",
+    "a blurry photo of {article} {}.",
+    "a blurry photo of the {}.",
+    "a pixelated photo of {article} {}.",
+    "a pixelated photo of the {}.",
+    "a black and white photo of the {}.",
+    "a black and white photo of {article} {}.",
+    "a plastic {}.",
+    "the plastic {}.",
+    "a toy {}.",
+    "the toy {}.",
+    "a plushie {}.",
+    "the plushie {}.",
+    "a cartoon {}.",
+    "the cartoon {}.",
+    "an embroidered {}.",
+    "the embroidered {}.",
+    "a painting of the {}.",
+    "a painting of a {}.",
+)
+
+# "compact": this package's earlier 14-template set, filled as written (`fill_template`).
+COMPACT_TEMPLATES: tuple[str, ...] = (
     "a photo of {article} {}.",
     "There is the {} in the scene.",
     "There is {article} {} in the scene.",
@@ -59,30 +140,285 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
     "itap of the {}.",
 )
 
+NAME_TEMPLATE_SETS: dict[str, tuple[str, ...]] = {"ram_plus": RAM_PLUS_TEMPLATES, "compact": COMPACT_TEMPLATES}
+DEFAULT_NAME_TEMPLATES = "ram_plus"
+_TEMPLATE_FIELDS = re.compile(r"(\{article\}|\{\})")  # the two fields a template may hold
+
+
+def ram_plus_article(name: str) -> str:
+    """The authors' article: `"an"` when the ORIGINAL name (before any processing) starts with a lower-case vowel
+    letter (a, e, i, o, u), else `"a"` — so "Aerial photography" gets "a" and "egg" gets "an"."""
+    return "an" if name[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+def ram_plus_name(name: str) -> str:
+    """The authors' name processing: lower-cased, `_` -> space, `/` -> " or ", every trailing `.` removed."""
+    return name.lower().replace("_", " ").replace("/", " or ").rstrip(".")
+
+
+def ram_plus_name_prompts(name: str) -> list[str]:
+    """The 63 texts the authors' open-set code encodes for a tag known only by `name`, in template order: each
+    template is filled with the processed name (`ram_plus_name`) and the article of the original name
+    (`ram_plus_article`), and "This is " is put in front of every filled text that starts with "a" or "the" (so any
+    text starting with the letter a: "a photo...", "an embroidered...")."""
+    if not isinstance(name, str):
+        raise TypeError(f"tag names must be strings, got {type(name).__name__}: {name!r:.80}")
+    processed = ram_plus_name(name)
+    if not processed.strip():
+        raise ValueError(f"tag name {name!r} is empty once processed (lower-cased, '_' and '/' replaced, trailing '.' removed)")
+    article = ram_plus_article(name)
+    texts = []
+    for template in RAM_PLUS_TEMPLATES:
+        # fill "{article}" and "{}" in one left-to-right pass (like str.format), so braces in a name stay as they are
+        text = "".join(
+            article if part == "{article}" else processed if part == "{}" else part
+            for part in _TEMPLATE_FIELDS.split(template)
+        )
+        texts.append("This is " + text if text.startswith(("a", "the")) else text)
+    return texts
+
 
 def indefinite_article(word: str) -> str:
-    """`"an"` before a vowel letter, else `"a"` (the simple rule the prompts use)."""
-    return "an" if word[:1].lower() in "aeiou" else "a"
+    """`"an"` before a vowel letter (either case), else `"a"` (the rule of `fill_template`)."""
+    return "an" if word[:1].lower() in ("a", "e", "i", "o", "u") else "a"
 
 
 def fill_template(template: str, tag: str) -> str:
-    return template.replace("{article}", indefinite_article(tag)).replace("{}", tag)
+    """Fill one of your own templates as written: `"{}"` becomes the tag, `"{article}"` "a"/"an"."""
+    return "".join(
+        indefinite_article(tag) if part == "{article}" else tag if part == "{}" else part
+        for part in _TEMPLATE_FIELDS.split(template)
+    )
+
+
+def resolve_name_templates(templates=None) -> str | tuple[str, ...]:
+    """Check a `templates` argument: `None` (the default, "ram_plus"), the name of a built-in set ("ram_plus",
+    "compact"), or a sequence of your own templates (each containing `"{}"`). Returns the name or the tuple."""
+    if templates is None:
+        return DEFAULT_NAME_TEMPLATES
+    if isinstance(templates, str):
+        if templates not in NAME_TEMPLATE_SETS:
+            raise ValueError(
+                f"unknown template set {templates!r}: use one of {sorted(NAME_TEMPLATE_SETS)} or a list of templates "
+                "containing '{}'"
+            )
+        return templates
+    templates = tuple(templates)
+    if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
+        raise ValueError(f"`templates` must be non-empty strings that contain '{{}}', got {templates!r:.200}")
+    return templates
+
+
+def name_prompts(name: str, templates=None) -> list[str]:
+    """The texts whose normalized mean embeds a tag known only by `name`: the authors' 63 (`templates=None` or
+    `"ram_plus"`, see `ram_plus_name_prompts`), or a template set filled as written (`"compact"`, or your own
+    sequence; see `fill_template`)."""
+    templates = resolve_name_templates(templates)
+    if templates == "ram_plus":
+        return ram_plus_name_prompts(name)
+    if isinstance(templates, str):
+        templates = NAME_TEMPLATE_SETS[templates]
+    return [fill_template(template, name) for template in templates]
+
+
+def load_name_ensemble_data() -> dict:
+    """The authors' name ensemble as shipped in the package (`data/openset_name_ensemble.json`): `templates`,
+    `rules`, `examples` (the exact texts their code produces for 8 edge-case names) and `openimages_rare_unseen`."""
+    path = Path(__file__).resolve().parent / "data" / NAME_ENSEMBLE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{os.fspath(path)!r} is missing: the package was installed without its data files")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 # ----------------------------------------------------------------------------------------- description files
-def load_descriptions(source) -> dict[str, list[str]]:
-    """Read tag descriptions: the original JSON format (a list of one-key objects `{tag: [descriptions]}`, as in
-    `openimages_rare_200_llm_tag_descriptions.json`), a plain `{tag: [descriptions]}` object, a path to either, or
-    an in-memory list/mapping. Returns an insertion-ordered `{tag: [descriptions]}`."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+# The authors' LLM descriptions of all 4585 built-in tags (51 per tag, the format of the 200 rare tags' file).
+AUTHORS_DESCRIPTIONS_REPO = "xinyu1205/recognize-anything-plus-model-tag-descriptions"
+AUTHORS_DESCRIPTIONS_FILE = "ram_tag_list_4585_llm_tag_descriptions.json"
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]")
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    """`owner/name` that could be a Hub repository (not a path such as `./x`, `/x`, `a/b/c` or `x.json`)."""
+    return bool(_REPO_ID.fullmatch(text)) and ".." not in text and "--" not in text and not text.lower().endswith(".json")
+
+
+def _pick_json(files: Sequence[str], where: str) -> str:
+    candidates = sorted(f for f in files if f.lower().endswith(".json") and not Path(f).name.startswith("."))
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ValueError(f"{where} holds no JSON file of tag descriptions (files: {sorted(files)[:20]})")
+    raise ValueError(
+        f"{where} holds several JSON files {candidates[:20]}; say which one holds the descriptions (`filename=`, "
+        "or `--descriptions-file` on the command line)"
+    )
+
+
+def resolve_descriptions_file(
+    source,
+    filename: str | None = None,
+    *,
+    repo_type: str = "dataset",
+    revision: str | None = None,
+    token=None,
+    cache_dir=None,
+    local_files_only: bool = False,
+) -> tuple[Path, str]:
+    """
+    Find a descriptions JSON file: `source` is a local file, a local folder (with `filename`, or holding exactly one
+    JSON file), or a Hub repository id (a dataset by default; `repo_type="model"` for a model repository), from which
+    `filename` (needed only when the repository holds several JSON files) is downloaded at `revision` with
+    `hf_hub_download` into the Hugging Face cache (later calls reuse it, also offline).
+
+    Returns the local path and a name for messages (`"owner/name/file.json"` for the Hub).
+    """
+    text = os.fspath(source)
+    local = Path(text).expanduser()
+    if revision is not None and (local.is_file() or local.is_dir()):
+        raise ValueError(f"`revision` applies to a Hub repository, but {text!r} is a local path")
+    if local.is_file():
+        if filename is not None:
+            raise ValueError(f"`filename` picks a file inside a folder or Hub repository, but {text!r} is a file")
+        return local, text
+    if local.is_dir():
+        if filename is None:
+            files = [p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()]
+            filename = _pick_json(files, f"folder {text!r}")
+        path = local / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"folder {text!r} has no descriptions file {filename!r}")
+        return path, os.fspath(path)
+    if not isinstance(source, str) or not _looks_like_repo_id(text):  # a Path is never a Hub id
+        raise FileNotFoundError(f"descriptions file {text!r} does not exist")
+    if repo_type not in ("dataset", "model"):
+        raise ValueError(f"`repo_type` must be 'dataset' or 'model', got {repo_type!r}")
+    return _download_descriptions(text, filename, repo_type, revision, token, cache_dir, local_files_only)
+
+
+def _download_descriptions(repo_id, filename, repo_type, revision, token, cache_dir, local_files_only):
+    from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download, try_to_load_from_cache
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo_type} repository {repo_id!r}" + (f" (revision {revision!r})" if revision else "")
+    hub = f"the Hub ({constants.ENDPOINT})"
+    offline = local_files_only or constants.HF_HUB_OFFLINE
+
+    def list_remote_files():
+        """The repository's files, asked with a short timeout; `None` plus the error when the Hub does not answer."""
         try:
-            with open(path, encoding="utf-8") as handle:
-                source = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"descriptions file {os.fspath(path)!r} is not valid JSON: {error}") from error
-        origin = os.fspath(path)
+            info = HfApi(token=token).repo_info(
+                repo_id, repo_type=repo_type, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT
+            )
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            raise
+        except Exception as error:  # unreachable, offline, timed out
+            return None, error
+        return [sibling.rfilename for sibling in (info.siblings or [])], None
+
+    try:
+        if filename is None:
+            files, listing_error = (None, None) if offline else list_remote_files()
+            if files is None:  # fall back to the copy in the local cache
+                try:
+                    folder = snapshot_download(
+                        repo_id, repo_type=repo_type, revision=revision, cache_dir=cache_dir, local_files_only=True
+                    )
+                except LocalEntryNotFoundError:
+                    reason = f"{hub} could not be reached ({listing_error})" if listing_error else "offline mode is on"
+                    raise ConnectionError(
+                        f"cannot list the files of {where}: {reason}, and the local cache holds no copy of it"
+                    ) from listing_error
+                files = [p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file()]
+            filename = _pick_json(files, where)
+        elif not offline:
+            cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision, repo_type=repo_type)
+            if not isinstance(cached, str):
+                # not downloaded yet: ask the Hub (short timeout) before hf_hub_download, which retries for minutes
+                files, listing_error = list_remote_files()
+                if files is None:
+                    raise ConnectionError(
+                        f"cannot download {filename!r} from {where}: {hub} could not be reached ({listing_error}), and "
+                        "the local cache holds no copy of it"
+                    ) from listing_error
+                if filename not in files:
+                    found = sorted(f for f in files if f.lower().endswith(".json"))
+                    raise ValueError(f"{where} has no file {filename!r} (its JSON files: {found[:20]})")
+        path = hf_hub_download(
+            repo_id,
+            filename,
+            repo_type=repo_type,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+    except RepositoryNotFoundError as error:
+        other = "model" if repo_type == "dataset" else "dataset"
+        raise ValueError(
+            f"{repo_id!r} is not a local file or folder, and {hub} has no {where} (or it is private or gated: log in or "
+            f"pass a token; for a {other} repository pass repo_type={other!r} / --descriptions-repo-type {other})"
+        ) from error
+    except RevisionNotFoundError as error:
+        raise ValueError(f"{repo_type} repository {repo_id!r} has no revision {revision!r}") from error
+    except LocalEntryNotFoundError as error:
+        state = "offline mode is on" if offline else f"{hub} could not be reached"
+        raise ConnectionError(
+            f"cannot download {filename!r} from {where}: {state}, and the local cache holds no copy of it"
+        ) from error
+    except EntryNotFoundError as error:
+        raise ValueError(f"{where} has no file {filename!r}") from error
+    return Path(path), f"{repo_id}/{filename}"
+
+
+def _read_descriptions_json(path: Path, origin: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"descriptions file {origin!r} is not valid JSON: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"descriptions file {origin!r} is not UTF-8 text: {error}") from error
+
+
+def load_descriptions(
+    source,
+    filename: str | None = None,
+    *,
+    repo_type: str = "dataset",
+    revision: str | None = None,
+    token=None,
+    cache_dir=None,
+    local_files_only: bool = False,
+) -> dict[str, list[str]]:
+    """Read tag descriptions: the original JSON format (a list of one-key objects `{tag: [descriptions]}`, as in
+    `openimages_rare_200_llm_tag_descriptions.json`) or a plain `{tag: [descriptions]}` object, from a local file,
+    a local folder, or a Hub repository id (a dataset by default, downloaded and cached; see
+    [`resolve_descriptions_file`] for `filename`, `repo_type`, `revision`, ...), or an in-memory list/mapping.
+    Returns an insertion-ordered `{tag: [descriptions]}`.
+
+    Example: the authors' descriptions of all 4585 built-in tags,
+    `load_descriptions(AUTHORS_DESCRIPTIONS_REPO, AUTHORS_DESCRIPTIONS_FILE)`."""
+    if isinstance(source, (str, os.PathLike)):
+        path, origin = resolve_descriptions_file(
+            source,
+            filename,
+            repo_type=repo_type,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        source = _read_descriptions_json(path, origin)
     else:
+        if filename is not None or revision is not None:
+            raise ValueError("`filename` and `revision` apply to a file, folder or Hub id, not to in-memory descriptions")
         origin = "descriptions"
     items: list[tuple] = []
     if isinstance(source, Mapping):
@@ -93,7 +429,8 @@ def load_descriptions(source) -> dict[str, list[str]]:
                 raise ValueError(f"{origin}: entry {position} must be a one-key object {{tag: [descriptions]}}, got {entry!r:.80}")
             items.extend(entry.items())
     else:
-        raise TypeError(f"{origin}: expected a list of {{tag: [descriptions]}} objects or a mapping, got {type(source).__name__}")
+        error = ValueError if origin != "descriptions" else TypeError  # a file's content vs. a caller's argument
+        raise error(f"{origin}: expected a list of {{tag: [descriptions]}} objects or a mapping, got {type(source).__name__}")
     result: dict[str, list[str]] = {}
     for tag, descriptions in items:
         if not isinstance(tag, str) or not tag.strip():
@@ -110,6 +447,24 @@ def load_descriptions(source) -> dict[str, list[str]]:
             raise ValueError(f"{origin}: tag {tag!r} appears more than once")
         result[tag] = list(descriptions)
     return result
+
+
+def select_descriptions(descriptions: Mapping[str, Sequence[str]], tags=None, origin: str = "the descriptions"):
+    """`{tag: descriptions}` for `tags` (in that order, duplicates dropped; `None`: every described tag). A tag that
+    `descriptions` lacks maps to `None` (taken by name), with a warning naming it."""
+    if tags is None:
+        if not descriptions:
+            raise ValueError(f"{origin} describes no tags")
+        return dict(descriptions)
+    if isinstance(tags, str):
+        tags = [tags]
+    tags = list(dict.fromkeys(tags))
+    if not tags:
+        raise ValueError("`tags` is empty; pass None for every described tag")
+    missing = [tag for tag in tags if tag not in descriptions]
+    if missing:
+        logger.warning(f"{len(missing)} tag(s) not described in {origin}, taken by name: {missing[:10]}")
+    return {tag: (list(descriptions[tag]) if tag in descriptions else None) for tag in tags}
 
 
 def write_json_atomic(path, data) -> None:
@@ -425,7 +780,7 @@ class TagSet:
         model,
         tags=None,
         tokenizer=None,
-        templates: Sequence[str] | None = None,
+        templates: str | Sequence[str] | None = None,
         use_builtin: bool = True,
         batch_size: int = 256,
         show_progress: bool | None = None,
@@ -441,8 +796,11 @@ class TagSet:
                 texts, each encoded and L2-normalized; an empty list or `None` treats the tag like a bare name). Also
                 accepts the original description-file format (a list of one-key objects).
             tokenizer: the CLIP tokenizer (or a processor that carries one), needed only for new tags.
-            templates: prompt templates for names without descriptions (default [`DEFAULT_TEMPLATES`]); `"{}"` is
-                the tag and `"{article}"` becomes "a"/"an".
+            templates: how names without descriptions are embedded: `None` or `"ram_plus"` (default: the authors'
+                63-template ensemble with their name processing, exactly as their open-set code; see
+                [`ram_plus_name_prompts`]), `"compact"` (this package's earlier 14 templates), or a sequence of your
+                own templates filled as written (`"{}"` is the tag, `"{article}"` becomes "a"/"an"). Each filled
+                text is encoded and L2-normalized, and their mean, L2-normalized again, is the tag's one embedding.
             use_builtin: reuse the built-in embeddings for names in the model's vocabulary (set `False` to embed
                 every name with the templates).
             batch_size / show_progress / padding / use_cache: text encoding options (see [`encode_texts`]).
@@ -464,9 +822,7 @@ class TagSet:
         for name, _ in entries:
             if not name.strip():
                 raise ValueError(f"tag names must be non-empty, got {name!r}")
-        templates = tuple(DEFAULT_TEMPLATES if templates is None else templates)
-        if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
-            raise ValueError(f"`templates` must be non-empty strings that contain '{{}}', got {templates!r:.200}")
+        templates = resolve_name_templates(templates)
         if tokenizer is not None and hasattr(tokenizer, "image_processor"):  # a processor: use its tokenizer
             tokenizer = getattr(tokenizer, "tokenizer", None)
 
@@ -484,7 +840,7 @@ class TagSet:
             if descriptions is None and name in label2id:
                 plan.append(("builtin", label2id[name]))
             elif descriptions is None:
-                filled = [fill_template(t, name) for t in templates]
+                filled = name_prompts(name, templates)
                 plan.append(("template", (len(texts), len(filled))))
                 texts.extend(filled)
             else:
@@ -533,6 +889,47 @@ class TagSet:
         )
         tag_set.templates = templates
         return tag_set
+
+    @classmethod
+    def from_descriptions(
+        cls,
+        model,
+        source,
+        tags: Iterable[str] | str | None = None,
+        *,
+        filename: str | None = None,
+        repo_type: str = "dataset",
+        revision: str | None = None,
+        token=None,
+        cache_dir=None,
+        local_files_only: bool = False,
+        **options,
+    ) -> "TagSet":
+        """
+        Build a tag set from tag descriptions in a file, a folder or a Hub repository (a dataset by default; read with
+        [`load_descriptions`], which takes `filename`, `repo_type`, `revision`, `token`, `cache_dir` and
+        `local_files_only`): every tag the file describes, or only `tags`, in that order (a tag the file does not
+        describe is taken by name: built-in, or embedded with the name templates). Every described tag gets one
+        embedding per description and threshold 0.5, as in the authors' open-set inference. `options` go to
+        [`TagSet.from_model`] (`tokenizer`, `templates`, `batch_size`, ...).
+
+        Example, the authors' descriptions of chosen built-in tags:
+
+        ```python
+        TagSet.from_descriptions(model, AUTHORS_DESCRIPTIONS_REPO, ["dog", "cat"], filename=AUTHORS_DESCRIPTIONS_FILE,
+                                 tokenizer=processor)
+        ```
+        """
+        descriptions = load_descriptions(
+            source,
+            filename,
+            repo_type=repo_type,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        return cls.from_model(model, select_descriptions(descriptions, tags, origin=os.fspath(source)), **options)
 
     @classmethod
     def from_vocabulary(cls, model) -> "TagSet":
@@ -621,7 +1018,7 @@ class TagSet:
             "descriptions": self.descriptions,
             "builtin_indices": self.builtin_indices,
             "chinese_names": self.chinese_names,
-            "templates": list(getattr(self, "templates", ()) or ()),
+            "templates": _templates_to_json(getattr(self, "templates", None)),
             "has_embeddings": self.label_embeds is not None,
         }
         weights = save_directory / TAG_SET_WEIGHTS_NAME
@@ -705,8 +1102,16 @@ class TagSet:
             chinese_names=meta.get("chinese_names"),
         )
         if meta.get("templates"):
-            tag_set.templates = tuple(meta["templates"])
+            templates = meta["templates"]
+            tag_set.templates = templates if isinstance(templates, str) else tuple(templates)
         return tag_set
+
+
+def _templates_to_json(templates):
+    """`templates` as stored in `tag_set.json`: the name of a built-in set, a list of templates, or `[]` (none)."""
+    if templates is None:
+        return []
+    return templates if isinstance(templates, str) else list(templates)
 
 
 def _pad_rows(rows: Sequence[torch.Tensor], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -736,11 +1141,21 @@ def _freeze(tags):
 
 
 __all__ = [
-    "DEFAULT_TEMPLATES",
+    "AUTHORS_DESCRIPTIONS_FILE",
+    "AUTHORS_DESCRIPTIONS_REPO",
+    "COMPACT_TEMPLATES",
+    "DEFAULT_NAME_TEMPLATES",
+    "NAME_TEMPLATE_SETS",
     "NEW_TAG_THRESHOLD",
+    "RAM_PLUS_TEMPLATES",
     "TagSet",
     "clear_text_cache",
     "encode_texts",
     "load_descriptions",
+    "load_name_ensemble_data",
+    "name_prompts",
+    "ram_plus_name_prompts",
+    "resolve_descriptions_file",
     "save_descriptions",
+    "select_descriptions",
 ]

@@ -25,7 +25,11 @@ def add_arguments(parser):
     parser.add_argument("--model", default=os.environ.get("RAMPLUS_MODEL"), help="converted RAM++ model (directory or Hub id; default: $RAMPLUS_MODEL)")
     parser.add_argument("--labels", nargs="+", action="extend", metavar="TAG", help="tag only these tags (built-in or new names)")
     parser.add_argument("--labels-file", help="file with one tag per line (UTF-8; lines starting with # are ignored, blank lines are an error)")
-    parser.add_argument("--descriptions", help="tag descriptions JSON ([{tag: [descriptions]}], e.g. from `ramplus describe`)")
+    parser.add_argument("--descriptions", metavar="FILE_OR_HUB_ID", help="tag descriptions JSON ([{tag: [descriptions]}], e.g. from `ramplus describe`): a file, a folder, or a Hub dataset id (downloaded and cached)")
+    parser.add_argument("--descriptions-file", metavar="NAME", help="the JSON file to read in the --descriptions folder or Hub repository (needed when it holds several)")
+    parser.add_argument("--descriptions-revision", metavar="REV", help="branch, tag or commit of the --descriptions Hub repository")
+    parser.add_argument("--descriptions-repo-type", choices=["dataset", "model"], default="dataset", help="kind of the --descriptions Hub repository (default: dataset)")
+    parser.add_argument("--name-templates", choices=["ram_plus", "compact"], default=None, help="how new tags given by name are embedded: the authors' 63-template ensemble (ram_plus, default) or the earlier 14 templates (compact)")
     parser.add_argument("--tag-set", help="a tag set saved with TagSet.save_pretrained (directory or Hub id)")
     parser.add_argument("--threshold", type=float, help="one threshold for all tags (default: per tag; 0.5 for new tags)")
     parser.add_argument("--top-k", type=int, help="keep at most K tags per image")
@@ -239,18 +243,24 @@ def _candidate_labels(args):
         labels += read_labels_file(args.labels_file)
     labels = list(dict.fromkeys(labels))
     if args.tag_set:
-        if labels or args.descriptions:
-            raise ValueError("--tag-set cannot be combined with --labels, --labels-file or --descriptions")
+        if labels or args.descriptions or args.name_templates:
+            raise ValueError("--tag-set cannot be combined with --labels, --labels-file, --descriptions or --name-templates")
         from ..tag_sets import TagSet
 
         return TagSet.from_pretrained(args.tag_set)
+    if args.descriptions_file or args.descriptions_revision:
+        if not args.descriptions:
+            raise ValueError("--descriptions-file and --descriptions-revision need --descriptions")
     if args.descriptions:
-        from ..tag_sets import load_descriptions
+        from ..tag_sets import load_descriptions, select_descriptions
 
-        descriptions = load_descriptions(args.descriptions)
-        if not labels:
-            return descriptions
-        return {label: descriptions.get(label) for label in labels}
+        descriptions = load_descriptions(
+            args.descriptions,
+            args.descriptions_file,
+            repo_type=args.descriptions_repo_type,
+            revision=args.descriptions_revision,
+        )
+        return select_descriptions(descriptions, labels or None, origin=args.descriptions)
     return labels or None
 
 
@@ -276,7 +286,7 @@ def run(args) -> int:
     from ..image_processing_ram_plus import load_image
 
     tagger = pipeline("zero-shot-image-tagging", model=args.model, device=args.device)
-    tag_set = tagger.get_tag_set(candidate_labels)  # all text work happens here, once
+    tag_set = tagger.get_tag_set(candidate_labels, templates=args.name_templates)  # all text work happens here, once
     exif = bool(getattr(tagger.image_processor, "apply_exif_orientation", False))
 
     writer = _JsonWriter(args.output) if fmt == "json" else _LineWriter(args.output, fmt)
