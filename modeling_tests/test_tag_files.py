@@ -87,3 +87,14 @@ def test_cli_rejects_a_nan_threshold(converted_tiny, capsys):
 
     assert main(["tag", str(REFERENCE_IMAGES[0]), "--model", str(converted_tiny), "--threshold", "nan"]) == 2
     assert "--threshold" in capsys.readouterr().err
+
+
+def test_metrics_reject_a_nan_threshold():
+    from transformers_ramplus.evaluation import compute_metrics
+
+    scores, targets = [[0.9, 0.2]], [[1, 0]]
+    assert compute_metrics(scores, targets, 0.5)["CP"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="nan"):
+        compute_metrics(scores, targets, float("nan"))
+    with pytest.raises(ValueError, match=r"thresholds\[1\]"):
+        compute_metrics(scores, targets, [0.5, 2.0])

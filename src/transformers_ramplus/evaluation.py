@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .configuration_ram_plus import validate_threshold, validate_thresholds
 from .tag_files import read_tag_list
 
 
@@ -108,6 +109,10 @@ def threshold_scores(scores, thresholds) -> np.ndarray:
     thresholds = np.asarray(thresholds, dtype=np.float64)
     if thresholds.ndim not in (0, 1) or (thresholds.ndim == 1 and thresholds.shape[0] != scores.shape[1]):
         raise ValueError(f"`thresholds` must be a number or {scores.shape[1]} values, got shape {thresholds.shape}")
+    if thresholds.ndim == 0:
+        validate_threshold(float(thresholds))
+    else:
+        validate_thresholds(thresholds)
     return (scores > thresholds).astype(np.int64)
 
 
