@@ -1,12 +1,24 @@
-"""Loading by Hub id (`from_pretrained("owner/name")`) against a local Hub on 127.0.0.1."""
+"""Loading by Hub id against the local Hub stand-in on 127.0.0.1: converted repositories, and the authors' release
+(an original .pth, no config.json), converted once and cached, then loaded offline."""
 
+import json
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import torch
 
+from conftest import IMAGES_DIR, TINY_DIR
 from local_hub import LocalHub, hub_env
+
+RELEASE = "xinyu1205/recognize-anything-plus-model"
+IMAGE = str(IMAGES_DIR / "demo2.jpg")
+
+
+def run(script, env, timeout=300):
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_model_and_processor_load_by_hub_id(tmp_path, converted_tiny, reference_outputs):
@@ -16,10 +28,16 @@ def test_model_and_processor_load_by_hub_id(tmp_path, converted_tiny, reference_
         f"""
         import torch
         import transformers_ramplus
+        import transformers_ramplus.hub as hub
         from transformers import AutoModel, AutoProcessor
+        looked_up = []
+        original_locate = hub._locate
+        hub._locate = lambda *args: looked_up.append(args) or original_locate(*args)
         model = AutoModel.from_pretrained("someone/ram-plus-tiny").eval()
         processor = AutoProcessor.from_pretrained("someone/ram-plus-tiny")
         assert processor.tokenizer is None and len(processor.tag_names) == 37
+        AutoModel.from_pretrained({str(converted_tiny)!r})
+        assert looked_up == [], looked_up  # the original-format hook never runs for repositories that load
         with torch.no_grad():
             logits = model(pixel_values=torch.load({str(tmp_path / 'pixels.pt')!r})).logits
         torch.testing.assert_close(logits, torch.load({str(tmp_path / 'logits.pt')!r}), atol=1e-4, rtol=0)
@@ -32,9 +50,168 @@ def test_model_and_processor_load_by_hub_id(tmp_path, converted_tiny, reference_
     )
     with LocalHub() as hub:
         hub.add_repo("someone/ram-plus-tiny", converted_tiny)
-        result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=hub_env(hub, tmp_path / "hf")
-        )
+        result = run(script, hub_env(hub, tmp_path / "hf"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hub-ok" in result.stdout and "missing-repo-error-ok" in result.stdout
     assert any("/someone/ram-plus-tiny/resolve/" in r and r.endswith("model.safetensors") for r in hub.requests)
+    assert "converted" not in result.stderr  # a transformers repository is loaded as is
+    # the Hub is gone now (connection refused, no HF_HUB_OFFLINE): `ramplus tag` falls back to the cached snapshot
+    tagged = run(
+        "from transformers_ramplus.cli import main\n"
+        f"raise SystemExit(main(['tag', {IMAGE!r}, '--model', 'someone/ram-plus-tiny', '--no-progress']))",
+        hub_env(hub, tmp_path / "hf"),
+    )
+    assert tagged.returncode == 0 and tagged.stdout.startswith(IMAGE), tagged.stdout + tagged.stderr
+
+
+def test_authors_release_by_id_converts_once_then_loads_offline(tmp_path, reference_outputs):
+    """The first load converts (golden logits to 1e-4) and caches; the second works with HF_HUB_OFFLINE=1."""
+    torch.save(reference_outputs["pixel_values"], tmp_path / "pixels.pt")
+    torch.save(reference_outputs["logits"], tmp_path / "logits.pt")
+    neither = tmp_path / "neither"
+    neither.mkdir()
+    (neither / "README.md").write_text("# not a model\n")
+    (neither / "weights.npz").write_bytes(b"\0" * 10)
+    pth_only = tmp_path / "pth_only"
+    pth_only.mkdir()
+    shutil.copy(TINY_DIR / "ram_plus_original.pth", pth_only / "model.pth")
+    common = textwrap.dedent(
+        f"""
+        import json, torch
+        import transformers_ramplus
+        from transformers import AutoImageProcessor, AutoModel, AutoProcessor, pipeline
+        from transformers_ramplus import RamPlusModel
+        from transformers_ramplus.cli import main
+        ID = {RELEASE!r}
+        pixels = torch.load({str(tmp_path / 'pixels.pt')!r})
+        golden = torch.load({str(tmp_path / 'logits.pt')!r})
+
+        def check(model):
+            with torch.no_grad():
+                logits = model.eval()(pixel_values=pixels).logits
+            torch.testing.assert_close(logits, golden, atol=1e-4, rtol=0)
+            return logits
+        """
+    )
+    first = common + textwrap.dedent(
+        f"""
+        logits = check(AutoModel.from_pretrained(ID))
+        check(RamPlusModel.from_pretrained(ID))
+        processor = AutoProcessor.from_pretrained(ID)
+        assert type(processor).__name__ == "RamPlusProcessor" and len(processor.tag_names) == 37
+        assert type(AutoImageProcessor.from_pretrained(ID)).__name__ == "RamPlusImageProcessor"
+        expected = processor.post_process_image_tagging(logits)[1]
+        tags = pipeline("zero-shot-image-tagging", model=ID)({IMAGE!r})  # demo2.jpg is the second golden image
+        assert [t["label"] for t in tags] == [t["label"] for t in expected], (tags, expected)
+        assert pipeline("zero-shot-image-tagging")({IMAGE!r}) == tags  # the default model is the release
+        # cache_dir is honoured: a second cache gets its own download and conversion
+        model = AutoModel.from_pretrained(ID, cache_dir={str(tmp_path / 'other_cache')!r})
+        assert model.name_or_path.startswith({str(tmp_path / 'other_cache')!r}), model.name_or_path
+        assert main(["convert", ID, {str(tmp_path / 'by_id')!r}]) == 0
+        check(AutoModel.from_pretrained({str(tmp_path / 'by_id')!r}))
+        assert main(["convert", "someone/neither", {str(tmp_path / 'neither_out')!r}]) == 2
+        assert main(["convert", "someone/pth-only", {str(tmp_path / 'pth_only_out')!r}]) == 2
+        try:
+            AutoModel.from_pretrained("someone/neither")
+            raise SystemExit("loaded a repository without a model")
+        except (OSError, ValueError) as error:  # transformers' own error, untouched
+            assert "config.json" in str(error), error
+        print("first-ok")
+        """
+    )
+    offline = common + textwrap.dedent(
+        f"""
+        check(AutoModel.from_pretrained(ID))
+        # a cache that saw only one from_pretrained call (nothing but the conversion's own downloads)
+        check(AutoModel.from_pretrained(ID, cache_dir={str(tmp_path / 'other_cache')!r}))
+        assert pipeline("zero-shot-image-tagging")({IMAGE!r})
+        assert main(["tag", {IMAGE!r}, "--output", {str(tmp_path / 'tags.jsonl')!r}, "--no-progress"]) == 0
+        print("offline-ok")
+        """
+    )
+    home = tmp_path / "hf"
+    with LocalHub() as hub:
+        hub.add_repo(RELEASE, TINY_DIR)  # the tiny golden checkpoint with its 37-tag files stands in for the release
+        hub.add_repo("someone/neither", neither)
+        hub.add_repo("someone/pth-only", pth_only)
+        env = hub_env(hub, home)
+        result = run(first, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "first-ok" in result.stdout
+    # one log line for the conversion of each cache, nothing on the later loads of the same process
+    assert result.stderr.count("to a transformers model once; cached in") == 2, result.stderr
+    assert "neither a transformers model (no config.json) nor an original RAM++ checkpoint" in result.stderr
+    assert "README.md, weights.npz" in result.stderr
+    assert "not a multiple of the 4585 tags" in result.stderr  # no tag files in the repository: the bundled ones
+    converted = list((home / "hub" / "models--xinyu1205--recognize-anything-plus-model" / "ramplus-converted").glob("*/*"))
+    assert len([p for p in converted if p.is_dir()]) == 1
+    assert (tmp_path / "by_id" / "modeling_ram_plus.py").is_file()
+
+    env = {**env, "HF_HUB_OFFLINE": "1"}  # and the Hub is gone
+    result = run(offline, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "offline-ok" in result.stdout and "once; cached in" not in result.stderr
+    records = [json.loads(line) for line in (tmp_path / "tags.jsonl").read_text().splitlines()]
+    assert records[0]["path"] == IMAGE and records[0]["tags"]
+
+    # the cache stays a valid Hugging Face cache
+    from huggingface_hub import scan_cache_dir
+
+    report = scan_cache_dir(home / "hub")
+    assert not [w for w in report.warnings if "xinyu1205" in str(w)], report.warnings
+    assert RELEASE in {repo.repo_id for repo in report.repos}
+
+
+def test_unknown_name_fails_fast_naming_folder_hub_and_offline_mode(tmp_path):
+    """Hub unreachable (nothing listens on the endpoint): no 30-50 s of retries, a message naming both readings."""
+    with LocalHub() as hub:
+        env = hub_env(hub, tmp_path / "hf")
+    script = textwrap.dedent(
+        f"""
+        import time
+        from transformers_ramplus.cli import main
+        for name in ("someone/typo-model", "no-such-folder"):
+            start = time.monotonic()
+            assert main(["tag", {IMAGE!r}, "--model", name]) == 2
+            print("seconds", time.monotonic() - start)
+        assert main(["tag", {IMAGE!r}, "--model", "./no/such/folder"]) == 2
+        """
+    )
+    result = run(script, env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    seconds = [float(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("seconds")]
+    assert len(seconds) == 2 and max(seconds) < 10, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ramplus tag: error")]
+    assert len(errors) == 3, result.stderr
+    for line in errors[:2]:
+        assert "not a local folder" in line and "Hub" in line and "HF_HUB_OFFLINE" in line, line
+    assert "neither a local folder" in errors[2]
+    assert "Retrying" not in result.stderr
+
+
+def test_repository_shapes_are_told_apart():
+    import pytest
+
+    from transformers_ramplus.hub import UnsupportedRepositoryError, _checkpoint_name, looks_like_repo_id
+
+    from transformers_ramplus.hub import DEFAULT_MODEL
+    from transformers_ramplus.pipeline_zero_shot_image_tagging import DEFAULT_MODEL as PIPELINE_DEFAULT
+
+    assert DEFAULT_MODEL == PIPELINE_DEFAULT == RELEASE  # the CLI's and the pipeline's default agree
+    assert looks_like_repo_id(RELEASE) and looks_like_repo_id("gpt2")
+    assert not looks_like_repo_id("./models/x") and not looks_like_repo_id("a/b/c") and not looks_like_repo_id("x.pth")
+    assert not looks_like_repo_id(str(TINY_DIR))  # an existing folder is never a Hub id
+    assert _checkpoint_name(RELEASE, ["README.md", "ram_plus_swin_large_14m.pth", "other.pth"]) == "ram_plus_swin_large_14m.pth"
+    assert _checkpoint_name("someone/x", ["README.md", "model.pth"]) == "model.pth"
+    assert _checkpoint_name("someone/x", ["README.md", "weights.npz"]) is None
+    with pytest.raises(UnsupportedRepositoryError, match="a.pth, b.pth"):
+        _checkpoint_name("someone/x", ["a.pth", "b.pth"])
+
+
+def test_the_package_serves_the_tagging_task_of_folders_that_ship_it(converted_tiny):
+    """Folders carry custom_pipelines for remote-code users; with the package, its own pipeline needs no trust."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(converted_tiny)
+    assert "zero-shot-image-tagging" in config.to_dict()["custom_pipelines"]  # saved as is
+    assert "zero-shot-image-tagging" not in (config.custom_pipelines or {})  # what pipeline() sees

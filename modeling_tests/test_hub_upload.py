@@ -1,14 +1,21 @@
-"""hub_upload tooling: a dry run validates and stages a converted model, with remote code that loads offline."""
+"""hub_upload: staging with the one model-folder writer, verification against the original checkpoint, a model card
+from huggingface_hub's ModelCard, and the push as HfApi calls (create_repo, upload_folder, --create-pr) answered by
+the local Hub stand-in on 127.0.0.1 (the real Hub is out of reach here)."""
 
 import importlib.util
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import pipeline
 
-from conftest import run_without_package
+from conftest import REFERENCE_IMAGES, TINY_DIR, run_without_package
+from local_hub import LocalHub
 
 HUB_UPLOAD = Path(__file__).resolve().parents[1] / "hub_upload" / "prepare_and_push.py"
+IMAGES = [str(p) for p in REFERENCE_IMAGES]
 
 
 def load_tool():
@@ -18,32 +25,85 @@ def load_tool():
     return module
 
 
-def test_dry_run_stages_weights_card_and_remote_code(tmp_path, converted_tiny):
-    tool = load_tool()
-    staging = tmp_path / "staging"
-    assert tool.main([str(converted_tiny), "someone/ram-plus-tiny", "--staging", str(staging), "--dry-run", "--remote-code"]) == 0
-    names = {p.name for p in staging.iterdir()}
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory, converted_tiny):
+    staging = tmp_path_factory.mktemp("stage") / "staging"
+    code = load_tool().main(
+        [str(converted_tiny), "someone/ram-plus-tiny", "--staging", str(staging), "--dry-run",
+         "--checkpoint", str(TINY_DIR / "ram_plus_original.pth"), "--image", IMAGES[0], "--image", IMAGES[1]]
+    )
+    assert code == 0
+    return staging
+
+
+def test_dry_run_stages_verifies_and_writes_the_card(staged, converted_tiny):
+    from huggingface_hub import ModelCard
+
+    names = {p.name for p in staged.iterdir()}
     assert {"model.safetensors", "config.json", "processor_config.json", "preprocessor_config.json", "README.md"} <= names
-    assert {"modeling_ram_plus.py", "configuration_ram_plus.py", "image_processing_ram_plus.py"} <= names
-    card = (staging / "README.md").read_text()
-    assert "someone/ram-plus-tiny" in card and "37 tags x 51" in card and "Chinese" in card
+    assert {p.name for p in converted_tiny.glob("*.py")} <= names  # the same bundle as `ramplus convert` writes
+    figures = json.loads((staged / "verification.json").read_text())
+    assert figures["max_abs_logit_diff_vs_original_checkpoint"] < 1e-4 and figures["images"] == 2
+    assert figures["identical_tag_decisions"] == "74/74"
+    card = ModelCard.load(staged / "README.md")
+    assert card.data.license == "apache-2.0" and card.data.library_name == "transformers"
+    assert card.data.base_model == "xinyu1205/recognize-anything-plus-model"
+    assert "arxiv:2310.15200" in card.data.tags and "arxiv.org/abs/2310.15200" in card.text
+    assert "trust_remote_code=True" in card.text and "import transformers_ramplus" in card.text
+    assert "max_abs_logit_diff_vs_original_checkpoint" in card.text and "@article{huang2023open" in card.text
+    # the card's task runs on the staged folder (with the package here; without it below)
+    assert card.data.pipeline_tag == "image-classification"
+    top = pipeline(card.data.pipeline_tag, model=str(staged), device="cpu")(IMAGES[1], top_k=3)
+    tagger = pipeline("zero-shot-image-tagging", model=str(staged), device="cpu")
+    scores = {t["label"]: t["score"] for t in tagger(IMAGES[1], threshold=0.0)}
+    assert len(top) == 3 and all(abs(scores[t["label"]] - t["score"]) < 1e-6 for t in top)
     script = textwrap.dedent(
         f"""
         import sys
         sys.modules["transformers_ramplus"] = None
-        import torch
-        from transformers import AutoImageProcessor, AutoModel
-        model = AutoModel.from_pretrained({str(staging)!r}, trust_remote_code=True).eval()
-        processor = AutoImageProcessor.from_pretrained({str(staging)!r}, trust_remote_code=True)
-        pixels = processor(images=[torch.zeros(20, 30, 3, dtype=torch.uint8)], return_tensors="pt")["pixel_values"]
-        with torch.no_grad():
-            assert model(pixel_values=pixels).logits.shape == (1, 37)
+        from transformers import AutoProcessor, pipeline
+        processor = AutoProcessor.from_pretrained({str(staged)!r}, trust_remote_code=True)
+        assert hasattr(processor, "post_process_image_tagging"), type(processor)
+        top = pipeline({card.data.pipeline_tag!r}, model={str(staged)!r}, trust_remote_code=True)({IMAGES[1]!r}, top_k=3)
+        assert [t["label"] for t in top] == {[t["label"] for t in top]!r}, top
+        assert pipeline("zero-shot-image-tagging", model={str(staged)!r}, trust_remote_code=True)({IMAGES[1]!r})
         print("remote-ok")
         """
     )
-    result = run_without_package(script, tmp_path)
+    result = run_without_package(script, staged.parent)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "remote-ok" in result.stdout
+
+
+def test_push_creates_the_repo_and_uploads_the_staged_files_as_a_pull_request(tmp_path, staged, monkeypatch):
+    from huggingface_hub import constants
+
+    tool = load_tool()
+    with LocalHub(uploads_dir=tmp_path / "uploads") as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_TOKEN", "hf_local_stand_in")
+        info = tool.push(staged, "someone/ram-plus-tiny", create_pr=True, message="Add RAM++")
+    assert [c["name"] for c in hub.created] == ["ram-plus-tiny"]
+    assert hub.validated and hub.validated[-1]["pipeline_tag"] == "image-classification"
+    (commit,) = hub.commits
+    assert commit["repo_id"] == "someone/ram-plus-tiny" and commit["create_pr"] is True
+    assert commit["revision"] == "refs/pr/1" and hub.pull_requests[0]["title"] == "Add RAM++"
+    staged_files = sorted(p.name for p in staged.iterdir() if p.is_file())
+    assert commit["paths"] == staged_files
+    for name in staged_files:
+        assert (tmp_path / "uploads" / "someone" / "ram-plus-tiny" / name).read_bytes() == (staged / name).read_bytes()
+    assert info.pr_url and info.pr_url.endswith("/discussions/1")
+
+
+def test_bf16_weights_are_half_the_size_and_tag_alike(tmp_path, converted_tiny):
+    staging = tmp_path / "bf16"
+    tool = load_tool()
+    figures = tool.prepare(converted_tiny, staging, "someone/ram-plus-tiny-bf16", bf16=True, images=IMAGES)
+    # random tiny weights: bf16 rounding moves logits by tenths; decisions are reported for the card
+    assert figures["dtype"] == "bfloat16" and 0 < figures["max_abs_logit_diff_vs_source"] < 1.0
+    assert "identical_tag_decisions" in figures
+    size = (staging / "model.safetensors").stat().st_size
+    assert size < 0.6 * (converted_tiny / "model.safetensors").stat().st_size
+    assert json.loads((staging / "config.json").read_text())["dtype"] == "bfloat16"
 
 
 def test_refuses_a_directory_that_is_not_a_model(tmp_path):

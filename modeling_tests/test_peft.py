@@ -171,6 +171,14 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     processor = AutoProcessor.from_pretrained(tmp_path / "calibrated")
     assert processor.tag_names == ["red", "green", "blue", "lesion"]
     assert processor.model_config.thresholds() == calibrated
+    # both written folders carry the one remote-code bundle
+    from transformers_ramplus.remote_code import AUTO_MAP, bundle_files
+
+    for folder in (out / "model", tmp_path / "calibrated"):
+        assert {p.name for p in folder.glob("*.py")} == {p.name for p in bundle_files()}, folder
+        assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"] == AUTO_MAP["AutoModel"]
+        assert "AutoProcessor" in json.loads((folder / "processor_config.json").read_text())["auto_map"]
+        assert (folder / "tokenizer_config.json").is_file(), folder  # the text tower keeps its tokenizer
     assert main(command) == 0  # second run: cached scores
     captured = capsys.readouterr()
     assert "using cached scores" in captured.err and json.loads(captured.out)["mAP"] == report["mAP"]

@@ -155,6 +155,8 @@ class RamPlusConfig(PreTrainedConfig):
     align_loss_weight: float | int = 1.0
     distill_loss_weight: float | int = 1.0
     initializer_range: float = 0.02
+    # multi-label: pipeline("image-classification") applies a sigmoid per tag
+    problem_type: str | None = "multi_label_classification"
 
     def __post_init__(self, **kwargs):
         for key in _RETIRED_KEYS:

@@ -322,6 +322,7 @@ def convert_checkpoint(
 
     from .image_processing_ram_plus import RamPlusImageProcessor
     from .processing_ram_plus import RamPlusProcessor
+    from .remote_code import write_remote_code
 
     size = config.vision_config.image_size
     size = size if isinstance(size, int) else size[0]
@@ -337,6 +338,7 @@ def convert_checkpoint(
         config.save_pretrained(staging)
         processor.save_pretrained(staging)
         processor.image_processor.save_pretrained(staging)  # preprocessor_config.json for AutoImageProcessor users
+        write_remote_code(staging)  # the code and auto_map for trust_remote_code users without this package
         if output_dir.exists():
             backup = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
             os.replace(output_dir, backup)

@@ -22,6 +22,7 @@ from .tag_sets import TagSet, _freeze, tokenizer_for_model
 
 
 TASK = "zero-shot-image-tagging"
+DEFAULT_MODEL = "xinyu1205/recognize-anything-plus-model"  # pipeline(TASK) without model=
 _UNSET = object()
 
 
@@ -65,6 +66,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     _load_image_processor = None
     _load_feature_extractor = False
     _load_tokenizer = None
+    _load_video_processor = False
     _pipeline_calls_generate = False
     _non_generation_params = ("top_k",)
 
@@ -164,16 +166,14 @@ class ZeroShotImageTaggingPipeline(Pipeline):
 
     # ------------------------------------------------------------------ sharing
     def save_pretrained(self, save_directory, **kwargs):
-        """Save model, image processor, tokenizer and this pipeline's code, so that
-        `pipeline(model=save_directory, trust_remote_code=True)` works without `transformers_ramplus` installed."""
-        config = self.model.config
-        if not getattr(config, "auto_map", None) or "AutoModel" not in config.auto_map:
-            config.register_for_auto_class()
-            self.model.register_for_auto_class("AutoModel")
-        if not hasattr(self, "_registered_impl"):
-            self._registered_impl = {TASK: {"impl": type(self), "pt": _pt_classes(), "type": "image"}}
-        super().save_pretrained(save_directory, **kwargs)
-        self.image_processor.save_pretrained(save_directory)
+        """Save a complete model folder (model, processor, tokenizer) with the project's remote-code bundle, so that
+        `pipeline("zero-shot-image-tagging", model=save_directory, trust_remote_code=True)` works without
+        `transformers_ramplus` installed."""
+        from .remote_code import save_model_folder
+
+        save_model_folder(
+            save_directory, self.model, image_processor=self.image_processor, tokenizer=self.tokenizer, **kwargs
+        )
 
 
 def _pt_classes():
@@ -190,7 +190,11 @@ def register_pipeline() -> None:
     if current is not None and current.get("impl") is ZeroShotImageTaggingPipeline:
         return
     PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=ZeroShotImageTaggingPipeline, pt_model=_pt_classes(), type="image"
+        TASK,
+        pipeline_class=ZeroShotImageTaggingPipeline,
+        pt_model=_pt_classes(),
+        default={"model": (DEFAULT_MODEL, "main")},  # the authors' release, converted on first use
+        type="image",
     )
 
 

@@ -180,8 +180,13 @@ def run(args) -> int:
         write_thresholds(model.config, calibrated, tag_indices=tag_indices)
         temporary = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(args.calibrate_output)), prefix=".ramplus-")
         try:
-            model.save_pretrained(temporary)
-            image_processor.save_pretrained(temporary)
+            from ..remote_code import save_model_folder
+
+            try:  # keep the source's CLIP tokenizer with its text tower
+                source_tokenizer = getattr(AutoProcessor.from_pretrained(args.model), "tokenizer", None)
+            except (OSError, ValueError, TypeError):
+                source_tokenizer = None
+            save_model_folder(temporary, model, image_processor=image_processor, tokenizer=source_tokenizer)
             os.replace(temporary, args.calibrate_output)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)

@@ -171,11 +171,9 @@ def run(args) -> int:
     trainer.train(resume_from_checkpoint=resume)
 
     def save_full(directory, full_model):
-        from ..processing_ram_plus import RamPlusProcessor
+        from ..remote_code import save_model_folder
 
-        full_model.save_pretrained(directory)
-        RamPlusProcessor.from_model_config(full_model.config, image_processor, tokenizer).save_pretrained(directory)
-        image_processor.save_pretrained(directory)
+        save_model_folder(directory, full_model, image_processor=image_processor, tokenizer=tokenizer)
 
     if args.lora:
         _save_atomically(final_dirs[0], lambda d: save_adapter(train_model, d))

@@ -22,7 +22,13 @@ CSV_FIELDS = ["path", "labels", "scores", "error"]
 
 def add_arguments(parser):
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (walked) or URLs")
-    parser.add_argument("--model", default=os.environ.get("RAMPLUS_MODEL"), help="converted RAM++ model (directory or Hub id; default: $RAMPLUS_MODEL)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="RAM++ model: a folder, a Hub id of a converted model, or a Hub id of an original checkpoint (converted "
+        "once and cached); default: $RAMPLUS_MODEL, else the authors' release xinyu1205/recognize-anything-plus-model",
+    )
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     parser.add_argument("--labels", nargs="+", action="extend", metavar="TAG", help="tag only these tags (built-in or new names)")
     parser.add_argument("--labels-file", help="file with one tag per line (UTF-8; lines starting with # are ignored, blank lines are an error)")
     parser.add_argument("--descriptions", metavar="FILE_OR_HUB_ID", help="tag descriptions JSON ([{tag: [descriptions]}], e.g. from `ramplus describe`): a file, a folder, or a Hub dataset id (downloaded and cached)")
@@ -266,7 +272,9 @@ def _candidate_labels(args):
 
 def run(args) -> int:
     if not args.model:
-        raise ValueError("pass --model (a converted RAM++ model directory or Hub id) or set RAMPLUS_MODEL")
+        from ..hub import DEFAULT_MODEL
+
+        args.model = os.environ.get("RAMPLUS_MODEL") or DEFAULT_MODEL
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.top_k is not None and args.top_k <= 0:
@@ -285,7 +293,13 @@ def run(args) -> int:
 
     from ..image_processing_ram_plus import load_image
 
-    tagger = pipeline("zero-shot-image-tagging", model=args.model, device=args.device)
+    from ..hub import resolve_model_name
+
+    # a folder, or a Hub id looked up once without retries (original checkpoints: the converted folder)
+    model, hub_kwargs = resolve_model_name(args.model, revision=getattr(args, "revision", None))
+    if model == args.model and getattr(args, "revision", None):
+        hub_kwargs["revision"] = args.revision
+    tagger = pipeline("zero-shot-image-tagging", model=model, device=args.device, **hub_kwargs)
     tag_set = tagger.get_tag_set(candidate_labels, templates=args.name_templates)  # all text work happens here, once
     exif = bool(getattr(tagger.image_processor, "apply_exif_orientation", False))
 

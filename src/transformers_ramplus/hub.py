@@ -1,0 +1,548 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""Load the authors' RAM++ release (an original `.pth`, no `config.json`) by its Hub id.
+
+`resolve_original_checkpoint(repo_id, ...)` downloads the checkpoint with `hf_hub_download` (honouring `revision`,
+`cache_dir`, `token`, `local_files_only` and `HF_HUB_OFFLINE`), converts it once and keeps the converted folder in the
+Hugging Face cache, next to the download:
+
+    <cache>/models--OWNER--NAME/ramplus-converted/<commit>/<key>/
+
+where `key` hashes the repository id, the commit and the blob hashes of the checkpoint and tag files (and the
+converter's format version). Later loads, offline ones included, use that folder. The repository's own tag files
+(`ram_tag_list.txt`, `ram_tag_list_chinese.txt`, `ram_tag_list_threshold.txt`) are used when it has them, otherwise
+the 4585-tag files shipped with this package.
+
+`install_hooks()` (run by `import transformers_ramplus`) wraps `from_pretrained` of `AutoConfig`, `AutoModel`,
+`AutoModelForImageClassification`, `AutoImageProcessor`, `AutoProcessor` and the package's own classes. The wrapper
+does nothing for local folders, for paths, or for any repository that loads normally: it steps in only
+
+- before loading, for the known original-format ids (`ORIGINAL_REPOS`), after checking that the repository (still)
+  has no `config.json`;
+- after a load failed, for other Hub ids, when the repository has no `config.json` but holds a `.pth` checkpoint.
+
+It then loads the converted folder instead. Everything else, and every error, is transformers' own.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+
+logger = logging.getLogger(__name__)
+
+AUTHORS_REPO_ID = "xinyu1205/recognize-anything-plus-model"
+AUTHORS_CHECKPOINT = "ram_plus_swin_large_14m.pth"
+DEFAULT_MODEL = AUTHORS_REPO_ID
+# known repositories holding an original-format checkpoint: id -> checkpoint file name
+ORIGINAL_REPOS = {AUTHORS_REPO_ID: AUTHORS_CHECKPOINT}
+TAG_FILES = ("ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt")
+# bump when the converter's output changes, so that cached conversions are redone
+CONVERTED_FORMAT_VERSION = "1"
+CONVERTED_SUBDIR = "ramplus-converted"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_resolved: dict[tuple, Path] = {}
+_lock = threading.Lock()
+
+
+class UnsupportedRepositoryError(OSError):
+    """A Hub repository is neither a transformers model (`config.json`) nor an original RAM++ checkpoint (`.pth`)."""
+
+
+class HubUnreachableError(OSError):
+    """A name is not a local folder and the Hub could not be reached to look it up."""
+
+
+def bundled_tag_files() -> dict[str, Path]:
+    """The three files of the 4585-tag label system shipped with this package (name -> path)."""
+    folder = Path(__file__).resolve().parent / "data"
+    return {name: folder / name for name in TAG_FILES}
+
+
+def looks_like_repo_id(name) -> bool:
+    """Whether `name` has the shape of a Hub repository id (`name` or `owner/name`) and is not an existing path."""
+    if not isinstance(name, str) or os.path.exists(name):
+        return False
+    return bool(_REPO_ID.match(name)) and ".." not in name and not name.endswith((".pth", ".pt", ".bin"))
+
+
+def _offline(local_files_only: bool) -> bool:
+    from huggingface_hub import constants
+
+    return bool(local_files_only) or constants.is_offline_mode()
+
+
+def _storage_folder(repo_id: str, cache_dir) -> Path:
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    return Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+
+
+def _cached_snapshot(repo_id: str, revision, cache_dir) -> tuple[str, list[str]] | None:
+    """(commit, files) of the cached snapshot of `revision`, or None when it is not in the cache."""
+    storage = _storage_folder(repo_id, cache_dir)
+    revision = str(revision or "main")
+    commit = revision if _COMMIT.match(revision) else None
+    if commit is None:
+        ref = storage / "refs" / revision
+        if not ref.is_file():
+            return None
+        commit = ref.read_text().strip()
+    snapshot = storage / "snapshots" / commit
+    if not snapshot.is_dir():
+        return None
+    files = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
+    return commit, files
+
+
+def _remember_revision(repo_id: str, revision, commit: str, cache_dir) -> None:
+    """Record `revision -> commit` in the cache (`refs/<revision>`, as huggingface_hub does), so that an offline load
+    of the same revision finds the snapshot and the converted folder."""
+    revision = str(revision or "main")
+    if _COMMIT.match(revision) or not commit:
+        return
+    ref = _storage_folder(repo_id, cache_dir) / "refs" / revision
+    try:
+        if ref.is_file() and ref.read_text().strip() == commit:
+            return
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        temporary = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
+        temporary.write_text(commit)
+        os.replace(temporary, ref)
+    except OSError as error:  # a read-only cache: offline loads of this revision will not find it
+        logger.info("could not record %s@%s in the cache: %s", repo_id, revision, error)
+
+
+def _probe_timeout() -> float:
+    from huggingface_hub import constants
+
+    return float(constants.HF_HUB_ETAG_TIMEOUT)
+
+
+def _list_repository(repo_id: str, revision, token) -> tuple[str, list[str]]:
+    """(commit, files) from the Hub, in one request without retries. Raises huggingface_hub's errors."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, revision=revision, token=token, timeout=_probe_timeout())
+    return info.sha, sorted(sibling.rfilename for sibling in (info.siblings or []))
+
+
+def _network_error(error: BaseException) -> bool:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(error, HfHubHTTPError):
+        response = getattr(error, "response", None)
+        return response is not None and response.status_code >= 500
+    module = type(error).__module__
+    return isinstance(error, (ConnectionError, TimeoutError)) or module.startswith(("httpx", "httpcore"))
+
+
+def _checkpoint_name(repo_id: str, files: list[str]) -> str | None:
+    known = ORIGINAL_REPOS.get(repo_id)
+    if known in files:
+        return known
+    candidates = [f for f in files if f.endswith(".pth") and "/" not in f]
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(candidates) > 1:
+        raise UnsupportedRepositoryError(
+            f"{repo_id} holds several .pth files ({', '.join(candidates)}); convert the one you want with "
+            f"`ramplus convert` and load the converted folder"
+        )
+    return None
+
+
+def _blob_hash(path: Path) -> str:
+    real = Path(os.path.realpath(path))
+    if real.parent.name == "blobs":
+        return real.name
+    digest = hashlib.sha256()
+    with open(real, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _describe_files(files: list[str]) -> str:
+    if not files:
+        return "no files"
+    shown = ", ".join(files[:15])
+    return shown + (f" and {len(files) - 15} more" if len(files) > 15 else "")
+
+
+def resolve_original_checkpoint(
+    repo_id: str,
+    revision: str | None = None,
+    cache_dir=None,
+    token=None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    strict: bool = True,
+) -> Path | None:
+    """
+    The converted folder of an original-format Hub repository, converting it on first use.
+
+    Returns `None` when the repository is a transformers model (it has a `config.json`): load it normally. With
+    `strict=True` a repository that holds neither raises [`UnsupportedRepositoryError`] naming what it holds; with
+    `strict=False` it returns `None`. Errors of the Hub (unknown repository or revision, no network and nothing
+    cached) are huggingface_hub's.
+    """
+    return _resolve(repo_id, revision, cache_dir, token, local_files_only, force_download, strict)[0]
+
+
+def _locate(repo_id, revision, cache_dir, token, local_files_only, strict):
+    """
+    Look the repository up (one request without retries, or the cache when offline or unreachable).
+    Returns (kind, commit, files, checkpoint name, offline): kind is "transformers", "original", "converted-only"
+    (offline, checkpoint gone from the cache but a converted copy exists) or "neither".
+    """
+    offline = _offline(local_files_only)
+    listing = None
+    if not offline:
+        try:
+            listing = _list_repository(repo_id, revision, token)
+        except Exception as error:  # noqa: BLE001
+            if not _network_error(error):
+                raise
+            listing = _cached_snapshot(repo_id, revision, cache_dir)
+            if listing is None and _any_converted(repo_id, revision, cache_dir) is None:
+                raise HubUnreachableError(
+                    f"could not reach the Hugging Face Hub to look up {repo_id!r} ({type(error).__name__}: {error}) "
+                    "and it is not in the cache; check the network, or set HF_HUB_OFFLINE=1 to use cached files only"
+                ) from error
+            offline = True
+    else:
+        listing = _cached_snapshot(repo_id, revision, cache_dir)
+    if listing is None:
+        if _any_converted(repo_id, revision, cache_dir) is not None:
+            return "converted-only", None, [], None, True
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        raise LocalEntryNotFoundError(
+            f"{repo_id!r} (revision {revision or 'main'}) is not in the cache and offline mode is on "
+            "(HF_HUB_OFFLINE=1 or local_files_only=True): load it once with the network"
+        )
+    commit, files = listing
+    if not offline:
+        _remember_revision(repo_id, revision, commit, cache_dir)
+    if "config.json" in files:
+        return "transformers", commit, files, None, offline
+    checkpoint = _checkpoint_name(repo_id, files)
+    if checkpoint is None:
+        if offline and _any_converted(repo_id, commit, cache_dir) is not None:
+            return "converted-only", commit, files, None, True
+        if strict:
+            raise UnsupportedRepositoryError(
+                f"{repo_id} (revision {revision or 'main'}) is neither a transformers model (no config.json) nor an "
+                f"original RAM++ checkpoint (no .pth file); it holds {_describe_files(files)}"
+            )
+        return "neither", commit, files, None, offline
+    return "original", commit, files, checkpoint, offline
+
+
+def _download(repo_id, commit, files, checkpoint, cache_dir, token, offline, force_download):
+    """(checkpoint path, {tag file name: path}, where the tags come from)."""
+    from huggingface_hub import hf_hub_download
+
+    def download(filename):
+        return Path(
+            hf_hub_download(
+                repo_id,
+                filename,
+                revision=commit,
+                cache_dir=cache_dir,
+                token=token,
+                local_files_only=offline,
+                force_download=force_download,
+            )
+        )
+
+    checkpoint_path = download(checkpoint)
+    repo_tags = [name for name in TAG_FILES if name in files]
+    if TAG_FILES[0] in repo_tags:  # the repository's own label system (only its files, never mixed with ours)
+        return checkpoint_path, {name: download(name) for name in repo_tags}, f"the tag files of {repo_id}"
+    return checkpoint_path, bundled_tag_files(), "the 4585-tag files shipped with transformers-ramplus"
+
+
+def download_original_checkpoint(repo_id: str, revision=None, cache_dir=None, token=None, local_files_only=False):
+    """
+    Download the original checkpoint of a Hub repository (and its tag files, else the bundled 4585-tag files):
+    `(checkpoint_path, {tag file name: path})`. Raises [`UnsupportedRepositoryError`] for a transformers model
+    repository or one that holds neither format.
+    """
+    kind, commit, files, checkpoint, offline = _locate(repo_id, revision, cache_dir, token, local_files_only, True)
+    if kind == "transformers":
+        raise UnsupportedRepositoryError(
+            f"{repo_id} is already a transformers model (it has a config.json); load it with from_pretrained"
+        )
+    if kind != "original":
+        raise UnsupportedRepositoryError(f"the checkpoint of {repo_id} is not in the cache (offline mode is on)")
+    path, tags, _ = _download(repo_id, commit, files, checkpoint, cache_dir, token, offline, False)
+    return path, {name: os.fspath(p) for name, p in tags.items()}
+
+
+def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_download, strict) -> tuple[Path | None, bool]:
+    """(converted folder or None, whether the cache was used without the Hub)."""
+    memo_key = (repo_id, str(revision or "main"), os.fspath(cache_dir) if cache_dir else None, _offline(local_files_only))
+    with _lock:
+        # resolved earlier in this process (force_download too: one forced download and conversion per process)
+        if memo_key in _resolved and _complete(_resolved[memo_key]):
+            return _resolved[memo_key], memo_key[-1]
+    kind, commit, files, checkpoint, offline = _locate(repo_id, revision, cache_dir, token, local_files_only, strict)
+    if kind == "transformers" or kind == "neither":
+        return None, offline
+    if kind == "converted-only":
+        return _any_converted(repo_id, commit or revision, cache_dir), True
+    checkpoint_path, tag_paths, tag_source = _download(
+        repo_id, commit, files, checkpoint, cache_dir, token, offline, force_download
+    )
+    key_text = "\n".join(
+        [CONVERTED_FORMAT_VERSION, repo_id, commit, f"{checkpoint}:{_blob_hash(checkpoint_path)}"]
+        + [f"{name}:{_blob_hash(path)}" for name, path in sorted(tag_paths.items())]
+    )
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
+    target = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR / commit / key
+    if (force_download or not _complete(target)) and _convert_into(target, checkpoint_path, tag_paths, force_download):
+        logger.warning(
+            "converted %s (%s at revision %s, tags from %s) to a transformers model once; cached in %s, which "
+            "later loads use (offline too)",
+            repo_id,
+            checkpoint,
+            commit[:10],
+            tag_source,
+            target,
+        )
+    else:
+        logger.info("loading %s from its converted copy in %s", repo_id, target)
+    with _lock:
+        _resolved[memo_key] = target
+    return target, offline
+
+
+def label_rows(checkpoint_path) -> int | None:
+    """Rows of `label_embed` in an original checkpoint (tags x descriptions), or None when it cannot be read."""
+    from .convert import ConversionError, load_original_state_dict
+
+    try:
+        state = load_original_state_dict(checkpoint_path)
+    except ConversionError:
+        return None
+    tensor = state.get("label_embed")
+    return int(tensor.shape[0]) if tensor is not None and tensor.dim() == 2 else None
+
+
+def _complete(folder: Path) -> bool:
+    """A converted folder that is whole: config.json, and model.safetensors as long as its header says (a damaged
+    or truncated copy is converted again)."""
+    weights = folder / "model.safetensors"
+    if not (folder / "config.json").is_file() or not weights.is_file():
+        return False
+    try:
+        with open(weights, "rb") as stream:
+            header_size = int.from_bytes(stream.read(8), "little")
+            header = json.loads(stream.read(header_size))
+        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+        return weights.stat().st_size == 8 + header_size + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
+def _any_converted(repo_id: str, revision, cache_dir) -> Path | None:
+    """Offline and without the checkpoint in the cache: the newest converted copy of that commit, if any."""
+    root = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR
+    revision = str(revision or "main")
+    commit = revision
+    if not _COMMIT.match(revision):
+        ref = _storage_folder(repo_id, cache_dir) / "refs" / revision
+        if not ref.is_file():
+            return None
+        commit = ref.read_text().strip()
+    folder = root / commit
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _complete(p)]  # no temp dirs
+    return max(done, key=lambda p: p.stat().st_mtime) if done else None
+
+
+def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrite: bool) -> bool:
+    """Convert under a file lock; False when another process finished the same conversion meanwhile."""
+    from filelock import FileLock
+
+    from .convert import convert_checkpoint
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(os.fspath(target) + ".lock"):
+        if _complete(target) and not overwrite:
+            return False  # another process converted it while we waited
+        started = time.monotonic()
+        convert_checkpoint(
+            checkpoint_path,
+            target,
+            tag_list=tag_paths.get(TAG_FILES[0]),
+            tag_list_chinese=tag_paths.get(TAG_FILES[1]),
+            thresholds=tag_paths.get(TAG_FILES[2]),
+            overwrite=True,
+        )
+        logger.debug("conversion took %.1f s", time.monotonic() - started)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------- hooks
+_HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
+
+
+def _redirect(name, kwargs, known: bool):
+    """The converted folder to load instead of `name`, or None to leave the call alone."""
+    if kwargs.get("subfolder") or not looks_like_repo_id(name):
+        return None
+    if known != (name in ORIGINAL_REPOS):
+        return None
+    hub = {key: kwargs.get(key) for key in _HUB_KWARGS if kwargs.get(key) is not None}
+    if "token" not in hub and kwargs.get("use_auth_token") is not None:
+        hub["token"] = kwargs["use_auth_token"]
+    return resolve_original_checkpoint(name, strict=known, **hub)
+
+
+def _wrap(owner, attribute: str = "from_pretrained") -> None:
+    static = inspect.getattr_static(owner, attribute)
+    if getattr(getattr(static, "__func__", static), "_ramplus_hook", False):
+        return
+    if isinstance(static, classmethod):
+        function, bind = static.__func__, True
+    elif isinstance(static, staticmethod):
+        function, bind = static.__func__, False
+    else:
+        return
+
+    @functools.wraps(function)
+    def from_pretrained(*args, **kwargs):
+        head, rest = (args[:1], args[1:]) if bind else ((), args)
+        if not rest:
+            return function(*head, *rest, **kwargs)
+        name, more = rest[0], rest[1:]
+        folder = _redirect(name, kwargs, known=True)
+        if folder is not None:
+            return function(*head, os.fspath(folder), *more, **_without_hub_kwargs(kwargs))
+        try:
+            return function(*head, *rest, **kwargs)
+        except (OSError, ValueError) as error:
+            if not looks_like_repo_id(name) or name in ORIGINAL_REPOS:
+                raise
+            from .convert import ConversionError
+
+            try:
+                folder = _redirect(name, kwargs, known=False)
+            except ConversionError:
+                raise  # the repository holds a checkpoint that does not convert: say why
+            except Exception:  # noqa: BLE001  (a failed look-up: the original error is the one to show)
+                raise error from None
+            if folder is None:
+                raise
+            return function(*head, os.fspath(folder), *more, **_without_hub_kwargs(kwargs))
+
+    from_pretrained._ramplus_hook = True
+    setattr(owner, attribute, classmethod(from_pretrained) if bind else staticmethod(from_pretrained))
+
+
+def _without_hub_kwargs(kwargs: dict) -> dict:
+    # the converted folder is local: revision/cache/token options no longer apply to it
+    return {k: v for k, v in kwargs.items() if k not in ("revision", "force_download", "code_revision")}
+
+
+def install_hooks() -> None:
+    """Let the Auto classes and the package's classes load original-format repositories (idempotent)."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoProcessor
+
+    from .configuration_ram_plus import RamPlusConfig
+    from .image_processing_ram_plus import RamPlusImageProcessor
+    from .modeling_ram_plus import RamPlusPreTrainedModel
+    from .processing_ram_plus import RamPlusProcessor
+
+    for owner in (
+        AutoConfig,
+        AutoModel,
+        AutoModelForImageClassification,
+        AutoImageProcessor,
+        AutoProcessor,
+        RamPlusConfig,
+        RamPlusPreTrainedModel,
+        RamPlusImageProcessor,
+        RamPlusProcessor,
+    ):
+        _wrap(owner)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]:
+    """
+    For command-line tools: `(name_or_folder, extra_kwargs)` to pass to `pipeline`/`from_pretrained`, failing within
+    seconds with a message naming both possibilities when `name` is neither a local folder nor reachable on the Hub.
+
+    A local folder is returned as is; a path that does not exist is an error; a Hub id is looked up with one request
+    (no retries): an original-format repository gives its converted folder, a transformers repository its id; when
+    the Hub cannot be reached (or `HF_HUB_OFFLINE` is set) the cached snapshot folder is used, otherwise the error
+    says so.
+    """
+    if os.path.isdir(name):
+        return name, {}
+    if os.path.exists(name):
+        raise ValueError(f"--model {name!r} is a file, not a model folder (convert a .pth with `ramplus convert`)")
+    if not looks_like_repo_id(name):
+        raise ValueError(
+            f"--model {name!r} is neither a local folder (no such directory) nor a valid Hugging Face Hub id "
+            "(owner/name)"
+        )
+    try:
+        folder, offline = _resolve(name, revision, None, token, False, False, True)
+    except HubUnreachableError as error:
+        cause = error.__cause__ or error
+        raise HubUnreachableError(
+            f"--model {name!r} is not a local folder, and the Hugging Face Hub could not be reached to look it up as "
+            f"a model id ({type(cause).__name__}: {cause}); nothing is cached for it. If it is a folder, check the "
+            "path; if it is a Hub id, check the network, or set HF_HUB_OFFLINE=1 to use only the local cache"
+        ) from None
+    except Exception as error:  # noqa: BLE001
+        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+        if isinstance(error, RepositoryNotFoundError):
+            raise ValueError(
+                f"--model {name!r} is neither a local folder (no such directory) nor a model repository on the "
+                "Hugging Face Hub (not found, or private without a token)"
+            ) from None
+        if isinstance(error, RevisionNotFoundError):
+            raise ValueError(f"--model {name!r}: revision {revision!r} not found on the Hub") from None
+        if isinstance(error, LocalEntryNotFoundError):
+            raise ValueError(
+                f"--model {name!r} is not a local folder, and as a Hub id it is not in the cache while offline mode "
+                "is on (HF_HUB_OFFLINE=1): check the path, or load it once with the network"
+            ) from None
+        raise
+    if folder is not None:
+        return os.fspath(folder), {}
+    if offline:  # the Hub is out of reach (or HF_HUB_OFFLINE): the cached snapshot, a plain local folder
+        listing = _cached_snapshot(name, revision, None)
+        if listing is not None:
+            return os.fspath(_storage_folder(name, None) / "snapshots" / listing[0]), {}
+    return name, {}
+
+
+__all__ = [
+    "AUTHORS_REPO_ID",
+    "DEFAULT_MODEL",
+    "HubUnreachableError",
+    "UnsupportedRepositoryError",
+    "bundled_tag_files",
+    "install_hooks",
+    "resolve_model_name",
+    "resolve_original_checkpoint",
+]
