@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from transformers import AutoModel
 from transformers_ramplus import RamPlusModel, RamPlusOutput, asymmetric_loss
 
-from conftest import spread_model, tiny_config, tiny_model
+from conftest import spread_model, tiny_model
 
 
 def pixels(batch=2, size=64, seed=1):

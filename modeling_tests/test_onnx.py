@@ -1,6 +1,5 @@
 """ONNX export of the tagger, checked against PyTorch with onnxruntime (tiny config)."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -14,7 +14,7 @@ from transformers_ramplus import RamPlusModel, optimize_for_inference
 from transformers_ramplus import optimization
 from transformers_ramplus.optimization import FoldedCrossAttentionMixin, OneDnnLinearMode, is_optimized
 
-from conftest import PROJECT_ROOT, spread_model, tiny_model
+from conftest import PROJECT_ROOT, spread_model
 
 # fp32 logits of the spread fixtures are several units apart; the fast paths change them by ~1e-6 (summation order)
 ATOL = 1e-4
@@ -60,7 +60,7 @@ def test_optimized_matches_reference_and_takes_the_fast_path(monkeypatch, batch)
     torch.testing.assert_close(fast.image_embeds, reference.get_image_embeds(x), atol=ATOL, rtol=0)
 
 
-def test_open_set_subsets_and_masks_match(monkeypatch):
+def test_open_set_subsets_and_masks_match():
     reference, optimized = _pair(num_tags=6, descriptions_per_tag=3)
     generator = torch.Generator().manual_seed(3)
     label_embeds = F.normalize(torch.randn(5, 4, reference.config.text_embed_dim, generator=generator), dim=-1)
@@ -149,7 +149,7 @@ def test_same_signature_and_checks():
 
 
 def test_bf16_precision():
-    reference, optimized = spread_model(num_tags=6), None
+    reference = spread_model(num_tags=6)
     optimized = optimize_for_inference(copy.deepcopy(reference), precision="bf16")
     assert optimized.classifier.weight.dtype == torch.bfloat16 and optimized.inference_precision == "bf16"
     x = _pixels(3)
