@@ -98,3 +98,56 @@ def test_train_transform_is_random_but_seeded():
     assert not torch.equal(first, other)
     left, top, right, bottom = transform.crop_box(70, 50)
     assert 0 <= left < right <= 70 and 0 <= top < bottom <= 50
+
+
+def test_load_training_dataset_reads_every_format_through_datasets(tmp_path, image_folder, monkeypatch):
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # no network: a Hub id must fail fast
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    from transformers_ramplus.data import dataset_tag_names, load_training_dataset, prepare_dataset
+
+    label2id = {"red": 0, "square": 1, "blue": 2}
+    # metadata.jsonl folder
+    raw, root = load_training_dataset(image_folder)
+    assert root == image_folder and dataset_tag_names(raw) == ["red", "square", "blue"]
+    prepared = prepare_dataset(raw, label2id, image_root=root)
+    assert prepared["label_ids"] == [[0, 1], [2], [2]] and prepared["captions"][2] == ["a blue thing", "Blue."]
+    # the authors' JSON, as a file
+    (tmp_path / "authors").mkdir()
+    _write_image(tmp_path / "authors" / "a.png", (1, 2, 3))
+    (tmp_path / "authors" / "train.json").write_text(json.dumps([{"image_path": "a.png", "caption": ["x"], "union_label_id": [2]}]))
+    raw, root = load_training_dataset(tmp_path / "authors" / "train.json")
+    prepared = prepare_dataset(raw, label2id, image_root=root)
+    assert prepared[0]["image_path"] == str(tmp_path / "authors" / "a.png") and prepared[0]["label_ids"] == [2]
+    # a save_to_disk folder with a ClassLabel column, and the imagefolder of class subfolders
+    classes = datasets.Dataset.from_dict(
+        {"image": [str(image_folder / "red.png")], "label": [1]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["blue", "red"])}),
+    )
+    classes.save_to_disk(tmp_path / "saved")
+    raw, _ = load_training_dataset(tmp_path / "saved")
+    assert dataset_tag_names(raw) == ["blue", "red"]
+    assert prepare_dataset(raw, label2id)[0]["label_ids"] == [0]  # "red" -> the model's id 0
+    for name, color in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / "classes" / "train" / name).mkdir(parents=True)
+        _write_image(tmp_path / "classes" / "train" / name / "1.png", color)
+    raw, _ = load_training_dataset(tmp_path / "classes", split="train")
+    batch = RamPlusDataCollator(3, image_size=16, train=False)(prepare_dataset(raw, label2id).to_list())
+    assert sorted(batch["labels"].argmax(1).tolist()) == [0, 2]
+    # clear errors
+    with pytest.raises(ValueError, match="no image column 'picture'"):
+        prepare_dataset(raw, label2id, image_column="picture")
+    with pytest.raises(ValueError, match=r"does not know.*'square'"):
+        prepare_dataset(load_training_dataset(image_folder)[0], {"red": 0, "blue": 1})
+    with pytest.raises(ValueError, match="no such file or folder"):
+        load_training_dataset(str(tmp_path / "missing") + "/")
+    with pytest.raises(ValueError, match="no such file or folder"):
+        load_training_dataset("missing.json")
+    # a Hub id goes to load_dataset (offline here: datasets says it cannot find it, an OSError the CLI reports)
+    with pytest.raises(OSError):
+        load_training_dataset("someone/no-such-dataset-here")
+    with pytest.raises(ValueError, match="tag id 7"):
+        prepare_dataset(datasets.Dataset.from_dict({"image_path": ["a.png"], "label_ids": [[7]]}), num_tags=3)

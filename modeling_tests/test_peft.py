@@ -1,5 +1,6 @@
 """LoRA: default config, only adapter (and modules_to_save) parameters change, save/load, merge."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -182,3 +183,178 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     assert main(command) == 0  # second run: cached scores
     captured = capsys.readouterr()
     assert "using cached scores" in captured.err and json.loads(captured.out)["mAP"] == report["mAP"]
+
+
+def _adapter_with_new_tag(tmp_path):
+    """A saved base model (4 tags), and a LoRA adapter trained after adding the tag "lesion", saved by peft itself."""
+    from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
+
+    tokenizer = tiny_word_tokenizer("a photo of lesion scan".split())
+    tiny_model(num_tags=4, text_config=tiny_word_text_config()).save_pretrained(tmp_path / "base")
+    processor = RamPlusProcessor(image_processor=RamPlusImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer)
+    processor.save_pretrained(tmp_path / "base")
+    model = RamPlusModel.from_pretrained(tmp_path / "base")
+    add_tags(model, {"lesion": ["a photo of lesion", "a scan"]}, tokenizer=tokenizer)
+    lora = apply_lora(model)
+    _train(lora)
+    lora.save_pretrained(tmp_path / "adapter")  # plain peft: the vocabulary is part of the adapter's weights
+    processor.save_pretrained(tmp_path / "adapter")
+    return lora, tmp_path / "base", tmp_path / "adapter"
+
+
+def test_new_tags_travel_through_every_standard_loading_path(tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModel, pipeline
+
+    from transformers_ramplus import RamPlusModel
+
+    lora, base_dir, adapter_dir = _adapter_with_new_tag(tmp_path)
+    names = ["tag 0", "tag 1", "tag 2", "tag 3", "lesion"]
+    torch.manual_seed(4)
+    pixel_values = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = lora(pixel_values=pixel_values).logits
+    assert expected.shape == (2, 5)
+    weights = load_file(adapter_dir / "adapter_model.safetensors")
+    vocabulary_keys = [k for k in weights if "tag_vocabulary" in k]
+    assert len(vocabulary_keys) == 2 and weights[[k for k in vocabulary_keys if k.endswith("label_embeds")][0]].shape == (15, 24)
+    assert not (adapter_dir / "tag_set.json").exists()  # no side file: peft's own modules_to_save carries the tags
+
+    def check(model, how):
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        assert inner.config.tag_names == names, how
+        assert inner.config.thresholds()[-1] == 0.5, how
+        with torch.no_grad():
+            torch.testing.assert_close(model.eval()(pixel_values=pixel_values).logits, expected, rtol=1e-5, atol=1e-5, msg=how)
+
+    check(PeftModel.from_pretrained(RamPlusModel.from_pretrained(base_dir), adapter_dir), "PeftModel.from_pretrained")
+    plain = RamPlusModel.from_pretrained(base_dir)
+    plain.load_adapter(str(adapter_dir))
+    check(plain, "model.load_adapter")
+    check(AutoModel.from_pretrained(adapter_dir), "AutoModel.from_pretrained(adapter_dir)")
+    tagger = pipeline("zero-shot-image-tagging", model=str(adapter_dir), device="cpu")
+    check(tagger.model, "pipeline(model=adapter_dir)")
+    image = (np.random.default_rng(0).integers(0, 255, (64, 64, 3))).astype(np.uint8)
+    result = tagger(image, threshold=0.0)
+    assert {r["label"] for r in result} == set(names)
+    with torch.no_grad():
+        direct = torch.sigmoid(tagger.model(**tagger.image_processor(image, return_tensors="pt")).logits[0])
+    assert {r["label"]: r["score"] for r in result}["lesion"] == pytest.approx(direct[-1].item(), abs=1e-6)
+
+
+def test_adapters_without_new_tags_stay_small_and_configs_that_drop_tags_are_refused(tmp_path):
+    from peft import LoraConfig, PeftModel
+    from safetensors.torch import load_file
+
+    model = apply_lora(tiny_model(num_tags=4))
+    model.save_pretrained(tmp_path / "adapter")
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert all(v.numel() == 0 for k, v in weights.items() if "tag_vocabulary" in k)
+    loaded = PeftModel.from_pretrained(tiny_model(num_tags=4), tmp_path / "adapter")
+    assert loaded.get_base_model().config.num_tags == 4 and not loaded.get_base_model().vocabulary_changed
+
+    changed = tiny_model(num_tags=4)
+    changed.set_label_embeds(torch.nn.functional.normalize(torch.randn(6, 3, 24), dim=-1), [f"new {i}" for i in range(6)])
+    with pytest.raises(ValueError, match="tag_vocabulary"):
+        apply_lora(changed, LoraConfig(target_modules=["query_projection"], modules_to_save=["classifier"]))
+    # a merged adapter is a plain model again: its vocabulary lives in its config and label_embeds
+    merged = merge_adapter(apply_lora(changed))
+    assert not any("tag_vocabulary" in k for k in merged.state_dict())
+
+
+def test_finetune_command_trains_any_dataset_with_trainer_flags_and_evaluation(tmp_path, capsys):
+    """`--dataset` an imagefolder of class subfolders (read by load_dataset), `--eval-dataset`, and TrainingArguments
+    flags (gradient accumulation, warmup, bf16 on CPU, best checkpoint) parsed by HfArgumentParser."""
+    import json
+
+    from PIL import Image
+
+    from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
+    from transformers_ramplus.cli import main
+
+    base = tiny_model(num_tags=3)
+    base.config.id2label = {0: "red", 1: "green", 2: "blue"}
+    base.config.label2id = {"red": 0, "green": 1, "blue": 2}
+    base.save_pretrained(tmp_path / "base")
+    RamPlusImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path / "base")
+    colors = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
+    for split in ("train", "validation"):
+        for name, color in colors.items():
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for index in range(2):
+                Image.new("RGB", (40, 40), color).save(tmp_path / "data" / split / name / f"{index}.png")
+    out = tmp_path / "run"
+    code = main([
+        "finetune", str(tmp_path / "base"), str(out), "--dataset", str(tmp_path / "data"), "--eval-split", "validation",
+        "--max_steps", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2",
+        "--warmup_ratio", "0.5", "--bf16", "--report_to", "none", "--save_steps", "1", "--load_best_model_at_end",
+        "--lr_scheduler_type", "linear",
+    ])
+    assert code == 0
+    summary = capsys.readouterr().err
+    assert "evaluation:" in summary and "best checkpoint" in summary
+    state = json.loads((out / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["best_metric"] is not None and any("eval_mAP" in e for e in state["log_history"])
+    args = torch.load(out / "checkpoints" / "checkpoint-2" / "training_args.bin", weights_only=False)
+    assert args.gradient_accumulation_steps == 2 and args.warmup_steps == 0.5 and args.bf16 and args.use_cpu
+    assert args.lr_scheduler_type == "linear" and args.learning_rate == 1e-4 and args.metric_for_best_model == "mAP"
+    assert (out / "adapter" / "preprocessor_config.json").is_file()
+    fresh = RamPlusModel.from_pretrained(tmp_path / "base")
+    fresh.load_adapter(str(out / "adapter"))
+    assert fresh.config.tag_names == ["red", "green", "blue"]
+
+
+def test_finetune_command_parses_every_training_argument():
+    from transformers_ramplus.cli import build_parser
+    from transformers_ramplus.commands.finetune import training_arguments
+
+    argv = [
+        "finetune", "base", "out", "--dataset", "user/dataset", "--push_to_hub", "--hub_model_id", "me/ramplus-ft",
+        "--report_to", "tensorboard", "--warmup_ratio", "0.1", "--epochs", "3", "--batch-size", "4", "--full",
+    ]
+    args = build_parser(argv).parse_args(argv)
+    parsed = training_arguments(args, has_eval=False)
+    assert parsed.push_to_hub and parsed.hub_model_id == "me/ramplus-ft" and parsed.report_to == ["tensorboard"]
+    assert parsed.num_train_epochs == 3 and parsed.per_device_train_batch_size == 4 and parsed.warmup_steps == 0.1
+    assert parsed.learning_rate == 5e-6 and parsed.lr_scheduler_type == "cosine" and parsed.weight_decay == 0.05
+    assert parsed.output_dir.endswith("checkpoints")
+    with pytest.raises(SystemExit):
+        build_parser(["finetune", "b", "o", "--dataset", "d", "--warmup_ratio", "x"]).parse_args(
+            ["finetune", "b", "o", "--dataset", "d", "--warmup_ratio", "x"]
+        )
+
+
+def test_models_with_the_vocabulary_carrier_deepcopy_and_pickle():
+    import copy
+    import io
+
+    model = tiny_model(num_tags=3)
+    clone = copy.deepcopy(model)
+    assert clone.tag_vocabulary._owner() is clone and not clone.tag_vocabulary._is_adapter_copy
+    buffer = io.BytesIO()
+    torch.save(apply_lora(model), buffer)
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=False).get_base_model()
+    copy_in_adapter = restored.tag_vocabulary.modules_to_save["default"]
+    assert copy_in_adapter._owner() is restored and copy_in_adapter._is_adapter_copy
+
+
+def test_adapters_of_earlier_versions_fail_loudly_on_the_transformers_path(tmp_path):
+    from transformers_ramplus import RamPlusModel, TagSet
+
+    _, base_dir, adapter_dir = _adapter_with_new_tag(tmp_path)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    model = RamPlusModel.from_pretrained(base_dir)
+    add_tags(model, {"lesion": ["a photo of lesion"]}, tokenizer=tiny_word_tokenizer("a photo of lesion".split()))
+    peft_model = apply_lora(model, default_lora_config())
+    peft_model.peft_config["default"].modules_to_save = ["classifier"]  # as earlier versions saved it
+    model.vocabulary_changed = False
+    peft_model.save_pretrained(legacy)
+    TagSet.from_vocabulary(model).save_pretrained(legacy)
+    fresh = RamPlusModel.from_pretrained(base_dir)
+    with pytest.raises(ValueError, match="peft_utils.load_adapter"):
+        fresh.load_adapter(str(legacy))
+    restored = load_adapter(RamPlusModel.from_pretrained(base_dir), legacy)
+    assert restored.get_base_model().config.tag_names[-1] == "lesion"

@@ -10,7 +10,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from transformers_ramplus import RamPlusModel, TagSet
 from transformers_ramplus.evaluation import mean_average_precision
-from transformers_ramplus.data import EvalTransform, RamPlusDataCollator, load_imagefolder_dataset
+from transformers_ramplus.data import ImageProcessorTransform, RamPlusDataCollator, load_imagefolder_dataset
 from transformers_ramplus.training import (
     RamPlusTrainer,
     RamPlusTrainingArguments,
@@ -109,7 +109,7 @@ def test_trainer_full_objective_updates_only_trainable_parts(folder, tmp_path):
 def test_trainer_tags_only_data_lowers_the_loss(folder, tmp_path):
     model = _model(seed=1)
     dataset = load_imagefolder_dataset(folder, model.config.label2id)
-    collator = RamPlusDataCollator(3, transform=EvalTransform(64))  # no tokenizer: tag loss only
+    collator = RamPlusDataCollator(3, transform=ImageProcessorTransform(size=64))  # no tokenizer: tag loss only
     eval_batch = RamPlusDataCollator(3, train=False, image_size=64)([dataset[i] for i in range(len(dataset))])
     model.eval()
     with torch.no_grad():
@@ -225,3 +225,92 @@ def test_accelerate_launch_two_processes_gloo(tmp_path):
     assert ranks[0]["digest"] == pytest.approx(ranks[1]["digest"], rel=1e-9)  # DDP kept the replicas identical
     logs = [e for e in ranks[0]["logs"] if "loss" in e]
     assert len(logs) == 3 and all("tag_loss" in e and "alignment_loss" in e for e in logs)
+
+
+def _image_dataset(folder, with_broken=False):
+    """A `datasets` dataset as `load_dataset("imagefolder")` or a Hub dataset gives it: decoded `image` column, tags
+    by name, captions."""
+    import datasets
+
+    records = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    rows = {
+        "image": [str(folder / r["file_name"]) for r in records],
+        "tags": [r["tags"] for r in records],
+        "caption": [r["caption"] for r in records],
+    }
+    features = datasets.Features(
+        {"image": datasets.Image(), "tags": datasets.Sequence(datasets.Value("string")), "caption": datasets.Value("string")}
+    )
+    dataset = datasets.Dataset.from_dict(rows, features=features)
+    assert isinstance(dataset[0]["image"], Image.Image)  # decoded by datasets
+    return dataset
+
+
+def test_collator_reads_image_columns_and_tags_by_name_or_id(folder):
+    dataset = _image_dataset(folder)
+    label2id = {"red": 0, "green": 1, "blue": 2}
+    collator = RamPlusDataCollator(3, image_size=64, label2id=label2id, train=False)
+    rows = [dataset[i] for i in range(3)]  # PIL images (decoded by datasets), tags by name
+    batch = collator(rows)
+    torch.testing.assert_close(batch["labels"], torch.eye(3))
+    by_id = collator([{"image_path": str(folder / "0.png"), "label_ids": [0]}, {"image": {"bytes": (folder / "1.png").read_bytes(), "path": None}, "label_ids": [1]}])
+    torch.testing.assert_close(by_id["pixel_values"], batch["pixel_values"][:2])
+    torch.testing.assert_close(by_id["labels"], torch.eye(3)[:2])
+    with pytest.raises(ValueError, match="'purple' is not in the model's vocabulary"):
+        collator([{"image": rows[0]["image"], "tags": ["purple"]}])
+    # the evaluation transform is the image processor itself: the pixels inference sees
+    from transformers_ramplus import RamPlusImageProcessor
+
+    processor = RamPlusImageProcessor(size={"height": 64, "width": 64})
+    torch.testing.assert_close(batch["pixel_values"], processor([r["image"] for r in rows], return_tensors="pt")["pixel_values"])
+
+
+def test_lora_training_on_an_image_dataset_with_evaluation_and_checkpoints_that_keep_new_tags(folder, tmp_path):
+    from peft import PeftModel
+
+    from transformers_ramplus.data import prepare_dataset
+    from transformers_ramplus.peft_utils import apply_lora
+
+    tokenizer = tiny_word_tokenizer(WORDS + ["circle"])
+    base = _model(seed=3)
+    base.save_pretrained(tmp_path / "base")
+    model = RamPlusModel.from_pretrained(tmp_path / "base")
+    add_tags(model, {"circle": ["a circle", "a red circle"]}, tokenizer=tokenizer)
+    raw = _image_dataset(folder)
+    dataset = prepare_dataset(raw, model.config.label2id)
+    assert dataset.column_names == ["image", "label_ids", "captions", "sample_id"]
+    assert dataset[0]["image"]["path"].endswith("0.png")  # left undecoded: the collator reads (and skips) images
+    collator = RamPlusDataCollator(model.config.num_tags, tokenizer=tokenizer, image_size=64)
+    args = _args(
+        tmp_path, max_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=8, learning_rate=3e-3,
+        save_strategy="steps", save_steps=1, eval_strategy="steps", eval_steps=1, load_best_model_at_end=True,
+        metric_for_best_model="mAP", greater_is_better=True,
+    )
+    trainer = RamPlusTrainer(
+        model=apply_lora(model), args=args, train_dataset=dataset, eval_dataset=dataset, data_collator=collator,
+        compute_metrics=compute_tagging_metrics,
+    )
+    assert not trainer.eval_data_collator.train  # evaluation never sees augmented images
+    trainer.train()
+    evaluations = [e for e in trainer.state.log_history if "eval_mAP" in e]
+    assert len(evaluations) == 2 and all({"eval_CP", "eval_CR", "eval_CF1", "eval_loss"} <= set(e) for e in evaluations)
+    assert trainer.state.best_model_checkpoint is not None
+    first, second = trainer.evaluate(), trainer.evaluate()
+    assert first["eval_loss"] == second["eval_loss"] and first["eval_mAP"] == second["eval_mAP"]  # deterministic
+    batch = trainer.eval_data_collator([dataset[i] for i in range(len(dataset))])
+    trainer.model.eval()
+    with torch.no_grad():
+        direct = trainer.model(**{k: v for k, v in batch.items() if k != "num_skipped_images"}).loss.item()
+    assert first["eval_loss"] == pytest.approx(direct, rel=1e-4)  # tag + alignment loss of unaugmented images
+
+    # every intermediate checkpoint is an adapter that carries the new tag
+    checkpoint = tmp_path / "out" / "checkpoint-1"
+    fresh = RamPlusModel.from_pretrained(tmp_path / "base")
+    assert fresh.config.num_tags == 3
+    loaded = PeftModel.from_pretrained(fresh, checkpoint)
+    assert loaded.get_base_model().config.tag_names == ["red", "green", "blue", "circle"]
+    other = RamPlusModel.from_pretrained(tmp_path / "base")
+    other.load_adapter(str(checkpoint))
+    assert other.config.tag_names[-1] == "circle"
+    with torch.no_grad():
+        torch.testing.assert_close(other.eval()(batch["pixel_values"]).logits, loaded.eval()(pixel_values=batch["pixel_values"]).logits, rtol=1e-5, atol=1e-5)

@@ -146,9 +146,9 @@ def build_model(seed: int):
 
 
 def predict_scores(model, paths, batch_size=256):
-    from transformers_ramplus.data import EvalTransform
+    from transformers_ramplus.data import ImageProcessorTransform
 
-    transform = EvalTransform(IMAGE_SIZE)
+    transform = ImageProcessorTransform(size=IMAGE_SIZE)  # the inference preprocessing
     model.eval()
     chunks = []
     with torch.no_grad():

@@ -20,19 +20,33 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `ramplus` parser. With `argv`, only the chosen command's module is imported and its arguments added.
+
+    A command module may set `PARSER_CLASS` (e.g. transformers' `HfArgumentParser`) for its sub-parser."""
     parser = argparse.ArgumentParser(prog="ramplus", description="RAM++ image tagging with Hugging Face transformers")
     parser.add_argument("--verbose", "-v", action="store_true", help="log more detail")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((a for a in argv if a in COMMANDS), None) if argv is not None else None
     for name, (module_name, help_text) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if chosen is not None and name != chosen:
+            subparsers.add_parser(name, help=help_text, description=help_text).set_defaults(_module=module_name)
+            continue
+        module = importlib.import_module(module_name)
+        default_class = subparsers._parser_class
+        subparsers._parser_class = getattr(module, "PARSER_CLASS", default_class)
+        try:
+            sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        finally:
+            subparsers._parser_class = default_class
         sub.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(sub)
+        module.add_arguments(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     module = importlib.import_module(args._module)

@@ -249,7 +249,7 @@ def write_thresholds(config, thresholds, tag_indices: Sequence[int] | None = Non
 
 
 # ----------------------------------------------------------------------------------------------------- scoring
-IMAGE_EXTENSIONS = ("", ".jpg", ".jpeg", ".JPEG", ".png", ".webp")
+IMAGE_EXTENSIONS = ("", ".jpg", ".jpeg", ".JPEG", ".png", ".webp", ".dcm")
 
 
 def find_image(images_dir: str | os.PathLike, name: str) -> str | None:
@@ -278,7 +278,10 @@ def score_images(model, image_processor, paths: Sequence[str], tag_indices=None,
         images, rows = [], []
         for row in range(start, min(start + batch_size, len(paths))):
             try:
-                images.append(load_image(paths[row], row))
+                if hasattr(image_processor, "load_images"):  # the processor's reading options (DICOM window)
+                    images.append(image_processor.load_images([paths[row]])[0])
+                else:
+                    images.append(load_image(paths[row], row))
                 rows.append(row)
             except (OSError, ValueError):
                 continue

@@ -23,9 +23,16 @@ class RamPlusImageProcessorKwargs(ImagesKwargs, total=False):
     apply_exif_orientation (`bool`, *optional*, defaults to `False`):
         Rotate/flip images according to their EXIF orientation tag before resizing. The original RAM++ ignores the
         tag (its published numbers are computed that way), so this is off by default.
+    dicom_window (`list[float]`, *optional*, defaults to `None`):
+        `[center, width]` display window for grayscale DICOM files; `None` uses each file's own VOI window (see
+        `transformers_ramplus.dicom`).
+    dicom_frame (`int`, *optional*, defaults to `None`):
+        Frame of multi-frame DICOM files (0-based); `None` takes the middle frame.
     """
 
     apply_exif_orientation: bool | None
+    dicom_window: list[float] | None
+    dicom_frame: int | None
 
 
 class ImageLoadingError(ValueError):
@@ -78,12 +85,42 @@ def _array_to_pil(array: np.ndarray, label: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-def load_image(item, index: int = 0, apply_exif_orientation: bool = False) -> Image.Image:
-    """Turn one input (path, URL, bytes, PIL image, numpy array, torch tensor) into an RGB PIL image.
+def _read_dicom(source, label: str, dicom_window, dicom_frame) -> Image.Image:
+    """DICOM files and bytes (the `medical` extra): `transformers_ramplus.dicom`, imported only when needed."""
+    from .dicom import read_dicom
+
+    try:
+        return read_dicom(source, window=dicom_window, frame=dicom_frame, label=label)
+    except ValueError as error:
+        raise ImageLoadingError(str(error)) from error
+
+
+def _is_dicom(item) -> bool:
+    """A DICOM path (`.dcm`/`.dicom` or the DICM magic) or DICOM bytes: read by `transformers_ramplus.dicom`."""
+    if isinstance(item, (bytes, bytearray)):
+        return len(item) >= 132 and bytes(item[128:132]) == b"DICM"
+    if isinstance(item, (str, os.PathLike)):
+        source = os.fspath(item)
+        if source.startswith(("http://", "https://")):
+            return False
+        from .dicom import is_dicom_file
+
+        return os.path.isfile(source) and is_dicom_file(source)
+    return False
+
+
+def load_image(
+    item, index: int = 0, apply_exif_orientation: bool = False, dicom_window=None, dicom_frame: int | None = None
+) -> Image.Image:
+    """Turn one input (path, URL, bytes, PIL image, numpy array, torch tensor; DICOM files and bytes with the
+    `medical` extra) into an RGB PIL image.
 
     Raises `ImageLoadingError` (a `ValueError`) naming the input when it is unreadable, empty or malformed.
+    `dicom_window` (`(center, width)`) and `dicom_frame` apply to DICOM inputs (see `transformers_ramplus.dicom`).
     """
     label = _describe(item, index)
+    if _is_dicom(item):
+        return _read_dicom(item, label, dicom_window, dicom_frame)
     if isinstance(item, (str, os.PathLike)):
         source = os.fspath(item)
         if source.startswith(("http://", "https://")):
@@ -154,7 +191,7 @@ class RamPlusImageProcessor(PilBackend):
     r"""
     RAM++ image processor: RGB, 384x384 PIL bilinear resize (no aspect ratio, no crop), rescale, ImageNet normalize.
 
-    Accepts file paths, URLs, bytes, PIL images (any mode: L, LA, P, RGBA, CMYK, I;16, ...), numpy arrays and torch
+    Accepts file paths, URLs, bytes (DICOM files too, with the `medical` extra), PIL images (any mode: L, LA, P, RGBA, CMYK, I;16, ...), numpy arrays and torch
     tensors (HWC or CHW; uint8, uint16 or floats in [0, 1]), alone or in lists of mixed sizes and modes. An unreadable,
     empty or zero-sized input raises a `ValueError` that names it.
     """
@@ -172,14 +209,25 @@ class RamPlusImageProcessor(PilBackend):
     do_normalize = True
     do_convert_rgb = True
     apply_exif_orientation = False
+    dicom_window = None
+    dicom_frame = None
 
-    def load_images(self, images, apply_exif_orientation: bool | None = None) -> list[Image.Image]:
+    def load_images(
+        self, images, apply_exif_orientation: bool | None = None, dicom_window=None, dicom_frame: int | None = None
+    ) -> list[Image.Image]:
         """Load and validate every input as an RGB PIL image (the first bad input raises)."""
         apply = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
-        return [load_image(item, index, bool(apply)) for index, item in enumerate(_flatten_inputs(images))]
+        window = self.dicom_window if dicom_window is None else dicom_window
+        frame = self.dicom_frame if dicom_frame is None else dicom_frame
+        return [
+            load_image(item, index, bool(apply), dicom_window=window, dicom_frame=frame)
+            for index, item in enumerate(_flatten_inputs(images))
+        ]
 
     def _prepare_image_like_inputs(self, images, *args, expected_ndims: int = 3, **kwargs) -> list[np.ndarray]:
-        loaded = self.load_images(images, kwargs.get("apply_exif_orientation"))
+        loaded = self.load_images(
+            images, kwargs.get("apply_exif_orientation"), kwargs.get("dicom_window"), kwargs.get("dicom_frame")
+        )
         return [self.process_image(image, *args, **kwargs) for image in loaded]
 
 

@@ -16,6 +16,10 @@ This file imports only its configuration, `transformers` and `torch`, so that `s
 
 from __future__ import annotations
 
+import copy
+import json
+import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -265,6 +269,121 @@ class RamPlusDecoder(nn.Module):
         return hidden_states
 
 
+# ------------------------------------------------------------------------------------------ vocabulary in adapters
+TAG_VOCABULARY_MODULE = "tag_vocabulary"
+
+
+class RamPlusTagVocabulary(nn.Module):
+    """Carries the model's tag vocabulary (`label_embeds` and the config's names, thresholds, Chinese names and
+    description counts) inside PEFT adapters, so that tags added before fine-tuning travel with the adapter weights.
+
+    It holds no weights of its own and adds nothing to a full model's state dict. Listed in a `LoraConfig`'s
+    `modules_to_save`, peft wraps it and keeps a copy per adapter: the copy writes the owning model's vocabulary into
+    the adapter's state dict (`label_embeds` and a UTF-8 JSON `vocabulary` tensor), only when the vocabulary was
+    changed after loading (`RamPlusModel.set_label_embeds`), and loading that state dict (`PeftModel.from_pretrained`,
+    `model.load_adapter`, Trainer checkpoints) puts the vocabulary back into the model."""
+
+    def __init__(self, owner: nn.Module):
+        super().__init__()
+        self.__dict__["_owner"] = weakref.ref(owner)
+        self.__dict__["_is_adapter_copy"] = False
+
+    def __deepcopy__(self, memo):
+        owner = self._owner()
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key not in ("_owner", "_is_adapter_copy"):
+                new.__dict__[key] = copy.deepcopy(value, memo)
+        # copying the whole model maps the owner to its copy; peft copying this module alone keeps the owner
+        mapped = memo.get(id(owner), owner) if owner is not None else None
+        new.__dict__["_owner"] = weakref.ref(mapped) if mapped is not None else (lambda: None)
+        new.__dict__["_is_adapter_copy"] = mapped is owner or self._is_adapter_copy
+        return new
+
+    def __getstate__(self):  # pickling (torch.save(model), spawn workers): the owner re-links itself on load
+        state = dict(self.__dict__)
+        state["_owner"] = None
+        return state
+
+    def __setstate__(self, state):
+        owner = state.pop("_owner", None)
+        self.__dict__.update(state)
+        self.__dict__["_owner"] = owner if owner is not None else (lambda: None)
+
+    def forward(self):
+        raise RuntimeError("RamPlusTagVocabulary only carries the vocabulary in adapters; it has no forward")
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        owner = self._owner()
+        if (
+            owner is None
+            or not self._is_adapter_copy
+            or owner._modules.get(TAG_VOCABULARY_MODULE) is self  # merged back into a plain model: nothing to add
+            or owner.__dict__.get("_loading_adapter_vocabulary", False)  # load_adapter installed it already
+        ):
+            return
+        if getattr(owner, "vocabulary_changed", False):
+            destination[prefix + "label_embeds"] = owner.label_embeds.detach().clone()
+            destination[prefix + "vocabulary"] = encode_vocabulary(owner.config)
+        else:  # the base model's own vocabulary: empty placeholders (peft loads the keys a module lists)
+            destination[prefix + "label_embeds"] = owner.label_embeds.new_zeros(0, owner.label_embeds.shape[-1])
+            destination[prefix + "vocabulary"] = torch.zeros(0, dtype=torch.uint8)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        embeds, vocabulary = state_dict.get(prefix + "label_embeds"), state_dict.get(prefix + "vocabulary")
+        if (embeds is None or embeds.numel() == 0) and (vocabulary is None or vocabulary.numel() == 0):
+            return  # the adapter was trained with its base model's vocabulary
+        owner = self._owner()
+        if owner is None or embeds is None or vocabulary is None:
+            error_msgs.append(f"{prefix}: an adapter vocabulary needs both `label_embeds` and `vocabulary`")
+            return
+        owner.apply_vocabulary(embeds, vocabulary)
+
+
+def _read_adapter_weights(peft_model_id, kwargs) -> dict | None:
+    """The adapter's state dict from a local folder or the Hub (`adapter_model.safetensors`), or None when the folder
+    has none (then `load_adapter` reports it)."""
+    from safetensors.torch import load_file
+    from transformers.utils import cached_file
+
+    options = dict(kwargs.get("adapter_kwargs") or {})
+    for name in ("revision", "token", "cache_dir", "local_files_only", "force_download", "subfolder"):
+        if kwargs.get(name) is not None:
+            options[name] = kwargs[name]
+    path = os.path.join(os.fspath(peft_model_id), "adapter_model.safetensors")
+    if not os.path.isfile(path):
+        try:
+            path = cached_file(
+                peft_model_id, "adapter_model.safetensors", _raise_exceptions_for_missing_entries=False, **options
+            )
+        except (OSError, ValueError):
+            path = None
+    return load_file(path) if path else None
+
+
+def encode_vocabulary(config: RamPlusConfig) -> torch.Tensor:
+    """The config's tag vocabulary (names, thresholds, Chinese names, description counts) as a uint8 JSON tensor."""
+    payload = {
+        "tag_names": list(config.tag_names),
+        "tag_thresholds": config.tag_thresholds,
+        "tag_names_chinese": config.tag_names_chinese,
+        "tag_description_counts": config.tag_description_counts,
+        "descriptions_per_tag": int(config.descriptions_per_tag),
+    }
+    return torch.frombuffer(bytearray(json.dumps(payload, ensure_ascii=False).encode("utf-8")), dtype=torch.uint8)
+
+
+def decode_vocabulary(tensor: torch.Tensor) -> dict:
+    try:
+        payload = json.loads(bytes(tensor.to(torch.uint8).cpu().tolist()).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"the adapter's tag vocabulary is not valid UTF-8 JSON: {error}") from error
+    if not isinstance(payload, dict) or not isinstance(payload.get("tag_names"), list):
+        raise ValueError("the adapter's tag vocabulary has no `tag_names` list")
+    return payload
+
+
 # ------------------------------------------------------------------------------------------------------ pretrained
 class RamPlusPreTrainedModel(PreTrainedModel):
     config_class = RamPlusConfig
@@ -322,6 +441,9 @@ class RamPlusModel(RamPlusPreTrainedModel):
         self.decoder = RamPlusDecoder(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
+        # the vocabulary as it travels in PEFT adapters (see RamPlusTagVocabulary); no weights of its own
+        self.tag_vocabulary = RamPlusTagVocabulary(self)
+        self.vocabulary_changed = False
         self.post_init()
         self.freeze_text_model()
 
@@ -339,6 +461,47 @@ class RamPlusModel(RamPlusPreTrainedModel):
         if self.text_model is not None:
             self.text_model.requires_grad_(False)
             self.text_model.eval()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for module in self.modules():  # unpickled vocabulary carriers (and their adapter copies) belong to this model
+            if isinstance(module, RamPlusTagVocabulary) and module._owner() is None:
+                module.__dict__["_owner"] = weakref.ref(self)
+
+    def load_adapter(self, peft_model_id=None, adapter_name=None, peft_config=None, adapter_state_dict=None, **kwargs):
+        """`PeftAdapterMixin.load_adapter` that also installs the tag vocabulary an adapter carries (see
+        `RamPlusTagVocabulary`): `model.load_adapter(dir)`, `AutoModel.from_pretrained(adapter_dir)` and
+        `pipeline(model=adapter_dir)` give the adapter's tags."""
+        if adapter_state_dict is None and peft_model_id is not None:
+            adapter_state_dict = _read_adapter_weights(peft_model_id, kwargs)
+        if adapter_state_dict is not None:
+            adapter_state_dict = dict(adapter_state_dict)
+            found = {}
+            for key in list(adapter_state_dict):
+                module, _, leaf = key.rpartition(".")
+                if TAG_VOCABULARY_MODULE in module.split(".") and leaf in ("label_embeds", "vocabulary"):
+                        found[leaf] = adapter_state_dict.pop(key)
+            if found.get("vocabulary") is not None and found["vocabulary"].numel():
+                if found.get("label_embeds") is None:
+                    raise ValueError(f"the adapter {peft_model_id} has a tag vocabulary but no label embeddings")
+                self.apply_vocabulary(found["label_embeds"], found["vocabulary"])
+            elif peft_model_id is not None and os.path.isfile(os.path.join(os.fspath(peft_model_id), "tag_set.json")):
+                raise ValueError(
+                    f"the adapter {peft_model_id} keeps its tags in tag_set.json (written by an earlier version), which "
+                    "this loading path does not read; load it with "
+                    "`transformers_ramplus.peft_utils.load_adapter(model, adapter_dir)`"
+                )
+        self.__dict__["_loading_adapter_vocabulary"] = True
+        try:
+            return super().load_adapter(
+                peft_model_id,
+                adapter_name=adapter_name,
+                peft_config=peft_config,
+                adapter_state_dict=adapter_state_dict,
+                **kwargs,
+            )
+        finally:
+            self.__dict__["_loading_adapter_vocabulary"] = False
 
     # ------------------------------------------------------------------ image and text encoders
     def get_image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -410,6 +573,35 @@ class RamPlusModel(RamPlusPreTrainedModel):
         )
         flat = label_embeds.detach().reshape(-1, label_embeds.shape[-1])
         self.label_embeds = flat.to(device=self.label_embeds.device, dtype=self.label_embeds.dtype).contiguous()
+        self.vocabulary_changed = True  # adapters trained from here on carry this vocabulary
+
+    def apply_vocabulary(self, label_embeds: torch.Tensor, vocabulary: torch.Tensor) -> None:
+        """Install a vocabulary saved in an adapter: `label_embeds` `(num_tags * D, dim)` and the uint8 JSON
+        `vocabulary` tensor written by `RamPlusTagVocabulary`."""
+        payload = decode_vocabulary(vocabulary)
+        names = payload["tag_names"]
+        per_tag = int(payload.get("descriptions_per_tag") or 0)
+        width = self.config.text_embed_dim
+        if label_embeds.dim() != 2 or label_embeds.shape[-1] != width or label_embeds.shape[0] != len(names) * per_tag:
+            raise ValueError(
+                f"the adapter's label embeddings {tuple(label_embeds.shape)} do not fit {len(names)} tags x {per_tag} "
+                f"descriptions of width {width} (was the adapter trained on a model with another text width?)"
+            )
+        if (
+            names == list(self.config.tag_names)
+            and per_tag == self.config.descriptions_per_tag
+            and tuple(self.label_embeds.shape) == tuple(label_embeds.shape)
+            and torch.equal(self.label_embeds, label_embeds.to(self.label_embeds.device, self.label_embeds.dtype))
+        ):
+            return
+        self.set_label_embeds(
+            label_embeds.reshape(len(names), per_tag, width),
+            names,
+            thresholds=payload.get("tag_thresholds"),
+            description_counts=payload.get("tag_description_counts"),
+            chinese_names=payload.get("tag_names_chinese"),
+        )
+        logger.info("installed the adapter's tag vocabulary (%d tags)", len(names))
 
     def resolve_label_embeds(
         self,
@@ -646,6 +838,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
 
 __all__ = [
     "RamPlusModel",
+    "RamPlusTagVocabulary",
     "RamPlusPreTrainedModel",
     "RamPlusOutput",
     "alignment_loss",

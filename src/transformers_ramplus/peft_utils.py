@@ -19,21 +19,25 @@ Which modules the default `LoraConfig` adapts, and why:
 
 `vision=False` leaves the image encoder out (cheapest: vocabulary fine-tuning on a familiar image domain).
 
-Adapters are saved with the tag vocabulary of the model they were trained on (a `TagSet`: `tag_set.json` +
-`tag_set.safetensors`), so that `load_adapter` can restore new tags on a fresh base model.
+**Tags travel with the weights.** The model's `tag_vocabulary` module (`RamPlusTagVocabulary`, no weights of its own)
+is always in `modules_to_save`: when the vocabulary was changed before fine-tuning (`add_tags`), the adapter's
+`adapter_model.safetensors` holds the label embeddings and the names/thresholds/descriptions counts, and every
+standard way of loading it installs them: `PeftModel.from_pretrained(base, dir)`, `base.load_adapter(dir)`,
+`AutoModel.from_pretrained(dir)`, `pipeline(model=dir)`, and Trainer `checkpoint-N` folders (which are adapters
+too). An adapter trained on the base model's own vocabulary adds two empty tensors. A `LoraConfig` without
+`tag_vocabulary` in `modules_to_save` is refused (`check_vocabulary_travels`) when the vocabulary was changed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
-import torch
 from torch import nn
 
 
 DECODER_PATTERN = r"decoder\.layers\.\d+\.(cross_attention\.(q_proj|k_proj|v_proj|o_proj)|fc1|fc2)"
 PROJECTION_PATTERN = r"query_projection|image_projection"
+VOCABULARY_MODULE = "tag_vocabulary"  # RamPlusTagVocabulary: carries changed vocabularies in adapters
 VISION_PATTERN = r"vision_model\.encoder\.layers\.\d+\.blocks\.\d+\.attention\.(q_proj|v_proj)"
 
 
@@ -54,7 +58,7 @@ def default_lora_config(
         lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
         target_modules=r"^(" + "|".join(patterns) + r")$",
-        modules_to_save=["classifier"] if train_classifier else None,
+        modules_to_save=(["classifier"] if train_classifier else []) + [VOCABULARY_MODULE],
         bias="none",
         **kwargs,
     )
@@ -69,20 +73,50 @@ def apply_lora(model: nn.Module, config=None):
 
     if not isinstance(model, RamPlusModel):
         raise TypeError(f"apply_lora expects a RamPlusModel, got {type(model).__name__}")
-    return get_peft_model(model, config or default_lora_config())
+    config = config or default_lora_config()
+    check_vocabulary_travels(model, config)
+    return get_peft_model(model, config)
 
 
-def save_adapter(peft_model, output_dir: str | os.PathLike) -> None:
-    """Save the adapter (`adapter_model.safetensors`, `adapter_config.json`) and the model's tag vocabulary."""
-    from .tag_sets import TagSet
+def check_vocabulary_travels(model: nn.Module, config=None) -> None:
+    """Raise when `model`'s vocabulary was changed (new tags) but its LoRA config would not save it in the adapter:
+    such an adapter would load later with the base model's old tags."""
+    from .training import _unwrap
 
+    inner = _unwrap(model)
+    if config is None:
+        peft_config = getattr(model, "peft_config", None)
+        if not peft_config:
+            return
+        config = peft_config[getattr(model, "active_adapter", "default")]
+    if not getattr(inner, "vocabulary_changed", False):
+        return
+    modules = getattr(config, "modules_to_save", None) or []
+    if VOCABULARY_MODULE not in modules:
+        raise ValueError(
+            "the model's tag vocabulary was changed (new tags), but the LoraConfig does not save it: add "
+            f"{VOCABULARY_MODULE!r} to `modules_to_save` (peft_utils.default_lora_config() does), or the adapter "
+            "would load later with the base model's old tags"
+        )
+
+
+def save_adapter(peft_model, output_dir: str | os.PathLike, processor=None) -> None:
+    """Save the adapter (`adapter_model.safetensors` with the tag vocabulary when it was changed,
+    `adapter_config.json`) and, when given, the processor, so that `pipeline(model=output_dir)` finds it."""
+    check_vocabulary_travels(peft_model)
     output_dir = os.fspath(output_dir)
     peft_model.save_pretrained(output_dir)
-    TagSet.from_vocabulary(peft_model.get_base_model()).save_pretrained(output_dir)
+    if processor is not None:
+        processor.save_pretrained(output_dir)
+        image_processor = getattr(processor, "image_processor", None)
+        if image_processor is not None:  # `preprocessor_config.json`, read by AutoImageProcessor and pipelines
+            image_processor.save_pretrained(output_dir)
 
 
 def load_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike, is_trainable: bool = False):
-    """Attach a saved adapter to a base `RamPlusModel`; its tag vocabulary (when saved) replaces the base model's."""
+    """Attach a saved adapter to a base `RamPlusModel` (`PeftModel.from_pretrained`, which installs the adapter's tag
+    vocabulary). Adapters written by earlier versions keep their vocabulary in `tag_set.json` side files; they are
+    read too."""
     from peft import PeftModel
 
     from .tag_sets import TAG_SET_CONFIG_NAME, TagSet
@@ -107,6 +141,7 @@ def trainable_parameter_names(model: nn.Module) -> list[str]:
 
 __all__ = [
     "apply_lora",
+    "check_vocabulary_travels",
     "default_lora_config",
     "load_adapter",
     "merge_adapter",

@@ -182,7 +182,7 @@ def prefer_local_pipelines(config_class) -> None:
     def getter(self):
         stored = self.__dict__.get("custom_pipelines")
         if not stored:
-            return stored
+            return {}  # a folder saved without the bundle: `pipeline()` takes len() of this
         from transformers.pipelines import PIPELINE_REGISTRY
 
         local = {}

@@ -39,7 +39,7 @@ class RamPlusTrainingArguments(TrainingArguments):
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (the paper uses 0.05)"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep image paths and captions"})
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "label columns"})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "logging integrations"})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "logging integrations"})
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -85,13 +85,30 @@ class RamPlusTrainer(Trainer):
             model's `text_embed_dim`.
         loss_weights (`dict`, *optional*): `{"tag": w, "alignment": w, "distillation": w}`; missing entries use the
             model config's `tag_loss_weight` / `align_loss_weight` / `distill_loss_weight`.
-        Everything else as `transformers.Trainer`.
+        eval_data_collator (*optional*): the collator of `eval_dataset` (evaluation and prediction). Default: the
+            training collator's deterministic twin (`data_collator.for_eval()`: no augmentation, the image processor's
+            inference preprocessing), or the training collator when it has none.
+        Everything else as `transformers.Trainer`. With `compute_metrics=compute_tagging_metrics`, evaluation reports
+        mAP, CP, CR, CF1, OP, OR, OF1 (`metric_for_best_model="mAP"` keeps the best checkpoint).
     """
 
-    def __init__(self, *args, teacher_model: nn.Module | None = None, loss_weights: Mapping[str, float] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        teacher_model: nn.Module | None = None,
+        loss_weights: Mapping[str, float] | None = None,
+        eval_data_collator=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         inner = _unwrap(self.model)
         freeze_frozen_parts(self.model)
+        from .peft_utils import check_vocabulary_travels
+
+        check_vocabulary_travels(self.model)  # checkpoints of an adapter must carry changed tags
+        if eval_data_collator is None and hasattr(self.data_collator, "for_eval"):
+            eval_data_collator = self.data_collator.for_eval()
+        self.eval_data_collator = eval_data_collator
         unknown = set(loss_weights or {}) - {"tag", "alignment", "distillation"}
         if unknown:
             raise ValueError(f"unknown `loss_weights` keys {sorted(unknown)}; use 'tag', 'alignment', 'distillation'")
@@ -119,6 +136,23 @@ class RamPlusTrainer(Trainer):
         self._component_sums = {name: 0.0 for name in LOSS_COMPONENTS}
         self._component_counts = {name: 0 for name in LOSS_COMPONENTS}
         self.num_skipped_images = 0
+
+    # ------------------------------------------------------------------ evaluation data
+    def _with_eval_collator(self, make_loader, *args, **kwargs):
+        if self.eval_data_collator is None:
+            return make_loader(*args, **kwargs)
+        training_collator = self.data_collator
+        self.data_collator = self.eval_data_collator
+        try:
+            return make_loader(*args, **kwargs)
+        finally:
+            self.data_collator = training_collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_eval_collator(super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_eval_collator(super().get_test_dataloader, test_dataset)
 
     # ------------------------------------------------------------------ loss
     def _teacher_embeds(self, teacher_pixel_values: torch.Tensor) -> torch.Tensor:

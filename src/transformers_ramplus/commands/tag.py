@@ -47,6 +47,7 @@ def add_arguments(parser):
     parser.add_argument("--output", "-o", help="output file (default: stdout); rerunning with the same file resumes")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--window", help="DICOM display window CENTER,WIDTH (default: each scan's own VOI window)")
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -302,6 +303,10 @@ def run(args) -> int:
     tagger = pipeline("zero-shot-image-tagging", model=model, device=args.device, **hub_kwargs)
     tag_set = tagger.get_tag_set(candidate_labels, templates=args.name_templates)  # all text work happens here, once
     exif = bool(getattr(tagger.image_processor, "apply_exif_orientation", False))
+    from ..dicom import validate_window
+
+    window = validate_window(args.window) or getattr(tagger.image_processor, "dicom_window", None)
+    frame = getattr(tagger.image_processor, "dicom_frame", None)
 
     writer = _JsonWriter(args.output) if fmt == "json" else _LineWriter(args.output, fmt)
     todo = [path for path in inputs if _key(path) not in writer.done]
@@ -317,7 +322,9 @@ def run(args) -> int:
             images, positions = [], []
             for position, path in enumerate(chunk):
                 try:
-                    images.append(load_image(path, index=start + position, apply_exif_orientation=exif))
+                    images.append(load_image(
+                        path, index=start + position, apply_exif_orientation=exif, dicom_window=window, dicom_frame=frame
+                    ))
                     positions.append(position)
                 except ValueError as error:
                     failures += 1
