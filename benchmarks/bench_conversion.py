@@ -2,7 +2,7 @@
 
     python benchmarks/bench_conversion.py [--workdir DIR] [--extra-gib 1.7] [--keep]
 
-The checkpoint has the released model's shapes (SPEC section 5: Swin-L/384, 4585 tags x 51 descriptions) plus
+The checkpoint has the released model's shapes (Swin-L/384, 4585 tags x 51 descriptions) plus
 `--extra-gib` of tensors the converter does not know (the released file is ~3.0 GB for ~1.27 GiB of needed
 weights). Conversion runs in a child process (`ramplus convert`), so its wall time and peak RSS are its own.
 Results go to `benchmarks/results/conversion.json` and are printed as a table.

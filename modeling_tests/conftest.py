@@ -88,9 +88,29 @@ def shared_data_dir():
     return DATA_DIR
 
 
+def spread_model(seed: int = 0, **overrides):
+    """A tiny random model whose logits spread over several units and whose attention is peaked, so that an error
+    in the attention, the re-weighting or the batching moves the logits by far more than the tests' tolerances (a
+    fresh tiny model gives near-constant logits, where such a bug changes them by ~1e-8)."""
+    model = tiny_model(seed=seed, **overrides)
+    with torch.no_grad():
+        model.classifier.weight.mul_(100.0)  # logits several units apart
+        model.reweight_scale.fill_(2.0)  # sharper description weights than exp(log(1/0.07)) on random vectors
+        model.image_projection.weight.mul_(10.0)  # image tokens that differ from each other
+        model.query_projection.weight.mul_(10.0)  # tag queries that differ from each other
+        for layer in model.decoder.layers:
+            attention = layer.cross_attention
+            for module in (attention.q_proj, attention.k_proj):  # peaked attention
+                module.weight.mul_(8.0)
+                module.bias.mul_(8.0)
+            for module in (attention.v_proj, attention.o_proj):  # attention output that outweighs the residual
+                module.weight.mul_(3.0)
+    return model
+
+
 @pytest.fixture
 def model():
-    return tiny_model()
+    return spread_model()
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +149,7 @@ def converted_tiny(tmp_path_factory):
     return convert_golden_tiny(tmp_path_factory.mktemp("converted") / "ram_plus_tiny")
 
 
-# ------------------------------------------------------------------ tiny CLIP text tower + tokenizer (issue 3)
+# ------------------------------------------------------------------ tiny CLIP text tower + tokenizer
 def _byte_alphabet() -> list[str]:
     """The 256 printable stand-ins of byte-level BPE (bytes that print as themselves, the rest shifted past 255)."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -204,7 +224,7 @@ def converted_tiny_text(tmp_path_factory, tiny_clip_dir):
     """The golden tiny checkpoint converted with `ramplus convert --text-tower <tiny CLIP dir>`."""
     output = tmp_path_factory.mktemp("converted_text") / "ram_plus_tiny_text"
     return convert_golden_tiny(output, "--text-tower", str(tiny_clip_dir))
-# ---------------------------------------------------------------- training helpers (issue 4)
+# ---------------------------------------------------------------- training helpers
 def tiny_word_tokenizer(words=()):
     """An offline word-level tokenizer shaped like CLIP's (bos/eos added, pad id 0), for tiny text towers."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors

@@ -1,4 +1,4 @@
-"""`ramplus tag` (issue 3): folders with bad files, output formats, resume."""
+"""`ramplus tag`: folders with bad files, output formats, resume."""
 
 import csv
 import json
@@ -109,7 +109,7 @@ def test_own_labels_and_descriptions(converted_tiny_text, folder, tmp_path):
     descriptions = tmp_path / "descriptions.json"
     descriptions.write_text(json.dumps([{"zebra": ["a striped horse", "black and white stripes"]}, {"kite": ["a toy in the sky"]}]))
     labels_file = tmp_path / "labels.txt"
-    labels_file.write_text(f"# my tags\n{builtin}\nzebra\n\nlantern\n")
+    labels_file.write_text(f"# my tags\n{builtin}\nzebra\nlantern\n\n")
     output = tmp_path / "own.jsonl"
     image = str(folder / REFERENCE_IMAGES[1].name)
     code = main(["tag", image, "--model", str(converted_tiny_text), "--labels-file", str(labels_file), "--descriptions", str(descriptions), "--threshold", "0.0", "--output", str(output)])

@@ -52,7 +52,9 @@ def test_default_threshold_applies_without_per_tag_thresholds():
     [
         ({"tag_thresholds": [0.5, 0.5]}, "tag_thresholds"),
         ({"tag_thresholds": [0.5, 0.5, 1.2, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
-        ({"tag_thresholds": [0.5, 0.5, 0.0, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
+        ({"tag_thresholds": [0.5, 0.5, -0.1, 0.5, 0.5]}, r"tag_thresholds\[2\]"),
+        ({"tag_thresholds": [0.5, 0.5, float("nan"), 0.5, 0.5]}, r"tag_thresholds\[2\].*nan"),
+        ({"default_threshold": float("nan")}, "default_threshold"),
         ({"default_threshold": 1.5}, "default_threshold"),
         ({"num_attention_heads": 5}, "num_attention_heads"),
         ({"hidden_size": 0}, "hidden_size"),

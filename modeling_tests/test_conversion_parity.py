@@ -1,4 +1,4 @@
-"""Parity with the authors' implementation on the golden tiny checkpoint (SPEC section 6)."""
+"""Parity with the authors' implementation on the golden tiny checkpoint."""
 
 import json
 import shutil

@@ -1,4 +1,4 @@
-"""`ramplus describe` with a tiny random causal LM built offline (issue 3)."""
+"""`ramplus describe` with a tiny random causal LM built offline."""
 
 import json
 
@@ -62,7 +62,7 @@ def test_describe_resumes(tiny_lm, tmp_path, capsys):
     output = tmp_path / "descriptions.json"
     output.write_text(json.dumps([{"red panda": ["written before"]}]))
     tags_file = tmp_path / "tags.txt"
-    tags_file.write_text("# tags\nred panda\n\nkite\n")
+    tags_file.write_text("# tags\nred panda\nkite\n")
     assert main(["describe", "--tags-file", str(tags_file), "--model", str(tiny_lm), "--output", str(output), *ARGS]) == 0
     assert "1 of 2 tags already described" in capsys.readouterr().err
     result = load_descriptions(output)

@@ -1,4 +1,4 @@
-"""Metrics and benchmark readers against hand-computed values (SPEC section 4)."""
+"""Metrics and benchmark readers against hand-computed values."""
 
 import numpy as np
 import pytest

@@ -56,7 +56,8 @@ def test_dry_run_stages_verifies_and_writes_the_card(staged, converted_tiny):
     top = pipeline(card.data.pipeline_tag, model=str(staged), device="cpu")(IMAGES[1], top_k=3)
     tagger = pipeline("zero-shot-image-tagging", model=str(staged), device="cpu")
     scores = {t["label"]: t["score"] for t in tagger(IMAGES[1], threshold=0.0)}
-    assert len(top) == 3 and all(abs(scores[t["label"]] - t["score"]) < 1e-6 for t in top)
+    # the tagging pipeline runs the optimized model (fp32 summation order differs: scores agree to ~1e-6)
+    assert len(top) == 3 and all(abs(scores[t["label"]] - t["score"]) < 1e-5 for t in top)
     script = textwrap.dedent(
         f"""
         import sys

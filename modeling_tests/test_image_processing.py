@@ -1,4 +1,5 @@
 import io
+import json
 
 import numpy as np
 import pytest
@@ -7,11 +8,11 @@ from PIL import Image
 
 from transformers_ramplus import RamPlusImageProcessor, RamPlusProcessor
 
-from conftest import REFERENCE_IMAGES
+from conftest import REFERENCE_IMAGES, tiny_config
 
 
 def original_transform(image: Image.Image, size=384) -> torch.Tensor:
-    """SPEC 1.1 written out directly: RGB, PIL bilinear resize, /255, ImageNet normalization."""
+    """The original inference transform written out directly: RGB, PIL bilinear resize, /255, ImageNet normalization."""
     array = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
     mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)
     std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -125,19 +126,44 @@ def test_bad_inputs_name_the_input(processor, tmp_path):
         processor([Image.new("RGB", (8, 8)), str(empty)], return_tensors="pt")
 
 
-def test_processor_save_load_without_tokenizer(tmp_path):
-    processor = RamPlusProcessor(tag_names=["a", "b"], tag_thresholds=[0.6, 0.7], tag_names_chinese=["甲", "乙"])
-    processor.save_pretrained(tmp_path)
+def _vocabulary_config():
+    return tiny_config(num_tags=3, id2label={0: "a", 1: "b", 2: "c"}, tag_thresholds=[0.6, 0.7, 0.5], tag_names_chinese=["甲", "乙", "丙"])
+
+
+def test_processor_reads_the_vocabulary_from_the_model_folder(tmp_path):
+    """The vocabulary has one home, the model config: a folder with `config.json` and the image processor (what
+    `evaluate --calibrate-output` writes) reloads a processor with the real names and the saved thresholds."""
+    config = _vocabulary_config()
+    config.save_pretrained(tmp_path)
+    RamPlusImageProcessor().save_pretrained(tmp_path)
     loaded = RamPlusProcessor.from_pretrained(tmp_path)
     assert loaded.tokenizer is None
-    assert loaded.tag_names == ["a", "b"] and loaded.tag_thresholds == [0.6, 0.7]
-    assert loaded.tag_names_chinese == ["甲", "乙"]
+    assert loaded.tag_names == ["a", "b", "c"] and loaded.model_config.thresholds() == [0.6, 0.7, 0.5]
+    tags = loaded.post_process_image_tagging(torch.logit(torch.tensor([[0.65, 0.69, 0.55]])))
+    assert [t["label"] for t in tags[0]] == ["a", "c"]
     with pytest.raises(ValueError, match="no tokenizer"):
         loaded(text=["a photo"])
+    # the processor's own file does not duplicate the vocabulary; an old one that does is ignored
+    RamPlusProcessor.from_model_config(config).save_pretrained(tmp_path)
+    assert "tag_names" not in (tmp_path / "processor_config.json").read_text()
+    stale = json.loads((tmp_path / "processor_config.json").read_text())
+    stale.update(tag_names=["x", "y", "z"], tag_thresholds=[0.1, 0.1, 0.1])
+    (tmp_path / "processor_config.json").write_text(json.dumps(stale))
+    assert RamPlusProcessor.from_pretrained(tmp_path).tag_names == ["a", "b", "c"]
+
+
+def test_processor_without_a_vocabulary_says_so(tmp_path):
+    processor = RamPlusProcessor()
+    processor.save_pretrained(tmp_path)
+    loaded = RamPlusProcessor.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="no tag vocabulary"):
+        loaded.post_process_image_tagging(torch.zeros(1, 3))
+    named = loaded.post_process_image_tagging(torch.tensor([[3.0, -3.0]]), threshold=0.5, tag_names=["x", "y"])
+    assert named == [[{"label": "x", "score": pytest.approx(0.9526, abs=1e-4)}]]
 
 
 def test_post_processing_thresholds_topk_exclude():
-    processor = RamPlusProcessor(tag_names=["a", "b", "c"], tag_thresholds=[0.6, 0.7, 0.5], tag_names_chinese=["甲", "乙", "丙"])
+    processor = RamPlusProcessor.from_model_config(_vocabulary_config())
     probabilities = torch.tensor([[0.65, 0.7, 0.9], [0.1, 0.71, 0.5]])
     logits = torch.logit(probabilities)
     tags = processor.post_process_image_tagging(logits)
@@ -155,6 +181,8 @@ def test_post_processing_thresholds_topk_exclude():
         ({"language": "fr"}, "language"),
         ({"top_k": 0}, "top_k"),
         ({"threshold": 2.0}, "threshold"),
+        ({"threshold": float("nan")}, "nan"),
+        ({"threshold": [0.5, 0.5, -0.1]}, r"thresholds\[2\]"),
         ({"exclude": ["zzz"]}, "zzz"),
         ({"exclude": [9]}, "outside"),
     ]:

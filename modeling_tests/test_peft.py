@@ -166,6 +166,12 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     assert report["mAP"] == pytest.approx(expected, abs=1e-6)
     calibrated = RamPlusModel.from_pretrained(tmp_path / "calibrated").config.thresholds()
     assert calibrated != merged.config.thresholds()
+    # the calibrated folder reloads a processor with the real tag names and the calibrated thresholds
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tmp_path / "calibrated")
+    assert processor.tag_names == ["red", "green", "blue", "lesion"]
+    assert processor.model_config.thresholds() == calibrated
     # both written folders carry the one remote-code bundle
     from transformers_ramplus.remote_code import AUTO_MAP, bundle_files
 

@@ -1,4 +1,4 @@
-"""pipeline("zero-shot-image-tagging") (issue 3)."""
+"""pipeline("zero-shot-image-tagging")."""
 
 import json
 import textwrap
@@ -103,6 +103,10 @@ def test_bad_arguments_name_the_problem(golden_tagger):
         golden_tagger(IMAGES[0], candidate_labels=["definitely not a built-in tag"])
     with pytest.raises(ValueError, match="threshold"):
         golden_tagger(IMAGES[0], threshold=1.5)
+    with pytest.raises(ValueError, match="nan"):
+        golden_tagger(IMAGES[0], threshold=float("nan"))
+    with pytest.raises(TypeError, match="threshold"):
+        golden_tagger(IMAGES[0], threshold="0.5")
     with pytest.raises(ValueError, match="language"):
         golden_tagger(IMAGES[0], language="fr")
     with pytest.raises(ValueError, match="top_k"):
@@ -141,3 +145,20 @@ def test_saved_pipeline_loads_as_remote_code_without_the_package(tmp_path):
     result = run_without_package(script, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "remote-pipeline-ok" in result.stdout
+
+
+def test_the_pipeline_runs_the_optimized_model_and_can_keep_the_reference(converted_tiny, reference_outputs):
+    from transformers_ramplus.optimization import is_optimized
+
+    optimized = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu")
+    plain = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu", optimize=False)
+    bf16 = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu", precision="bf16")
+    assert is_optimized(optimized.model) and not is_optimized(plain.model)
+    assert bf16.model.dtype == torch.bfloat16 and bf16.model.inference_precision == "bf16"
+    expected = torch.sigmoid(reference_outputs["logits"][1])
+    names = optimized.model.config.tag_names
+    for tagger, tolerance in ((optimized, 1e-5), (plain, 1e-5), (bf16, 0.15)):  # bf16: 8-bit mantissas
+        scores = {t["label"]: t["score"] for t in tagger(IMAGES[1], threshold=0.0)}
+        assert len(scores) == len(names)
+        got = torch.tensor([scores[name] for name in names])
+        torch.testing.assert_close(got, expected, atol=tolerance, rtol=0)

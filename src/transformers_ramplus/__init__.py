@@ -5,6 +5,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 from .configuration_ram_plus import RamPlusConfig
 from .image_processing_ram_plus import RamPlusImageProcessor
 from .modeling_ram_plus import RamPlusModel, RamPlusOutput, RamPlusPreTrainedModel, asymmetric_loss
+from .optimization import optimize_for_inference
 from .processing_ram_plus import RamPlusProcessor
 from .pipeline_zero_shot_image_tagging import ZeroShotImageTaggingPipeline, register_pipeline
 from .tag_sets import TagSet, encode_texts, load_descriptions, save_descriptions
@@ -40,6 +41,7 @@ __all__ = [
     "load_descriptions",
     "save_descriptions",
     "asymmetric_loss",
+    "optimize_for_inference",
     "save_model_folder",
     "write_remote_code",
 ]

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from .atomic_io import atomic_directory
 from .configuration_ram_plus import VISION_PRESETS, RamPlusConfig
+from .tag_files import read_tag_list, read_thresholds
 
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ _DECODER_MAP = {
     "crossattention.self.key": "cross_attention.k_proj",
     "crossattention.self.value": "cross_attention.v_proj",
     "crossattention.output.dense": "cross_attention.o_proj",
-    "crossattention.output.LayerNorm": "cross_attention.layer_norm",
+    "crossattention.output.LayerNorm": "cross_attention_layer_norm",
     "intermediate.dense": "fc1",
     "output.dense": "fc2",
     "output.LayerNorm": "final_layer_norm",
@@ -69,28 +70,6 @@ class ConversionReport:
     converted_keys: int = 0
     dropped_buffers: list[str] = field(default_factory=list)
     unknown_keys: list[str] = field(default_factory=list)
-
-
-def read_lines(path, what: str) -> list[str]:
-    """Lines of a tag file, stripped of surrounding whitespace (the released Chinese list pads names with spaces)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConversionError(f"cannot read the {what} file {os.fspath(path)!r}: {error}") from error
-    lines = [line.strip() for line in text.splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
-def read_thresholds(path) -> list[float]:
-    values = []
-    for number, line in enumerate(read_lines(path, "thresholds"), 1):
-        try:
-            values.append(float(line))
-        except ValueError:
-            raise ConversionError(f"{os.fspath(path)!r} line {number}: not a number: {line!r}") from None
-    return values
 
 
 def load_original_state_dict(path) -> dict[str, torch.Tensor]:
@@ -336,11 +315,14 @@ def convert_checkpoint(
     """
     output_dir = Path(output_dir)
     _check_output_dir(output_dir, overwrite, [checkpoint_path, tag_list, tag_list_chinese, thresholds, text_tower])
-    tag_names = read_lines(tag_list, "tag list") if tag_list is not None else None
+    try:
+        tag_names = read_tag_list(tag_list) if tag_list is not None else None
+        chinese = read_tag_list(tag_list_chinese, "Chinese tag list") if tag_list_chinese is not None else None
+        threshold_values = read_thresholds(thresholds) if thresholds is not None else None
+    except ValueError as error:
+        raise ConversionError(str(error)) from error
     state = load_original_state_dict(checkpoint_path)
     config = infer_config(state, tag_names, variant=variant, num_attention_heads=num_attention_heads)
-    chinese = read_lines(tag_list_chinese, "Chinese tag list") if tag_list_chinese is not None else None
-    threshold_values = read_thresholds(thresholds) if thresholds is not None else None
     try:
         config.set_tags(config.tag_names, thresholds=threshold_values, chinese_names=chinese)
     except ValueError as error:

@@ -1,5 +1,5 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Evaluation of RAM++ tagging the way the paper measures it (SPEC section 4).
+"""Evaluation of RAM++ tagging the way the paper measures it.
 
 - `mean_average_precision(scores, targets) -> (mAP, per_class_ap)`: per class, images sorted by score (descending);
   `AP = sum over ranks i holding a positive of precision@i / (number of positives + 1e-8)`; mAP = mean over classes
@@ -23,6 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .configuration_ram_plus import validate_threshold, validate_thresholds
+from .tag_files import read_tag_list
 
 
 AP_EPS = 1e-8
@@ -106,6 +109,10 @@ def threshold_scores(scores, thresholds) -> np.ndarray:
     thresholds = np.asarray(thresholds, dtype=np.float64)
     if thresholds.ndim not in (0, 1) or (thresholds.ndim == 1 and thresholds.shape[0] != scores.shape[1]):
         raise ValueError(f"`thresholds` must be a number or {scores.shape[1]} values, got shape {thresholds.shape}")
+    if thresholds.ndim == 0:
+        validate_threshold(float(thresholds))
+    else:
+        validate_thresholds(thresholds)
     return (scores > thresholds).astype(np.int64)
 
 
@@ -118,16 +125,6 @@ def compute_metrics(scores, targets, thresholds=0.5) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------------- readers
-def read_tag_list(path: str | os.PathLike) -> list[str]:
-    """One tag per line (surrounding whitespace stripped, empty lines skipped); duplicates are kept in order."""
-    with open(path, encoding="utf-8") as handle:
-        tags = [line.strip() for line in handle]
-    tags = [tag for tag in tags if tag]
-    if not tags:
-        raise ValueError(f"tag list {os.fspath(path)!r} holds no tag")
-    return tags
-
-
 _INDEX_FIELD = re.compile(r"^\s*\d+(\s+\d+)*\s*$")
 
 
@@ -247,18 +244,8 @@ def calibrate_thresholds(
 def write_thresholds(config, thresholds, tag_indices: Sequence[int] | None = None) -> None:
     """Store calibrated thresholds in a `RamPlusConfig` (`tag_thresholds`); `tag_indices` names the model tags the
     values belong to (default: all tags, in order). The other tags keep their current thresholds."""
-    thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-    current = np.asarray(config.thresholds(), dtype=np.float64)
-    indices = np.arange(config.num_tags) if tag_indices is None else np.asarray(tag_indices, dtype=np.int64)
-    if indices.shape[0] != thresholds.shape[0]:
-        raise ValueError(f"{thresholds.shape[0]} thresholds for {indices.shape[0]} tags")
-    if ((thresholds <= 0) | (thresholds >= 1)).any():
-        raise ValueError("thresholds must lie in (0, 1)")
-    if indices.size and (indices.min() < 0 or indices.max() >= config.num_tags):
-        raise ValueError(f"tag indices outside [0, {config.num_tags})")
-    current[indices] = thresholds
-    config.tag_thresholds = [float(value) for value in current]
-    config._validate_ram_plus()
+    values = np.asarray(thresholds, dtype=np.float64).reshape(-1).tolist()
+    config.set_thresholds(values, tag_indices=None if tag_indices is None else [int(i) for i in tag_indices])
 
 
 # ----------------------------------------------------------------------------------------------------- scoring

@@ -1,7 +1,7 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
 """Image processor for RAM++ (transformers' PIL backend).
 
-The inference transform of the original (SPEC section 1.1): convert to RGB, resize to 384x384 with PIL BILINEAR
+The inference transform of the original: convert to RGB, resize to 384x384 with PIL BILINEAR
 (aspect ratio not kept, no crop), scale to [0, 1], normalize with the ImageNet mean and std.
 """
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""The RAM++ training losses (SPEC section 3) as pure functions.
+"""The RAM++ training losses as pure functions.
 
 - `asymmetric_loss`: ASL with the original semantics (focusing weights carry no gradient, sum reduction).
 - `tagging_loss(logits, labels)`: ASL with the tag-loss hyper-parameters (gamma_neg 7, gamma_pos 0, clip 0.05).

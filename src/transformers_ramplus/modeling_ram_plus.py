@@ -1,9 +1,14 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""PyTorch RAM++ (Recognize Anything Plus) model.
+"""PyTorch RAM++ (Recognize Anything Plus) model: the reference implementation.
 
-The graph follows SPEC section 1: Swin image encoder -> 145 tokens (mean token + 144) -> image projection ->
-description re-weighting of the label embeddings -> query projection + ReLU -> a cross-attention-only decoder
-(Query2Label style, BERT post-LayerNorm) -> a linear head giving one logit per tag.
+Swin image encoder -> 145 tokens (mean token + 144) -> image projection -> description re-weighting of the label
+embeddings -> query projection + ReLU -> a cross-attention-only decoder (Query2Label style, BERT post-LayerNorm) -> a
+linear head giving one logit per tag. The training losses (asymmetric tagging and alignment losses, L1 distillation)
+are computed when their targets are given.
+
+This file is the computation written plainly. Faster inference (oneDNN fp32 linear kernels, the decoder's
+cross-attention folded into the image tokens, image and tag blocking) lives in `optimization.py` and is applied by
+`optimize_for_inference(model)`, which gives the same outputs.
 
 This file imports only its configuration, `transformers` and `torch`, so that `save_pretrained` after
 `register_for_auto_class` ships working remote code.
@@ -11,9 +16,7 @@ This file imports only its configuration, `transformers` and `torch`, so that `s
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import json
 import os
 import weakref
@@ -23,18 +26,37 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from transformers import CLIPTextModelWithProjection, SwinModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.utils import ModelOutput, logging
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_ram_plus import RamPlusConfig
 
 
 logger = logging.get_logger(__name__)
+
+
+# Checkpoints written before the decoder layer owned its post-attention LayerNorm stored it inside the attention
+# module (`cross_attention.layer_norm.*`). They load unchanged: `from_pretrained` renames the keys through this
+# mapping (and `save_pretrained` keeps writing that layout, so every version reads every file), and plain
+# `load_state_dict` (a Trainer resuming a checkpoint) through `RamPlusDecoderLayer._load_earlier_layout`.
+_EARLIER_LAYER_NORM, _LAYER_NORM = "cross_attention.layer_norm.", "cross_attention_layer_norm."
+register_checkpoint_conversion_mapping(
+    "RamPlusModel",
+    [WeightRenaming(source_patterns=_EARLIER_LAYER_NORM.replace(".", r"\."), target_patterns=_LAYER_NORM)],
+    overwrite=True,
+)
+
+
+def _is_tracing() -> bool:
+    """True while torch.compile, torch.export or the ONNX exporter trace the model (value checks are skipped)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 # ----------------------------------------------------------------------------------------------------------- outputs
@@ -56,7 +78,7 @@ class RamPlusOutput(ModelOutput):
         hidden_states (`tuple(torch.FloatTensor)`, *optional*): decoder input and the output of every decoder layer,
             each `(batch_size, num_tags, hidden_size)`, returned with `output_hidden_states=True`.
         cross_attentions (`tuple(torch.FloatTensor)`, *optional*): attention weights of every decoder layer, each
-            `(batch_size, num_heads, num_tags, 145)`, returned with `output_attentions=True`.
+            `(batch_size, num_heads, num_tags, 145)`, returned with `output_attentions=True` (eager attention).
     """
 
     loss: torch.FloatTensor | None = None
@@ -70,46 +92,6 @@ class RamPlusOutput(ModelOutput):
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-def _is_tracing() -> bool:
-    """True while torch.compile, torch.export or the ONNX exporter trace the model (no data-dependent checks)."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
-
-
-# -------------------------------------------------------------------------------------------- fp32 CPU inference
-@functools.cache
-def _onednn_linear_available() -> bool:
-    try:
-        return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-class _OneDnnLinearMode(TorchFunctionMode):
-    """Routes fp32 CPU `F.linear` calls made without autograd to oneDNN's linear kernel.
-
-    Same fp32 arithmetic (results differ only by summation order, ~1e-6), but on CPUs where the default BLAS is slow
-    for fp32 (measured on the AMD EPYC development machine: 179 GFLOP/s through `addmm`, 307 through oneDNN) the whole
-    model, Swin encoder included, runs faster. Used only inside `RamPlusModel` at inference (see
-    `RamPlusConfig.cpu_onednn_linear`)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.linear and len(args) >= 2 and not kwargs:
-            inputs, weight = args[0], args[1]
-            bias = args[2] if len(args) > 2 else None
-            if (
-                inputs.dtype == torch.float32
-                and weight.dtype == torch.float32
-                and inputs.device.type == "cpu"
-                and inputs.dim() >= 2
-                and inputs.is_contiguous()
-                and weight.is_contiguous()
-                and (bias is None or bias.dtype == torch.float32)
-            ):
-                return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "none", [], "")
-        return func(*args, **kwargs)
-
-
 # ------------------------------------------------------------------------------------------------------------ losses
 def asymmetric_loss(
     logits: torch.Tensor,
@@ -119,7 +101,7 @@ def asymmetric_loss(
     clip: float | None = 0.05,
     eps: float = 1e-8,
 ) -> torch.Tensor:
-    """Asymmetric loss (Ridnik et al. 2021) with the original RAM++ semantics (SPEC section 3).
+    """Asymmetric loss (Ridnik et al. 2021) with the original RAM++ semantics.
 
     `p = sigmoid(x)`, `p_neg = min(1 - p + clip, 1)`,
     `L = -sum[y log(max(p, eps)) (1-p)^gamma_pos + (1-y) log(max(p_neg, eps)) (1-p_neg)^gamma_neg]`.
@@ -162,7 +144,7 @@ def alignment_loss(
     clip: float | None = 0.05,
     eps: float = 1e-8,
 ) -> torch.Tensor:
-    """ASL of image-caption logits `(batch, num_captions)` against identity targets."""
+    """ASL of image-caption logits `(batch, num_captions)` against identity targets (caption i describes image i)."""
     if alignment_logits.dim() != 2:
         raise ValueError(f"`alignment_logits` must be (batch, num_captions), got {tuple(alignment_logits.shape)}")
     targets = torch.eye(*alignment_logits.shape, device=alignment_logits.device, dtype=torch.float32)
@@ -201,10 +183,8 @@ def eager_attention_forward(
 
 
 class RamPlusCrossAttention(nn.Module):
-    """Tag queries attend to the image tokens; output projection, dropout, residual and post-LayerNorm (BERT).
-
-    In eval mode with the default `"sdpa"` implementation and no attention weights requested, `_folded_forward`
-    computes the same result with the query/output projections folded into the image tokens (fewer FLOPs)."""
+    """Multi-head attention of the tag queries `(batch, num_tags, hidden_size)` over the image tokens
+    `(batch, num_tokens, text_embed_dim)`, with output projection. Every image token is attended (no mask)."""
 
     def __init__(self, config: RamPlusConfig):
         super().__init__()
@@ -218,171 +198,75 @@ class RamPlusCrossAttention(nn.Module):
         self.k_proj = nn.Linear(config.text_embed_dim, config.hidden_size)
         self.v_proj = nn.Linear(config.text_embed_dim, config.hidden_size)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self,
-        hidden_states: torch.Tensor,
-        image_embeds: torch.Tensor,
-        output_attentions: bool = False,
-        folded_image: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None,
+        self, hidden_states: torch.Tensor, image_embeds: torch.Tensor, **kwargs
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        implementation = self.config._attn_implementation
-        if self.can_fold(output_attentions):
-            if folded_image is None:
-                folded_image = self.fold_image(image_embeds)
-            return self._folded_forward(hidden_states, folded_image), None
-        batch_size, num_queries, _ = hidden_states.shape
-        num_tokens = image_embeds.shape[1]
-        query = self.q_proj(hidden_states).view(batch_size, num_queries, self.num_heads, self.head_dim).transpose(1, 2)
-        key = self.k_proj(image_embeds).view(batch_size, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        value = self.v_proj(image_embeds).view(batch_size, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        input_shape = hidden_states.shape[:-1]
+        query = self.q_proj(hidden_states).view(*input_shape, -1, self.head_dim).transpose(1, 2)
+        token_shape = (*image_embeds.shape[:-1], -1, self.head_dim)
+        key = self.k_proj(image_embeds).view(token_shape).transpose(1, 2)
+        value = self.v_proj(image_embeds).view(token_shape).transpose(1, 2)
 
-        if output_attentions and implementation != "eager":
-            implementation = "eager"  # only the eager path materializes the attention weights
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
         attn_output, attn_weights = attention_interface(
             self,
             query,
             key,
             value,
-            None,  # every image token is attended
+            None,
             scaling=self.scaling,
-            dropout=self.attention_dropout if self.training else 0.0,
+            dropout=0.0 if not self.training else self.attention_dropout,
             is_causal=False,
+            **kwargs,
         )
-        attn_output = attn_output.reshape(batch_size, num_queries, -1)
-        hidden_states = self.layer_norm(self.dropout(self.o_proj(attn_output)) + hidden_states)
-        return hidden_states, (attn_weights if output_attentions else None)
-
-    def can_fold(self, output_attentions: bool = False) -> bool:
-        """Whether `forward` takes the folded fast path: eval mode, `"sdpa"`, no attention weights requested, and
-        plain Linear projections (the fold reads their weights directly; a PEFT/LoRA or quantized wrapper adds its
-        own computation, which the regular path runs)."""
-        return (
-            self.config._attn_implementation == "sdpa"
-            and not output_attentions
-            and not self.training
-            and type(self.q_proj) is nn.Linear
-            and type(self.o_proj) is nn.Linear
-        )
-
-    def fold_image(self, image_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The image side of `_folded_forward`: `folded_keys` `(B, heads*N, H)`, `score_bias` `(B, heads*N)` or None,
-        `folded_values` `(B, H, heads*N)`; per image, the weights of two linear maps. It depends only on the image,
-        so the tag blocks of one call share it."""
-        batch_size, num_tokens, _ = image_embeds.shape
-        heads, head_dim, hidden_size = self.num_heads, self.head_dim, self.q_proj.in_features
-        key = self.k_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
-        value = self.v_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
-        query_weight = self.q_proj.weight.view(heads, head_dim, hidden_size) * self.scaling
-        # row (h, n) is the key of token n, head h, mapped back through the query projection
-        folded_keys = torch.einsum("bnhd,hde->bhne", key, query_weight).reshape(batch_size, heads * num_tokens, -1)
-        score_bias = None
-        if self.q_proj.bias is not None:
-            query_bias = self.q_proj.bias.view(heads, head_dim) * self.scaling
-            score_bias = torch.einsum("bnhd,hd->bhn", key, query_bias).reshape(batch_size, heads * num_tokens)
-        # column (h, n) is the value of token n, head h, mapped through the output projection
-        output_weight = self.o_proj.weight.view(self.o_proj.out_features, heads, head_dim)
-        folded_values = torch.einsum("bnhd,ehd->behn", value, output_weight).reshape(batch_size, -1, heads * num_tokens)
-        return folded_keys, score_bias, folded_values
-
-    def _folded_forward(
-        self, hidden_states: torch.Tensor, folded_image: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
-    ) -> torch.Tensor:
-        """Inference fast path: the query and output projections are folded into the (few) image tokens.
-
-        With K_h, V_h the per-head keys/values of the N image tokens, the scores of head h are
-        `(x Wq_h^T + bq_h) K_h^T = x (K_h Wq_h)^T + K_h bq_h`, and the projected output is
-        `sum_h P_h (V_h Wo_h^T) + bo`. Both rewrites are exact algebra; they replace two (queries x H x H)
-        products with (queries x H x heads*N) ones (heads*N = 580 < H = 768 at full size) and need no
-        per-head transposes of the (batch, tags, H) activations.
-
-        For a single image (how `RamPlusModel.decode` runs its blocks) both products are plain linear maps whose
-        weights are that image's folded keys and values, so they run on the linear kernel (oneDNN for fp32 CPU
-        inference, see `_OneDnnLinearMode`), faster than the batched matmul kernel.
-        """
-        folded_keys, score_bias, folded_values = folded_image
-        batch_size, num_queries, _ = hidden_states.shape
-        # tracing first: comparing a symbolic batch size would specialize an exported graph to batch 1
-        single_image = not _is_tracing() and batch_size == 1
-        if single_image:
-            scores = F.linear(hidden_states, folded_keys[0], None if score_bias is None else score_bias[0])
-        else:
-            scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
-            if score_bias is not None:
-                scores = scores + score_bias.unsqueeze(1)
-        probs = scores.view(batch_size, num_queries, self.num_heads, -1).softmax(dim=-1, dtype=torch.float32)
-        probs = probs.to(folded_values.dtype).view(batch_size, num_queries, folded_keys.shape[1])
-        if single_image:
-            attn_output = F.linear(probs, folded_values[0], self.o_proj.bias)
-        else:
-            attn_output = torch.matmul(probs, folded_values.transpose(1, 2))
-            if self.o_proj.bias is not None:
-                attn_output = attn_output + self.o_proj.bias
-        return self.layer_norm(attn_output + hidden_states)
-
-
-# images per block of the image encoder at inference (see RamPlusModel._image_embeds)
-VISION_CHUNK_IMAGES = 2
-# (images x tags) rows per block of the decoder at inference (see RamPlusModel.decode): 1024 rows keep the
-# feed-forward activation (rows x 3072) inside a 32 MiB L3; full-size decoder per image here, fp32 / bf16:
-# 0.31 / 0.14 s in blocks of 1024 rows against 0.35 / 0.17 s in blocks of 4096
-DECODER_CHUNK_ROWS = 1024
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.o_proj(attn_output), attn_weights
 
 
 class RamPlusDecoderLayer(GradientCheckpointingLayer):
-    """Cross-attention then feed-forward, both with residual and post-LayerNorm; no self-attention."""
+    """Cross-attention then feed-forward, each followed by dropout, the residual and a LayerNorm (post-LN, as BERT);
+    no self-attention: every tag query is decoded independently of the others."""
 
     def __init__(self, config: RamPlusConfig):
         super().__init__()
         self.cross_attention = RamPlusCrossAttention(config)
+        self.cross_attention_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.activation_fn = ACT2FN[config.hidden_act]
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self._register_load_state_dict_pre_hook(self._load_earlier_layout)
 
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        image_embeds: torch.Tensor,
-        output_attentions: bool = False,
-        folded_image: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        hidden_states, attn_weights = self.cross_attention(
-            hidden_states, image_embeds, output_attentions, folded_image=folded_image
-        )
+    @staticmethod
+    def _load_earlier_layout(state_dict, prefix, *args):
+        for key in [k for k in state_dict if k.startswith(prefix + _EARLIER_LAYER_NORM)]:
+            state_dict[prefix + _LAYER_NORM + key[len(prefix + _EARLIER_LAYER_NORM) :]] = state_dict.pop(key)
+
+    def forward(self, hidden_states: torch.Tensor, image_embeds: torch.Tensor, **kwargs) -> torch.Tensor:
+        attn_output, _ = self.cross_attention(hidden_states, image_embeds, **kwargs)
+        hidden_states = self.cross_attention_layer_norm(hidden_states + self.dropout(attn_output))
         feed_forward = self.fc2(self.activation_fn(self.fc1(hidden_states)))
-        hidden_states = self.final_layer_norm(self.dropout(feed_forward) + hidden_states)
-        return hidden_states, attn_weights
+        hidden_states = self.final_layer_norm(hidden_states + self.dropout(feed_forward))
+        return hidden_states
 
 
 class RamPlusDecoder(nn.Module):
+    """`config.num_hidden_layers` [`RamPlusDecoderLayer`]s: tag queries in, decoded tag states out."""
+
     def __init__(self, config: RamPlusConfig):
         super().__init__()
         self.layers = nn.ModuleList([RamPlusDecoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
 
-    def fold_image(self, image_embeds: torch.Tensor) -> list | None:
-        """Per layer, the image side of the folded cross-attention (see `RamPlusCrossAttention.fold_image`), to be
-        shared by several tag blocks of one call; None where the layers take the regular path."""
-        if not all(layer.cross_attention.can_fold() for layer in self.layers):
-            return None
-        return [layer.cross_attention.fold_image(image_embeds) for layer in self.layers]
-
-    def forward(self, queries, image_embeds, output_attentions=False, output_hidden_states=False, folded_images=None):
-        all_hidden_states = (queries,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
+    def forward(self, queries: torch.Tensor, image_embeds: torch.Tensor, **kwargs) -> torch.Tensor:
         hidden_states = queries
-        for index, layer in enumerate(self.layers):
-            folded_image = folded_images[index] if folded_images is not None else None
-            hidden_states, attn_weights = layer(hidden_states, image_embeds, output_attentions, folded_image=folded_image)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            if output_attentions:
-                all_attentions += (attn_weights,)
-        return hidden_states, all_hidden_states, all_attentions
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, image_embeds, **kwargs)
+        return hidden_states
 
 
 # ------------------------------------------------------------------------------------------ vocabulary in adapters
@@ -515,6 +399,10 @@ class RamPlusPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     # buffers of the original Swin that transformers recomputes
     _keys_to_ignore_on_load_unexpected = [r"relative_position_index", r"attn_mask"]
+    _can_record_outputs = {
+        "hidden_states": RamPlusDecoderLayer,
+        "cross_attentions": OutputRecorder(RamPlusCrossAttention, index=1),
+    }
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -529,18 +417,20 @@ class RamPlusPreTrainedModel(PreTrainedModel):
 # ------------------------------------------------------------------------------------------------------------ model
 class RamPlusModel(RamPlusPreTrainedModel):
     """
-    The RAM++ image tagger: `forward(pixel_values)` returns one logit per tag.
+    The RAM++ image tagger: `forward(pixel_values)` returns one logit per tag, and the training losses when their
+    targets are given.
 
     The built-in vocabulary is stored as `label_embeds`, a `(num_tags * descriptions_per_tag, text_embed_dim)` buffer of
-    L2-normalized CLIP text embeddings (D consecutive rows per tag), saved with the model. Any call can use other
-    label embeddings instead (open-set tagging), with their own number of descriptions per tag.
+    L2-normalized CLIP text embeddings (D consecutive rows per tag), saved with the model; its names, thresholds and
+    Chinese names live in the config. Any call can use other label embeddings instead (open-set tagging), with their
+    own number of descriptions per tag. The optional CLIP text tower (`text_model`) is frozen: its embedding space
+    is the space of the label embeddings.
     """
 
     def __init__(self, config: RamPlusConfig):
         super().__init__(config)
-        vision_width = config.vision_config.hidden_size
         self.vision_model = SwinModel(config.vision_config, add_pooling_layer=True)
-        self.image_projection = nn.Linear(vision_width, config.text_embed_dim)
+        self.image_projection = nn.Linear(config.vision_config.hidden_size, config.text_embed_dim)
         self.register_buffer(
             "label_embeds",
             torch.zeros(config.num_tags * config.descriptions_per_tag, config.text_embed_dim),
@@ -550,22 +440,27 @@ class RamPlusModel(RamPlusPreTrainedModel):
         self.query_projection = nn.Linear(config.text_embed_dim, config.hidden_size)
         self.decoder = RamPlusDecoder(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
-        if config.text_config is not None:
-            self.text_model = CLIPTextModelWithProjection(config.text_config)
-            self.text_model.requires_grad_(False)
-        else:
-            self.text_model = None
+        self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
         # the vocabulary as it travels in PEFT adapters (see RamPlusTagVocabulary); no weights of its own
         self.tag_vocabulary = RamPlusTagVocabulary(self)
         self.vocabulary_changed = False
         self.post_init()
+        self.freeze_text_model()
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
-        if isinstance(model, RamPlusModel) and model.text_model is not None:
-            model.text_model.requires_grad_(False)  # loading re-creates parameters; the text tower stays frozen
-        return model
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # `output_loading_info=True` returns a pair
+        if isinstance(model, RamPlusModel):
+            model.freeze_text_model()  # loading creates new parameters, which require gradients
+        return loaded
+
+    def freeze_text_model(self) -> None:
+        """Freeze the CLIP text tower (no gradients, eval mode). The one place it is frozen: construction, loading,
+        the trainer and adapter merging all call this."""
+        if self.text_model is not None:
+            self.text_model.requires_grad_(False)
+            self.text_model.eval()
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -608,28 +503,9 @@ class RamPlusModel(RamPlusPreTrainedModel):
         finally:
             self.__dict__["_loading_adapter_vocabulary"] = False
 
-    # ------------------------------------------------------------------ public building blocks
-    def _inference_context(self):
-        """oneDNN linear kernels for fp32 CPU inference without autograd (see `_OneDnnLinearMode`), else nothing."""
-        if (
-            self.config.cpu_onednn_linear
-            and not self.training
-            and not torch.is_grad_enabled()
-            and not _is_tracing()
-            and not torch.is_autocast_enabled("cpu")  # autocast decides the matmul dtype itself
-            and self.image_projection.weight.device.type == "cpu"
-            and self.image_projection.weight.dtype == torch.float32
-            and _onednn_linear_available()
-        ):
-            return _OneDnnLinearMode()
-        return contextlib.nullcontext()
-
+    # ------------------------------------------------------------------ image and text encoders
     def get_image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Image tokens `[mean, t1..t144]` of the Swin encoder, projected: `(batch, 145, text_embed_dim)`."""
-        with self._inference_context():
-            return self._image_embeds(pixel_values)
-
-    def _image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if not isinstance(pixel_values, torch.Tensor):
             raise TypeError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}")
         expected_channels = self.config.vision_config.num_channels
@@ -646,16 +522,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
             raise ValueError(
                 f"image height and width must be multiples of the patch size {patch}, got {tuple(pixel_values.shape[-2:])}"
             )
-        target_dtype = self.image_projection.weight.dtype
-        pixel_values = pixel_values.to(target_dtype)
-        # tracing first: comparing a symbolic batch size would specialize an exported graph to one batch size
-        if _is_tracing() or self.training or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
-            return self._encode_images(pixel_values)
-        # inference on many images: the Swin encoder's per-image cost grows with the batch (its activations leave
-        # the caches; fp32 Swin-L here: 0.80 s/image at batch 8 against 0.70 in blocks of 2 to 4), so encode in blocks
-        return torch.cat([self._encode_images(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
-
-    def _encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pixel_values = pixel_values.to(self.image_projection.weight.dtype)
         vision_outputs = self.vision_model(pixel_values=pixel_values)
         tokens = torch.cat([vision_outputs.pooler_output.unsqueeze(1), vision_outputs.last_hidden_state], dim=1)
         return self.image_projection(tokens)
@@ -670,76 +537,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
         outputs = self.text_model(input_ids=input_ids, attention_mask=attention_mask)
         return F.normalize(outputs.text_embeds, dim=-1)
 
-    def resolve_label_embeds(
-        self,
-        label_embeds: torch.Tensor | None = None,
-        descriptions_per_tag: int | None = None,
-        description_mask: torch.Tensor | None = None,
-        tag_indices: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Return `(label_embeds (C, D, T), description_mask (C, D) or None)` for a call, validated."""
-        width = self.config.text_embed_dim
-        if label_embeds is None:
-            if description_mask is not None:
-                raise ValueError("`description_mask` needs `label_embeds` (the built-in tags use their stored counts)")
-            label_embeds = self.label_embeds.view(self.config.num_tags, self.config.descriptions_per_tag, width)
-            description_mask = self.builtin_description_mask()
-            if tag_indices is not None:
-                tag_indices = torch.as_tensor(tag_indices, dtype=torch.long, device=label_embeds.device)
-                if tag_indices.dim() != 1 or tag_indices.numel() == 0:
-                    raise ValueError(f"`tag_indices` must be a non-empty 1-D list of tag ids, got {tuple(tag_indices.shape)}")
-                # value checks need the data: skipped while torch.compile / export traces the graph
-                bad = None if _is_tracing() else tag_indices[(tag_indices < 0) | (tag_indices >= self.config.num_tags)]
-                if bad is not None and bad.numel():
-                    raise ValueError(
-                        f"`tag_indices` contains ids outside [0, {self.config.num_tags}): {bad[:10].tolist()}"
-                    )
-                label_embeds = label_embeds.index_select(0, tag_indices)
-                if description_mask is not None:
-                    description_mask = description_mask.index_select(0, tag_indices)
-            return label_embeds, description_mask
-        if tag_indices is not None:
-            raise ValueError("pass either `tag_indices` (a subset of the built-in tags) or `label_embeds`, not both")
-        if not isinstance(label_embeds, torch.Tensor):
-            raise TypeError(f"`label_embeds` must be a torch.Tensor, got {type(label_embeds).__name__}")
-        if label_embeds.dim() == 2:
-            if descriptions_per_tag is None:
-                raise ValueError(
-                    "2-D `label_embeds` (num_tags * descriptions_per_tag, dim) need `descriptions_per_tag`; or pass a "
-                    "3-D tensor (num_tags, descriptions_per_tag, dim)"
-                )
-            if descriptions_per_tag <= 0 or label_embeds.shape[0] % descriptions_per_tag:
-                raise ValueError(
-                    f"`label_embeds` has {label_embeds.shape[0]} rows, not a multiple of "
-                    f"`descriptions_per_tag`={descriptions_per_tag}"
-                )
-            label_embeds = label_embeds.view(-1, descriptions_per_tag, label_embeds.shape[-1])
-        elif label_embeds.dim() != 3:
-            raise ValueError(
-                f"`label_embeds` must be (num_tags * D, {width}) or (num_tags, D, {width}), got {tuple(label_embeds.shape)}"
-            )
-        elif descriptions_per_tag is not None and descriptions_per_tag != label_embeds.shape[1]:
-            raise ValueError(
-                f"`descriptions_per_tag`={descriptions_per_tag} disagrees with `label_embeds` of shape "
-                f"{tuple(label_embeds.shape)}"
-            )
-        if label_embeds.shape[-1] != width or label_embeds.shape[0] == 0 or label_embeds.shape[1] == 0:
-            raise ValueError(
-                f"`label_embeds` must hold at least one tag of width {width}, got shape {tuple(label_embeds.shape)}"
-            )
-        if description_mask is not None:
-            description_mask = torch.as_tensor(description_mask, device=label_embeds.device).bool()
-            if description_mask.shape != label_embeds.shape[:2]:
-                raise ValueError(
-                    f"`description_mask` must have shape {tuple(label_embeds.shape[:2])} (tags, descriptions), "
-                    f"got {tuple(description_mask.shape)}"
-                )
-            empty = None if _is_tracing() else (~description_mask.any(dim=1)).nonzero().flatten()
-            if empty is not None and empty.numel():
-                raise ValueError(f"tags without any description in `description_mask`: {empty[:10].tolist()}")
-        dtype = self.query_projection.weight.dtype
-        return label_embeds.to(device=self.query_projection.weight.device, dtype=dtype), description_mask
-
+    # ------------------------------------------------------------------ vocabulary
     def builtin_description_mask(self) -> torch.Tensor | None:
         """`(num_tags, D)` mask of the real rows of the built-in label embeddings (`None`: all rows are real)."""
         counts = self.config.tag_description_counts
@@ -805,6 +603,76 @@ class RamPlusModel(RamPlusPreTrainedModel):
         )
         logger.info("installed the adapter's tag vocabulary (%d tags)", len(names))
 
+    def resolve_label_embeds(
+        self,
+        label_embeds: torch.Tensor | None = None,
+        descriptions_per_tag: int | None = None,
+        description_mask: torch.Tensor | None = None,
+        tag_indices: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The label embeddings of a call, validated: `(label_embeds (C, D, T), description_mask (C, D) or None)`."""
+        width = self.config.text_embed_dim
+        if label_embeds is None:
+            if description_mask is not None:
+                raise ValueError("`description_mask` needs `label_embeds` (the built-in tags use their stored counts)")
+            label_embeds = self.label_embeds.view(self.config.num_tags, self.config.descriptions_per_tag, width)
+            description_mask = self.builtin_description_mask()
+            if tag_indices is not None:
+                tag_indices = torch.as_tensor(tag_indices, dtype=torch.long, device=label_embeds.device)
+                if tag_indices.dim() != 1 or tag_indices.numel() == 0:
+                    raise ValueError(f"`tag_indices` must be a non-empty 1-D list of tag ids, got {tuple(tag_indices.shape)}")
+                bad = None if _is_tracing() else tag_indices[(tag_indices < 0) | (tag_indices >= self.config.num_tags)]
+                if bad is not None and bad.numel():
+                    raise ValueError(
+                        f"`tag_indices` contains ids outside [0, {self.config.num_tags}): {bad[:10].tolist()}"
+                    )
+                label_embeds = label_embeds.index_select(0, tag_indices)
+                if description_mask is not None:
+                    description_mask = description_mask.index_select(0, tag_indices)
+            return label_embeds, description_mask
+        if tag_indices is not None:
+            raise ValueError("pass either `tag_indices` (a subset of the built-in tags) or `label_embeds`, not both")
+        if not isinstance(label_embeds, torch.Tensor):
+            raise TypeError(f"`label_embeds` must be a torch.Tensor, got {type(label_embeds).__name__}")
+        if label_embeds.dim() == 2:
+            if descriptions_per_tag is None:
+                raise ValueError(
+                    "2-D `label_embeds` (num_tags * descriptions_per_tag, dim) need `descriptions_per_tag`; or pass a "
+                    "3-D tensor (num_tags, descriptions_per_tag, dim)"
+                )
+            if descriptions_per_tag <= 0 or label_embeds.shape[0] % descriptions_per_tag:
+                raise ValueError(
+                    f"`label_embeds` has {label_embeds.shape[0]} rows, not a multiple of "
+                    f"`descriptions_per_tag`={descriptions_per_tag}"
+                )
+            label_embeds = label_embeds.view(-1, descriptions_per_tag, label_embeds.shape[-1])
+        elif label_embeds.dim() != 3:
+            raise ValueError(
+                f"`label_embeds` must be (num_tags * D, {width}) or (num_tags, D, {width}), got {tuple(label_embeds.shape)}"
+            )
+        elif descriptions_per_tag is not None and descriptions_per_tag != label_embeds.shape[1]:
+            raise ValueError(
+                f"`descriptions_per_tag`={descriptions_per_tag} disagrees with `label_embeds` of shape "
+                f"{tuple(label_embeds.shape)}"
+            )
+        if label_embeds.shape[-1] != width or label_embeds.shape[0] == 0 or label_embeds.shape[1] == 0:
+            raise ValueError(
+                f"`label_embeds` must hold at least one tag of width {width}, got shape {tuple(label_embeds.shape)}"
+            )
+        if description_mask is not None:
+            description_mask = torch.as_tensor(description_mask, device=label_embeds.device).bool()
+            if description_mask.shape != label_embeds.shape[:2]:
+                raise ValueError(
+                    f"`description_mask` must have shape {tuple(label_embeds.shape[:2])} (tags, descriptions), "
+                    f"got {tuple(description_mask.shape)}"
+                )
+            empty = None if _is_tracing() else (~description_mask.any(dim=1)).nonzero().flatten()
+            if empty is not None and empty.numel():
+                raise ValueError(f"tags without any description in `description_mask`: {empty[:10].tolist()}")
+        weight = self.query_projection.weight
+        return label_embeds.to(device=weight.device, dtype=weight.dtype), description_mask
+
+    # ------------------------------------------------------------------ tagging head
     def compute_label_queries(
         self,
         image_embeds: torch.Tensor,
@@ -821,55 +689,33 @@ class RamPlusModel(RamPlusPreTrainedModel):
         # vocabulary (C*D rows) would otherwise be converted on every call, which costs more than the products.
         with torch.autocast(device_type=label_embeds.device.type, enabled=False):
             cls = F.normalize(image_embeds[:, 0, :].to(label_embeds.dtype), dim=-1)
-            # (B, C*D) similarities: one GEMM against all description embeddings
             similarity = torch.matmul(cls, label_embeds.reshape(num_tags * num_desc, width).t())
-            # the softmax over descriptions in fp32 (C*D values per image, cheap; keeps bf16 models' weights accurate)
+            # the softmax over descriptions in fp32 (C*D values per image; keeps bf16 models' weights accurate)
             similarity = similarity.view(-1, num_tags, num_desc).float() * self.reweight_scale.float().exp()
             if description_mask is not None:
                 similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
             weights = similarity.softmax(dim=-1).to(label_embeds.dtype)
-            # per tag: (B, D) x (D, T) -> (C, B, T), then (B, C, T) contiguous (a no-op at batch 1): linear kernels
-            # take a strided input through a slower path
+            # per tag: (B, D) x (D, T) -> (C, B, T), then (B, C, T)
             pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1).contiguous()
-        return F.relu(self.query_projection(pooled), inplace=True)  # in place: no second (B, C, H) buffer
+        return F.relu(self.query_projection(pooled))
 
-    def decode(
-        self,
-        queries: torch.Tensor,
-        image_embeds: torch.Tensor,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-    ):
-        """Run the decoder and the head: returns `(logits (B, Q), hidden_states, attentions)`.
+    def tag_logits(self, queries: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Decoder and head: one logit per query, `(batch, num_queries)`."""
+        return self.classifier(self.decoder(queries, image_embeds)).squeeze(-1)
 
-        Every (image, tag) row is decoded independently of the others (cross-attention to that image's tokens, then
-        a row-wise feed-forward), so at inference the rows are decoded in blocks of at most `DECODER_CHUNK_ROWS`
-        rows of one image: the same numbers, with a working set that stays in cache (the feed-forward activation of
-        all 4585 tags of 8 images would be 36680 x 3072), and attention products that are plain linear maps of that
-        image's folded keys and values (see `RamPlusCrossAttention._folded_forward`). The image side of the folded
-        attention is computed once per image and shared by its blocks."""
-        batch_size, num_queries = queries.shape[:2]
-        if (
-            _is_tracing()  # first: comparing symbolic sizes would specialize an exported graph
-            or self.training
-            or output_attentions
-            or output_hidden_states
-            or batch_size * num_queries <= DECODER_CHUNK_ROWS
-        ):
-            hidden_states, all_hidden_states, all_attentions = self.decoder(
-                queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+    def alignment_logits(self, image_embeds: torch.Tensor, caption_embeds: torch.Tensor) -> torch.Tensor:
+        """Every caption as a query for every image, through the same decoder and head: `(batch, num_captions)`."""
+        if caption_embeds.dim() != 2 or caption_embeds.shape[-1] != self.config.text_embed_dim:
+            raise ValueError(
+                f"caption embeddings must be (num_captions, {self.config.text_embed_dim}), got {tuple(caption_embeds.shape)}"
             )
-            return self.classifier(hidden_states).squeeze(-1), all_hidden_states, all_attentions
-        logits = []
-        for index in range(batch_size):
-            tokens = image_embeds[index : index + 1]
-            folded_images = self.decoder.fold_image(tokens)  # once per image, shared by its blocks
-            for rows in queries[index : index + 1].split(DECODER_CHUNK_ROWS, dim=1):
-                hidden_states = self.decoder(rows, tokens, folded_images=folded_images)[0]
-                logits.append(self.classifier(hidden_states).squeeze(-1))
-        return torch.cat(logits, dim=1).view(batch_size, num_queries), None, None
+        caption_embeds = caption_embeds.to(self.query_projection.weight.dtype)
+        queries = F.relu(self.query_projection(caption_embeds))
+        queries = queries.unsqueeze(0).expand(image_embeds.shape[0], -1, -1)
+        return self.tag_logits(queries, image_embeds)
 
     # ------------------------------------------------------------------ forward
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -885,9 +731,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
         teacher_image_embeds: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> RamPlusOutput | tuple:
+    ) -> RamPlusOutput:
         r"""
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
@@ -913,117 +757,83 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 Precomputed caption embeddings instead of `caption_input_ids`.
             teacher_image_embeds (`torch.FloatTensor` of shape `(batch_size, text_embed_dim)`, *optional*):
                 CLIP ViT-B/16 image embeddings of the same images; gives the L1 distillation loss.
+            output_attentions (`bool`, *optional*): return the decoder's attention weights (`cross_attentions`); they
+                exist only with the eager attention (`attn_implementation="eager"`).
+            output_hidden_states (`bool`, *optional*): return the decoder's hidden states.
+            return_dict (`bool`, *optional*): `False` returns a tuple.
         """
-        with self._inference_context():
-            return self._forward(
-                pixel_values=pixel_values,
-                image_embeds=image_embeds,
-                label_embeds=label_embeds,
-                descriptions_per_tag=descriptions_per_tag,
-                description_mask=description_mask,
-                tag_indices=tag_indices,
-                labels=labels,
-                caption_input_ids=caption_input_ids,
-                caption_attention_mask=caption_attention_mask,
-                caption_embeds=caption_embeds,
-                teacher_image_embeds=teacher_image_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                return_dict=return_dict,
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        if output_attentions and self.config._attn_implementation != "eager":
+            raise ValueError(
+                f"attention weights are computed by the eager attention only, this model uses "
+                f"{self.config._attn_implementation!r}: load it with `attn_implementation=\"eager\"` or call "
+                "`model.set_attn_implementation(\"eager\")`"
             )
-
-    def _forward(
-        self,
-        pixel_values,
-        image_embeds,
-        label_embeds,
-        descriptions_per_tag,
-        description_mask,
-        tag_indices,
-        labels,
-        caption_input_ids,
-        caption_attention_mask,
-        caption_embeds,
-        teacher_image_embeds,
-        output_attentions,
-        output_hidden_states,
-        return_dict,
-    ) -> RamPlusOutput | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_attentions = bool(output_attentions) if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
+        has_captions = caption_input_ids is not None or caption_embeds is not None
+        if has_captions and (output_attentions or output_hidden_states):
+            raise ValueError(
+                "the decoder's hidden states and attentions are returned for the tag queries only: request them in a "
+                "call without captions"
+            )
         if (pixel_values is None) == (image_embeds is None):
             raise ValueError("pass exactly one of `pixel_values` and `image_embeds`")
         if image_embeds is None:
-            image_embeds = self._image_embeds(pixel_values)
+            image_embeds = self.get_image_embeds(pixel_values)
         elif image_embeds.dim() != 3 or image_embeds.shape[-1] != self.config.text_embed_dim:
             raise ValueError(
                 f"`image_embeds` must be (batch, tokens, {self.config.text_embed_dim}), got {tuple(image_embeds.shape)}"
             )
 
-        embeds, mask = self.resolve_label_embeds(label_embeds, descriptions_per_tag, description_mask, tag_indices)
-        queries = self.compute_label_queries(image_embeds, embeds, mask)
-        logits, all_hidden_states, all_attentions = self.decode(
-            queries, image_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        label_embeds, description_mask = self.resolve_label_embeds(
+            label_embeds, descriptions_per_tag, description_mask, tag_indices
         )
+        queries = self.compute_label_queries(image_embeds, label_embeds, description_mask)
+        logits = self.tag_logits(queries, image_embeds)
 
-        tag_loss = alignment_loss_value = distillation_loss_value = alignment_logits = None
-        losses = []
+        losses = {}
+        if labels is not None or has_captions or teacher_image_embeds is not None:
+            losses = self._compute_losses(
+                logits, image_embeds, labels, caption_input_ids, caption_attention_mask, caption_embeds,
+                teacher_image_embeds,
+            )
+        return RamPlusOutput(logits=logits, image_embeds=image_embeds, **losses)
+
+    def _compute_losses(
+        self, logits, image_embeds, labels, caption_input_ids, caption_attention_mask, caption_embeds, teacher_image_embeds
+    ) -> dict:
+        """The training objective: each loss whose targets are given, and their weighted sum as `loss`."""
+        config = self.config
+        out, weighted = {}, []
         if labels is not None:
             if labels.shape != logits.shape:
                 raise ValueError(f"`labels` must have shape {tuple(logits.shape)} (batch, tags), got {tuple(labels.shape)}")
-            tag_loss = tagging_loss(
+            out["tag_loss"] = tagging_loss(
                 logits,
                 labels,
-                gamma_neg=self.config.tag_loss_gamma_neg,
-                gamma_pos=self.config.tag_loss_gamma_pos,
-                clip=self.config.tag_loss_clip,
-                eps=self.config.asl_eps,
+                gamma_neg=config.tag_loss_gamma_neg,
+                gamma_pos=config.tag_loss_gamma_pos,
+                clip=config.tag_loss_clip,
+                eps=config.asl_eps,
             )
-            losses.append(self.config.tag_loss_weight * tag_loss)
+            weighted.append(config.tag_loss_weight * out["tag_loss"])
         if caption_input_ids is not None or caption_embeds is not None:
             if caption_embeds is None:
                 caption_embeds = self.encode_text(caption_input_ids, caption_attention_mask)
-            alignment_logits = self.alignment_logits(image_embeds, caption_embeds)
-            alignment_loss_value = alignment_loss(
-                alignment_logits,
-                gamma_neg=self.config.align_loss_gamma_neg,
-                gamma_pos=self.config.align_loss_gamma_pos,
-                clip=self.config.align_loss_clip,
-                eps=self.config.asl_eps,
+            out["alignment_logits"] = self.alignment_logits(image_embeds, caption_embeds)
+            out["alignment_loss"] = alignment_loss(
+                out["alignment_logits"],
+                gamma_neg=config.align_loss_gamma_neg,
+                gamma_pos=config.align_loss_gamma_pos,
+                clip=config.align_loss_clip,
+                eps=config.asl_eps,
             )
-            losses.append(self.config.align_loss_weight * alignment_loss_value)
+            weighted.append(config.align_loss_weight * out["alignment_loss"])
         if teacher_image_embeds is not None:
-            distillation_loss_value = distillation_loss(image_embeds[:, 0, :], teacher_image_embeds)
-            losses.append(self.config.distill_loss_weight * distillation_loss_value)
-        loss = torch.stack(losses).sum() if losses else None
-
-        output = RamPlusOutput(
-            loss=loss,
-            logits=logits,
-            image_embeds=image_embeds,
-            tag_loss=tag_loss,
-            alignment_loss=alignment_loss_value,
-            distillation_loss=distillation_loss_value,
-            alignment_logits=alignment_logits,
-            hidden_states=all_hidden_states,
-            cross_attentions=all_attentions,
-        )
-        return output if return_dict else output.to_tuple()
-
-    def alignment_logits(self, image_embeds: torch.Tensor, caption_embeds: torch.Tensor) -> torch.Tensor:
-        """Every caption as a query for every image, through the same decoder and head: `(batch, num_captions)`."""
-        if caption_embeds.dim() != 2 or caption_embeds.shape[-1] != self.config.text_embed_dim:
-            raise ValueError(
-                f"caption embeddings must be (num_captions, {self.config.text_embed_dim}), got {tuple(caption_embeds.shape)}"
-            )
-        caption_embeds = caption_embeds.to(self.query_projection.weight.dtype)
-        queries = F.relu(self.query_projection(caption_embeds))
-        queries = queries.unsqueeze(0).expand(image_embeds.shape[0], -1, -1)
-        logits, _, _ = self.decode(queries, image_embeds)
-        return logits
+            out["distillation_loss"] = distillation_loss(image_embeds[:, 0, :], teacher_image_embeds)
+            weighted.append(config.distill_loss_weight * out["distillation_loss"])
+        out["loss"] = torch.stack(weighted).sum()
+        return out
 
 
 __all__ = [

@@ -37,8 +37,7 @@ class RamPlusTaggerForExport(nn.Module):
         model = self.model
         image_embeds = model.get_image_embeds(pixel_values)
         queries = model.compute_label_queries(image_embeds, label_embeds.to(image_embeds.dtype), description_mask)
-        logits, _, _ = model.decode(queries, image_embeds)
-        return logits
+        return model.tag_logits(queries, image_embeds)
 
 
 def builtin_label_inputs(model: RamPlusModel) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,8 +53,9 @@ def builtin_label_inputs(model: RamPlusModel) -> tuple[torch.Tensor, torch.Tenso
 def export_onnx(model: RamPlusModel, output: str | os.PathLike, opset_version: int = 18, dynamo: bool = True) -> Path:
     """Export the tagger of `model` to `output` (written to a temporary file first, then moved into place).
 
-    Returns the path of the written file. The model runs in eval mode, fp32, with SDPA attention (the folded fast
-    path of the decoder); the text tower is not part of the graph (encode new tags beforehand).
+    Returns the path of the written file. The graph is the reference computation in eval mode, fp32, with the
+    model's attention implementation (an optimized model exports its reference computation: the exporters trace
+    it); the text tower is not part of the graph (encode new tags beforehand).
     """
     if not isinstance(model, RamPlusModel):
         raise TypeError(f"`model` must be a RamPlusModel, got {type(model).__name__}")

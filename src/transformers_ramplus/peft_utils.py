@@ -131,8 +131,7 @@ def merge_adapter(peft_model) -> nn.Module:
     """Fold the LoRA updates into the base weights and return the plain `RamPlusModel` (save it with
     `save_pretrained`)."""
     merged = peft_model.merge_and_unload()
-    if merged.text_model is not None:
-        merged.text_model.requires_grad_(False)
+    merged.freeze_text_model()
     return merged
 
 

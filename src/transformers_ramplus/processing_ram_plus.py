@@ -1,12 +1,79 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Processor for RAM++: image processor, optional CLIP tokenizer, and tag post-processing."""
+"""Processor for RAM++: image processor, optional CLIP tokenizer, and tag post-processing.
+
+`post_process_image_tagging` (the module-level function) is the one implementation that turns tag logits into tags;
+the processor's method and the `zero-shot-image-tagging` pipeline both call it. The tag vocabulary (names, Chinese
+names, thresholds) is read from the model config, its one home.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 import torch
 from transformers.processing_utils import ProcessorMixin
+from transformers.utils import cached_file
+
+from .configuration_ram_plus import RamPlusConfig, validate_language, validate_threshold, validate_thresholds
+
+
+SORT_ORDERS = ("score", "index")
+# keys that `processor_config.json` files of earlier versions hold; the vocabulary now lives in the model config
+_LEGACY_VOCABULARY_KEYS = ("tag_names", "tag_names_chinese", "tag_thresholds", "default_threshold")
+
+
+def post_process_image_tagging(
+    logits,
+    thresholds: float | Sequence[float],
+    names: Sequence[str],
+    top_k: int | None = None,
+    keep: torch.Tensor | None = None,
+    sort_by: str = "score",
+) -> list[list[dict]]:
+    """Turn tag logits `(batch, num_tags)` (or `(num_tags,)`) into tags: for each image a list of
+    `{"label": str, "score": float}`, the tags whose score `sigmoid(logit)` is strictly greater than their threshold.
+
+    Args:
+        thresholds: one threshold for all tags, or one per tag (each in [0, 1]).
+        names: the label of every tag (column of `logits`).
+        top_k: keep at most this many tags per image (the highest scores).
+        keep: optional `(num_tags,)` boolean mask of the tags that may be output.
+        sort_by: `"score"` (highest first; ties keep vocabulary order) or `"index"` (vocabulary order).
+    """
+    logits = getattr(logits, "logits", logits)
+    if not isinstance(logits, torch.Tensor):
+        logits = torch.as_tensor(logits)
+    if logits.dim() == 1:
+        logits = logits.unsqueeze(0)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (batch, num_tags), got shape {tuple(logits.shape)}")
+    num_tags = logits.shape[1]
+    if len(names) != num_tags:
+        raise ValueError(f"logits have {num_tags} tags but {len(names)} tag names are known")
+    if isinstance(thresholds, (list, tuple, torch.Tensor)):
+        cutoff = torch.tensor(validate_thresholds(thresholds, num_tags=num_tags), dtype=torch.float32)
+    else:
+        cutoff = torch.full((num_tags,), validate_threshold(thresholds))
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+        raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}")
+    if sort_by not in SORT_ORDERS:
+        raise ValueError(f"`sort_by` must be 'score' or 'index', got {sort_by!r}")
+    scores = torch.sigmoid(logits.detach().float().cpu())
+    selected = scores > cutoff
+    if keep is not None:
+        selected &= keep.cpu()
+    results = []
+    for image_scores, image_selected in zip(scores, selected):
+        indices = image_selected.nonzero().flatten()
+        order = torch.argsort(image_scores[indices], descending=True, stable=True)
+        indices = indices[order]
+        if top_k is not None:
+            indices = indices[:top_k]
+        if sort_by == "index":
+            indices = indices.sort().values
+        results.append([{"label": names[i], "score": float(image_scores[i])} for i in indices.tolist()])
+    return results
 
 
 class _OptionalTokenizerAttributes:
@@ -29,30 +96,21 @@ class RamPlusProcessor(ProcessorMixin):
     Wraps a [`RamPlusImageProcessor`] (and, for open-set tagging, a CLIP tokenizer) and turns logits into tags.
 
     The tag vocabulary used by [`~RamPlusProcessor.post_process_image_tagging`] (English names, Chinese names, per-tag
-    thresholds) is stored on the processor (`processor_config.json`); build it from a model config with
-    [`~RamPlusProcessor.from_model_config`] or pass `config=model.config` when post-processing.
+    thresholds) is the model config's: `RamPlusProcessor.from_pretrained(model_dir)` reads it from the folder's
+    `config.json`, [`~RamPlusProcessor.from_model_config`] takes a config, and `config=model.config` at
+    post-processing overrides both.
     """
 
     get_attributes = _OptionalTokenizerAttributes()
 
-    def __init__(
-        self,
-        image_processor=None,
-        tokenizer=None,
-        tag_names: Sequence[str] | None = None,
-        tag_names_chinese: Sequence[str] | None = None,
-        tag_thresholds: Sequence[float] | None = None,
-        default_threshold: float = 0.68,
-        **kwargs,
-    ):
+    def __init__(self, image_processor=None, tokenizer=None, **kwargs):
         if image_processor is None:
             from .image_processing_ram_plus import RamPlusImageProcessor
 
             image_processor = RamPlusImageProcessor()
-        self.tag_names = list(tag_names) if tag_names is not None else None
-        self.tag_names_chinese = list(tag_names_chinese) if tag_names_chinese is not None else None
-        self.tag_thresholds = [float(t) for t in tag_thresholds] if tag_thresholds is not None else None
-        self.default_threshold = float(default_threshold)
+        for key in _LEGACY_VOCABULARY_KEYS:  # a `processor_config.json` of an earlier version: the config rules
+            kwargs.pop(key, None)
+        self.model_config: RamPlusConfig | None = None  # not serialized: `config.json` holds it
         self.__dict__["tokenizer"] = tokenizer
         if tokenizer is None:
             super().__init__(image_processor, **kwargs)
@@ -62,8 +120,6 @@ class RamPlusProcessor(ProcessorMixin):
     @classmethod
     def _load_tokenizer_from_pretrained(cls, sub_processor_type, pretrained_model_name_or_path, **kwargs):
         """Load the CLIP tokenizer when the checkpoint has one; a model without a text tower has none."""
-        import os
-
         from huggingface_hub import file_exists
 
         subfolder = kwargs.get("subfolder") or ""
@@ -83,15 +139,36 @@ class RamPlusProcessor(ProcessorMixin):
 
     @classmethod
     def from_model_config(cls, config, image_processor=None, tokenizer=None) -> "RamPlusProcessor":
-        """A processor carrying the tag vocabulary of a [`RamPlusConfig`]."""
-        return cls(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            tag_names=config.tag_names,
-            tag_names_chinese=config.tag_names_chinese,
-            tag_thresholds=config.thresholds(),
-            default_threshold=config.default_threshold,
-        )
+        """A processor that labels tags with the vocabulary of a [`RamPlusConfig`]."""
+        processor = cls(image_processor=image_processor, tokenizer=tokenizer)
+        processor.model_config = config
+        return processor
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load the image processor (and tokenizer), and the tag vocabulary from the model's `config.json` in the
+        same folder or Hub repository (when there is one)."""
+        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        hub_kwargs = {
+            k: kwargs[k]
+            for k in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+            if k in kwargs
+        }
+        processor.model_config = None  # a processor saved on its own: pass `config=` when post-processing
+        try:
+            found = cached_file(
+                pretrained_model_name_or_path, "config.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs
+            )
+        except OSError:
+            found = None
+        if found is not None:
+            processor.model_config = RamPlusConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return processor
+
+    @property
+    def tag_names(self) -> list[str] | None:
+        """English tag names of the model config (None without one)."""
+        return None if self.model_config is None else self.model_config.tag_names
 
     def __call__(self, images=None, text=None, return_tensors="pt", **kwargs):
         """Prepare `images` (see [`RamPlusImageProcessor`]) and/or tokenize `text` with the CLIP tokenizer."""
@@ -113,21 +190,6 @@ class RamPlusProcessor(ProcessorMixin):
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     # ------------------------------------------------------------------ post-processing
-    def _vocabulary(self, config, tag_names, thresholds, language):
-        if config is not None:
-            names = config.tag_names_chinese if language == "zh" else config.tag_names
-            default_thresholds = config.thresholds()
-        else:
-            names = self.tag_names_chinese if language == "zh" else self.tag_names
-            default_thresholds = self.tag_thresholds
-        if tag_names is not None:
-            names = list(tag_names)
-        if names is None:
-            if language == "zh":
-                raise ValueError("no Chinese tag names are known: the model was converted without them")
-            names = None
-        return names, (list(thresholds) if thresholds is not None else default_thresholds)
-
     def post_process_image_tagging(
         self,
         outputs_or_logits,
@@ -144,51 +206,42 @@ class RamPlusProcessor(ProcessorMixin):
 
         Args:
             outputs_or_logits: a [`RamPlusOutput`] or logits of shape `(batch, num_tags)` (or `(num_tags,)`).
-            threshold: `None` uses the per-tag thresholds (a tag is kept when `score > threshold`, strictly, as the
-                original); a float applies one threshold to all tags; a sequence gives one per tag.
+            threshold: `None` uses the per-tag thresholds of the model config (a tag is kept when `score >
+                threshold`, strictly, as the original); a float applies one threshold to all tags; a sequence gives
+                one per tag.
             top_k: keep at most this many tags per image (after thresholding).
             language: `"en"` or `"zh"` (Chinese names of the built-in tags).
             exclude: tags to drop, by index or by English name (the original's `delete_tag_index`).
             tag_names: names for the columns of the logits (open-set tags); defaults to the vocabulary.
-            config: a [`RamPlusConfig`] to take names and thresholds from instead of this processor.
+            config: a [`RamPlusConfig`] to take names and thresholds from instead of the processor's.
             sort_by: `"score"` (highest first, the default) or `"index"` (vocabulary order, as the original's strings).
         """
         logits = getattr(outputs_or_logits, "logits", outputs_or_logits)
         if not isinstance(logits, torch.Tensor):
             logits = torch.as_tensor(logits)
-        if logits.dim() == 1:
-            logits = logits.unsqueeze(0)
-        if logits.dim() != 2:
-            raise ValueError(f"logits must be (batch, num_tags), got shape {tuple(logits.shape)}")
-        if language not in ("en", "zh"):
-            raise ValueError(f"`language` must be 'en' or 'zh', got {language!r}")
-        if sort_by not in ("score", "index"):
-            raise ValueError(f"`sort_by` must be 'score' or 'index', got {sort_by!r}")
-        if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
-            raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}")
-        num_tags = logits.shape[1]
-        threshold_list = threshold if isinstance(threshold, (list, tuple, torch.Tensor)) else None
-        names, per_tag = self._vocabulary(config, tag_names, threshold_list, language)
-        if names is None:
-            names = [f"tag_{i}" for i in range(num_tags)]
-        if len(names) != num_tags:
-            raise ValueError(f"logits have {num_tags} tags but {len(names)} tag names are known")
-        if threshold is None or threshold_list is not None:
-            if per_tag is None:
-                per_tag = [self.default_threshold] * num_tags
-            if len(per_tag) != num_tags:
-                raise ValueError(f"logits have {num_tags} tags but {len(per_tag)} thresholds are known")
-            cutoff = torch.as_tensor(per_tag, dtype=torch.float32)
+        num_tags = logits.shape[-1] if logits.dim() else 0
+        language = validate_language(language)
+        config = config if config is not None else self.model_config
+        english = list(tag_names) if tag_names is not None else (config.tag_names if config is not None else None)
+        if english is None:
+            raise ValueError(
+                "no tag vocabulary: load the processor from a model folder, build it with "
+                "`RamPlusProcessor.from_model_config(model.config)`, or pass `config=` or `tag_names=`"
+            )
+        if language == "zh" and tag_names is None:
+            if config.tag_names_chinese is None:
+                raise ValueError("no Chinese tag names are known: the model was converted without them")
+            names = list(config.tag_names_chinese)
         else:
-            if not 0.0 <= float(threshold) <= 1.0:
-                raise ValueError(f"`threshold` must be in [0, 1], got {threshold!r}")
-            cutoff = torch.full((num_tags,), float(threshold))
-        keep = torch.ones(num_tags, dtype=torch.bool)
+            names = english
+        if threshold is None:
+            if tag_names is not None and (config is None or len(tag_names) != config.num_tags):
+                raise ValueError("`tag_names` of new tags need a `threshold` (one number, or one per tag)")
+            threshold = config.thresholds()
+        keep = None
         if exclude is not None:
-            english = self.tag_names if config is None else config.tag_names
-            if tag_names is not None:
-                english = list(tag_names)
-            lookup = {name: index for index, name in enumerate(english or [])}
+            lookup = {name: index for index, name in enumerate(english)}
+            keep = torch.ones(num_tags, dtype=torch.bool)
             for item in exclude:
                 if isinstance(item, str):
                     if item not in lookup:
@@ -197,19 +250,7 @@ class RamPlusProcessor(ProcessorMixin):
                 if not 0 <= int(item) < num_tags:
                     raise ValueError(f"`exclude` index {item} is outside [0, {num_tags})")
                 keep[int(item)] = False
-        scores = torch.sigmoid(logits.detach().float().cpu())
-        selected = (scores > cutoff) & keep
-        results = []
-        for image_scores, image_selected in zip(scores, selected):
-            indices = image_selected.nonzero().flatten()
-            order = torch.argsort(image_scores[indices], descending=True, stable=True)
-            indices = indices[order]
-            if top_k is not None:
-                indices = indices[:top_k]
-            if sort_by == "index":
-                indices = indices.sort().values
-            results.append([{"label": names[i], "score": float(image_scores[i])} for i in indices.tolist()])
-        return results
+        return post_process_image_tagging(logits, threshold, names, top_k=top_k, keep=keep, sort_by=sort_by)
 
     @staticmethod
     def format_tags(tags: list[dict], separator: str = " | ") -> str:
@@ -217,4 +258,4 @@ class RamPlusProcessor(ProcessorMixin):
         return separator.join(tag["label"] for tag in tags)
 
 
-__all__ = ["RamPlusProcessor"]
+__all__ = ["RamPlusProcessor", "post_process_image_tagging"]

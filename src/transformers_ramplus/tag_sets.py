@@ -1,5 +1,5 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Tag sets: turn tag names (and optional descriptions) into the label embeddings RAM++ tags with (SPEC section 2).
+"""Tag sets: turn tag names (and optional descriptions) into the label embeddings RAM++ tags with.
 
 * A tag that is in the model's built-in vocabulary reuses the model's trained label embeddings and tuned threshold
   (no text tower needed).
@@ -16,8 +16,9 @@ Text is encoded in batches with dynamic padding (texts sorted by token length, e
 text), with a progress bar for large sets, and cached per text tower, so repeating a call with the same tags does no
 text work.
 
-This module imports only `transformers`, `torch`, `safetensors`, `huggingface_hub`, `tqdm` (all dependencies of
-transformers) and the standard-library-only `atomic_io`, so it can ship as remote code next to the pipeline.
+This module imports only its sibling configuration module, the standard-library-only `atomic_io`, `transformers`,
+`torch`, `safetensors`, `huggingface_hub` and `tqdm` (all dependencies of transformers), so it can ship as remote code
+next to the pipeline.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic_io import atomic_file, atomic_write_json
+from .configuration_ram_plus import validate_language, validate_threshold
 
 
 logger = logging.getLogger(__name__)
@@ -650,10 +652,10 @@ class TagSet:
         self.builtin_indices = [None if i is None else int(i) for i in per_tag(builtin_indices, "builtin_indices", None)]
         self.descriptions = [None if d is None else list(d) for d in per_tag(descriptions, "descriptions", None)]
         self.chinese_names = per_tag(chinese_names, "chinese_names", None)
-        self.thresholds = [float(t) for t in per_tag(thresholds, "thresholds", NEW_TAG_THRESHOLD)]
-        for name, value in zip(names, self.thresholds):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"threshold of tag {name!r} must be in [0, 1], got {value!r}")
+        self.thresholds = [
+            validate_threshold(value, f"threshold of tag {name!r}")
+            for name, value in zip(names, per_tag(thresholds, "thresholds", NEW_TAG_THRESHOLD))
+        ]
         if label_embeds is None:
             missing = [n for n, i in zip(names, self.builtin_indices) if i is None]
             if missing:
@@ -702,10 +704,8 @@ class TagSet:
 
     def labels(self, language: str = "en") -> list[str]:
         """Output names: English, or Chinese (`"zh"`) for built-in tags that have one (new tags keep their name)."""
-        if language == "en":
+        if validate_language(language) == "en":
             return list(self.names)
-        if language != "zh":
-            raise ValueError(f"`language` must be 'en' or 'zh', got {language!r}")
         if all(c is None for c in self.chinese_names) and any(i is not None for i in self.builtin_indices):
             raise ValueError("no Chinese tag names are known: the model was converted without them")
         return [c.strip() if c else n for n, c in zip(self.names, self.chinese_names)]

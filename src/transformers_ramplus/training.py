@@ -33,7 +33,7 @@ LOSS_COMPONENTS = ("tag_loss", "alignment_loss", "distillation_loss")
 
 @dataclass
 class RamPlusTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with RAM++ defaults: AdamW weight decay 0.05 (SPEC section 3), raw dataset columns kept
+    """`TrainingArguments` with RAM++ defaults: AdamW weight decay 0.05 (as the paper), raw dataset columns kept
     for the collator, `labels` as the label column."""
 
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (the paper uses 0.05)"})
@@ -63,10 +63,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def freeze_frozen_parts(model: nn.Module) -> None:
     """Freeze what RAM++ never trains: the CLIP text tower (`label_embeds` is a buffer and has no gradient)."""
-    inner = _unwrap(model)
-    if inner.text_model is not None:
-        inner.text_model.requires_grad_(False)
-        inner.text_model.eval()
+    _unwrap(model).freeze_text_model()
 
 
 class _CollatorEpochCallback(TrainerCallback):

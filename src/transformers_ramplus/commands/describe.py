@@ -1,4 +1,4 @@
-"""`ramplus describe TAG... | --tags-file F --model M --output F.json`: LLM-written tag descriptions (SPEC section 2).
+"""`ramplus describe TAG... | --tags-file F --model M --output F.json`: LLM-written tag descriptions.
 
 For each tag: "a photo of a {tag}." followed by N samples (default 10) of each of the paper's 5 prompts, sampled at
 temperature 0.99 with at most 77 new tokens, from any transformers text-generation model (a local directory or a Hub
@@ -17,7 +17,7 @@ import sys
 import zlib
 from collections.abc import Sequence
 
-# The prompts of the paper (SPEC section 2), "{}" is the tag.
+# The prompts of the paper, "{}" is the tag.
 PROMPTS: tuple[str, ...] = (
     "Describe concisely what a(n) {} looks like",
     "How can you identify a(n) {} concisely?",
@@ -30,7 +30,7 @@ PHOTO_TEMPLATE = "a photo of a {}."
 
 def add_arguments(parser):
     parser.add_argument("tags", nargs="*", metavar="TAG", help="tags to describe")
-    parser.add_argument("--tags-file", help="file with one tag per line (blank lines and # comments ignored)")
+    parser.add_argument("--tags-file", help="file with one tag per line (UTF-8; # comments ignored, blank lines are an error)")
     parser.add_argument("--model", required=True, help="text-generation model (directory or Hub id)")
     parser.add_argument("--output", "-o", required=True, help="JSON file to write ([{tag: [descriptions]}]); resumed when it exists")
     parser.add_argument("--samples", type=int, default=10, help="samples per prompt (default 10: 1 + 5 x 10 = 51 per tag)")
@@ -105,8 +105,9 @@ def describe_tag(
 def _read_tags(args) -> list[str]:
     tags = [t.strip() for t in args.tags if t.strip()]
     if args.tags_file:
-        with open(args.tags_file, encoding="utf-8") as handle:
-            tags += [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
+        from ..tag_files import read_tag_list
+
+        tags += read_tag_list(args.tags_file, "tags", comments=True)
     tags = list(dict.fromkeys(tags))
     if not tags:
         raise ValueError("name at least one tag (TAG... or --tags-file)")

@@ -92,19 +92,22 @@ def run(args) -> int:
         write_thresholds,
     )
     from ..modeling_ram_plus import RamPlusModel
+    from ..optimization import optimize_for_inference
     from ..tag_sets import load_descriptions
     from ..training import add_tags
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
+    if args.threshold is not None:
+        from ..configuration_ram_plus import validate_threshold
+
+        validate_threshold(args.threshold, "--threshold")
     annotations = read_annotations(args.annotations, args.tag_list, format=args.format)
     classes = annotations.class_names
     from . import reading
 
     with reading(f"cannot load the model {args.model!r}"):
-        model = RamPlusModel.from_pretrained(args.model).eval().to(args.device)
+        model = optimize_for_inference(RamPlusModel.from_pretrained(args.model).to(args.device))
     unknown = [name for name in dict.fromkeys(classes) if name not in model.config.label2id]
     if unknown:
         descriptions = load_descriptions(args.descriptions) if args.descriptions else {}

@@ -40,7 +40,7 @@ def add_arguments(parser):
     )
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     parser.add_argument("--labels", nargs="+", action="extend", metavar="TAG", help="tag only these tags (built-in or new names)")
-    parser.add_argument("--labels-file", help="file with one tag per line (blank lines and lines starting with # are ignored)")
+    parser.add_argument("--labels-file", help="file with one tag per line (UTF-8; lines starting with # are ignored, blank lines are an error)")
     parser.add_argument("--descriptions", metavar="FILE_OR_HUB_ID", help="tag descriptions JSON ([{tag: [descriptions]}], e.g. from `ramplus describe`): a file, a folder, or a Hub dataset id (downloaded and cached)")
     parser.add_argument("--descriptions-file", metavar="NAME", help="the JSON file to read in the --descriptions folder or Hub repository (needed when it holds several)")
     parser.add_argument("--descriptions-revision", metavar="REV", help="branch, tag or commit of the --descriptions Hub repository")
@@ -114,8 +114,9 @@ def collect_inputs(paths, recursive=False, extensions=None, exclude=None, empty_
 
 
 def read_labels_file(path) -> list[str]:
-    with open(path, encoding="utf-8") as handle:
-        return [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
+    from ..tag_files import read_tag_list
+
+    return read_tag_list(path, "labels", comments=True)
 
 
 # ------------------------------------------------------------------------------------------------ text escaping
@@ -548,8 +549,10 @@ def run(args) -> int:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.top_k is not None and args.top_k <= 0:
         raise ValueError(f"--top-k must be positive, got {args.top_k}")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.threshold is not None:
+        from ..configuration_ram_plus import validate_threshold
+
+        validate_threshold(args.threshold, "--threshold")
     if args.timeout is not None and not args.timeout > 0:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.max_image_pixels is not None and args.max_image_pixels <= 0:

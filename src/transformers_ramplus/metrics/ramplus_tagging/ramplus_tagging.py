@@ -1,5 +1,5 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""RAM++ tagging metrics as a local `evaluate` module: mAP, CP, CR, CF1, OP, OR, OF1 (SPEC section 4).
+"""RAM++ tagging metrics as a local `evaluate` module: mAP, CP, CR, CF1, OP, OR, OF1 (the paper's protocol).
 
     import evaluate
     metric = evaluate.load("src/transformers_ramplus/metrics/ramplus_tagging")   # a local path: works offline

@@ -1,0 +1,264 @@
+"""`optimize_for_inference`: the fast paths give the reference model's outputs, and only where they apply."""
+
+import copy
+import importlib.util
+import json
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from transformers import AutoModel
+from transformers_ramplus import RamPlusModel, optimize_for_inference
+from transformers_ramplus import optimization
+from transformers_ramplus.optimization import FoldedCrossAttentionMixin, OneDnnLinearMode, is_optimized
+
+from conftest import PROJECT_ROOT, spread_model
+
+# fp32 logits of the spread fixtures are several units apart; the fast paths change them by ~1e-6 (summation order)
+ATOL = 1e-4
+
+
+def _pixels(batch=3, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, 64, 64, generator=generator)
+
+
+def _pair(**overrides):
+    """A spread reference model and an optimized copy of it."""
+    reference = spread_model(**overrides)
+    return reference, optimize_for_inference(copy.deepcopy(reference))
+
+
+def _count_folded_calls(monkeypatch):
+    calls = []
+    original = FoldedCrossAttentionMixin.forward
+
+    def counting(self, hidden_states, image_embeds, folded_image=None, **kwargs):
+        calls.append(folded_image is not None)
+        return original(self, hidden_states, image_embeds, folded_image=folded_image, **kwargs)
+
+    monkeypatch.setattr(FoldedCrossAttentionMixin, "forward", counting)
+    return calls
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_optimized_matches_reference_and_takes_the_fast_path(monkeypatch, batch):
+    reference, optimized = _pair(num_tags=9, descriptions_per_tag=3)
+    assert is_optimized(optimized) and not is_optimized(reference)
+    assert isinstance(optimized, RamPlusModel) and not optimized.training
+    calls = _count_folded_calls(monkeypatch)
+    x = _pixels(batch)
+    with torch.no_grad():
+        expected = reference(pixel_values=x).logits
+        fast = optimized(pixel_values=x)
+    assert calls and all(calls)  # every decoder layer took the folded path
+    assert len(calls) == batch * reference.config.num_hidden_layers
+    assert expected.std() > 1.0  # logits that spread: an error in the fast path would show
+    torch.testing.assert_close(fast.logits, expected, atol=ATOL, rtol=0)
+    torch.testing.assert_close(fast.image_embeds, reference.get_image_embeds(x), atol=ATOL, rtol=0)
+
+
+def test_open_set_subsets_and_masks_match():
+    reference, optimized = _pair(num_tags=6, descriptions_per_tag=3)
+    generator = torch.Generator().manual_seed(3)
+    label_embeds = F.normalize(torch.randn(5, 4, reference.config.text_embed_dim, generator=generator), dim=-1)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[0, 2:] = False
+    x = _pixels(2)
+    with torch.no_grad():
+        for kwargs in ({"label_embeds": label_embeds, "description_mask": mask}, {"tag_indices": [5, 0, 3]}):
+            torch.testing.assert_close(optimized(pixel_values=x, **kwargs).logits, reference(pixel_values=x, **kwargs).logits, atol=ATOL, rtol=0)
+
+
+def test_blocks_of_images_and_tags_give_the_same_logits(monkeypatch):
+    reference, optimized = _pair(num_tags=9, descriptions_per_tag=2)
+    x = _pixels(5)
+    folds = []
+    original_fold = optimization.fold_image
+    monkeypatch.setattr(optimization, "fold_image", lambda attention, tokens: folds.append(1) or original_fold(attention, tokens))
+    monkeypatch.setattr(optimization, "DECODER_CHUNK_ROWS", 4)  # 9 tags -> blocks of 4, 4, 1 per image
+    monkeypatch.setattr(optimization, "VISION_CHUNK_IMAGES", 2)  # 5 images -> blocks of 2, 2, 1
+    with torch.no_grad():
+        expected = reference(pixel_values=x)
+        blocked = optimized(pixel_values=x)
+    # the image side of each layer's folded attention is computed once per image, not once per tag block
+    assert len(folds) == reference.config.num_hidden_layers * x.shape[0]
+    torch.testing.assert_close(blocked.image_embeds, expected.image_embeds, atol=ATOL, rtol=0)
+    torch.testing.assert_close(blocked.logits, expected.logits, atol=ATOL, rtol=0)
+
+
+def test_onednn_kernels_route_fp32_inference_only(monkeypatch):
+    if not optimization.onednn_linear_available():
+        pytest.fail("this torch build has no oneDNN linear kernel; the fp32 fast path expects one on CPU")
+    reference, optimized = _pair(num_tags=6)
+    routed = []
+    original = OneDnnLinearMode.__torch_function__
+    monkeypatch.setattr(OneDnnLinearMode, "__torch_function__", lambda self, *a, **k: routed.append(1) or original(self, *a, **k))
+    x = _pixels(2)
+    with torch.no_grad():
+        fast = optimized(pixel_values=x).logits
+        assert routed, "fp32 CPU inference without autograd runs through the oneDNN kernels"
+        routed.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            optimized(pixel_values=x)
+        assert not routed  # autocast chooses the kernels itself
+    optimized(pixel_values=x)
+    assert not routed  # autograd on: plain kernels
+    torch.testing.assert_close(fast, reference(pixel_values=x).logits.detach(), atol=ATOL, rtol=0)
+
+
+def test_training_mode_and_recorded_outputs_take_the_reference_path(monkeypatch):
+    reference, optimized = _pair(num_tags=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    calls = _count_folded_calls(monkeypatch)
+    x = _pixels(2)
+    optimized.train()
+    train_logits = optimized(pixel_values=x).logits
+    train_logits.sum().backward()
+    assert optimized.decoder.layers[0].cross_attention.q_proj.weight.grad.abs().sum() > 0
+    assert calls and not any(calls)  # the reference attention ran
+    optimized.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(train_logits.detach(), reference(pixel_values=x).logits, atol=ATOL, rtol=0)
+        hidden = optimized(pixel_values=x, output_hidden_states=True)
+        expected = reference(pixel_values=x, output_hidden_states=True)
+        assert len(hidden.hidden_states) == len(expected.hidden_states) == 3
+        torch.testing.assert_close(hidden.hidden_states[-1], expected.hidden_states[-1], atol=ATOL, rtol=0)
+        with pytest.raises(ValueError, match="eager"):
+            optimized(pixel_values=x, output_attentions=True)  # the same rule as the reference model
+        optimized.set_attn_implementation("eager")
+        reference.set_attn_implementation("eager")
+        attentions = optimized(pixel_values=x, output_attentions=True).cross_attentions
+        torch.testing.assert_close(attentions[1], reference(pixel_values=x, output_attentions=True).cross_attentions[1])
+
+
+def test_same_signature_and_checks():
+    _, optimized = _pair()
+    with pytest.raises(TypeError, match="lables"):
+        optimized(pixel_values=_pixels(1), lables=torch.zeros(1, 5))
+    with pytest.raises(ValueError, match="tag_indices"):
+        optimized(pixel_values=_pixels(1), tag_indices=[0, 99])
+    with torch.no_grad():
+        as_tuple = optimized(pixel_values=_pixels(1), return_dict=False)
+    assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 5)
+    with pytest.raises(ValueError, match="int4"):
+        optimize_for_inference(optimized, precision="int4")
+    with pytest.raises(TypeError, match="RamPlusModel"):
+        optimize_for_inference(torch.nn.Linear(2, 2))
+
+
+def test_bf16_precision():
+    reference = spread_model(num_tags=6)
+    optimized = optimize_for_inference(copy.deepcopy(reference), precision="bf16")
+    assert optimized.classifier.weight.dtype == torch.bfloat16 and optimized.inference_precision == "bf16"
+    x = _pixels(3)
+    with torch.no_grad():
+        expected = reference(pixel_values=x).logits
+        logits = optimized(pixel_values=x).logits
+    assert logits.dtype == torch.bfloat16
+    spread = expected.abs().max().item()
+    assert (logits.float() - expected).abs().max().item() < 0.05 * spread
+    assert ((logits.float() > 0) == (expected > 0)).float().mean() > 0.9  # nearly the same decisions
+
+
+def test_save_pretrained_writes_the_reference_checkpoint(tmp_path):
+    reference, optimized = _pair(num_tags=5)
+    optimized.save_pretrained(tmp_path)
+    assert is_optimized(optimized)  # still optimized after saving
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["RamPlusModel"]
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert type(loaded) is RamPlusModel
+    x = _pixels(2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=x).logits, reference(pixel_values=x).logits, atol=0, rtol=0)
+
+
+def test_lora_wrapped_projections_take_the_reference_attention():
+    from transformers_ramplus.peft_utils import apply_lora, default_lora_config
+
+    reference = spread_model(num_tags=5)
+    peft_model = apply_lora(copy.deepcopy(reference), default_lora_config(vision=False)).eval()
+    with torch.no_grad():  # a LoRA update that changes the outputs
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.5)
+    x = _pixels(2)
+    with torch.no_grad():
+        expected = peft_model(pixel_values=x).logits
+        optimized = optimize_for_inference(peft_model)
+        assert optimized is peft_model and is_optimized(peft_model.get_base_model())
+        torch.testing.assert_close(optimized(pixel_values=x).logits, expected, atol=ATOL, rtol=0)
+        assert (expected - reference(pixel_values=x).logits).abs().max() > 0.1  # the adapter mattered
+
+
+def test_optimized_matches_the_golden_outputs(converted_tiny, reference_outputs):
+    """The authors' logits of the golden tiny checkpoint, closed and open set, batch 2 and batch 1."""
+    model = optimize_for_inference(RamPlusModel.from_pretrained(converted_tiny))
+    pixel_values = reference_outputs["pixel_values"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=pixel_values).logits, reference_outputs["logits"], atol=1e-4, rtol=0)
+        for index in range(pixel_values.shape[0]):
+            single = model(pixel_values=pixel_values[index : index + 1]).logits
+            torch.testing.assert_close(single, reference_outputs["logits"][index : index + 1], atol=1e-4, rtol=0)
+        open_set = model(
+            pixel_values=pixel_values,
+            label_embeds=reference_outputs["openset_label_embeds"],
+            descriptions_per_tag=int(reference_outputs["openset_descriptions_per_tag"]),
+        ).logits
+    torch.testing.assert_close(open_set, reference_outputs["openset_logits"], atol=1e-4, rtol=0)
+
+
+def _load_benchmark():
+    path = PROJECT_ROOT / "benchmarks" / "bench_inference.py"
+    spec = importlib.util.spec_from_file_location("bench_inference", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_inference", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_baseline_is_faithful_to_the_model():
+    """The benchmark's original-order baseline (fused-qkv Swin, per-image re-weighting, BERT decoder) gives the
+    model's logits, so the benchmark's speed ratios compare the same computation."""
+    bench = _load_benchmark()
+    model = spread_model(num_tags=5, descriptions_per_tag=3)
+    baseline = bench.OriginalStyleRamPlus(model).eval()
+    x = _pixels(2)
+    with torch.no_grad():
+        ours = model(pixel_values=x).logits
+        theirs = baseline(x)
+        torch.testing.assert_close(baseline.image_embeds(x), model.get_image_embeds(x), atol=ATOL, rtol=0)
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+@pytest.mark.slow
+def test_benchmark_quick_run(tmp_path):
+    bench = _load_benchmark()
+    output = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--repeats", "1", "--output", str(output)]) == 0
+    results = json.loads(output.read_text())
+    assert results["fp32_exactness"]["within_1e-4"]
+    assert results["subset_matches_full"] < 1e-4
+    for label in ("fp32_b1", "reference_fp32_b1", "bf16_b1", "autocast_bf16_b1", "baseline_fp32_b1", "decoder_fp32_subset"):
+        assert results["times"][label]["median_s"] > 0
+    assert results["times"]["fp32_b1"]["images"] == results["times"]["fp32_b8"]["images"] == 8
+
+
+@pytest.mark.slow
+def test_full_size_optimized_matches_reference():
+    """At the released sizes (Swin-L 384, 4585 tags x 51, heads x tokens = 580 < 768) the fast paths give the
+    reference logits, at batch 1 and batch 3."""
+    from transformers_ramplus import RamPlusConfig
+
+    config = RamPlusConfig(id2label={i: f"tag_{i}" for i in range(4585)})
+    torch.manual_seed(0)
+    reference = RamPlusModel(config).eval()
+    with torch.no_grad():
+        reference.query_projection.weight.mul_(10.0)
+    optimized = optimize_for_inference(copy.deepcopy(reference))
+    x = torch.randn(3, 3, 384, 384, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference(pixel_values=x).logits
+        torch.testing.assert_close(optimized(pixel_values=x).logits, expected, atol=1e-3, rtol=0)
+        torch.testing.assert_close(optimized(pixel_values=x[:1]).logits, expected[:1], atol=1e-3, rtol=0)
