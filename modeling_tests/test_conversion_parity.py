@@ -1,6 +1,7 @@
 """Parity with the authors' implementation on the golden tiny checkpoint."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -140,11 +141,61 @@ def test_variant_mismatch_is_an_error(tmp_path):
 def test_overwrite_replaces_atomically(tmp_path):
     target = tmp_path / "model"
     target.mkdir()
-    (target / "old.txt").write_text("old")
+    (target / "config.json").write_text("{}")
+    (target / "tokenizer.json").write_text("{}")  # from an earlier conversion with a text tower
     convert_checkpoint(TINY_DIR / "ram_plus_original.pth", target, overwrite=True)
     names = sorted(p.name for p in target.iterdir())
-    assert "old.txt" not in names and "model.safetensors" in names
+    assert "tokenizer.json" not in names and "model.safetensors" in names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_overwrite_never_deletes_what_it_did_not_write(tmp_path):
+    from transformers_ramplus.convert import ConversionError
+
+    # the output folder holds the input checkpoint: refused, before any work
+    folder = tmp_path / "work"
+    folder.mkdir()
+    checkpoint = folder / "ram_plus.pth"
+    shutil.copy(TINY_DIR / "ram_plus_original.pth", checkpoint)
+    with pytest.raises(ConversionError, match="holds the input"):
+        convert_checkpoint(checkpoint, folder, overwrite=True)
+    with pytest.raises(ConversionError, match="holds the input"):
+        convert_checkpoint(TINY_DIR / "ram_plus_original.pth", tmp_path, overwrite=True, tag_list=None, thresholds=None, tag_list_chinese=folder / ".." / "work" / "ram_plus.pth")
+    assert checkpoint.read_bytes() == (TINY_DIR / "ram_plus_original.pth").read_bytes()
+    # a folder of the user's own files: refused, nothing touched, no temporary left behind
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConversionError, match="notes.txt"):
+        convert_checkpoint(TINY_DIR / "ram_plus_original.pth", mine, overwrite=True)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "work"]
+    # a file as the output folder: refused, kept, and no `.NAME.old-PID` left
+    a_file = tmp_path / "file"
+    a_file.write_text("data")
+    with pytest.raises(ConversionError, match="is a file"):
+        convert_checkpoint(TINY_DIR / "ram_plus_original.pth", a_file, overwrite=True)
+    assert a_file.read_text() == "data" and sorted(p.name for p in tmp_path.iterdir()) == ["file", "mine", "work"]
+
+
+def test_converted_folder_honours_umask_and_stale_temporaries_are_cleaned(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # a run killed while writing leaves `.NAME.tmp-PID-*`; a later run removes it (that PID no longer runs)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".model.tmp-{dead}-0badc0de"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"x" * 1000)
+    old = os.umask(0o022)
+    try:
+        convert_checkpoint(TINY_DIR / "ram_plus_original.pth", tmp_path / "model")
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "model").iterdir())
 
 
 def test_cli_entry_point(tmp_path):

@@ -1,5 +1,6 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""The `ramplus` command line. Each sub-command lives in `transformers_ramplus.commands.<name>` and defines
+"""The `ramplus` command line (exit codes: 0 done, 1 some inputs failed, 2 usage or input-file errors, 3 internal
+error). Each sub-command lives in `transformers_ramplus.commands.<name>` and defines
 `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs."""
 
 from __future__ import annotations
@@ -20,11 +21,25 @@ COMMANDS = {
 }
 
 
+EXIT_CODES = """exit codes:
+  0  everything done
+  1  some inputs failed (unreadable or unreachable images, an empty folder, nothing readable); the rest is done
+  2  usage or input-file errors (bad options, missing or corrupt model/tag files, an output in use or written
+     with other options)
+  3  internal error (a bug: rerun with --verbose and report the traceback)
+  130 interrupted (Ctrl-C)"""
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The `ramplus` parser. With `argv`, only the chosen command's module is imported and its arguments added.
 
     A command module may set `PARSER_CLASS` (e.g. transformers' `HfArgumentParser`) for its sub-parser."""
-    parser = argparse.ArgumentParser(prog="ramplus", description="RAM++ image tagging with Hugging Face transformers")
+    parser = argparse.ArgumentParser(
+        prog="ramplus",
+        description="RAM++ image tagging with Hugging Face transformers",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log more detail")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if a in COMMANDS), None) if argv is not None else None
@@ -36,7 +51,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         default_class = subparsers._parser_class
         subparsers._parser_class = getattr(module, "PARSER_CLASS", default_class)
         try:
-            sub = subparsers.add_parser(name, help=help_text, description=help_text)
+            sub = subparsers.add_parser(
+                name, help=help_text, description=help_text, epilog=EXIT_CODES,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
         finally:
             subparsers._parser_class = default_class
         sub.set_defaults(_module=module_name)
@@ -60,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"ramplus {args.command}: error: {error}\n")
         return 2
+    except Exception as error:  # a bug, not a user error: say so, and exit with a code of its own
+        if args.verbose:
+            raise
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(f"ramplus {args.command}: internal error ({type(error).__name__}: {error}); please report it\n")
+        return 3
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ import logging
 import math
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from .atomic_io import atomic_directory
 from .configuration_ram_plus import VISION_PRESETS, RamPlusConfig
 from .tag_files import read_tag_list, read_thresholds
 
@@ -269,6 +268,33 @@ def _recomputed_buffers(expected) -> set[str]:
     return {k for k in expected if k.endswith("relative_position_index")}
 
 
+# names a converted model folder may hold (from an earlier conversion with other options, or saved by transformers):
+# `--overwrite` replaces those, and refuses a folder holding anything else
+_MODEL_FILE = re.compile(
+    r"^(.*config\.json|.*\.safetensors(\.index\.json)?|pytorch_model.*\.bin|tokenizer.*|vocab\.(json|txt)|merges\.txt"
+    r"|special_tokens_map\.json|added_tokens\.json|chat_template\.j(son|inja)|.*\.py|README\.md|\.gitattributes"
+    r"|tag_set\.json|__pycache__)$"
+)
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool, inputs) -> None:
+    """Refuse an output that is a file, an existing folder without `overwrite`, or a folder holding an input."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConversionError(f"{os.fspath(output_dir)!r} is a file; the converted model is a folder, choose another path")
+    if output_dir.exists() and not overwrite and any(output_dir.iterdir()):
+        raise ConversionError(f"{os.fspath(output_dir)!r} already exists; pass overwrite=True (--overwrite)")
+    target = os.path.realpath(output_dir)
+    for item in inputs:
+        if item is None or not isinstance(item, (str, os.PathLike)) or not os.path.exists(item):
+            continue
+        source = os.path.realpath(item)
+        if source == target or source.startswith(target.rstrip(os.sep) + os.sep):
+            raise ConversionError(
+                f"the output folder {os.fspath(output_dir)!r} holds the input {os.fspath(item)!r}; writing the model there "
+                "would delete it: choose another output folder"
+            )
+
+
 def convert_checkpoint(
     checkpoint_path,
     output_dir,
@@ -288,9 +314,7 @@ def convert_checkpoint(
     bundled, for open-set tagging with new tag names or descriptions.
     """
     output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        if not output_dir.is_dir() or any(output_dir.iterdir()):
-            raise ConversionError(f"{os.fspath(output_dir)!r} already exists; pass overwrite=True (--overwrite)")
+    _check_output_dir(output_dir, overwrite, [checkpoint_path, tag_list, tag_list_chinese, thresholds, text_tower])
     try:
         tag_names = read_tag_list(tag_list) if tag_list is not None else None
         chinese = read_tag_list(tag_list_chinese, "Chinese tag list") if tag_list_chinese is not None else None
@@ -330,25 +354,22 @@ def convert_checkpoint(
         config, image_processor=RamPlusImageProcessor(size={"height": size, "width": size}), tokenizer=tokenizer
     )
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir, overwrite=overwrite) as staging:
         save_file(converted, staging / "model.safetensors", metadata={"format": "pt"})
         del converted
         config.save_pretrained(staging)
         processor.save_pretrained(staging)
         processor.image_processor.save_pretrained(staging)  # preprocessor_config.json for AutoImageProcessor users
         write_remote_code(staging)  # the code and auto_map for trust_remote_code users without this package
-        if output_dir.exists():
-            backup = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
-            os.replace(output_dir, backup)
-            os.replace(staging, output_dir)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        if output_dir.is_dir():
+            written = set(os.listdir(staging))
+            foreign = sorted(name for name in os.listdir(output_dir) if name not in written and not _MODEL_FILE.match(name))
+            if foreign:
+                raise ConversionError(
+                    f"{os.fspath(output_dir)!r} holds files a conversion does not write ({', '.join(foreign[:5])}"
+                    f"{' ...' if len(foreign) > 5 else ''}); --overwrite replaces only a converted model folder: move "
+                    "them away or choose another output folder"
+                )
     report.output_dir = output_dir
     if report.unknown_keys:
         logger.warning(

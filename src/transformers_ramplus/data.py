@@ -523,9 +523,12 @@ class RamPlusDataCollator:
         source = None
         try:
             source = self._image_source(feature)
-            if hasattr(self.image_processor, "load_images"):  # the processor's reading options (EXIF, DICOM window)
+            index = int(feature.get("sample_id") or 0)  # named in the message
+            if hasattr(self.image_processor, "load_image"):  # the processor's reading options (EXIF, DICOM, limits)
+                return self.image_processor.load_image(source, index)
+            if hasattr(self.image_processor, "load_images"):
                 return self.image_processor.load_images([source])[0]
-            return load_image(source)
+            return load_image(source, index)
         except (ImageLoadingError, OSError, ValueError, TypeError) as error:
             self.num_skipped += 1
             if len(self.skipped_paths) < 1000:

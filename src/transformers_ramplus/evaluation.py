@@ -274,14 +274,12 @@ def score_images(model, image_processor, paths: Sequence[str], tag_indices=None,
     scores = np.full((len(paths), num_classes), np.nan, dtype=np.float32)
     ok = np.zeros(len(paths), dtype=bool)
     indices = None if tag_indices is None else torch.as_tensor(list(tag_indices), dtype=torch.long, device=device)
+    read = getattr(image_processor, "load_image", None) or load_image  # the processor's pixel limit and timeout
     for start in range(0, len(paths), batch_size):
         images, rows = [], []
         for row in range(start, min(start + batch_size, len(paths))):
             try:
-                if hasattr(image_processor, "load_images"):  # the processor's reading options (DICOM window)
-                    images.append(image_processor.load_images([paths[row]])[0])
-                else:
-                    images.append(load_image(paths[row], row))
+                images.append(read(paths[row], row))
                 rows.append(row)
             except (OSError, ValueError):
                 continue
@@ -289,6 +287,8 @@ def score_images(model, image_processor, paths: Sequence[str], tag_indices=None,
             pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(device)
             with torch.no_grad():
                 logits = model(pixel_values=pixel_values, tag_indices=indices).logits
+            if not torch.isfinite(logits).all():
+                raise ValueError("the model produced NaN or infinite scores: its weights or label embeddings contain NaN or infinite values")
             scores[rows] = torch.sigmoid(logits.float()).cpu().numpy()
             ok[rows] = True
         if progress is not None:

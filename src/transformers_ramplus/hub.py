@@ -115,10 +115,9 @@ def _remember_revision(repo_id: str, revision, commit: str, cache_dir) -> None:
     try:
         if ref.is_file() and ref.read_text().strip() == commit:
             return
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        temporary = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
-        temporary.write_text(commit)
-        os.replace(temporary, ref)
+        from .atomic_io import atomic_write_text
+
+        atomic_write_text(ref, commit)
     except OSError as error:  # a read-only cache: offline loads of this revision will not find it
         logger.info("could not record %s@%s in the cache: %s", repo_id, revision, error)
 

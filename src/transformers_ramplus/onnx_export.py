@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .atomic_io import atomic_file
 from .modeling_ram_plus import RamPlusModel
 
 
@@ -77,9 +77,8 @@ def export_onnx(model: RamPlusModel, output: str | os.PathLike, opset_version: i
         torch.ones(num_tags, per_tag, dtype=torch.bool),
     )
     batch, tags, descriptions = (torch.export.Dim(name, min=1) for name in ("batch", "num_tags", "descriptions"))
-    handle, partial = tempfile.mkstemp(suffix=".onnx", dir=output.parent, prefix=f".{output.stem}.")
-    os.close(handle)
-    try:
+    with atomic_file(output, "path") as partial:
+        partial = os.fspath(partial)
         with torch.no_grad():
             if dynamo:
                 program = torch.onnx.export(
@@ -109,10 +108,6 @@ def export_onnx(model: RamPlusModel, output: str | os.PathLike, opset_version: i
                     opset_version=opset_version,
                     dynamo=False,
                 )
-        os.replace(partial, output)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return output
 
 

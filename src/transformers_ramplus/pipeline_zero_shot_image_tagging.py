@@ -8,6 +8,7 @@ ships it as a custom pipeline that `pipeline(model=..., trust_remote_code=True)`
 
 from __future__ import annotations
 
+import types
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -24,6 +25,15 @@ from .tag_sets import TagSet, _freeze, tokenizer_for_model
 TASK = "zero-shot-image-tagging"
 DEFAULT_MODEL = "xinyu1205/recognize-anything-plus-model"  # pipeline(TASK) without model=
 _UNSET = object()
+
+
+class _Indexed:
+    """One input of a list with its position, so that an error names the right image."""
+
+    __slots__ = ("index", "item")
+
+    def __init__(self, index, item):
+        self.index, self.item = index, item
 
 
 class ZeroShotImageTaggingPipeline(Pipeline):
@@ -44,7 +54,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     ```
 
     Call arguments:
-        images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]).
+        images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]); a 4-D
+            array or tensor is a batch (one result per image). A bad input raises a `ValueError` naming its position.
         candidate_labels: `None` (all built-in tags), a list of tag names (built-in names reuse the trained embeddings
             and thresholds; other names are embedded with the authors' 63-template ensemble), a mapping
             `tag -> descriptions`, or a [`TagSet`].
@@ -52,6 +63,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         top_k: keep at most this many tags per image.
         language: `"en"` or `"zh"` (Chinese names of built-in tags).
         batch_size: images per forward pass.
+        timeout: seconds to wait for an image URL's server (default: the image processor's `timeout`, 10 s).
         templates: how new tag names are embedded: `"ram_plus"` (default, the authors' ensemble), `"compact"`, or a
             list of your own templates (see [`TagSet.from_model`]).
 
@@ -103,6 +115,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             raise TypeError(f"unexpected argument(s) for the {TASK} pipeline: {sorted(kwargs)}")
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
         if timeout is not _UNSET:
+            if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+                raise ValueError(f"`timeout` must be None or a positive number of seconds, got {timeout!r}")
             preprocess_params["timeout"] = timeout
         if candidate_labels is not _UNSET or templates is not _UNSET:
             tag_set = self.get_tag_set(
@@ -145,16 +159,40 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         """Tag `images` (one or a list). See the class docstring for the arguments."""
         if images is None:
             raise ValueError("pass at least one image")
+        if isinstance(images, tuple):
+            images = list(images)
+        if getattr(images, "ndim", None) == 4 and hasattr(images, "shape"):
+            images = list(images)  # a batch array/tensor: one result per image, like a list
+        if isinstance(images, list):
+            if not images:
+                raise ValueError("no images were given (empty list)")
+            images = [_Indexed(index, item) for index, item in enumerate(images)]
+        elif isinstance(images, types.GeneratorType):
+            images = (_Indexed(index, item) for index, item in enumerate(images))
         return super().__call__(images, candidate_labels=candidate_labels, **kwargs)
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, image, timeout=None):
+        index = 0
+        if isinstance(image, _Indexed):
+            index, image = image.index, image.item
+        reader = getattr(self.image_processor, "load_image", None)
+        if reader is not None:
+            image = reader(image, index, timeout=timeout)  # names the input and its position when it fails
         return self.image_processor(image, return_tensors="pt")
 
     def _forward(self, model_inputs, tag_set=None):
         if tag_set is None:
             tag_set = self.get_tag_set(None)
         outputs = self.model(pixel_values=model_inputs["pixel_values"], **tag_set.model_inputs(self.model))
+        if not torch.isfinite(outputs.logits).all():
+            embeds = getattr(tag_set, "label_embeds", None)
+            culprit = (
+                "the tag set's embeddings"
+                if embeds is not None and not torch.isfinite(embeds).all()
+                else "the model's weights or label embeddings"
+            )
+            raise ValueError(f"the model produced NaN or infinite scores: {culprit} contain NaN or infinite values")
         return {"logits": outputs.logits}
 
     def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en"):

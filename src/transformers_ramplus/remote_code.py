@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from .atomic_io import atomic_file
 
 
 # auto class -> "module.Class" of the package (module = a file of this package, without ".py")
@@ -79,15 +80,8 @@ def bundle_files(source_dir=None) -> list[Path]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with atomic_file(path) as stream:  # never half-written, honours the umask
+        stream.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def _auto_map(data: dict, names) -> dict:

@@ -16,8 +16,9 @@ Text is encoded in batches with dynamic padding (texts sorted by token length, e
 text), with a progress bar for large sets, and cached per text tower, so repeating a call with the same tags does no
 text work.
 
-This module imports only its sibling configuration module, `transformers`, `torch`, `safetensors`, `huggingface_hub`
-and `tqdm` (all dependencies of transformers), so it can ship as remote code next to the pipeline.
+This module imports only its sibling configuration module, the standard-library-only `atomic_io`, `transformers`,
+`torch`, `safetensors`, `huggingface_hub` and `tqdm` (all dependencies of transformers), so it can ship as remote code
+next to the pipeline.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .atomic_io import atomic_file, atomic_write_json
 from .configuration_ram_plus import validate_language, validate_threshold
 
 
@@ -468,21 +470,8 @@ def select_descriptions(descriptions: Mapping[str, Sequence[str]], tags=None, or
 
 
 def write_json_atomic(path, data) -> None:
-    """Write JSON to `path` through a temporary file in the same folder and `os.replace` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, ensure_ascii=False, indent=1)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Write JSON to `path` atomically (see `atomic_io`: never half-written, honours the umask)."""
+    atomic_write_json(path, data)
 
 
 def save_descriptions(descriptions: Mapping[str, Sequence[str]], path) -> None:
@@ -1028,15 +1017,8 @@ class TagSet:
             if mask is None:
                 mask = torch.ones(self.label_embeds.shape[:2], dtype=torch.bool)
             tensors["description_mask"] = mask.to(torch.uint8).contiguous()
-            handle, temporary = tempfile.mkstemp(prefix=f".{TAG_SET_WEIGHTS_NAME}.", dir=save_directory)
-            os.close(handle)
-            try:
-                save_file(tensors, temporary, metadata={"format": "pt"})
-                os.replace(temporary, weights)
-            except BaseException:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
-                raise
+            with atomic_file(weights, "path") as temporary:
+                save_file(tensors, os.fspath(temporary), metadata={"format": "pt"})
         elif weights.exists():
             weights.unlink()
         write_json_atomic(save_directory / TAG_SET_CONFIG_NAME, meta)
@@ -1078,29 +1060,46 @@ class TagSet:
             kwargs = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only)
             config_file = Path(hf_hub_download(os.fspath(path_or_repo_id), TAG_SET_CONFIG_NAME, **kwargs))
             weights_file = None
-        with open(config_file, encoding="utf-8") as handle:
-            meta = json.load(handle)
-        if meta.get("format") != "ramplus-tag-set":
+        try:
+            with open(config_file, encoding="utf-8") as handle:
+                meta = json.load(handle)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{os.fspath(config_file)!r} is not a valid tag set file (corrupt JSON: {error})") from error
+        if not isinstance(meta, dict) or meta.get("format") != "ramplus-tag-set":
             raise ValueError(f"{os.fspath(config_file)!r} is not a RAM++ tag set file")
+        names = meta.get("names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"{os.fspath(config_file)!r} is corrupt: `names` must be a non-empty list of tag names")
         label_embeds = description_mask = None
         if meta.get("has_embeddings"):
             if weights_file is None:
                 weights_file = Path(hf_hub_download(os.fspath(path_or_repo_id), TAG_SET_WEIGHTS_NAME, **kwargs))
             if not weights_file.is_file():
                 raise ValueError(f"the tag set needs {os.fspath(weights_file)!r}, which is missing")
-            tensors = load_file(os.fspath(weights_file))
-            label_embeds = tensors["label_embeds"]
+            try:
+                tensors = load_file(os.fspath(weights_file))
+                label_embeds = tensors["label_embeds"]
+            except Exception as error:  # truncated or foreign safetensors files raise the library's own errors
+                raise ValueError(f"{os.fspath(weights_file)!r} is corrupt or not a tag set's weights: {error!r}") from error
+            if label_embeds.ndim != 3 or label_embeds.shape[0] != len(names) or not torch.isfinite(label_embeds).all():
+                raise ValueError(
+                    f"{os.fspath(weights_file)!r} is corrupt: `label_embeds` of shape {tuple(label_embeds.shape)} for "
+                    f"{len(names)} tags, or with NaN/infinite values"
+                )
             description_mask = tensors.get("description_mask")
             description_mask = None if description_mask is None else description_mask.bool()
-        tag_set = cls(
-            names=meta["names"],
-            label_embeds=label_embeds,
-            description_mask=description_mask,
-            thresholds=meta.get("thresholds"),
-            descriptions=meta.get("descriptions"),
-            builtin_indices=meta.get("builtin_indices"),
-            chinese_names=meta.get("chinese_names"),
-        )
+        try:
+            tag_set = cls(
+                names=names,
+                label_embeds=label_embeds,
+                description_mask=description_mask,
+                thresholds=meta.get("thresholds"),
+                descriptions=meta.get("descriptions"),
+                builtin_indices=meta.get("builtin_indices"),
+                chinese_names=meta.get("chinese_names"),
+            )
+        except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as error:
+            raise ValueError(f"the tag set in {os.fspath(config_file.parent)!r} is corrupt: {error}") from error
         if meta.get("templates"):
             templates = meta["templates"]
             tag_set.templates = templates if isinstance(templates, str) else tuple(templates)

@@ -3,8 +3,9 @@
 Each line of the tag list is a model class: a tag of the model's vocabulary (closed set), or a new tag embedded
 from `--descriptions` (open set, e.g. `openimages_rare_200_llm_tag_descriptions.json`) or from its name
 (`--name-prompts`) through the model's text tower (threshold 0.5, as the original). Scores are cached in an `.npz`
-file (`--cache`, default under `~/.cache/ramplus/eval/`) keyed by the model, tag list and image list; a second run
-reuses them. `--calibrate-output DIR` also fits per-tag thresholds maximizing F1 on this set and saves the model
+file (`--cache`, default under `~/.cache/ramplus/eval/`) keyed by the model's files, the tag list, every image file
+(name, size, modification time), the descriptions and the image processor; a second run on unchanged inputs reuses
+them. Unreadable images are skipped and counted; exit 1 when none could be read. `--calibrate-output DIR` also fits per-tag thresholds maximizing F1 on this set and saves the model
 with them in its config.
 """
 
@@ -13,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
+
+from ..atomic_io import atomic_directory, atomic_file, atomic_write_text
 
 
 def add_arguments(parser):
@@ -36,15 +37,6 @@ def add_arguments(parser):
     parser.add_argument("--calibrate-output", help="save the model with F1-calibrated per-tag thresholds here")
 
 
-def _write_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".ramplus-")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
-
-
 def load_image_processor(model_path: str, config):
     """The model's saved image processor, or the RAM++ inference transform at the model's image size."""
     from ..image_processing_ram_plus import RamPlusImageProcessor
@@ -56,15 +48,32 @@ def load_image_processor(model_path: str, config):
         return RamPlusImageProcessor(size={"height": size, "width": size})
 
 
-def _model_fingerprint(model_path: str) -> str:
-    parts = [os.path.abspath(model_path) if os.path.isdir(model_path) else model_path]
-    if os.path.isdir(model_path):
-        for name in sorted(os.listdir(model_path)):
-            full = os.path.join(model_path, name)
-            if os.path.isfile(full):
-                stat = os.stat(full)
-                parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "|".join(parts)
+def _file_fingerprint(path) -> list:
+    """Size and modification time of a file (None when missing): a changed, added or replaced file changes it."""
+    if path is None or not os.path.isfile(path):
+        return [path, None]
+    stat = os.stat(path)
+    return [os.path.realpath(path), stat.st_size, stat.st_mtime_ns]
+
+
+def scores_cache_key(args, classes, image_names, paths, image_processor) -> str:
+    """What determines the cached scores: the model's files, the classes, every image file (name, size, mtime), the
+    descriptions file, name prompts, the image processor settings and the package version."""
+    from .. import __version__
+    from .tag import model_fingerprint
+
+    processor = image_processor.to_dict() if hasattr(image_processor, "to_dict") else repr(image_processor)
+    parts = [
+        __version__,
+        model_fingerprint(args.model, exclude=[args.output, args.cache]),
+        classes,
+        image_names,
+        [_file_fingerprint(path) for path in paths],
+        _file_fingerprint(args.descriptions) if args.descriptions else None,
+        bool(args.name_prompts),
+        json.dumps(processor, sort_keys=True, default=str),
+    ]
+    return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
 def run(args) -> int:
@@ -95,7 +104,10 @@ def run(args) -> int:
         validate_threshold(args.threshold, "--threshold")
     annotations = read_annotations(args.annotations, args.tag_list, format=args.format)
     classes = annotations.class_names
-    model = optimize_for_inference(RamPlusModel.from_pretrained(args.model).to(args.device))
+    from . import reading
+
+    with reading(f"cannot load the model {args.model!r}"):
+        model = optimize_for_inference(RamPlusModel.from_pretrained(args.model).to(args.device))
     unknown = [name for name in dict.fromkeys(classes) if name not in model.config.label2id]
     if unknown:
         descriptions = load_descriptions(args.descriptions) if args.descriptions else {}
@@ -116,12 +128,7 @@ def run(args) -> int:
     image_processor = load_image_processor(args.model, model.config)
 
     paths = [find_image(args.images, name) for name in annotations.image_names]
-    key = hashlib.sha1(
-        json.dumps(
-            [_model_fingerprint(args.model), classes, annotations.image_names, os.path.abspath(args.images),
-             args.descriptions, args.name_prompts]
-        ).encode()
-    ).hexdigest()[:16]
+    key = scores_cache_key(args, classes, annotations.image_names, paths, image_processor)
     cache = None
     if not args.no_cache:
         cache = args.cache or os.path.join(
@@ -129,10 +136,15 @@ def run(args) -> int:
         )
     scores = ok = None
     if cache and os.path.isfile(cache):
-        stored = np.load(cache, allow_pickle=False)
-        if str(stored["key"]) == key:
-            scores, ok = stored["scores"], stored["ok"]
-            sys.stderr.write(f"using cached scores {cache}\n")
+        try:
+            with np.load(cache, allow_pickle=False) as stored:
+                if str(stored["key"]) == key and stored["scores"].shape == (len(paths), len(classes)):
+                    scores, ok = stored["scores"], stored["ok"]
+                    sys.stderr.write(f"using cached scores {cache}\n")
+                else:
+                    sys.stderr.write(f"the cached scores {cache} were made from other inputs; scoring again\n")
+        except Exception as error:  # a corrupt or foreign cache file is ignored and rewritten
+            sys.stderr.write(f"ignoring the unreadable scores cache {cache} ({error}); scoring again\n")
     if scores is None:
         readable = [i for i, p in enumerate(paths) if p is not None]
         scores = np.full((len(paths), len(classes)), np.nan, dtype=np.float32)
@@ -142,13 +154,11 @@ def run(args) -> int:
         )
         scores[readable], ok[readable] = part, part_ok
         if cache:
-            os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(cache)), suffix=".npz")
-            os.close(handle)
-            np.savez(temporary, scores=scores, ok=ok, key=np.array(key))
-            os.replace(temporary, cache)
+            with atomic_file(cache, "wb") as stream:
+                np.savez(stream, scores=scores, ok=ok, key=np.array(key))
     if not ok.any():
-        raise ValueError(f"none of the {len(paths)} benchmark images could be read under {args.images}")
+        sys.stderr.write(f"ramplus evaluate: none of the {len(paths)} benchmark images could be read under {args.images}\n")
+        return 1
     skipped = [annotations.image_names[i] for i in np.flatnonzero(~ok)]
     for name in skipped[:20]:
         sys.stderr.write(f"skipped (missing or unreadable): {name}\n")
@@ -178,24 +188,19 @@ def run(args) -> int:
         current = np.asarray(model.config.thresholds())[tag_indices]
         calibrated, _ = calibrate_thresholds(scores, targets, default=current)
         write_thresholds(model.config, calibrated, tag_indices=tag_indices)
-        temporary = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(args.calibrate_output)), prefix=".ramplus-")
-        try:
-            from ..remote_code import save_model_folder
+        from ..remote_code import save_model_folder
 
-            try:  # keep the source's CLIP tokenizer with its text tower
-                source_tokenizer = getattr(AutoProcessor.from_pretrained(args.model), "tokenizer", None)
-            except (OSError, ValueError, TypeError):
-                source_tokenizer = None
+        try:  # keep the source's CLIP tokenizer with its text tower
+            source_tokenizer = getattr(AutoProcessor.from_pretrained(args.model), "tokenizer", None)
+        except (OSError, ValueError, TypeError):
+            source_tokenizer = None
+        with atomic_directory(args.calibrate_output) as temporary:
             save_model_folder(temporary, model, image_processor=image_processor, tokenizer=source_tokenizer)
-            os.replace(temporary, args.calibrate_output)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
         calibrated_metrics = compute_metrics(scores, targets, calibrated)
         report["calibrated"] = {name: round(float(v), 6) for name, v in calibrated_metrics.items() if name != "mAP"}
         report["calibrated_model"] = args.calibrate_output
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
-        _write_atomic(args.output, text + "\n")
+        atomic_write_text(args.output, text + "\n")
     sys.stdout.write(text + "\n")
     return 0

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import sys
-import tempfile
 
 from transformers import HfArgumentParser
 
@@ -124,17 +122,27 @@ def group_parser(parser, group):
 
 
 def _save_atomically(target: str, write) -> None:
-    parent = os.path.dirname(os.path.abspath(target))
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(dir=parent, prefix=".ramplus-")
-    try:
-        write(temporary)
-        if os.path.isdir(target):
-            shutil.rmtree(target)
-        os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+    """Write a result folder through `atomic_directory` (the previous one is replaced only once the new one is
+    complete)."""
+    from ..atomic_io import atomic_directory
+
+    with atomic_directory(target, overwrite=True) as temporary:
+        write(os.fspath(temporary))
+
+
+def first_readable_image(rows, collator, image_processor=None):
+    """The position of the first row whose image reads (through the collator's image source and the processor's
+    reader, as training will), or None when none does."""
+    from ..image_processing_ram_plus import load_image
+
+    read = getattr(image_processor, "load_image", None) or load_image
+    for index, row in enumerate(rows):
+        try:
+            read(collator._image_source(row), index)
+            return index
+        except (ValueError, OSError, TypeError, KeyError):
+            continue
+    return None
 
 
 def prepare_vocabulary(model, tokenizer, names_needed, descriptions_path=None, name_prompts=False, tag_set=None, replace=False):
@@ -219,6 +227,13 @@ def run(args) -> int:
     final_dirs = [os.path.join(args.output_dir, "adapter" if args.lora else "model")]
     if args.lora and args.merge:
         final_dirs.append(os.path.join(args.output_dir, "model"))
+    for final in final_dirs:
+        target = os.path.realpath(final)
+        for given in (args.model, args.train_json, args.train_folder, args.image_root, args.tag_set, args.descriptions):
+            if given and os.path.exists(given):
+                source = os.path.realpath(given)
+                if source == target or source.startswith(target + os.sep):
+                    raise ValueError(f"{final} would replace the input {given}; choose another OUTPUT_DIR")
     existing = [d for d in final_dirs if os.path.exists(d)]
     if existing and not (args.overwrite or args.resume):
         raise ValueError(f"{existing[0]} exists; pass --overwrite to replace it")
@@ -228,7 +243,10 @@ def run(args) -> int:
     has_eval = bool(args.eval_dataset or args.eval_split)
     training_args = training_arguments(args, has_eval)  # validates the Trainer flags before any loading
 
-    model = RamPlusModel.from_pretrained(args.model)
+    from . import reading
+
+    with reading(f"cannot load the model {args.model!r}"):
+        model = RamPlusModel.from_pretrained(args.model)
     try:
         tokenizer = getattr(AutoProcessor.from_pretrained(args.model), "tokenizer", None)
     except (OSError, ValueError, TypeError):
@@ -284,6 +302,9 @@ def run(args) -> int:
         seed=training_args.seed,
     )
     processor = RamPlusProcessor.from_model_config(model.config, image_processor, tokenizer)
+    if len(dataset) and first_readable_image(dataset, collator, image_processor) is None:
+        sys.stderr.write(f"ramplus finetune: none of the {len(dataset)} training images could be read; nothing trained\n")
+        return 1
 
     train_model = model
     if args.lora:

@@ -2,17 +2,27 @@
 
 Results are written as they come (jsonl/csv/text: one record appended and flushed per image; json: the whole file
 rewritten atomically after every batch), so an interrupted run loses nothing done; rerunning with the same
-`--output` skips the images that already have a result. Unreadable files are reported on stderr and as error
-records, the others are tagged, and the exit code is 1 when any input failed.
+`--output` skips the images that already have a result (unless the file's size or modification time changed since,
+recorded in `.NAME.ramplus-tag.index`), and a record cut short by a crash is dropped and redone.
+The options that determine the results (model, tags, thresholds, top-k, language, format) are recorded next to the
+output (`.NAME.ramplus-tag.json`); a rerun with other options refuses unless `--overwrite`. A lock file
+(`.NAME.lock`) stops a second `ramplus tag` on the same output. Unreadable inputs are reported on stderr and as error
+records, the others are tagged.
+
+Exit codes: 0 every input tagged; 1 some inputs failed (unreadable, unreachable, an empty folder); 2 usage or
+input-file errors (bad options, a corrupt tag set, an output written with other options or locked); 3 an internal
+error (a bug: please report it with the traceback).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
 
@@ -45,6 +55,9 @@ def add_arguments(parser):
     parser.add_argument("--extensions", help="comma-separated file extensions to take from folders (default: every file)")
     parser.add_argument("--format", choices=FORMATS, help="output format (default: from --output's extension, else text)")
     parser.add_argument("--output", "-o", help="output file (default: stdout); rerunning with the same file resumes")
+    parser.add_argument("--overwrite", action="store_true", help="start --output afresh instead of resuming it (also when it was written with other options)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for an image URL's server (default 10)")
+    parser.add_argument("--max-image-pixels", type=int, default=None, help="refuse encoded images declaring more pixels (decompression bombs; default about 179 million)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--window", help="DICOM display window CENTER,WIDTH (default: each scan's own VOI window)")
@@ -55,42 +68,49 @@ def _is_url(path: str) -> bool:
     return path.startswith(("http://", "https://"))
 
 
-def collect_inputs(paths, recursive=False, extensions=None, exclude=None) -> list[str]:
-    """Files named directly, files in folders (recursively with `recursive`; hidden files skipped), URLs. A missing
-    path is kept, so that it gets an error record."""
+def _key(path: str) -> str:
+    """What identifies an input: the URL, or the real absolute path (so `x`, `./x` and `../dir/x` are one image)."""
+    return path if _is_url(path) else os.path.normcase(os.path.realpath(path))
+
+
+def collect_inputs(paths, recursive=False, extensions=None, exclude=None, empty_folders=None) -> list[str]:
+    """Files named directly, files in folders (recursively with `recursive`; hidden files skipped), URLs, each once
+    (in the spelling first met). A missing path is kept, so that it gets an error record. Folders that yield no file
+    are appended to `empty_folders` when it is a list."""
     wanted = None
     if extensions:
         wanted = {"." + e.strip().lower().lstrip(".") for e in extensions.split(",") if e.strip()}
-    excluded = os.path.abspath(exclude) if exclude else None
-    found: list[str] = []
+    excluded = _key(exclude) if exclude else None
+    found: dict[str, str] = {}
 
-    def take(path: str):
-        if excluded is not None and os.path.abspath(path) == excluded:
-            return
-        found.append(path)
+    def take(path: str) -> bool:
+        key = _key(path)
+        if key == excluded:
+            return False
+        found.setdefault(key, path)
+        return True
 
     for path in paths:
         if _is_url(path) or not os.path.isdir(path):
             take(path)
             continue
+        taken = 0
         if recursive:
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     if not name.startswith(".") and (wanted is None or Path(name).suffix.lower() in wanted):
-                        take(os.path.join(root, name))
+                        taken += take(os.path.join(root, name))
         else:
             for name in sorted(os.listdir(path)):
                 full = os.path.join(path, name)
                 if name.startswith(".") or not os.path.isfile(full):
                     continue
                 if wanted is None or Path(name).suffix.lower() in wanted:
-                    take(full)
-    return list(dict.fromkeys(found))
-
-
-def _key(path: str) -> str:
-    return path if _is_url(path) else os.path.normpath(path)
+                    taken += take(full)
+        if not taken and empty_folders is not None:
+            empty_folders.append(path)
+    return list(found.values())
 
 
 def read_labels_file(path) -> list[str]:
@@ -99,90 +119,165 @@ def read_labels_file(path) -> list[str]:
     return read_tag_list(path, "labels", comments=True)
 
 
+# ------------------------------------------------------------------------------------------------ text escaping
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+def escape_text(value: str) -> str:
+    """Backslash-escape `\\`, tab, newline, carriage return and every other control character, so that a text
+    record is one line whose first tab ends the path."""
+    out = []
+    for char in value:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def unescape_text(value: str) -> str:
+    out, i = [], 0
+    while i < len(value):
+        char = value[i]
+        if char == "\\" and i + 1 < len(value):
+            following = value[i + 1]
+            if following in _UNESCAPES:
+                out.append(_UNESCAPES[following])
+                i += 2
+                continue
+            width = {"x": 2, "u": 4}.get(following)
+            if width and i + 2 + width <= len(value):
+                try:
+                    out.append(chr(int(value[i + 2 : i + 2 + width], 16)))
+                    i += 2 + width
+                    continue
+                except ValueError:
+                    pass
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
 # ------------------------------------------------------------------------------------------------ writers
-def _ensure_trailing_newline(path) -> None:
-    """A line cut short by a crash is ended, so the next record starts on its own line."""
-    if os.path.getsize(path) == 0:
-        return
-    with open(path, "rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) != b"\n":
-            handle.write(b"\n")
-
-
 def _format_tags(tags) -> str:
-    return " | ".join(f"{t['label']} ({t['score']:.4f})" for t in tags)
+    return " | ".join(f"{escape_text(t['label'])} ({t['score']:.4f})" for t in tags)
+
+
+def _split_records(data: bytes, fmt: str) -> tuple[list[bytes], bytes]:
+    """The complete records of `data` (each ending with a newline, outside quotes for csv) and what follows them:
+    a last record cut short by a crash."""
+    records, start, quoted = [], 0, False
+    for position, byte in enumerate(data):
+        if fmt == "csv" and byte == 0x22:  # '"'; a doubled quote toggles twice
+            quoted = not quoted
+        elif byte == 0x0A and not quoted:
+            records.append(data[start : position + 1])
+            start = position + 1
+    return records, data[start:]
+
+
+def _finished_path(raw: bytes, fmt: str) -> str | None:
+    """The path of a finished (not error) record, else None."""
+    text = raw.decode("utf-8", errors="surrogateescape")
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        if len(rows) == 1 and len(rows[0]) == len(CSV_FIELDS) and rows[0][0] and rows[0][3] == "" and rows[0] != CSV_FIELDS:
+            return rows[0][0]
+        return None
+    if fmt == "jsonl":
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(record, dict) and isinstance(record.get("path"), str) and "error" not in record:
+            return record["path"]
+        return None
+    path, tab, rest = text.rstrip("\n").partition("\t")
+    return unescape_text(path) if tab and not rest.startswith("ERROR:") else None
+
+
+def _write_csv_row(stream, row, quoting=csv.QUOTE_ALL):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n", quoting=quoting).writerow(row)
+    stream.write(buffer.getvalue())
+    stream.flush()
 
 
 class _LineWriter:
     """Appends one line per record to the output (or stdout) and flushes it."""
 
-    def __init__(self, output, fmt):
+    def __init__(self, output, fmt, fresh=False):
         self.fmt = fmt
         self.output = output
         self.done: set[str] = set()
+        self._records: list[bytes] = []
         if output is None:
             self.stream = sys.stdout
             self.owned = False
+            if fmt == "csv":
+                _write_csv_row(self.stream, CSV_FIELDS, csv.QUOTE_MINIMAL)
+            return
+        from ..atomic_io import atomic_write_text
+
+        self.owned = True
+        if fresh or not os.path.isfile(output) or os.path.getsize(output) == 0:
+            atomic_write_text(output, "")  # honours the umask; replaces only the named output
+            data = b""
         else:
-            exists = os.path.isfile(output) and os.path.getsize(output) > 0
-            if exists:
-                self.done = self._read_done(output)
-                _ensure_trailing_newline(output)
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
-            self.stream = open(output, "a", encoding="utf-8", newline="")
-            self.owned = True
-            if fmt == "csv" and not exists:
-                self._write_csv_row({name: name for name in CSV_FIELDS})
-        if output is None and fmt == "csv":
-            self._write_csv_row({name: name for name in CSV_FIELDS})
+            data = self._recover(output)
+        self.stream = open(output, "a", encoding="utf-8", errors="surrogateescape", newline="")
+        if fmt == "csv" and not data:
+            _write_csv_row(self.stream, CSV_FIELDS, csv.QUOTE_MINIMAL)
 
-    def _read_done(self, output) -> set[str]:
-        done = set()
-        with open(output, encoding="utf-8", newline="") as handle:
-            if self.fmt == "csv":
-                for row in csv.DictReader(handle):
-                    if row.get("path") and row.get("error") == "" and row.get("scores") is not None:
-                        done.add(_key(row["path"]))
-            elif self.fmt == "jsonl":
-                for line in handle:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut short by a crash
-                    if isinstance(record, dict) and "path" in record and "error" not in record:
-                        done.add(_key(record["path"]))
-            else:
-                for line in handle:
-                    path, tab, rest = line.rstrip("\n").partition("\t")
-                    if tab and not rest.startswith("ERROR:"):
-                        done.add(_key(path))
-        return done
+    def _recover(self, output) -> bytes:
+        """Read the finished records, and drop a last record cut short by a crash (it is redone)."""
+        with open(output, "rb") as handle:
+            data = handle.read()
+        self._records, partial = _split_records(data, self.fmt)
+        if partial:
+            with open(output, "rb+") as handle:
+                handle.truncate(len(data) - len(partial))
+            sys.stderr.write(f"dropped an unfinished last record of {output} ({len(partial)} bytes); it is redone\n")
+            data = data[: len(data) - len(partial)]
+        for raw in self._records:
+            path = _finished_path(raw, self.fmt)
+            if path is not None:
+                self.done.add(_key(path))
+        return data
 
-    def _write_csv_row(self, row):
-        buffer = io.StringIO()
-        csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n").writerow(row)
-        self.stream.write(buffer.getvalue())
-        self.stream.flush()
+    def forget(self, keys: set[str]) -> None:
+        """Remove the finished records of `keys` (inputs changed since): the output is rewritten atomically."""
+        if not keys or self.output is None:
+            return
+        from ..atomic_io import atomic_write_bytes
+
+        kept = [raw for raw in self._records if (path := _finished_path(raw, self.fmt)) is None or _key(path) not in keys]
+        self.stream.close()
+        atomic_write_bytes(self.output, b"".join(kept))
+        self.stream = open(self.output, "a", encoding="utf-8", errors="surrogateescape", newline="")
+        self.done -= keys
 
     def write(self, record):
         if self.fmt == "csv":
             tags = record.get("tags") or []
-            self._write_csv_row(
-                {
-                    "path": record["path"],
-                    "labels": " | ".join(t["label"] for t in tags),
-                    "scores": " | ".join(f"{t['score']:.6f}" for t in tags),
-                    "error": record.get("error", ""),
-                }
-            )
+            row = [
+                record["path"],
+                " | ".join(t["label"] for t in tags),
+                " | ".join(f"{t['score']:.6f}" for t in tags),
+                record.get("error", ""),
+            ]
+            _write_csv_row(self.stream, row)
             return
         if self.fmt == "jsonl":
             line = json.dumps(record, ensure_ascii=False)
         elif "error" in record:
-            line = f"{record['path']}\tERROR: {record['error']}"
+            line = f"{escape_text(record['path'])}\tERROR: {escape_text(record['error'])}"
         else:
-            line = f"{record['path']}\t{_format_tags(record['tags'])}"
+            line = f"{escape_text(record['path'])}\t{_format_tags(record['tags'])}"
         self.stream.write(line + "\n")
         self.stream.flush()
 
@@ -197,24 +292,31 @@ class _LineWriter:
 class _JsonWriter:
     """Keeps every record and rewrites the JSON array atomically after every batch (stdout: once, at the end)."""
 
-    def __init__(self, output):
-        from ..tag_sets import write_json_atomic
-
-        self._write_atomic = write_json_atomic
+    def __init__(self, output, fresh=False):
         self.output = output
         self.records: list[dict] = []
         self.done: set[str] = set()
-        if output is not None and os.path.isfile(output) and os.path.getsize(output) > 0:
+        if output is not None and not fresh and os.path.isfile(output) and os.path.getsize(output) > 0:
             try:
-                with open(output, encoding="utf-8") as handle:
+                with open(output, encoding="utf-8", errors="surrogateescape") as handle:
                     existing = json.load(handle)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{output!r} exists but is not a JSON array of results ({error}); move it away") from error
             if not isinstance(existing, list):
                 raise ValueError(f"{output!r} exists but is not a JSON array of results; move it away")
-            self.records = [r for r in existing if isinstance(r, dict) and "path" in r and "error" not in r]
+            self.records = [r for r in existing if isinstance(r, dict) and isinstance(r.get("path"), str) and "error" not in r]
             self.done = {_key(r["path"]) for r in self.records}
         self.dirty = False
+        if output is not None and (fresh or not os.path.isfile(output)):
+            self.dirty = True
+            self.flush_batch()  # start from an empty array on disk
+
+    def forget(self, keys: set[str]) -> None:
+        if keys:
+            self.records = [r for r in self.records if _key(r["path"]) not in keys]
+            self.done -= keys
+            self.dirty = True
+            self.flush_batch()
 
     def write(self, record):
         self.records.append(record)
@@ -222,7 +324,11 @@ class _JsonWriter:
 
     def flush_batch(self):
         if self.output is not None and self.dirty:
-            self._write_atomic(self.output, self.records)
+            from ..atomic_io import atomic_file
+
+            with atomic_file(self.output, "w", errors="surrogateescape") as stream:
+                json.dump(self.records, stream, ensure_ascii=False, indent=1)
+                stream.write("\n")
             self.dirty = False
 
     def close(self):
@@ -241,6 +347,169 @@ def _infer_format(args) -> str:
         if suffix in FORMATS:
             return suffix
     return "text"
+
+
+# ------------------------------------------------------------------------------------------------ resume keys
+def settings_file(output) -> Path:
+    """Where the options of a run writing `output` are recorded."""
+    from ..atomic_io import sidecar_path
+
+    return sidecar_path(output, "ramplus-tag.json")
+
+
+_MODEL_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".py", ".jinja")
+
+
+def stamps_file(output) -> Path:
+    """Where the size and modification time of every tagged file are recorded (one JSON line per image)."""
+    from ..atomic_io import sidecar_path
+
+    return sidecar_path(output, "ramplus-tag.index")
+
+
+def file_stamp(path: str):
+    """What identifies an input's content cheaply: `[size, mtime_ns]` of a file, None for a URL."""
+    if _is_url(path):
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "missing"
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+class _StampIndex:
+    """Append-only `[key, stamp]` lines, written after the records they describe are on disk."""
+
+    def __init__(self, output, fresh: bool):
+        from ..atomic_io import atomic_write_text
+
+        self.path = stamps_file(output)
+        self.stamps: dict = {}
+        if fresh or not self.path.is_file():
+            atomic_write_text(self.path, "")
+        else:
+            data = self.path.read_bytes()
+            lines, partial = _split_records(data, "jsonl")
+            if partial:
+                with open(self.path, "rb+") as handle:
+                    handle.truncate(len(data) - len(partial))
+            for line in lines:
+                try:
+                    key, stamp = json.loads(line.decode("utf-8", errors="surrogateescape"))
+                except (ValueError, TypeError):
+                    continue
+                self.stamps[key] = stamp
+        self.stream = open(self.path, "a", encoding="utf-8", errors="surrogateescape")
+
+    def changed(self, keys) -> set[str]:
+        """The keys whose file is not the one that was tagged (or that have no stamp)."""
+        return {key for key in keys if key not in self.stamps or self.stamps[key] != file_stamp(key)}
+
+    def add(self, entries) -> None:
+        for key, stamp in entries:
+            self.stream.write(json.dumps([key, stamp], ensure_ascii=False) + "\n")
+            self.stamps[key] = stamp
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def model_fingerprint(model_path: str, config=None, exclude=()) -> str:
+    """What identifies a model: in a folder, the files `from_pretrained` reads (weights, configs, tokenizer and code
+    files: names, sizes, modification times; hidden files and `exclude` left out); else the Hub id and commit."""
+    parts = [model_path]
+    if os.path.isdir(model_path):
+        parts = [os.path.realpath(model_path)]
+        skipped = {os.path.realpath(path) for path in exclude if path}
+        for name in sorted(os.listdir(model_path)):
+            full = os.path.join(model_path, name)
+            if name.startswith(".") or not name.endswith(_MODEL_SUFFIXES) or not os.path.isfile(full):
+                continue
+            if os.path.realpath(full) in skipped:
+                continue
+            stat = os.stat(full)
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    elif config is not None:
+        parts.append(str(getattr(config, "_commit_hash", None)))
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def tag_set_digest(tag_set) -> str:
+    """What identifies a tag set's results: names, thresholds, Chinese names, built-in indices and embeddings."""
+    digest = hashlib.sha256()
+    meta = [
+        list(tag_set.names),
+        [float(t) for t in tag_set.thresholds],
+        list(getattr(tag_set, "builtin_indices", None) or []),
+        list(getattr(tag_set, "chinese_names", None) or []),
+    ]
+    digest.update(json.dumps(meta, ensure_ascii=True, default=str).encode())
+    for tensor in (getattr(tag_set, "label_embeds", None), getattr(tag_set, "description_mask", None)):
+        if tensor is not None:
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+_SETTING_NAMES = {
+    "format": "--format",
+    "model": "--model",
+    "model_fingerprint": "the model's files",
+    "tags": "the tags (--labels, --labels-file, --descriptions, --tag-set)",
+    "threshold": "--threshold",
+    "top_k": "--top-k",
+    "language": "--language",
+    "exif": "the image processor's EXIF setting",
+    "max_image_pixels": "--max-image-pixels",
+    "dicom": "--window (DICOM window and frame)",
+}
+
+
+def check_resume(output, settings: dict, overwrite: bool) -> bool:
+    """Whether `output` must be started afresh. Refuses (ValueError) to resume an output written with other
+    settings, or a non-empty file that `ramplus tag` did not write, unless `overwrite`."""
+    if os.path.isdir(output):
+        raise ValueError(f"--output {output!r} is a folder; name a file")
+    if overwrite or not os.path.isfile(output) or os.path.getsize(output) == 0:
+        return True
+    recorded_file = settings_file(output)
+    try:
+        with open(recorded_file, encoding="utf-8") as handle:
+            recorded = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(
+            f"--output {output!r} exists and was not written by this version of `ramplus tag` (no {recorded_file.name}); "
+            "pass --overwrite to replace it, or choose another --output"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {os.fspath(recorded_file)!r} ({error}); pass --overwrite to start {output!r} afresh") from error
+    if not isinstance(recorded, dict):
+        recorded = {}
+    changed = [key for key in settings if recorded.get(key) != settings[key]]
+    if changed:
+        details = "; ".join(
+            f"{_SETTING_NAMES.get(key, key)}: {recorded.get(key)!r} before, {settings[key]!r} now" for key in changed
+        )
+        raise ValueError(
+            f"--output {output!r} holds results made with other options ({details}); pass --overwrite to redo them all, "
+            "or choose another --output"
+        )
+    return False
+
+
+def _check_local_path(option: str, value: str) -> None:
+    """A folder argument given as a path that does not exist is reported as such (not as a bad Hub id)."""
+    looks_local = (
+        value.startswith(("/", ".", "~", "\\"))
+        or value.count("/") > 1
+        or (os.sep != "/" and os.sep in value)
+        or ("/" in value and os.path.isdir(value.split("/")[0]))
+    )
+    if looks_local and not os.path.exists(os.path.expanduser(value)):
+        raise ValueError(f"{option} {value!r}: no such directory")
+    if os.path.isfile(value):
+        raise ValueError(f"{option} {value!r} is a file; pass a directory (or a Hub id)")
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -284,9 +553,39 @@ def run(args) -> int:
         from ..configuration_ram_plus import validate_threshold
 
         validate_threshold(args.threshold, "--threshold")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.max_image_pixels is not None and args.max_image_pixels <= 0:
+        raise ValueError(f"--max-image-pixels must be positive, got {args.max_image_pixels}")
+    first = args.model.split("/")[0]
+    if args.model.count("/") == 1 and first not in ("", ".", "..", "~") and os.path.isdir(first) and not os.path.exists(args.model):
+        # `models/ram` next to a folder `models/`: a mistyped path, not a Hub id to look up
+        raise ValueError(f"--model {args.model!r}: no such directory (the folder {first!r} exists)")
+    if args.tag_set:
+        _check_local_path("--tag-set", args.tag_set)
     fmt = _infer_format(args)
+    lock = None
+    if args.output:
+        if os.path.isdir(args.output):
+            raise ValueError(f"--output {args.output!r} is a folder; name a file")
+        from ..atomic_io import OutputLock
+
+        lock = OutputLock(args.output).acquire()
+    try:
+        return _run_locked(args, fmt)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(args, fmt) -> int:
     candidate_labels = _candidate_labels(args)
-    inputs = collect_inputs(args.paths, recursive=args.recursive, extensions=args.extensions, exclude=args.output)
+    empty_folders: list[str] = []
+    inputs = collect_inputs(
+        args.paths, recursive=args.recursive, extensions=args.extensions, exclude=args.output, empty_folders=empty_folders
+    )
+    for folder in empty_folders:
+        sys.stderr.write(f"ramplus tag: no image files in folder {folder!r}\n")
 
     import transformers_ramplus  # noqa: F401  (registers the pipeline task)
     from tqdm.auto import tqdm
@@ -295,21 +594,55 @@ def run(args) -> int:
     from ..image_processing_ram_plus import load_image
 
     from ..hub import resolve_model_name
+    from . import reading
 
     # a folder, or a Hub id looked up once without retries (original checkpoints: the converted folder)
     model, hub_kwargs = resolve_model_name(args.model, revision=getattr(args, "revision", None))
     if model == args.model and getattr(args, "revision", None):
         hub_kwargs["revision"] = args.revision
-    tagger = pipeline("zero-shot-image-tagging", model=model, device=args.device, **hub_kwargs)
+    with reading(f"cannot load the model {args.model!r}"):
+        tagger = pipeline("zero-shot-image-tagging", model=model, device=args.device, **hub_kwargs)
     tag_set = tagger.get_tag_set(candidate_labels, templates=args.name_templates)  # all text work happens here, once
-    exif = bool(getattr(tagger.image_processor, "apply_exif_orientation", False))
+    processor = tagger.image_processor
+    exif = bool(getattr(processor, "apply_exif_orientation", False))
+    max_pixels = args.max_image_pixels if args.max_image_pixels is not None else getattr(processor, "max_image_pixels", None)
+    read_settings = {"apply_exif_orientation": exif, "max_image_pixels": max_pixels}
+    if args.timeout is not None or getattr(processor, "timeout", None) is not None:
+        read_settings["timeout"] = args.timeout if args.timeout is not None else processor.timeout
     from ..dicom import validate_window
 
-    window = validate_window(args.window) or getattr(tagger.image_processor, "dicom_window", None)
-    frame = getattr(tagger.image_processor, "dicom_frame", None)
+    window = validate_window(args.window) or getattr(processor, "dicom_window", None)
+    frame = getattr(processor, "dicom_frame", None)
+    read_settings.update(dicom_window=window, dicom_frame=frame)
 
-    writer = _JsonWriter(args.output) if fmt == "json" else _LineWriter(args.output, fmt)
-    todo = [path for path in inputs if _key(path) not in writer.done]
+    fresh = True
+    if args.output:
+        settings = {
+            "format": fmt,
+            "model": os.path.realpath(args.model) if os.path.isdir(args.model) else args.model,
+            "model_fingerprint": model_fingerprint(model, tagger.model.config, exclude=[args.output]),
+            "tags": tag_set_digest(tag_set),
+            "threshold": args.threshold,
+            "top_k": args.top_k,
+            "language": args.language,
+            "exif": exif,
+            "max_image_pixels": max_pixels,
+            "dicom": [None if window is None else [float(v) for v in window], frame],
+        }
+        fresh = check_resume(args.output, settings, args.overwrite)
+    # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
+    writer = _JsonWriter(args.output, fresh) if fmt == "json" else _LineWriter(args.output, fmt, fresh)
+    if args.output and fresh:
+        from ..atomic_io import atomic_write_json
+
+        atomic_write_json(settings_file(args.output), settings)
+    stamps = _StampIndex(args.output, fresh) if args.output else None
+    if stamps is not None:
+        changed = stamps.changed(writer.done)
+        if changed:
+            sys.stderr.write(f"{len(changed)} image(s) changed since they were tagged (size or modification time): tagging them again\n")
+            writer.forget(changed)
+    todo = [(index, path) for index, path in enumerate(inputs) if _key(path) not in writer.done]
     skipped = len(inputs) - len(todo)
     if skipped:
         sys.stderr.write(f"resuming: {skipped} of {len(inputs)} images already have results in {args.output}\n")
@@ -320,11 +653,10 @@ def run(args) -> int:
             chunk = todo[start : start + args.batch_size]
             records: list[dict | None] = [None] * len(chunk)
             images, positions = [], []
-            for position, path in enumerate(chunk):
+            stamped = [(_key(path), file_stamp(path)) for _, path in chunk]  # before reading: a later change is seen
+            for position, (index, path) in enumerate(chunk):
                 try:
-                    images.append(load_image(
-                        path, index=start + position, apply_exif_orientation=exif, dicom_window=window, dicom_frame=frame
-                    ))
+                    images.append(load_image(path, index=index, **read_settings))
                     positions.append(position)
                 except ValueError as error:
                     failures += 1
@@ -340,14 +672,21 @@ def run(args) -> int:
                     batch_size=args.batch_size,
                 )
                 for position, tags in zip(positions, results):
-                    records[position] = {"path": chunk[position], "tags": tags}
+                    records[position] = {"path": chunk[position][1], "tags": tags}
             for record in records:  # in input order
                 writer.write(record)
                 progress.update(1)
             writer.flush_batch()
+            if stamps is not None:  # after the records are on disk: a kill in between only redoes them
+                stamps.add(entry for entry, record in zip(stamped, records) if "error" not in record)
     finally:
         progress.close()
         writer.close()
+        if stamps is not None:
+            stamps.close()
     done = len(todo) - failures
     sys.stderr.write(f"tagged {done} image(s), {failures} failed, {skipped} skipped (already done)\n")
-    return 1 if failures else 0
+    if not inputs:
+        sys.stderr.write("ramplus tag: no images to tag\n")
+        return 1
+    return 1 if failures or empty_folders else 0
