@@ -276,15 +276,20 @@ def load_json_dataset(json_path: str | os.PathLike, image_root: str | os.PathLik
     )
 
 
-def read_imagefolder_metadata(folder: str | os.PathLike) -> list[dict]:
-    """The records of `folder/metadata.jsonl` (each with `file_name`, optional `tags`, `caption`/`captions`)."""
+def _metadata_dataset(folder: str | os.PathLike):
+    """`folder/metadata.jsonl` through `load_training_dataset`, checked to name its images: `(dataset, root)`."""
     folder = Path(folder)
     if not (folder / "metadata.jsonl").is_file():
         raise ValueError(f"{folder}: no metadata.jsonl (one JSON object per line with `file_name` and `tags`)")
-    dataset, _ = load_training_dataset(folder)
+    dataset, root = load_training_dataset(folder)
     if "file_name" not in dataset.column_names:
         raise ValueError(f"{folder}/metadata.jsonl: records need a string `file_name`")
-    return dataset.to_list()
+    return dataset, root
+
+
+def read_imagefolder_metadata(folder: str | os.PathLike) -> list[dict]:
+    """The records of `folder/metadata.jsonl` (each with `file_name`, optional `tags`, `caption`/`captions`)."""
+    return _metadata_dataset(folder)[0].to_list()
 
 
 def collect_tag_names(folder: str | os.PathLike) -> list[str]:
@@ -299,12 +304,7 @@ def load_imagefolder_dataset(folder: str | os.PathLike, label2id: Mapping[str, i
 
     `label2id` maps tag names to the model's tag ids (`model.config.label2id`). A tag not in it raises
     (`unknown_tags="error"`) or is dropped and logged (`"skip"`)."""
-    folder = Path(folder)
-    if not (folder / "metadata.jsonl").is_file():
-        raise ValueError(f"{folder}: no metadata.jsonl (one JSON object per line with `file_name` and `tags`)")
-    dataset, root = load_training_dataset(folder)
-    if "file_name" not in dataset.column_names:
-        raise ValueError(f"{folder}/metadata.jsonl: records need a string `file_name`")
+    dataset, root = _metadata_dataset(folder)
     return prepare_dataset(
         dataset, label2id, image_column="file_name", tags_column="tags" if "tags" in dataset.column_names else None,
         image_root=root, unknown_tags=unknown_tags, require_tags=False,
