@@ -189,6 +189,32 @@ def test_unknown_name_fails_fast_naming_folder_hub_and_offline_mode(tmp_path):
     assert "Retrying" not in result.stderr
 
 
+def test_auto_classes_fail_fast_when_the_hub_is_unreachable(tmp_path):
+    """`from_pretrained` of an id that is not cached, Hub unreachable: one look-up, then an error (no retries)."""
+    with LocalHub() as hub:
+        env = hub_env(hub, tmp_path / "hf")
+    script = textwrap.dedent(
+        """
+        import time
+        import transformers_ramplus
+        from transformers import AutoConfig, AutoModel, AutoProcessor
+        from transformers_ramplus.hub import HubUnreachableError
+        for auto in (AutoConfig, AutoModel, AutoProcessor):
+            start = time.monotonic()
+            try:
+                auto.from_pretrained("someone/typo-model")
+            except HubUnreachableError as error:
+                assert "not a local folder" in str(error) and "HF_HUB_OFFLINE" in str(error), error
+                print("seconds", time.monotonic() - start)
+        """
+    )
+    result = run(script, env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    seconds = [float(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("seconds")]
+    assert len(seconds) == 3 and max(seconds) < 5, result.stdout
+    assert "Retrying" not in result.stderr
+
+
 def test_repository_shapes_are_told_apart():
     import pytest
 

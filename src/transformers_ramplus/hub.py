@@ -412,6 +412,39 @@ def _redirect(name, kwargs, known: bool):
     return resolve_original_checkpoint(name, strict=known, **hub)
 
 
+_REACHABLE: dict[tuple, bool] = {}  # (endpoint, repo id, revision) already looked up in this process
+
+
+def _fail_fast_if_unreachable(name, kwargs) -> None:
+    """
+    Before transformers downloads a Hub id that is not in the cache, look it up once (one request, no retries) and
+    raise `HubUnreachableError` at once when the Hub cannot be reached, instead of transformers' ~25 s of retries per
+    file. Names already cached, offline mode and local folders are left alone; any other answer (found, not found,
+    private) lets transformers go on and report it as it does.
+    """
+    from huggingface_hub import constants
+
+    if not looks_like_repo_id(name) or _offline(kwargs.get("local_files_only", False)):
+        return
+    revision, cache_dir = kwargs.get("revision"), kwargs.get("cache_dir")
+    if _cached_snapshot(name, revision, cache_dir) is not None:
+        return
+    key = (constants.ENDPOINT, name, revision)
+    if key in _REACHABLE:
+        return
+    try:
+        _list_repository(name, revision, kwargs.get("token") or kwargs.get("use_auth_token"))
+    except Exception as error:  # noqa: BLE001  (only a network failure is ours to report)
+        if _network_error(error):
+            raise HubUnreachableError(
+                f"{name!r} is not a local folder, and the Hugging Face Hub ({constants.ENDPOINT}) could not be reached "
+                f"to load it as a model id ({type(error).__name__}: {error}); nothing is cached for it. If it is a "
+                "folder, check the path; if it is a Hub id, check the network, or set HF_HUB_OFFLINE=1 to use only "
+                "the local cache"
+            ) from None
+    _REACHABLE[key] = True
+
+
 def _wrap(owner, attribute: str = "from_pretrained") -> None:
     static = inspect.getattr_static(owner, attribute)
     if getattr(getattr(static, "__func__", static), "_ramplus_hook", False):
@@ -432,6 +465,7 @@ def _wrap(owner, attribute: str = "from_pretrained") -> None:
         folder = _redirect(name, kwargs, known=True)
         if folder is not None:
             return function(*head, os.fspath(folder), *more, **_without_hub_kwargs(kwargs))
+        _fail_fast_if_unreachable(name, kwargs)
         try:
             return function(*head, *rest, **kwargs)
         except (OSError, ValueError) as error:
