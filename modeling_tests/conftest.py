@@ -113,12 +113,22 @@ def model():
     return spread_model()
 
 
-@pytest.fixture(scope="session")
-def reference_outputs():
-    path = TINY_DIR / "reference_outputs.pt"
+def load_golden(name: str):
+    """A golden tensor file of `TINY_DIR`, failing (never skipping) when it is missing."""
+    path = TINY_DIR / name
     if not path.is_file():
         pytest.fail(f"golden data not found at {path}; set RAMPLUS_REFERENCE_DIR")
     return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def reference_outputs():
+    return load_golden("reference_outputs.pt")
+
+
+@pytest.fixture(scope="session")
+def reference_losses():
+    return load_golden("reference_losses.pt")
 
 
 def convert_golden_tiny(output, *extra_args) -> Path:

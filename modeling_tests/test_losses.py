@@ -8,8 +8,6 @@ import torch
 
 from transformers_ramplus.losses import alignment_loss, asymmetric_loss, distillation_loss, tagging_loss
 
-from conftest import TINY_DIR
-
 
 def _sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
@@ -88,14 +86,6 @@ LOSS_INPUTS = {
     "alignment": ("alignment_loss", lambda inputs: {"caption_embeds": inputs["batch_text_embed"]}),
     "distillation": ("distillation_loss", lambda inputs: {"teacher_image_embeds": inputs["clip_feature"]}),
 }
-
-
-@pytest.fixture(scope="module")
-def reference_losses():
-    path = TINY_DIR / "reference_losses.pt"
-    if not path.is_file():
-        pytest.fail(f"golden losses not found at {path}; set RAMPLUS_REFERENCE_DIR")
-    return torch.load(path, weights_only=True)
 
 
 @pytest.fixture(scope="module")
