@@ -427,10 +427,8 @@ def _fail_fast_if_unreachable(name, kwargs) -> None:
     if not looks_like_repo_id(name) or _offline(kwargs.get("local_files_only", False)):
         return
     revision, cache_dir = kwargs.get("revision"), kwargs.get("cache_dir")
-    if _cached_snapshot(name, revision, cache_dir) is not None:
-        return
     key = (constants.ENDPOINT, name, revision)
-    if key in _REACHABLE:
+    if key in _REACHABLE or _cached_snapshot(name, revision, cache_dir) is not None:
         return
     try:
         _list_repository(name, revision, kwargs.get("token") or kwargs.get("use_auth_token"))
