@@ -397,7 +397,7 @@ def test_quantize_activation_round_trips_and_refuses_non_finite():
 
 
 @needs_int8
-def test_pipeline_and_cli_precision(converted_tiny, tmp_path):
+def test_pipeline_and_cli_precision(converted_tiny, tmp_path, capsys):
     from transformers import pipeline
 
     from conftest import REFERENCE_IMAGES
@@ -414,6 +414,9 @@ def test_pipeline_and_cli_precision(converted_tiny, tmp_path):
     output = tmp_path / "tags.jsonl"
     assert main(["tag", image, "--model", str(converted_tiny), "--precision", "int8", "--output", str(output), "--no-progress"]) == 0
     assert json.loads(output.read_text().splitlines()[0])["path"].endswith(REFERENCE_IMAGES[0].name)
+    # the precision changes scores: resuming the output at another precision is refused
+    assert main(["tag", image, "--model", str(converted_tiny), "--output", str(output), "--no-progress"]) == 2
+    assert "--precision: 'int8' before, None now" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["tag", image, "--model", str(converted_tiny), "--precision", "int4"])
 

@@ -464,6 +464,7 @@ _SETTING_NAMES = {
     "exif": "the image processor's EXIF setting",
     "max_image_pixels": "--max-image-pixels",
     "dicom": "--window (DICOM window and frame)",
+    "precision": "--precision",
 }
 
 
@@ -630,6 +631,7 @@ def _run_locked(args, fmt) -> int:
             "exif": exif,
             "max_image_pixels": max_pixels,
             "dicom": [None if window is None else [float(v) for v in window], frame],
+            "precision": getattr(args, "precision", None),  # scores differ with the precision (None: the default)
         }
         fresh = check_resume(args.output, settings, args.overwrite)
     # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
