@@ -125,14 +125,20 @@ def quantize_onnx_int8(source: str | os.PathLike, output: str | os.PathLike) -> 
     if not source.is_file():
         raise ValueError(f"no ONNX file at {str(source)!r}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(output, "path") as partial:
-        quantize_dynamic(
-            os.fspath(source),
-            os.fspath(partial),
-            op_types_to_quantize=["MatMul", "Gemm"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-        )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # the quantizer advises "pre-processing" on the root logger every call
+    try:
+        with atomic_file(output, "path") as partial:
+            quantize_dynamic(
+                os.fspath(source),
+                os.fspath(partial),
+                op_types_to_quantize=["MatMul", "Gemm"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+            )
+    finally:
+        root.setLevel(level)
     return output
 
 
