@@ -20,7 +20,9 @@ The reference model (`modeling_ram_plus.py`) computes RAM++ plainly. This module
   full-size decoder per image, fp32 / bf16: 0.31 / 0.14 s in blocks of 1024 rows against 0.35 / 0.17 s in blocks
   of 4096).
 - **Precision**: `"bf16"` casts the weights to bfloat16 (about twice as fast on CPUs with bf16 matrix units; the
-  description softmax and attention softmax stay in fp32).
+  description softmax and attention softmax stay in fp32). `"int8"` is `"bf16"` plus int8 products for the big
+  linears (`int8_linear_targets`): int8 weights per output channel, inputs quantized per call per tensor, oneDNN's
+  int8 linear kernel (`Int8DynamicLinear`).
 
 The optimized model keeps the reference model's call signature, outputs and parameters. It runs the reference
 computation whenever the fast paths do not apply: in training mode, while `torch.compile`/`torch.export`/the ONNX
@@ -172,6 +174,7 @@ class Int8DynamicLinear(nn.Linear):
             or inputs.device.type != "cpu"
             or inputs.dtype not in (torch.float32, torch.bfloat16)
             or inputs.dim() < 2
+            or inputs.numel() == 0
         ):
             return F.linear(inputs, self.weight.to(inputs.dtype), None if self.bias is None else self.bias.to(inputs.dtype))
         if getattr(self, "_int8_weight", None) is None:
