@@ -104,6 +104,13 @@ def test_onednn_kernels_route_fp32_inference_only(monkeypatch):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             optimized(pixel_values=x)
         assert not routed  # autocast chooses the kernels itself
+        with optimization.onednn_routing(False):  # the benchmark's "no oneDNN routing" rows
+            unrouted = optimized(pixel_values=x).logits
+        assert not routed
+        torch.testing.assert_close(unrouted, fast, atol=ATOL, rtol=0)
+        optimized(pixel_values=x)
+        assert routed  # back on after the block
+        routed.clear()
     optimized(pixel_values=x)
     assert not routed  # autograd on: plain kernels
     torch.testing.assert_close(fast, reference(pixel_values=x).logits.detach(), atol=ATOL, rtol=0)
