@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (the median is reported)")
     parser.add_argument("--checkpoint", type=Path, help="a converted RAM++ directory instead of random weights")
     parser.add_argument("--images-dir", type=Path, default=DEFAULT_IMAGES_DIR, help="real photos (*.jpg) to use first")
-    parser.add_argument("--num-images", type=int, help="images for the decision checks (default 16, quick 8)")
-    parser.add_argument("--batch-size", type=int, default=8, help="the large batch size")
+    parser.add_argument("--num-images", type=int, help="images for the decision checks (default 16, quick 4)")
+    parser.add_argument("--batch-size", type=int, help="the large batch size (default 8; quick 4)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX rows (they need onnxruntime)")
@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.batch_size is None:
+        args.batch_size = 4 if args.quick else 8
     if args.batch_size < 2:
         parser.error("--batch-size must be >= 2 (batch 1 is always measured)")
     if args.output is not None and args.output.is_dir():
@@ -171,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     # ---------------------------------------------------------------- images
+    if args.checkpoint is not None:  # the checkpoint's own image size and vocabulary
+        from transformers_ramplus import RamPlusConfig
+
+        vision = RamPlusConfig.from_pretrained(args.checkpoint).vision_config
+        sizes["image_size"] = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
     images, names = load_benchmark_images(args.images_dir, sizes["num_images"], args.seed)
     image_size = sizes["image_size"]
     processor = RamPlusImageProcessor(size={"height": image_size, "width": image_size})

@@ -49,7 +49,7 @@ QUICK = dict(
     descriptions_per_tag=8,
     subset=20,
     image_size=96,
-    num_images=8,
+    num_images=4,
 )
 
 
