@@ -158,5 +158,6 @@ def calibrate_head(model: RamPlusModel, pixel_values: torch.Tensor, logits_fn) -
         "thresholds": "released per-tag thresholds" if thresholds is not None else "config thresholds",
         "classifier_bias_shift": shift,
         "fraction_of_tags_firing_per_photo": [round(v, 4) for v in fired.tolist()],
-        "logit_std_over_tags": (margins.std(dim=1).mean().item()),
+        # tags with a threshold of 0 or 1 (never or always firing) have infinite margins: left out of the spread
+        "logit_std_over_tags": margins[:, torch.isfinite(margins).all(dim=0)].std(dim=1).mean().item(),
     }
