@@ -78,9 +78,6 @@ REPLACEMENTS = {
     "benchmarks/bench_inference.py --repeats 3 --output /tmp/bench_inference.json": (
         "benchmarks/bench_inference.py --quick --repeats 1 --no-onnx --output /tmp/bench_inference.json"
     ),
-    "benchmarks/bench_inference.py --repeats 3 --checkpoint /path/to/converted-ram-plus": (
-        "benchmarks/bench_inference.py --quick --repeats 1 --no-onnx --checkpoint /path/to/converted-ram-plus"
-    ),
 }
 
 
