@@ -1,8 +1,9 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""`ramplus tag` over several processes: `accelerate launch -m transformers_ramplus.cli tag ...` (or `torchrun`).
+"""`ramplus tag` over several processes: `accelerate launch --multi_gpu --num_processes N -m transformers_ramplus.cli
+tag ...` (or `torchrun --nproc_per_node N -m transformers_ramplus.cli tag ...`).
 
 Every process loads the model once (on its own GPU when there are GPUs: `cuda:LOCAL_RANK`), and tags its share of the
-images that have no result yet. With `--output OUT`:
+images that have no result yet (shared round-robin, in input order). With `--output OUT`:
 
 * each process appends its records (jsonl) to its own part, `.OUT.ramplus-tag.parts/part-RANK.jsonl`, with a
   `[path, size/mtime]` index beside it, under the same rules as a single-process output (flushed per record, a record
@@ -68,34 +69,27 @@ def sharded_run(args) -> bool:
 # ------------------------------------------------------------------------------------------------ processes
 class ProcessGroup:
     """Rank, world size and device of this process, and the few collectives a sharded run needs. One process: no
-    torch.distributed at all."""
+    torch.distributed at all.
+
+    The processes only exchange a few small Python objects (the work list, counts, failures), so they talk over gloo
+    whatever the devices: NCCL would bring nothing here and refuses two processes on one GPU. Each process computes on
+    the GPU of its local rank (modulo the GPUs there are) when there are GPUs, as accelerate places them."""
 
     def __init__(self, device=None):
         self.rank, self.world, self.local_rank, self.device = 0, 1, 0, None
         if world_size() == 1:
             return
         import torch
+        import torch.distributed as dist
 
-        # CPU processes talk over gloo, GPU processes over NCCL (each on the GPU of its local rank)
+        if not dist.is_initialized():
+            dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
         cpu = not torch.cuda.is_available() or (device is not None and str(device).startswith("cpu"))
-        try:
-            from accelerate import PartialState
-        except ImportError:  # torchrun without accelerate installed
-            PartialState = None
-        if PartialState is not None:
-            state = PartialState(cpu=cpu, timeout=BARRIER_TIMEOUT)
-            self.rank, self.world = state.process_index, state.num_processes
-            self.local_rank, self.device = state.local_process_index, state.device
-        if PartialState is None or self.world != world_size():
-            import torch.distributed as dist
-
-            self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-            if not cpu:
-                torch.cuda.set_device(self.local_rank)
-            if not dist.is_initialized():
-                dist.init_process_group("gloo" if cpu else "nccl", timeout=BARRIER_TIMEOUT)
-            self.rank, self.world = dist.get_rank(), dist.get_world_size()
-            self.device = torch.device("cpu" if cpu else f"cuda:{self.local_rank}")
+        self.device = torch.device("cpu" if cpu else f"cuda:{self.local_rank % torch.cuda.device_count()}")
+        if not cpu:
+            torch.cuda.set_device(self.device)
 
     def device_for(self, requested):
         """The device of this process: --device as given for one process; with several, each on its own GPU
@@ -105,7 +99,7 @@ class ProcessGroup:
         if requested is None:
             return str(self.device)
         if requested == "cuda":
-            return f"cuda:{self.local_rank}"
+            return str(self.device)
         return requested
 
     def gather(self, value) -> list:
