@@ -94,6 +94,7 @@ def test_three_processes_write_one_merged_output(converted_tiny, photos, tmp_pat
     output = tmp_path / "merged.jsonl"
     result = _launch(3, [str(photos), "--model", str(converted_tiny), "--output", str(output), "--batch-size", "2", *COMMON])
     assert result.returncode == 1, result.stderr[-3000:]  # torchrun's status for any failure: one input is bad
+    assert "ramplus tag: 3 processes, on cpu, cpu, cpu" in result.stderr
     assert "tagged 8 image(s) by 3 processes, 1 failed" in result.stderr
     assert "ramplus tag: exit code 1" in result.stderr
     records = _records(output)

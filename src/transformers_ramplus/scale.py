@@ -69,6 +69,7 @@ class _Engine:
         self.tagger = pipeline("zero-shot-image-tagging", model=model, device=device, **options)
         self.tag_set = self.tagger.get_tag_set(spec["candidate_labels"], templates=spec["templates"])
         self.labels = {language: self.tag_set.labels(language) for language in spec["languages"]}
+        self.model_inputs = self.tag_set.model_inputs(self.tagger.model)  # on the model's device, once
 
     def tag(self, items, threshold, top_k, on_error):
         """`(tags per language, scores, errors)` for a batch of image values; a bad image is an error (not tagged)."""
@@ -92,7 +93,7 @@ class _Engine:
         if images:
             pixel_values = tagger.image_processor(images, return_tensors="pt")["pixel_values"].to(tagger.device)
             with torch.inference_mode():
-                outputs = tagger.model(pixel_values=pixel_values, **self.tag_set.model_inputs(tagger.model))
+                outputs = tagger.model(pixel_values=pixel_values, **self.model_inputs)
             logits = outputs.logits.float()
             if not torch.isfinite(logits).all():
                 raise ValueError("the model produced NaN or infinite scores: check its weights and the tag set's embeddings")

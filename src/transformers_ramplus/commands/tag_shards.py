@@ -379,6 +379,9 @@ def run_sharded(args, fmt) -> int:
         tagger, tag_set, read_settings, settings = group.agree(
             lambda: _tag._load_tagger(args, fmt, candidate_labels, device=group.device_for(args.device))
         )
+        devices = group.gather(str(tagger.device))
+        if group.rank == 0 and group.world > 1:
+            sys.stderr.write(f"ramplus tag: {group.world} processes, on {', '.join(devices)}\n")
         inputs = empty_folders = todo = None
         skipped = 0
 
