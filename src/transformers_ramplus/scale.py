@@ -71,8 +71,9 @@ class _Engine:
         self.labels = {language: self.tag_set.labels(language) for language in spec["languages"]}
         self.model_inputs = self.tag_set.model_inputs(self.tagger.model)  # on the model's device, once
 
-    def tag(self, items, threshold, top_k, on_error):
-        """`(tags per language, scores, errors)` for a batch of image values; a bad image is an error (not tagged)."""
+    def tag(self, items, indices, threshold, top_k, on_error):
+        """`(tags per language, scores, errors)` for a batch of image values (rows `indices`, named in errors); a bad
+        image is an error (not tagged)."""
         import torch
 
         from .processing_ram_plus import post_process_image_tagging
@@ -80,9 +81,9 @@ class _Engine:
         tagger = self.tagger
         errors: list = [None] * len(items)
         images, positions = [], []
-        for position, item in enumerate(items):
+        for position, (item, index) in enumerate(zip(items, indices)):
             try:
-                images.append(tagger.image_processor.load_image(_loadable(item), position))
+                images.append(tagger.image_processor.load_image(_loadable(item), index))
                 positions.append(position)
             except (ValueError, TypeError) as error:
                 if on_error == "raise":
@@ -129,10 +130,11 @@ class _DatasetTagger:
             self._pid = os.getpid()
         return self._engine
 
-    def __call__(self, batch, rank=None):
+    def __call__(self, batch, indices=None, rank=None):
         spec = self.spec
         items = batch[spec["image_column"]]
-        tags, scores, errors = self.engine(rank).tag(items, spec["threshold"], spec["top_k"], spec["on_error"])
+        indices = range(len(items)) if indices is None else indices
+        tags, scores, errors = self.engine(rank).tag(items, indices, spec["threshold"], spec["top_k"], spec["on_error"])
         columns = {spec["tags_column"]: tags["en"], spec["scores_column"]: scores}
         if "zh" in tags:
             columns[spec["tags_column"] + "_zh"] = tags["zh"]
@@ -201,7 +203,10 @@ def tag_dataset(
     `datasets.distributed.split_dataset_by_node(dataset, rank=state.process_index, world_size=state.num_processes)`
     (see the README's "Tagging at scale").
     """
-    import datasets
+    try:
+        import datasets
+    except ImportError as error:
+        raise ImportError("tag_dataset needs the `datasets` package: pip install 'transformers-ramplus[scale]'") from error
 
     if on_error not in ON_ERROR:
         raise ValueError(f"`on_error` must be one of {ON_ERROR}, got {on_error!r}")
@@ -277,7 +282,9 @@ def tag_dataset(
             out_features[error_name] = datasets.Value("string")
 
     if streaming:
-        tagged = dataset.map(function, batched=True, batch_size=batch_size, features=out_features, **map_kwargs)
+        tagged = dataset.map(
+            function, batched=True, batch_size=batch_size, with_indices=True, features=out_features, **map_kwargs
+        )
     else:
         if "new_fingerprint" not in map_kwargs:
             options = {k: v for k, v in spec.items() if k not in ("model", "processor", "candidate_labels", "device")}
@@ -289,6 +296,7 @@ def tag_dataset(
             function,
             batched=True,
             batch_size=batch_size,
+            with_indices=True,
             with_rank=workers is not None,
             num_proc=workers,
             features=out_features,

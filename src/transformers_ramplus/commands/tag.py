@@ -12,6 +12,9 @@ records, the others are tagged.
 Exit codes: 0 every input tagged; 1 some inputs failed (unreadable, unreachable, an empty folder); 2 usage or
 input-file errors (bad options, a corrupt tag set, an output written with other options or locked); 3 an internal
 error (a bug: please report it with the traceback).
+
+Under `accelerate launch --multi_gpu --num_processes N -m transformers_ramplus.cli tag ...` (or `torchrun`), the
+inputs are shared out over the processes and merged into one output: see `tag_shards.py`.
 """
 
 from __future__ import annotations
