@@ -684,9 +684,10 @@ def _load_tagger(args, fmt, candidate_labels, device=None):
     return tagger, tag_set, read_settings, settings
 
 
-def _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, show_progress=True) -> int:
+def _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, show_progress=True, after_batch=None) -> int:
     """Tag `todo` (`(index, path)` pairs) batch by batch: records written in input order, unreadable images as error
-    records; the number of failures. Without `stamps`, nothing is recorded about the inputs' files."""
+    records; the number of failures. Without `stamps`, nothing is recorded about the inputs' files. `after_batch(paths,
+    images, results)` (optional) sees each batch's readable images and their tags before their records are written."""
     from tqdm.auto import tqdm
 
     from ..image_processing_ram_plus import load_image
@@ -720,6 +721,8 @@ def _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, show
                 )
                 for position, tags in zip(positions, results):
                     records[position] = {"path": chunk[position][1], "tags": tags}
+                if after_batch is not None:
+                    after_batch([chunk[position][1] for position in positions], images, results)
             for record in records:  # in input order
                 writer.write(record)
                 progress.update(1)
