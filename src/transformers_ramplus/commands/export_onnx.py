@@ -68,9 +68,12 @@ def run(args) -> int:
     difference = (torch.from_numpy(onnx_logits) - expected).abs().max().item()
     sys.stderr.write(f"onnxruntime vs PyTorch: max |logit difference| {difference:.2e}\n")
     if args.quantize:
-        # int8 moves logits by ~1e-2 relative to their spread; a broken graph moves them by their whole spread
-        spread = (expected.max() - expected.min()).item()
-        if not torch.isfinite(torch.from_numpy(onnx_logits)).all() or difference > max(0.25 * spread, 1e-3):
+        # int8 moves logits (by more, relative to their spread, on small random models); a broken graph gives
+        # non-finite or unrelated logits: check that they follow PyTorch's
+        ours = torch.from_numpy(onnx_logits).flatten().double()
+        correlation = torch.corrcoef(torch.stack([ours, expected.flatten().double()]))[0, 1].item()
+        sys.stderr.write(f"int8 graph vs PyTorch fp32: logit correlation {correlation:.4f}\n")
+        if not torch.isfinite(ours).all() or not correlation > 0.5:
             sys.stderr.write("error: the quantized graph does not reproduce the PyTorch logits\n")
             return 1
         return 0
