@@ -647,7 +647,8 @@ def _run_locked(args, fmt) -> int:
     if skipped:
         sys.stderr.write(f"resuming: {skipped} of {len(inputs)} images already have results in {args.output}\n")
     failures = 0
-    progress = tqdm(total=len(todo), desc="tagging", unit="img", file=sys.stderr, disable=args.no_progress)
+    # disable=None: no bar when stderr is not a terminal (a log file gets the messages and the summary line only)
+    progress = tqdm(total=len(todo), desc="tagging", unit="img", file=sys.stderr, disable=True if args.no_progress else None)
     try:
         for start in range(0, len(todo), args.batch_size):
             chunk = todo[start : start + args.batch_size]
