@@ -80,6 +80,8 @@ REPLACEMENTS = {
     # the full-size run is the --quick run's code at other sizes (run below): its arguments are checked
     "benchmarks/bench_inference.py              #": "benchmarks/bench_inference.py --help >/dev/null #",
     "benchmarks/bench_inference.py --quick      #": f"benchmarks/bench_inference.py {SMALL_BENCHMARK} --output /tmp/q.json #",
+    # the command `make docs` runs (make's setup step would install packages into the copy)
+    "make docs ": "NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true mkdocs build --strict --site-dir /tmp/site ",
     "benchmarks/bench_inference.py --repeats 5 --checkpoint /path/to/converted-ram-plus": (
         f"benchmarks/bench_inference.py {SMALL_BENCHMARK} --checkpoint /path/to/converted-ram-plus --output /tmp/c.json"
     ),
