@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import mkdocs_gen_files
-
 ROOT = Path(__file__).resolve().parents[1]
 
 # public modules documented as a whole (besides the objects exported by the package itself)
@@ -74,6 +72,8 @@ def promote_headings(markdown: str) -> str:
 
 
 def readme_pages() -> list[str]:
+    import mkdocs_gen_files
+
     sections = readme_sections((ROOT / "README.md").read_text(encoding="utf-8"))
     names = []
     for number, (title, body) in enumerate(sections):
@@ -88,6 +88,8 @@ def readme_pages() -> list[str]:
 
 
 def api_pages() -> None:
+    import mkdocs_gen_files
+
     import transformers_ramplus
 
     with mkdocs_gen_files.open("api/index.md", "w") as handle:
@@ -106,11 +108,14 @@ def api_pages() -> None:
 
 
 def notebook_pages() -> None:
+    import mkdocs_gen_files
+
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         with mkdocs_gen_files.open(f"notebooks/{notebook.name}", "wb") as handle:
             handle.write(notebook.read_bytes())
 
 
-readme_pages()
-api_pages()
-notebook_pages()
+if __name__ in ("__main__", "<run_path>"):  # run by mkdocs-gen-files (runpy.run_path)
+    readme_pages()
+    api_pages()
+    notebook_pages()
