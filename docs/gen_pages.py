@@ -87,19 +87,29 @@ def readme_pages() -> list[str]:
     return names
 
 
+def public_names() -> list[str]:
+    """`__all__` of the package as written in src/ (the tree mkdocstrings documents, not an installed copy)."""
+    import ast
+
+    tree = ast.parse((ROOT / "src" / "transformers_ramplus" / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise ValueError("src/transformers_ramplus/__init__.py defines no literal __all__")
+
+
 def api_pages() -> None:
     import mkdocs_gen_files
 
-    import transformers_ramplus
-
+    names = public_names()
     with mkdocs_gen_files.open("api/index.md", "w") as handle:
         handle.write("# API reference\n\nGenerated from the docstrings.\n\n## The package\n\n")
-        for name in transformers_ramplus.__all__:
+        for name in names:
             handle.write(f"- [`{name}`]({name}.md)\n")
         handle.write("\n## Modules\n\n")
         for module in API_MODULES:
             handle.write(f"- [`{module}`]({module}.md)\n")
-    for name in transformers_ramplus.__all__:
+    for name in names:
         with mkdocs_gen_files.open(f"api/{name}.md", "w") as handle:
             handle.write(f"# {name}\n\n::: transformers_ramplus.{name}\n")
     for module in API_MODULES:
