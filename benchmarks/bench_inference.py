@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes["image_size"] = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
     images, names = load_benchmark_images(args.images_dir, sizes["num_images"], args.seed)
     image_size = sizes["image_size"]
+    if args.checkpoint is not None:  # the checkpoint's own resolution, also with --quick
+        image_size = RamPlusConfig.from_pretrained(args.checkpoint).vision_config.image_size
     processor = RamPlusImageProcessor(size={"height": image_size, "width": image_size})
     pixel_values = processor(images=images, return_tensors="pt")["pixel_values"]
     real = [i for i, name in enumerate(names) if not name.startswith("synthetic")] or list(range(len(names)))
