@@ -70,6 +70,37 @@ def test_export_rejects_bad_arguments(tmp_path):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "tagger.onnx")
 
 
+def test_export_onnx_quantize_int8(tmp_path, capsys):
+    """`--quantize int8`: onnxruntime's dynamic int8 quantization of the graph, tag decisions close to PyTorch."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install -e '.[export]'")
+    from transformers_ramplus.onnx_export import quantize_onnx_int8
+
+    model = _model()
+    model.save_pretrained(tmp_path / "model")
+    output = tmp_path / "int8.onnx"
+    code = main(["export-onnx", str(tmp_path / "model"), str(output), "--exporter", "torchscript", "--quantize", "int8"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx", "model"]  # no fp32 or temporary file left
+    import onnx
+
+    graph = onnx.load(str(output)).graph
+    assert any(node.op_type in ("DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul") for node in graph.node)
+    session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    pixel_values = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    label_embeds, mask = builtin_label_inputs(model)
+    logits = _run(session, pixel_values, label_embeds, mask)
+    with torch.no_grad():
+        expected = model(pixel_values=pixel_values).logits
+    spread = (expected.max() - expected.min()).item()
+    assert (logits - expected).abs().max().item() < 0.1 * spread
+    with pytest.raises(ValueError, match="no ONNX file"):
+        quantize_onnx_int8(tmp_path / "missing.onnx", tmp_path / "out.onnx")
+    with pytest.raises(ValueError, match="must end in .onnx"):
+        quantize_onnx_int8(output, tmp_path / "out.bin")
+    with pytest.raises(SystemExit):
+        main(["export-onnx", str(tmp_path / "model"), str(output), "--quantize", "int4"])
+
+
 @pytest.mark.slow
 def test_dynamo_onnx_export_matches_pytorch(tmp_path):
     model = _model()

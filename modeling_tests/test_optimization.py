@@ -104,6 +104,13 @@ def test_onednn_kernels_route_fp32_inference_only(monkeypatch):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             optimized(pixel_values=x)
         assert not routed  # autocast chooses the kernels itself
+        with optimization.onednn_routing(False):  # the benchmark's "no oneDNN routing" rows
+            unrouted = optimized(pixel_values=x).logits
+        assert not routed
+        torch.testing.assert_close(unrouted, fast, atol=ATOL, rtol=0)
+        optimized(pixel_values=x)
+        assert routed  # back on after the block
+        routed.clear()
     optimized(pixel_values=x)
     assert not routed  # autograd on: plain kernels
     torch.testing.assert_close(fast, reference(pixel_values=x).logits.detach(), atol=ATOL, rtol=0)
@@ -240,9 +247,17 @@ def test_benchmark_quick_run(tmp_path):
     results = json.loads(output.read_text())
     assert results["fp32_exactness"]["within_1e-4"]
     assert results["subset_matches_full"] < 1e-4
-    for label in ("fp32_b1", "reference_fp32_b1", "bf16_b1", "autocast_bf16_b1", "baseline_fp32_b1", "decoder_fp32_subset"):
-        assert results["times"][label]["median_s"] > 0
-    assert results["times"]["fp32_b1"]["images"] == results["times"]["fp32_b8"]["images"] == 8
+    labels = ["ours_fp32", "ours_fp32_no_onednn", "reference_fp32", "ours_bf16", "ours_int8", "baseline_fp32"]
+    labels += ["baseline_bf16", "baseline_int8_naive", "onnx_int8"]
+    for label in labels:
+        assert results["times"][f"{label}_b1"]["median_s"] > 0 and results["times"][f"{label}_b4"]["median_s"] > 0
+    assert results["components"]["decoder_fp32_subset"]["median_s"] > 0
+    assert results["times"]["ours_fp32_b1"]["images"] == results["times"]["ours_fp32_b4"]["images"] == 4
+    for label in ("ours_bf16", "ours_int8", "onnx_int8"):
+        assert set(results["decisions_vs_fp32"][label]) >= {"config", "global_0.01", "per_image_top_0.01"}
+    fired = results["scene_model"]["fraction_of_tags_firing_per_photo"]
+    assert len(fired) == 2 and all(0.2 < value < 0.8 for value in fired)  # about half of the tags fire
+    assert {"ours_int8", "ours_bf16", "ours_fp32", "batch_no_slower"} <= set(results["goals"])
 
 
 @pytest.mark.slow
@@ -262,3 +277,163 @@ def test_full_size_optimized_matches_reference():
         expected = reference(pixel_values=x).logits
         torch.testing.assert_close(optimized(pixel_values=x).logits, expected, atol=1e-3, rtol=0)
         torch.testing.assert_close(optimized(pixel_values=x[:1]).logits, expected[:1], atol=1e-3, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ int8
+needs_int8 = pytest.mark.skipif(
+    not optimization.onednn_int8_available(), reason="this PyTorch build has no oneDNN int8 linear kernel"
+)
+
+
+def _count_int8_calls(monkeypatch):
+    calls = []
+    original = optimization.quantize_activation
+
+    def counting(inputs, symmetric):
+        calls.append(tuple(inputs.shape))
+        return original(inputs, symmetric)
+
+    monkeypatch.setattr(optimization, "quantize_activation", counting)
+    return calls
+
+
+@needs_int8
+def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch):
+    reference = spread_model(num_tags=40)
+    optimized = optimize_for_inference(copy.deepcopy(reference), precision="int8")
+    assert optimized.inference_precision == "int8" and is_optimized(optimized)
+    int8 = [name for name, module in optimized.named_modules() if isinstance(module, optimization.Int8DynamicLinear)]
+    assert set(int8) == set(optimization.int8_linear_targets(reference)) and int8
+    assert any(name.startswith("vision_model.encoder.layers.0.") for name in int8)
+    assert any(name.startswith("decoder.layers.") for name in int8)
+    assert not any(".layers.2." in name and name.startswith("vision_model") for name in int8)  # last stage kept
+    calls = _count_int8_calls(monkeypatch)
+    x = _pixels(3)
+    with torch.no_grad():
+        expected = reference(pixel_values=x).logits
+        as_tuple = optimized(pixel_values=x[:1], return_dict=False)
+        # one image: each int8 linear runs once, and query/key/value share one quantized input
+        groups = sum(name.endswith("attention.q_proj") for name in int8)
+        assert len(calls) == len(int8) - 2 * groups and groups
+        outputs = optimized(pixel_values=x)
+    logits = outputs.logits
+    assert type(outputs).__name__ == type(reference(pixel_values=x[:1])).__name__
+    assert logits.shape == expected.shape and logits.dtype == torch.bfloat16
+    assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 40)
+    spread = (expected.max() - expected.min()).item()
+    assert (logits.float() - expected).abs().max().item() < 0.05 * spread
+    # the spread fixtures' logits sit units apart around 0: decisions nearly all agree
+    assert ((logits.float() > 0) == (expected > 0)).float().mean() > 0.95
+
+
+@needs_int8
+def test_int8_takes_the_float_path_with_autograd_and_in_training(monkeypatch):
+    optimized = optimize_for_inference(spread_model(num_tags=5), precision="int8")
+    calls = _count_int8_calls(monkeypatch)
+    x = _pixels(1)
+    optimized(pixel_values=x).logits.float().sum().backward()  # autograd: float linears, gradients flow
+    assert not calls
+    assert optimized.vision_model.encoder.layers[0].blocks[0].attention.q_proj.weight.grad is not None
+    optimized.train()
+    with torch.no_grad():
+        optimized(pixel_values=x)
+    assert not calls
+
+
+@needs_int8
+def test_int8_save_pretrained_writes_the_standard_checkpoint(tmp_path):
+    reference = spread_model(num_tags=5)
+    optimized = optimize_for_inference(copy.deepcopy(reference), precision="int8")
+    assert set(optimized.state_dict()) == set(reference.state_dict())
+    optimized.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["RamPlusModel"]
+    assert any(isinstance(m, optimization.Int8DynamicLinear) for m in optimized.modules())  # still int8
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert type(loaded) is RamPlusModel
+    assert not any(isinstance(m, optimization.Int8DynamicLinear) for m in loaded.modules())
+    for name, tensor in reference.state_dict().items():  # the bf16 weights, not int8 codes
+        torch.testing.assert_close(loaded.state_dict()[name].float(), tensor.to(torch.bfloat16).float(), atol=0, rtol=0)
+
+
+@needs_int8
+def test_int8_copies_pickles_and_switches_precision(tmp_path):
+    import pickle
+
+    optimized = optimize_for_inference(spread_model(num_tags=5), precision="int8")
+    x = _pixels(2)
+    with torch.no_grad():
+        logits = optimized(pixel_values=x).logits
+        for clone in (copy.deepcopy(optimized), pickle.loads(pickle.dumps(optimized))):
+            torch.testing.assert_close(clone(pixel_values=x).logits, logits, atol=0, rtol=0)
+        again = optimize_for_inference(optimized, precision="int8")  # idempotent
+        torch.testing.assert_close(again(pixel_values=x).logits, logits, atol=0, rtol=0)
+        back = optimize_for_inference(optimized, precision="bf16")
+        assert not any(isinstance(m, optimization.Int8DynamicLinear) for m in back.modules())
+        assert back.inference_precision == "bf16" and back(pixel_values=x).logits.dtype == torch.bfloat16
+
+
+def test_bad_precision_values_fail_clearly():
+    model = spread_model(num_tags=5)
+    for bad in ("int4", "INT8", "fp16", None, 8):
+        with pytest.raises(ValueError, match="precision.*'fp32', 'bf16', 'int8'"):
+            optimize_for_inference(model, precision=bad)
+    if optimization.onednn_int8_available():
+        meta = spread_model(num_tags=5).to("meta")
+        with pytest.raises(ValueError, match="int8.*CPU.*meta"):
+            optimize_for_inference(meta, precision="int8")
+
+
+def test_int8_without_the_kernel_fails_clearly(monkeypatch):
+    monkeypatch.setattr(optimization, "onednn_int8_available", lambda: False)
+    with pytest.raises(RuntimeError, match="oneDNN.*int8.*bf16"):
+        optimize_for_inference(spread_model(num_tags=5), precision="int8")
+
+
+def test_quantize_activation_round_trips_and_refuses_non_finite():
+    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    for symmetric in (True, False):
+        codes, scale, zero_point = optimization.quantize_activation(x, symmetric)
+        assert codes.dtype == (torch.int8 if symmetric else torch.uint8)
+        assert ((codes.float() - zero_point) * scale - x).abs().max() <= 0.51 * scale
+    gelu = F.gelu(x)  # one-sided inputs: uint8 codes use the whole range
+    codes, scale, zero_point = optimization.quantize_activation(gelu, False)
+    assert codes.max() == 255 and codes.min() == 0 and 0 < zero_point <= 16  # GELU >= -0.17
+    assert optimization.quantize_activation(torch.zeros(4, 4), True)[1] == 1.0  # all zeros: no division by 0
+    x[3, 3] = float("nan")
+    assert optimization.quantize_activation(x, True) is None
+
+
+@needs_int8
+def test_pipeline_and_cli_precision(converted_tiny, tmp_path, capsys):
+    from transformers import pipeline
+
+    from conftest import REFERENCE_IMAGES
+    from transformers_ramplus.cli import main
+
+    tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny), precision="int8")
+    assert tagger.model.inference_precision == "int8"
+    fp32 = pipeline("zero-shot-image-tagging", model=str(converted_tiny))
+    image = str(REFERENCE_IMAGES[0])
+    ours, theirs = tagger(image, threshold=0.0, top_k=3), fp32(image, threshold=0.0, top_k=3)
+    assert [tag["label"] for tag in ours] and len(ours) == len(theirs) == 3
+    with pytest.raises(ValueError, match="optimize=True"):
+        pipeline("zero-shot-image-tagging", model=str(converted_tiny), optimize=False, precision="int8")
+    output = tmp_path / "tags.jsonl"
+    assert main(["tag", image, "--model", str(converted_tiny), "--precision", "int8", "--output", str(output), "--no-progress"]) == 0
+    assert json.loads(output.read_text().splitlines()[0])["path"].endswith(REFERENCE_IMAGES[0].name)
+    # the precision changes scores: resuming the output at another precision is refused
+    assert main(["tag", image, "--model", str(converted_tiny), "--output", str(output), "--no-progress"]) == 2
+    assert "--precision: 'int8' before, None now" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["tag", image, "--model", str(converted_tiny), "--precision", "int4"])
+
+
+def test_benchmark_rejects_a_bad_reference_src(tmp_path, capsys):
+    bench = _load_benchmark()
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--reference-src", str(tmp_path / "missing")])
+    assert "not a folder" in capsys.readouterr().err
+    (tmp_path / "checkout").mkdir()
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--reference-src", str(tmp_path / "checkout")])
+    assert "ram/models/ram_plus.py" in capsys.readouterr().err

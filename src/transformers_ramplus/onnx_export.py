@@ -112,4 +112,42 @@ def export_onnx(model: RamPlusModel, output: str | os.PathLike, opset_version: i
     return output
 
 
-__all__ = ["RamPlusTaggerForExport", "builtin_label_inputs", "export_onnx", "INPUT_NAMES", "OUTPUT_NAMES"]
+def quantize_onnx_int8(source: str | os.PathLike, output: str | os.PathLike) -> Path:
+    """onnxruntime's dynamic int8 quantization of an exported tagger: int8 weights (per output channel) and inputs
+    quantized per call for the graph's matrix products (`MatMul`/`Gemm`); written to a temporary file, then moved
+    into place. Needs `onnxruntime` (the `export` extra)."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as error:
+        raise ImportError("int8 ONNX quantization needs onnxruntime: pip install 'transformers-ramplus[export]'") from error
+    source, output = Path(source), Path(output)
+    if output.suffix != ".onnx":
+        raise ValueError(f"the output file must end in .onnx, got {str(output)!r}")
+    if not source.is_file():
+        raise ValueError(f"no ONNX file at {str(source)!r}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # the quantizer advises "pre-processing" on the root logger every call
+    try:
+        with atomic_file(output, "path") as partial:
+            quantize_dynamic(
+                os.fspath(source),
+                os.fspath(partial),
+                op_types_to_quantize=["MatMul", "Gemm"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+            )
+    finally:
+        root.setLevel(level)
+    return output
+
+
+__all__ = [
+    "RamPlusTaggerForExport",
+    "builtin_label_inputs",
+    "export_onnx",
+    "quantize_onnx_int8",
+    "INPUT_NAMES",
+    "OUTPUT_NAMES",
+]

@@ -70,8 +70,9 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     Construction arguments (besides the usual `model`, `device`, `dtype`...):
         optimize (`bool`, defaults to `True`): run the model through [`optimize_for_inference`] (same outputs,
             faster; the model passed in is optimized in place). `False` keeps the reference model as it is.
-        precision (`str`, *optional*): `"fp32"` or `"bf16"` for [`optimize_for_inference`]; default: the model's
-            own dtype (fp32, or bf16 when loaded with `dtype=torch.bfloat16`).
+        precision (`str`, *optional*): `"fp32"`, `"bf16"` or `"int8"` (CPU only: int8 linears, bf16 elsewhere) for
+            [`optimize_for_inference`]; default: the model's own dtype (fp32, or bf16 when loaded with
+            `dtype=torch.bfloat16`).
     """
 
     _load_processor = False
@@ -83,6 +84,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     _non_generation_params = ("top_k",)
 
     def __init__(self, *args, optimize: bool = True, precision: str | None = None, **kwargs):
+        if precision is not None and not optimize:
+            raise ValueError(f"precision={precision!r} needs optimize=True (it is applied by optimize_for_inference)")
         super().__init__(*args, **kwargs)
         if optimize:
             dtype = self.model.dtype
