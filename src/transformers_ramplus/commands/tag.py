@@ -25,6 +25,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
+from . import heatmaps
+
 
 FORMATS = ("text", "json", "jsonl", "csv")
 CSV_FIELDS = ["path", "labels", "scores", "error"]
@@ -61,6 +63,7 @@ def add_arguments(parser):
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--window", help="DICOM display window CENTER,WIDTH (default: each scan's own VOI window)")
+    heatmaps.add_arguments(parser)  # --heatmaps DIR, --heatmap-tags
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -563,6 +566,7 @@ def run(args) -> int:
         raise ValueError(f"--model {args.model!r}: no such directory (the folder {first!r} exists)")
     if args.tag_set:
         _check_local_path("--tag-set", args.tag_set)
+    heatmaps.check_arguments(args)
     fmt = _infer_format(args)
     lock = None
     if args.output:
@@ -584,6 +588,7 @@ def _run_locked(args, fmt) -> int:
     inputs = collect_inputs(
         args.paths, recursive=args.recursive, extensions=args.extensions, exclude=args.output, empty_folders=empty_folders
     )
+    inputs = heatmaps.without_folder(args, inputs)  # the PNGs of --heatmaps are no inputs
     for folder in empty_folders:
         sys.stderr.write(f"ramplus tag: no image files in folder {folder!r}\n")
 
@@ -637,11 +642,14 @@ def _run_locked(args, fmt) -> int:
 
         atomic_write_json(settings_file(args.output), settings)
     stamps = _StampIndex(args.output, fresh) if args.output else None
+    heatmap_writer = heatmaps.HeatmapWriter.open(args, tagger, tag_set, settings if args.output else None)
     if stamps is not None:
         changed = stamps.changed(writer.done)
         if changed:
             sys.stderr.write(f"{len(changed)} image(s) changed since they were tagged (size or modification time): tagging them again\n")
             writer.forget(changed)
+    if heatmap_writer is not None:  # results without their PNG are redone
+        heatmap_writer.forget_missing(writer)
     todo = [(index, path) for index, path in enumerate(inputs) if _key(path) not in writer.done]
     skipped = len(inputs) - len(todo)
     if skipped:
@@ -673,6 +681,8 @@ def _run_locked(args, fmt) -> int:
                 )
                 for position, tags in zip(positions, results):
                     records[position] = {"path": chunk[position][1], "tags": tags}
+                if heatmap_writer is not None:  # before the records: every finished record has its PNG
+                    heatmap_writer.write([chunk[position][1] for position in positions], images, results)
             for record in records:  # in input order
                 writer.write(record)
                 progress.update(1)
