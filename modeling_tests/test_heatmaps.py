@@ -274,3 +274,18 @@ def test_tag_heatmap_usage_errors(converted_tiny, tmp_path, capsys):
     for extra, message in cases:
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err
+
+
+def test_heatmaps_in_the_input_folder_are_not_inputs(converted_tiny, tmp_path):
+    pytest.importorskip("matplotlib")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(REFERENCE_IMAGES[0], photos / "photo.jpg")
+    (photos / "drawing-0123456789.png").write_bytes(REFERENCE_IMAGES[1].read_bytes())  # a user's file, named alike
+    output = tmp_path / "tags.jsonl"
+    command = ["tag", str(photos), "--model", str(converted_tiny), "-o", str(output), "--heatmaps", str(photos), "--no-progress"]
+    for _ in range(2):
+        assert main(command) == 0
+    tagged = sorted(json.loads(line)["path"].rsplit("/", 1)[-1] for line in output.read_text().splitlines())
+    assert tagged == ["photo.jpg"]  # the PNGs written next to it are not tagged (nor a file named like one: README)
+    assert len(list(photos.glob("photo-*.png"))) == 1

@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import unicodedata
 
 
 SETTINGS_NAME = ".ramplus-heatmaps.json"
+_PNG_NAME = re.compile(r"-[0-9a-f]{10}\.png$")  # the names `heatmap_file_name` gives
 DEFAULT_TAGS = 4
 THUMBNAIL = 512  # longest side of the image drawn in the PNG
 
@@ -61,11 +63,15 @@ def check_arguments(args) -> None:
 
 
 def without_folder(args, inputs: list[str]) -> list[str]:
-    """`inputs` less the files inside the --heatmaps folder (a folder inside a walked input folder)."""
+    """`inputs` less the PNGs this command wrote to the --heatmaps folder (when an input folder holds it, or is it)."""
     if getattr(args, "heatmaps", None) is None:
         return inputs
-    folder = os.path.join(os.path.realpath(args.heatmaps), "")
-    return [path for path in inputs if not os.path.realpath(path).startswith(folder)]
+    folder = os.path.realpath(args.heatmaps)
+    return [
+        path
+        for path in inputs
+        if not (os.path.dirname(os.path.realpath(path)) == folder and _PNG_NAME.search(os.path.basename(path)))
+    ]
 
 
 def _parse_spec(spec):
