@@ -11,6 +11,7 @@ from .pipeline_zero_shot_image_tagging import ZeroShotImageTaggingPipeline, regi
 from .tag_sets import TagSet, encode_texts, load_descriptions, save_descriptions
 from .hub import DEFAULT_MODEL, install_hooks
 from .remote_code import prefer_local_pipelines, save_model_folder, write_remote_code
+from .scale import tag_dataset
 
 
 __version__ = "0.1.0"
@@ -44,5 +45,6 @@ __all__ = [
     "asymmetric_loss",
     "optimize_for_inference",
     "save_model_folder",
+    "tag_dataset",
     "write_remote_code",
 ]

@@ -12,6 +12,9 @@ records, the others are tagged.
 Exit codes: 0 every input tagged; 1 some inputs failed (unreadable, unreachable, an empty folder); 2 usage or
 input-file errors (bad options, a corrupt tag set, an output written with other options or locked); 3 an internal
 error (a bug: please report it with the traceback).
+
+Under `accelerate launch --multi_gpu --num_processes N -m transformers_ramplus.cli tag ...` (or `torchrun`), the
+inputs are shared out over the processes and merged into one output: see `tag_shards.py`.
 """
 
 from __future__ import annotations
@@ -210,6 +213,28 @@ def _write_csv_row(stream, row, quoting=csv.QUOTE_ALL):
     stream.flush()
 
 
+def render_record(record: dict, fmt: str) -> str:
+    """One record of a line format (jsonl, csv, text) as written to the output, newline included."""
+    if fmt == "csv":
+        tags = record.get("tags") or []
+        row = [
+            record["path"],
+            " | ".join(t["label"] for t in tags),
+            " | ".join(f"{t['score']:.6f}" for t in tags),
+            record.get("error", ""),
+        ]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(row)
+        return buffer.getvalue()
+    if fmt == "jsonl":
+        line = json.dumps(record, ensure_ascii=False)
+    elif "error" in record:
+        line = f"{escape_text(record['path'])}\tERROR: {escape_text(record['error'])}"
+    else:
+        line = f"{escape_text(record['path'])}\t{_format_tags(record['tags'])}"
+    return line + "\n"
+
+
 class _LineWriter:
     """Appends one line per record to the output (or stdout) and flushes it."""
 
@@ -265,23 +290,7 @@ class _LineWriter:
         self.done -= keys
 
     def write(self, record):
-        if self.fmt == "csv":
-            tags = record.get("tags") or []
-            row = [
-                record["path"],
-                " | ".join(t["label"] for t in tags),
-                " | ".join(f"{t['score']:.6f}" for t in tags),
-                record.get("error", ""),
-            ]
-            _write_csv_row(self.stream, row)
-            return
-        if self.fmt == "jsonl":
-            line = json.dumps(record, ensure_ascii=False)
-        elif "error" in record:
-            line = f"{escape_text(record['path'])}\tERROR: {escape_text(record['error'])}"
-        else:
-            line = f"{escape_text(record['path'])}\t{_format_tags(record['tags'])}"
-        self.stream.write(line + "\n")
+        self.stream.write(render_record(record, self.fmt))
         self.stream.flush()
 
     def flush_batch(self):
@@ -568,6 +577,12 @@ def run(args) -> int:
         _check_local_path("--tag-set", args.tag_set)
     heatmaps.check_arguments(args)
     fmt = _infer_format(args)
+    from .tag_shards import run_sharded, sharded_run
+
+    if sharded_run(args):  # under `accelerate launch`/`torchrun`, or resuming the parts of a killed sharded run
+        if getattr(args, "heatmaps", None) is not None:
+            raise ValueError("--heatmaps runs in one process only (not under accelerate launch/torchrun): tag with --heatmaps without the launcher")
+        return run_sharded(args, fmt)
     lock = None
     if args.output:
         if os.path.isdir(args.output):
@@ -582,8 +597,8 @@ def run(args) -> int:
             lock.release()
 
 
-def _run_locked(args, fmt) -> int:
-    candidate_labels = _candidate_labels(args)
+def _collect(args) -> tuple[list[str], list[str]]:
+    """The inputs of the command line, and the folders that held none (reported on stderr)."""
     empty_folders: list[str] = []
     inputs = collect_inputs(
         args.paths, recursive=args.recursive, extensions=args.extensions, exclude=args.output, empty_folders=empty_folders
@@ -591,49 +606,15 @@ def _run_locked(args, fmt) -> int:
     inputs = heatmaps.without_folder(args, inputs)  # the PNGs of --heatmaps are no inputs
     for folder in empty_folders:
         sys.stderr.write(f"ramplus tag: no image files in folder {folder!r}\n")
+    return inputs, empty_folders
 
-    import transformers_ramplus  # noqa: F401  (registers the pipeline task)
-    from tqdm.auto import tqdm
-    from transformers import pipeline
 
-    from ..image_processing_ram_plus import load_image
-
-    from ..hub import resolve_model_name
-    from . import reading
-
-    # a folder, or a Hub id looked up once without retries (original checkpoints: the converted folder)
-    model, hub_kwargs = resolve_model_name(args.model, revision=getattr(args, "revision", None))
-    if model == args.model and getattr(args, "revision", None):
-        hub_kwargs["revision"] = args.revision
-    with reading(f"cannot load the model {args.model!r}"):
-        tagger = pipeline("zero-shot-image-tagging", model=model, device=args.device, **hub_kwargs)
-    tag_set = tagger.get_tag_set(candidate_labels, templates=args.name_templates)  # all text work happens here, once
-    processor = tagger.image_processor
-    exif = bool(getattr(processor, "apply_exif_orientation", False))
-    max_pixels = args.max_image_pixels if args.max_image_pixels is not None else getattr(processor, "max_image_pixels", None)
-    read_settings = {"apply_exif_orientation": exif, "max_image_pixels": max_pixels}
-    if args.timeout is not None or getattr(processor, "timeout", None) is not None:
-        read_settings["timeout"] = args.timeout if args.timeout is not None else processor.timeout
-    from ..dicom import validate_window
-
-    window = validate_window(args.window) or getattr(processor, "dicom_window", None)
-    frame = getattr(processor, "dicom_frame", None)
-    read_settings.update(dicom_window=window, dicom_frame=frame)
-
+def _run_locked(args, fmt) -> int:
+    candidate_labels = _candidate_labels(args)
+    inputs, empty_folders = _collect(args)
+    tagger, tag_set, read_settings, settings = _load_tagger(args, fmt, candidate_labels)
     fresh = True
     if args.output:
-        settings = {
-            "format": fmt,
-            "model": os.path.realpath(args.model) if os.path.isdir(args.model) else args.model,
-            "model_fingerprint": model_fingerprint(model, tagger.model.config, exclude=[args.output]),
-            "tags": tag_set_digest(tag_set),
-            "threshold": args.threshold,
-            "top_k": args.top_k,
-            "language": args.language,
-            "exif": exif,
-            "max_image_pixels": max_pixels,
-            "dicom": [None if window is None else [float(v) for v in window], frame],
-        }
         fresh = check_resume(args.output, settings, args.overwrite)
     # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
     writer = _JsonWriter(args.output, fresh) if fmt == "json" else _LineWriter(args.output, fmt, fresh)
@@ -654,8 +635,78 @@ def _run_locked(args, fmt) -> int:
     skipped = len(inputs) - len(todo)
     if skipped:
         sys.stderr.write(f"resuming: {skipped} of {len(inputs)} images already have results in {args.output}\n")
+    try:
+        after_batch = heatmap_writer.write if heatmap_writer is not None else None  # --heatmaps
+        failures = _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, after_batch=after_batch)
+    finally:
+        writer.close()
+        if stamps is not None:
+            stamps.close()
+    done = len(todo) - failures
+    sys.stderr.write(f"tagged {done} image(s), {failures} failed, {skipped} skipped (already done)\n")
+    if not inputs:
+        sys.stderr.write("ramplus tag: no images to tag\n")
+        return 1
+    return 1 if failures or empty_folders else 0
+
+
+def _load_tagger(args, fmt, candidate_labels, device=None):
+    """The pipeline, the tag set, the image-reading settings and (with --output) the options recorded next to the
+    output. `device` overrides --device (a sharded run puts each process on its own device)."""
+    import transformers_ramplus  # noqa: F401  (registers the pipeline task)
+    from transformers import pipeline
+
+    from ..hub import resolve_model_name
+    from . import reading
+
+    # a folder, or a Hub id looked up once without retries (original checkpoints: the converted folder)
+    model, hub_kwargs = resolve_model_name(args.model, revision=getattr(args, "revision", None))
+    if model == args.model and getattr(args, "revision", None):
+        hub_kwargs["revision"] = args.revision
+    with reading(f"cannot load the model {args.model!r}"):
+        tagger = pipeline("zero-shot-image-tagging", model=model, device=device if device is not None else args.device, **hub_kwargs)
+    tag_set = tagger.get_tag_set(candidate_labels, templates=args.name_templates)  # all text work happens here, once
+    processor = tagger.image_processor
+    exif = bool(getattr(processor, "apply_exif_orientation", False))
+    max_pixels = args.max_image_pixels if args.max_image_pixels is not None else getattr(processor, "max_image_pixels", None)
+    read_settings = {"apply_exif_orientation": exif, "max_image_pixels": max_pixels}
+    if args.timeout is not None or getattr(processor, "timeout", None) is not None:
+        read_settings["timeout"] = args.timeout if args.timeout is not None else processor.timeout
+    from ..dicom import validate_window
+
+    window = validate_window(args.window) or getattr(processor, "dicom_window", None)
+    frame = getattr(processor, "dicom_frame", None)
+    read_settings.update(dicom_window=window, dicom_frame=frame)
+
+    settings = None
+    if args.output:
+        settings = {
+            "format": fmt,
+            "model": os.path.realpath(args.model) if os.path.isdir(args.model) else args.model,
+            "model_fingerprint": model_fingerprint(model, tagger.model.config, exclude=[args.output]),
+            "tags": tag_set_digest(tag_set),
+            "threshold": args.threshold,
+            "top_k": args.top_k,
+            "language": args.language,
+            "exif": exif,
+            "max_image_pixels": max_pixels,
+            "dicom": [None if window is None else [float(v) for v in window], frame],
+        }
+    return tagger, tag_set, read_settings, settings
+
+
+def _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, show_progress=True, after_batch=None) -> int:
+    """Tag `todo` (`(index, path)` pairs) batch by batch: records written in input order, unreadable images as error
+    records; the number of failures. Without `stamps`, nothing is recorded about the inputs' files. `after_batch(paths,
+    images, results)` (optional) sees each batch's readable images and their tags before their records are written."""
+    from tqdm.auto import tqdm
+
+    from ..image_processing_ram_plus import load_image
+
     failures = 0
-    progress = tqdm(total=len(todo), desc="tagging", unit="img", file=sys.stderr, disable=args.no_progress)
+    progress = tqdm(
+        total=len(todo), desc="tagging", unit="img", file=sys.stderr, disable=args.no_progress or not show_progress
+    )
     try:
         for start in range(0, len(todo), args.batch_size):
             chunk = todo[start : start + args.batch_size]
@@ -681,8 +732,8 @@ def _run_locked(args, fmt) -> int:
                 )
                 for position, tags in zip(positions, results):
                     records[position] = {"path": chunk[position][1], "tags": tags}
-                if heatmap_writer is not None:  # before the records: every finished record has its PNG
-                    heatmap_writer.write([chunk[position][1] for position in positions], images, results)
+                if after_batch is not None:  # e.g. --heatmaps: before the records, so every finished record has its PNG
+                    after_batch([chunk[position][1] for position in positions], images, results)
             for record in records:  # in input order
                 writer.write(record)
                 progress.update(1)
@@ -691,12 +742,4 @@ def _run_locked(args, fmt) -> int:
                 stamps.add(entry for entry, record in zip(stamped, records) if "error" not in record)
     finally:
         progress.close()
-        writer.close()
-        if stamps is not None:
-            stamps.close()
-    done = len(todo) - failures
-    sys.stderr.write(f"tagged {done} image(s), {failures} failed, {skipped} skipped (already done)\n")
-    if not inputs:
-        sys.stderr.write("ramplus tag: no images to tag\n")
-        return 1
-    return 1 if failures or empty_folders else 0
+    return failures
