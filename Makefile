@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup test test-slow notebooks clean
+.PHONY: setup test test-slow notebooks docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	# torch first: a bare `torch` requirement would otherwise pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,train,export,medical,notebooks]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,train,export,medical,notebooks,docs]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -28,5 +28,10 @@ test-slow: setup
 notebooks: setup
 	$(BIN)/python notebooks/build_notebooks.py
 
+# the documentation site in site/ (README sections, API reference from the docstrings, notebooks), offline;
+# every warning is an error (mkdocs.yml: strict)
+docs: setup
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache site

@@ -568,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     # ---------------------------------------------------------------- images
     images, names = load_benchmark_images(args.images_dir, sizes["num_images"], args.seed)
     image_size = sizes["image_size"]
+    if args.checkpoint is not None:  # the checkpoint's own resolution, also with --quick
+        image_size = RamPlusConfig.from_pretrained(args.checkpoint).vision_config.image_size
     processor = RamPlusImageProcessor(size={"height": image_size, "width": image_size})
     pixel_values = processor(images=images, return_tensors="pt")["pixel_values"]
     results["images"] = names

@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,7 @@ MAX_SKIPPED = 4  # pip install, `make test` (this suite), the slow suite, ...: l
 RELEASE = "xinyu1205/recognize-anything-plus-model"
 DESCRIPTIONS_DATASET = "xinyu1205/recognize-anything-plus-model-tag-descriptions"
 BLOCK_TIMEOUT = 300
+DRIVER_TIMEOUT = 1800  # the whole README (about 3 CPU-minutes; far more on a loaded machine)
 
 # README text -> the same command with small arguments, or with what the stand-ins need (appended right after the
 # matched text). Each key must occur in a runnable block (test_cheap_arguments_match_the_readme), so a renamed command
@@ -74,11 +76,15 @@ CHEAP_ARGUMENTS = {
     ),
 }
 # commands that are replaced outright (a full-size run that --quick stands for)
+SMALL_BENCHMARK = "--quick --repeats 1 --num-images 2 --batch-size 2"
 REPLACEMENTS = {
-    "benchmarks/bench_inference.py              #": "benchmarks/bench_inference.py --quick --output /tmp/bench-full.json #",
+    # the full-size run is the --quick run's code at other sizes (run below): its arguments are checked
+    "benchmarks/bench_inference.py              #": "benchmarks/bench_inference.py --help >/dev/null #",
+    "benchmarks/bench_inference.py --quick      #": f"benchmarks/bench_inference.py {SMALL_BENCHMARK} --output /tmp/q.json #",
+    # the command `make docs` runs (make's setup step would install packages into the copy)
+    "make docs ": "NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true mkdocs build --strict --site-dir /tmp/site ",
     "benchmarks/bench_inference.py --repeats 5 --checkpoint /path/to/converted-ram-plus": (
-        "benchmarks/bench_inference.py --quick --repeats 1 --checkpoint /path/to/converted-ram-plus"
-        " --output /tmp/bench-checkpoint.json"
+        f"benchmarks/bench_inference.py {SMALL_BENCHMARK} --checkpoint /path/to/converted-ram-plus --output /tmp/c.json"
     ),
 }
 
@@ -372,18 +378,55 @@ def hub_repositories(scratch: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 # ---------------------------------------------------------------------------------------------------- the run
+# `ramplus` on the blocks' PATH: hands the command to the driver's fork server (a process that imported the package
+# once: ~3 s of imports saved per command), or runs the installed `ramplus` when the command sets a Hub variable
+# (HF_*) that the server read at its start.
+SHIM = r'''#!{python} -S
+import json, os, socket, struct, sys
+
+hub = {{k: v for k, v in os.environ.items() if k.startswith("HF_")}}
+if hub != json.loads(os.environ.get("RAMPLUS_README_HUB_ENV", "{{}}")) or not os.path.exists(
+        os.environ.get("RAMPLUS_README_FORKSERVER", "")):
+    os.execv({ramplus!r}, [{ramplus!r}, *sys.argv[1:]])
+connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+connection.connect(os.environ["RAMPLUS_README_FORKSERVER"])
+message = json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}).encode()
+socket.send_fds(connection, [struct.pack("!Q", len(message)) + message], [0, 1, 2])
+answer = b""
+while chunk := connection.recv(64):
+    answer += chunk
+sys.exit(int(answer or b"1"))
+'''
+
+
 DRIVER = r'''
-import json, os, subprocess, sys, time, traceback
+import contextlib, io, json, os, subprocess, sys, time, traceback
 
 import torch, transformers  # noqa: F401 - imported once; every section forks from here, before transformers_ramplus
 
 WITHOUT_PACKAGE = "import sys\nsys.modules['transformers_ramplus'] = None  # the package is not installed\n"
 
 
+class Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self):
+        for stream in self.streams:
+            stream.flush()
+
+
 def run_block(block, namespace, result):
     if block["language"] == "python" and block["marker"] != "without-package":
+        printed = io.StringIO()
         try:
-            exec(compile(block["code"], f"README.md:{block['line']}", "exec"), namespace)
+            with contextlib.redirect_stdout(Tee(sys.stdout, printed)):
+                exec(compile(block["code"], f"README.md:{block['line']}", "exec"), namespace)
         except BaseException as exception:  # noqa: BLE001 - reported with its traceback
             names = {cls.__name__ for cls in type(exception).__mro__}
             if block["marker"] == "raises" and block["marker_argument"] in names:
@@ -391,6 +434,8 @@ def run_block(block, namespace, result):
             else:
                 result["error"] = "".join(traceback.format_exception(exception))[-6000:]
                 return
+        finally:
+            result["stdout"] = printed.getvalue()[-20000:]
         if block["marker"] == "raises" and "raised" not in result:
             result["error"] = f"expected {block['marker_argument']}, nothing was raised"
         return
@@ -405,6 +450,7 @@ def run_block(block, namespace, result):
         return
     output = done.stdout + done.stderr
     print(output, flush=True)
+    result["output"] = output[-20000:]
     if done.returncode != 0:
         result["error"] = f"exit status {done.returncode}\n" + output[-6000:]
 
@@ -445,7 +491,62 @@ def sessions(section):
     return groups
 
 
+def serve_ramplus(address):
+    """The `ramplus` commands of the blocks, each run in a fork of this process, which imported the package once.
+
+    The `ramplus` on the blocks' PATH (SHIM) sends its arguments, working directory, environment and standard
+    streams here; a forked child runs `transformers_ramplus.cli.main` with them and sends back the exit status."""
+    import array, signal, socket, struct
+    import transformers_ramplus.cli  # noqa: F401 - the import a command would pay for
+    from transformers_ramplus.cli import main
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(address)
+    server.listen(8)
+    while True:
+        connection, _ = server.accept()
+        if os.fork() != 0:
+            connection.close()
+            continue
+        server.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the command's own subprocesses are waited for as usual
+        message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+        size = struct.unpack("!Q", message[:8])[0]
+        message = message[8:]
+        while len(message) < size:
+            message += connection.recv(size - len(message))
+        request = json.loads(message)
+        for number, fd in enumerate(fds):
+            os.dup2(fd, number)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["ramplus", *request["argv"]]
+        try:
+            code = main(request["argv"])
+        except SystemExit as exit:  # argparse: --help, usage errors
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 2)
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        connection.sendall(str(int(code or 0)).encode())
+        connection.close()
+        os._exit(0)
+
+
 plan = json.load(open(sys.argv[1]))
+server = None
+if os.environ.get("RAMPLUS_README_FORKSERVER"):
+    server = os.fork()
+    if server == 0:
+        try:
+            serve_ramplus(os.environ["RAMPLUS_README_FORKSERVER"])
+        finally:
+            os._exit(1)
 everything = []
 for number, session in enumerate(s for section in plan for s in sessions(section)):
     report = f"{sys.argv[2]}.{number}"
@@ -462,7 +563,9 @@ for number, session in enumerate(s for section in plan for s in sessions(section
     os.waitpid(pid, 0)
     if os.path.exists(report):
         everything.extend(json.load(open(report)))
-json.dump(everything, open(sys.argv[2], "w"), indent=1)
+    json.dump(everything, open(sys.argv[2], "w"), indent=1)  # after every session: a timeout keeps what ran
+if server:
+    os.kill(server, 9)
 '''
 
 
@@ -513,11 +616,25 @@ def run_readme(scratch: Path, only_sections=None):
         )
         env.pop("PYTHONPATH", None)
         env.pop("RAMPLUS_MODEL", None)
-        done = subprocess.run(
-            [sys.executable, str(scratch / "driver.py"), str(plan), str(report)],
-            cwd=repo, env=env, capture_output=True, text=True, timeout=900,
-        )
-    (scratch / "driver.log").write_text(done.stdout + done.stderr)
+        ramplus = Path(sys.executable).parent / "ramplus"
+        if ramplus.is_file() and hasattr(socket, "send_fds"):
+            shim = scratch / "bin" / "ramplus"
+            shim.parent.mkdir()
+            shim.write_text(SHIM.format(python=sys.executable, ramplus=str(ramplus)))
+            shim.chmod(0o755)
+            env["PATH"] = os.pathsep.join([str(shim.parent), env["PATH"]])
+            env["RAMPLUS_README_FORKSERVER"] = str(scratch / "ramplus.sock")
+            env["RAMPLUS_README_HUB_ENV"] = json.dumps({k: v for k, v in env.items() if k.startswith("HF_")})
+        log = scratch / "driver.log"
+        with open(log, "w") as handle:
+            driver = subprocess.Popen([sys.executable, str(scratch / "driver.py"), str(plan), str(report)], cwd=repo,
+                                      env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                driver.wait(timeout=DRIVER_TIMEOUT)
+            except subprocess.TimeoutExpired:  # the blocks that did not run are reported as such
+                os.killpg(driver.pid, 9)
+                driver.wait()
+    done = subprocess.CompletedProcess(driver.args, driver.returncode, log.read_text(errors="replace"), "")
     results = {r["line"]: r for r in json.loads(report.read_text())} if report.is_file() else {}
     after = _snapshot(repo)
     changed = sorted(
@@ -540,14 +657,14 @@ def _sections():
 @pytest.mark.parametrize("section", _sections())
 def test_readme_section_runs(readme_run, section):
     blocks, results, done, _ = readme_run
-    assert results, f"the README driver did not run:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert results, f"the README driver did not run:\n{done.stdout[-4000:]}"
     problems = []
     for block in blocks:
         if block.section != section:
             continue
         result = results.get(block.line)
         if result is None:
-            problems.append(f"README.md:{block.line}: never ran (driver stopped?)\n{done.stderr[-3000:]}")
+            problems.append(f"README.md:{block.line}: never ran (driver stopped or timed out)\n{done.stdout[-3000:]}")
         elif result["status"] not in ("passed", "skipped"):
             problems.append(f"README.md:{block.line} ({block.heading}): {result['status']}\n{result.get('error', '')}")
     assert not problems, "\n\n".join(problems)
@@ -556,5 +673,65 @@ def test_readme_section_runs(readme_run, section):
 def test_readme_examples_leave_the_repository_as_it_was(readme_run):
     """No committed file is overwritten and no output is left in the clone (outputs go to /tmp or a named folder)."""
     _, results, done, changed = readme_run
-    assert results, done.stderr[-4000:]
+    assert results, done.stdout[-4000:]
     assert not changed, f"running the README's examples changed these files of the repository: {changed}"
+
+
+# what a user must not see from a `ramplus` command (deliverable "quiet, helpful output"; see test_quiet_output.py)
+LIBRARY_NOISE = (
+    "FutureWarning",
+    "DeprecationWarning",
+    "torchvision is not installed",
+    "Loading weights",
+    "Writing model shards",
+    "[torch.onnx]",
+    "pin_memory",
+    "Traceback",
+)
+
+
+def test_readme_commands_print_no_library_noise(readme_run):
+    """The `ramplus` commands of the README, run as a user runs them, print no library deprecations, loading bars
+    or tracebacks."""
+    blocks, results, done, _ = readme_run
+    assert results, done.stdout[-4000:]
+    noisy = []
+    for block in blocks:
+        result = results.get(block.line, {})
+        if block.language != "bash" or "ramplus " not in block.code or "output" not in result:
+            continue
+        found = [noise for noise in LIBRARY_NOISE if noise in result["output"]]
+        if found:
+            noisy.append(f"README.md:{block.line}: {found}\n{result['output'][-3000:]}")
+    assert not noisy, "\n\n".join(noisy)
+
+
+_LABEL = re.compile(r"""['"]label['"]:\s*['"]([^'"]+)['"]""")
+
+
+def test_printed_tags_match_the_readmes_comments(readme_run):
+    """`print(...)  # [{'label': 'X', ...}, ...]`: the first tag printed is the one the comment shows."""
+    blocks, results, done, _ = readme_run
+    assert results, done.stdout[-4000:]
+    wrong, checked = [], 0
+    for block in blocks:
+        result = results.get(block.line, {})
+        if block.language != "python" or "stdout" not in result:
+            continue
+        prints = [line for line in block.code.splitlines() if line.lstrip().startswith("print(")]
+        expected = [_LABEL.search(line.partition("#")[2]) for line in prints]
+        if not any(expected):
+            continue
+        outputs = result["stdout"].splitlines()
+        if len(outputs) != len(prints):
+            wrong.append(f"README.md:{block.line}: {len(prints)} print() calls gave {len(outputs)} lines")
+            continue
+        for line, match, output in zip(prints, expected, outputs):
+            if match is None:
+                continue
+            checked += 1
+            first = _LABEL.search(output)
+            if first is None or first.group(1) != match.group(1):
+                wrong.append(f"README.md:{block.line}: `{line.strip()}` printed {output[:200]}")
+    assert not wrong, "\n".join(wrong)
+    assert checked, "no `print(...)  # [{'label': ...}]` comment found in the README"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # name -> (module, one-line help)
@@ -62,13 +63,77 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Library messages that a `ramplus` user cannot act on (without --verbose): deprecations inside transformers, torch,
+# peft and the ONNX exporter, the exporter's note that torchvision's operators are not registered, and the axis-name
+# notes of dynamic shapes. Warnings about the user's model, data or options still show.
+NOISY_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+NOISY_WARNINGS = (
+    (FutureWarning, ""),
+    (DeprecationWarning, ""),
+    (UserWarning, r"# The axis name: .* will not be used"),
+    (UserWarning, r"'pin_memory' argument is set as true but no accelerator is found"),
+)
+
+
+def configure_output(verbose: bool = False, progress: bool = True) -> None:
+    """One handler per message and progress bars only for long steps.
+
+    Our log records go through the root handler this sets up; huggingface_hub has its own handler (which also
+    propagated to the root, printing every Hub warning twice) and keeps only that one. transformers' own bars
+    ("Loading weights", "Writing model shards": fractions of a second with memory-mapped safetensors) are off; Hub
+    download bars (minutes for a 3 GB checkpoint) follow `progress` (`--no-progress`)."""
+    import warnings
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("huggingface_hub").propagate = False
+    if verbose:
+        return
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for category, message in NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    # datasets' "Map"/"Generating train split" bars over a few rows (read when datasets is imported)
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    if not progress:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+
+
+def check_device(device) -> None:
+    """`--device` names a device this torch build has (a clear error instead of a traceback from deep in torch)."""
+    if not device:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps): {error}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "has no CUDA support" if torch.version.cuda is None else "finds no usable GPU"
+            raise ValueError(f"--device {device!r}: this torch build ({torch.__version__}) {build}; use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device!r}: there are {torch.cuda.device_count()} GPU(s) (cuda:0 ...)")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device!r}: MPS is not available on this machine; use --device cpu")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    configure_output(verbose=args.verbose, progress=not getattr(args, "no_progress", False))
     module = importlib.import_module(args._module)
     try:
+        check_device(getattr(args, "device", None))
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

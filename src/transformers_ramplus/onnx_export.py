@@ -90,6 +90,7 @@ def export_onnx(model: RamPlusModel, output: str | os.PathLike, opset_version: i
                     opset_version=opset_version,
                     dynamo=True,
                     external_data=False,
+                    verbose=False,  # no "[torch.onnx] ... ✅" step lines
                 )
                 program.save(partial)
             else:

@@ -88,8 +88,9 @@ class RamPlusTrainer(Trainer):
         eval_data_collator (*optional*): the collator of `eval_dataset` (evaluation and prediction). Default: the
             training collator's deterministic twin (`data_collator.for_eval()`: no augmentation, the image processor's
             inference preprocessing), or the training collator when it has none.
-        Everything else as `transformers.Trainer`. With `compute_metrics=compute_tagging_metrics`, evaluation reports
-        mAP, CP, CR, CF1, OP, OR, OF1 (`metric_for_best_model="mAP"` keeps the best checkpoint).
+
+    Everything else as `transformers.Trainer`. With `compute_metrics=compute_tagging_metrics`, evaluation reports
+    mAP, CP, CR, CF1, OP, OR, OF1 (`metric_for_best_model="mAP"` keeps the best checkpoint).
     """
 
     def __init__(

@@ -144,7 +144,7 @@ def run(args) -> int:
     tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
     model.to(device).eval()
-    for tag in tqdm(todo, desc="describing", unit="tag", file=sys.stderr, disable=args.no_progress):
+    for tag in tqdm(todo, desc="describing", unit="tag", file=sys.stderr, disable=True if args.no_progress else None):
         results[tag] = describe_tag(
             model,
             tokenizer,

@@ -704,8 +704,10 @@ def _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, show
     from ..image_processing_ram_plus import load_image
 
     failures = 0
+    # disable=None: no bar when stderr is not a terminal (a log file gets the messages and the summary line only)
     progress = tqdm(
-        total=len(todo), desc="tagging", unit="img", file=sys.stderr, disable=args.no_progress or not show_progress
+        total=len(todo), desc="tagging", unit="img", file=sys.stderr,
+        disable=True if (args.no_progress or not show_progress) else None,
     )
     try:
         for start in range(0, len(todo), args.batch_size):
