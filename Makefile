@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	# torch first: a bare `torch` requirement would otherwise pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,train,export,medical,docs]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,train,export,medical,notebooks,docs]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -26,7 +26,6 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow modeling_tests
 
 notebooks: setup
-	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
 	$(BIN)/python notebooks/build_notebooks.py
 
 # the documentation site in site/ (README sections, API reference from the docstrings, notebooks), offline;

@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 
 from .configuration_ram_plus import RamPlusConfig
 from .image_processing_ram_plus import RamPlusImageProcessor
-from .modeling_ram_plus import RamPlusModel, RamPlusOutput, RamPlusPreTrainedModel, asymmetric_loss
+from .modeling_ram_plus import RamPlusHeatmapOutput, RamPlusModel, RamPlusOutput, RamPlusPreTrainedModel, asymmetric_loss
 from .optimization import optimize_for_inference
 from .processing_ram_plus import RamPlusProcessor
 from .pipeline_zero_shot_image_tagging import ZeroShotImageTaggingPipeline, register_pipeline
@@ -31,6 +31,7 @@ install_hooks()
 __all__ = [
     "DEFAULT_MODEL",
     "RamPlusConfig",
+    "RamPlusHeatmapOutput",
     "RamPlusImageProcessor",
     "RamPlusModel",
     "RamPlusOutput",

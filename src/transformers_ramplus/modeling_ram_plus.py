@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import numbers
 import os
 import weakref
 from collections.abc import Callable
@@ -90,6 +91,32 @@ class RamPlusOutput(ModelOutput):
     alignment_logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+
+@dataclass
+class RamPlusHeatmapOutput(ModelOutput):
+    """
+    Output of [`RamPlusModel.tag_heatmaps`]: where each tag looks in each image.
+
+    Args:
+        heatmaps (`torch.FloatTensor` of shape `(batch_size, num_tags, grid_height, grid_width)`, or a list of
+            `(num_tags, height, width)` tensors with `target_sizes`): the decoder's cross-attention of every tag query
+            over the image tokens (12x12 at 384 px), the global (mean) token left out, averaged over the chosen heads
+            and layers; with `target_sizes`, bilinearly resized to each image's size.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_tags)`): the tag logits of the same pass.
+        global_attention (`torch.FloatTensor` of shape `(batch_size, num_tags)`): the attention on the global token,
+            averaged the same way (without normalization, `heatmaps` of the token grid plus this sum to 1).
+        tag_indices (`torch.LongTensor` of shape `(num_tags,)`, *optional*): the tags' ids in the model's vocabulary
+            (`None` for open-set label embeddings).
+        tag_names (`list[str]`, *optional*): the tags' names, in the order of the heatmaps.
+    """
+
+    heatmaps: torch.FloatTensor | list[torch.FloatTensor] | None = None
+    logits: torch.FloatTensor | None = None
+    global_attention: torch.FloatTensor | None = None
+    tag_indices: torch.LongTensor | None = None
+    tag_names: list[str] | None = None
 
 
 # ------------------------------------------------------------------------------------------------------------ losses
@@ -714,6 +741,154 @@ class RamPlusModel(RamPlusPreTrainedModel):
         queries = queries.unsqueeze(0).expand(image_embeds.shape[0], -1, -1)
         return self.tag_logits(queries, image_embeds)
 
+    # ------------------------------------------------------------------ heatmaps
+    def _heatmap_tags(self, tags) -> tuple[dict, torch.Tensor | None, list[str] | None]:
+        """`tags` of `tag_heatmaps` as model inputs, built-in ids and names."""
+        if tags is not None and hasattr(tags, "model_inputs") and hasattr(tags, "names"):  # a TagSet
+            inputs = tags.model_inputs(self)
+            return inputs, inputs.get("tag_indices"), list(tags.names)
+        names = self.config.tag_names
+        if tags is None:
+            return {}, torch.arange(len(names)), list(names)
+        if isinstance(tags, (str, int)) or (isinstance(tags, torch.Tensor) and tags.dim() == 0):
+            tags = [tags]
+        if isinstance(tags, torch.Tensor):
+            tags = tags.tolist()
+        if not isinstance(tags, (list, tuple)) or not tags:
+            raise ValueError(f"`tags` must be None, tag names or ids of the model's vocabulary, or a TagSet; got {tags!r:.100}")
+        indices, unknown = [], []
+        for tag in tags:
+            if isinstance(tag, str) and tag in self.config.label2id:
+                indices.append(self.config.label2id[tag])
+            elif isinstance(tag, int) and not isinstance(tag, bool) and 0 <= tag < len(names):
+                indices.append(tag)
+            elif isinstance(tag, (str, int)) and not isinstance(tag, bool):
+                unknown.append(tag)
+            else:
+                raise TypeError(f"`tags` must hold tag names (str) or ids (int), got {type(tag).__name__}: {tag!r:.80}")
+        if unknown:
+            raise ValueError(
+                f"not in the model's vocabulary of {len(names)} tags (names, or ids in [0, {len(names)})): "
+                f"{unknown[:10]}; for new tags pass a TagSet (`TagSet.from_model(model, tags, tokenizer=...)`)"
+            )
+        indices = torch.tensor(indices, dtype=torch.long)
+        return {"tag_indices": indices}, indices, [names[i] for i in indices.tolist()]
+
+    @staticmethod
+    def _heatmap_sizes(target_sizes, batch_size: int) -> list[tuple[int, int]]:
+        sizes = target_sizes.tolist() if isinstance(target_sizes, torch.Tensor) else target_sizes
+        valid = isinstance(sizes, (list, tuple)) and len(sizes) == batch_size
+        valid = valid and all(
+            isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size)
+            for size in sizes
+        )
+        if not valid:
+            raise ValueError(
+                f"`target_sizes` must give one (height, width) pair of positive integers per image ({batch_size}), "
+                f"got {target_sizes!r:.200}"
+            )
+        return [(int(height), int(width)) for height, width in sizes]
+
+    @staticmethod
+    def _heatmap_selection(selection, count: int, what: str) -> list[int]:
+        if selection is None:
+            return list(range(count))
+        items = [selection] if isinstance(selection, int) else list(selection) if isinstance(selection, (list, tuple, range)) else []
+        if not items or any(isinstance(i, bool) or not isinstance(i, int) or not -count <= i < count for i in items):
+            raise ValueError(f"`{what}` must be None or {what} indices in [-{count}, {count}), got {selection!r}")
+        return sorted({i % count for i in items})
+
+    @torch.no_grad()
+    def tag_heatmaps(
+        self,
+        pixel_values: torch.Tensor,
+        tags=None,
+        layers: int | list[int] | None = None,
+        heads: int | list[int] | None = None,
+        target_sizes=None,
+        normalize: str | None = None,
+    ) -> RamPlusHeatmapOutput:
+        r"""
+        Where each tag looks: the decoder's cross-attention of each tag query over the image tokens.
+
+        The attention probabilities are computed explicitly from the decoder's own projections (so any
+        `attn_implementation` works, and models wrapped by `optimize_for_inference` or PEFT give the same maps),
+        without gradients. The global (mean) image token is left out of the maps (its share is `global_attention`).
+
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`): images from the processor.
+            tags: `None` (every tag of the vocabulary), tag names or ids of the vocabulary (one or a list), or a
+                [`TagSet`] (new tags by name or description, mixed with built-in ones).
+            layers / heads (`int` or `list[int]`, *optional*): decoder layers and attention heads to average (negative
+                indices count from the end); default all.
+            target_sizes (`list[tuple[int, int]]` or `torch.Tensor` of shape `(batch_size, 2)`, *optional*): each
+                image's `(height, width)`; the maps are resized to it (bilinear; the processor stretches images to a
+                square, so this maps them back onto the original image) and returned as a list.
+            normalize (`str`, *optional*): `None` (attention probabilities as they are), `"sum"` (each map of the token
+                grid sums to 1) or `"max"` (each map's peak is 1).
+
+        Returns:
+            [`RamPlusHeatmapOutput`]: `heatmaps`, `logits`, `global_attention`, `tag_indices`, `tag_names`.
+
+        Example:
+
+        ```python
+        >>> out = model.tag_heatmaps(inputs["pixel_values"], tags=["dog", "grass"], target_sizes=[image.size[::-1]])
+        >>> out.heatmaps[0].shape  # (2, image height, image width)
+        ```
+        """
+        if normalize not in (None, "sum", "max"):
+            raise ValueError(f"`normalize` must be None, 'sum' or 'max', got {normalize!r}")
+        layer_ids = self._heatmap_selection(layers, len(self.decoder.layers), "layers")
+        head_ids = self._heatmap_selection(heads, self.config.num_attention_heads, "heads")
+        inputs, tag_indices, tag_names = self._heatmap_tags(tags)
+        image_embeds = self.get_image_embeds(pixel_values)  # checks `pixel_values`
+        batch_size, num_tokens = image_embeds.shape[:2]
+        vision = self.config.vision_config
+        patch = vision.patch_size if isinstance(vision.patch_size, int) else vision.patch_size[0]
+        grid = [size // patch for size in pixel_values.shape[-2:]]
+        for _ in range(len(vision.depths) - 1):  # every patch merging halves the grid (padding odd sizes)
+            grid = [-(-size // 2) for size in grid]
+        if grid[0] * grid[1] != num_tokens - 1:
+            raise ValueError(f"cannot lay {num_tokens - 1} image tokens on the {grid[0]}x{grid[1]} grid of these images")
+        if target_sizes is not None:
+            target_sizes = self._heatmap_sizes(target_sizes, batch_size)
+
+        label_embeds, description_mask = self.resolve_label_embeds(
+            inputs.get("label_embeds"), None, inputs.get("description_mask"), inputs.get("tag_indices")
+        )
+        hidden_states = self.compute_label_queries(image_embeds, label_embeds, description_mask)
+        attention = 0.0
+        for index, layer in enumerate(self.decoder.layers):
+            if index in layer_ids:  # softmax(q k^T / sqrt(d)) of this layer, as the eager attention computes it
+                module = layer.cross_attention
+                shape = (batch_size, -1, module.num_heads, module.head_dim)
+                query = module.q_proj(hidden_states).view(shape).transpose(1, 2)
+                key = module.k_proj(image_embeds).view(shape).transpose(1, 2)
+                scores = torch.matmul(query, key.transpose(-1, -2)).float() * module.scaling
+                attention = attention + scores.softmax(dim=-1)[:, head_ids].mean(dim=1)
+            hidden_states = layer(hidden_states, image_embeds)
+        logits = self.classifier(hidden_states).squeeze(-1).float()
+        attention = attention / len(layer_ids)  # (batch, tags, tokens)
+        heatmaps = attention[..., 1:].reshape(batch_size, -1, *grid)
+        if normalize == "sum":
+            heatmaps = heatmaps / heatmaps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        elif normalize == "max":
+            heatmaps = heatmaps / heatmaps.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        if target_sizes is not None:
+            heatmaps = [
+                F.interpolate(maps[None], size=size, mode="bilinear", align_corners=False)[0]
+                for maps, size in zip(heatmaps, target_sizes)
+            ]
+        return RamPlusHeatmapOutput(
+            heatmaps=heatmaps,
+            logits=logits,
+            global_attention=attention[..., 0],
+            tag_indices=None if tag_indices is None else torch.as_tensor(tag_indices).cpu(),
+            tag_names=tag_names,
+        )
+
     # ------------------------------------------------------------------ forward
     @capture_outputs(tie_last_hidden_states=False)
     def forward(
@@ -841,6 +1016,7 @@ __all__ = [
     "RamPlusTagVocabulary",
     "RamPlusPreTrainedModel",
     "RamPlusOutput",
+    "RamPlusHeatmapOutput",
     "alignment_loss",
     "asymmetric_loss",
     "distillation_loss",

@@ -31,6 +31,7 @@ too). An adapter trained on the base model's own vocabulary adds two empty tenso
 from __future__ import annotations
 
 import os
+import warnings
 
 from torch import nn
 
@@ -75,7 +76,9 @@ def apply_lora(model: nn.Module, config=None):
         raise TypeError(f"apply_lora expects a RamPlusModel, got {type(model).__name__}")
     config = config or default_lora_config()
     check_vocabulary_travels(model, config)
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing`: not the user's to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def check_vocabulary_travels(model: nn.Module, config=None) -> None:

@@ -28,6 +28,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
+from . import heatmaps
+
 
 FORMATS = ("text", "json", "jsonl", "csv")
 CSV_FIELDS = ["path", "labels", "scores", "error"]
@@ -65,6 +67,7 @@ def add_arguments(parser):
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="inference precision (optimize_for_inference): fp32 (default), bf16, or int8 (CPU: int8 linears, bf16 elsewhere)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--window", help="DICOM display window CENTER,WIDTH (default: each scan's own VOI window)")
+    heatmaps.add_arguments(parser)  # --heatmaps DIR, --heatmap-tags
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -574,10 +577,13 @@ def run(args) -> int:
         raise ValueError(f"--model {args.model!r}: no such directory (the folder {first!r} exists)")
     if args.tag_set:
         _check_local_path("--tag-set", args.tag_set)
+    heatmaps.check_arguments(args)
     fmt = _infer_format(args)
     from .tag_shards import run_sharded, sharded_run
 
     if sharded_run(args):  # under `accelerate launch`/`torchrun`, or resuming the parts of a killed sharded run
+        if getattr(args, "heatmaps", None) is not None:
+            raise ValueError("--heatmaps runs in one process only (not under accelerate launch/torchrun): tag with --heatmaps without the launcher")
         return run_sharded(args, fmt)
     lock = None
     if args.output:
@@ -599,6 +605,7 @@ def _collect(args) -> tuple[list[str], list[str]]:
     inputs = collect_inputs(
         args.paths, recursive=args.recursive, extensions=args.extensions, exclude=args.output, empty_folders=empty_folders
     )
+    inputs = heatmaps.without_folder(args, inputs)  # the PNGs of --heatmaps are no inputs
     for folder in empty_folders:
         sys.stderr.write(f"ramplus tag: no image files in folder {folder!r}\n")
     return inputs, empty_folders
@@ -618,17 +625,21 @@ def _run_locked(args, fmt) -> int:
 
         atomic_write_json(settings_file(args.output), settings)
     stamps = _StampIndex(args.output, fresh) if args.output else None
+    heatmap_writer = heatmaps.HeatmapWriter.open(args, tagger, tag_set, settings if args.output else None)
     if stamps is not None:
         changed = stamps.changed(writer.done)
         if changed:
             sys.stderr.write(f"{len(changed)} image(s) changed since they were tagged (size or modification time): tagging them again\n")
             writer.forget(changed)
+    if heatmap_writer is not None:  # results without their PNG are redone
+        heatmap_writer.forget_missing(writer)
     todo = [(index, path) for index, path in enumerate(inputs) if _key(path) not in writer.done]
     skipped = len(inputs) - len(todo)
     if skipped:
         sys.stderr.write(f"resuming: {skipped} of {len(inputs)} images already have results in {args.output}\n")
     try:
-        failures = _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps)
+        after_batch = heatmap_writer.write if heatmap_writer is not None else None  # --heatmaps
+        failures = _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, after_batch=after_batch)
     finally:
         writer.close()
         if stamps is not None:
@@ -727,7 +738,7 @@ def _tag_inputs(args, todo, tagger, tag_set, read_settings, writer, stamps, show
                 )
                 for position, tags in zip(positions, results):
                     records[position] = {"path": chunk[position][1], "tags": tags}
-                if after_batch is not None:
+                if after_batch is not None:  # e.g. --heatmaps: before the records, so every finished record has its PNG
                     after_batch([chunk[position][1] for position in positions], images, results)
             for record in records:  # in input order
                 writer.write(record)
