@@ -86,6 +86,8 @@ def configure_output(verbose: bool = False, progress: bool = True) -> None:
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("huggingface_hub").propagate = False
+    # transformers has its own handler too: keep its records away from the root handler whatever enabled propagation
+    logging.getLogger("transformers").propagate = False
     if verbose:
         return
     for name in NOISY_LOGGERS:

@@ -100,8 +100,9 @@ class RamPlusHeatmapOutput(ModelOutput):
     Output of [`RamPlusModel.tag_heatmaps`]: where each tag looks in each image.
 
     Args:
-        heatmaps (`torch.FloatTensor` of shape `(batch_size, num_tags, grid_height, grid_width)`, or a list of
-            `(num_tags, height, width)` tensors with `target_sizes`): the decoder's cross-attention of every tag query
+        heatmaps (`torch.FloatTensor` or `list[torch.FloatTensor]`): of shape
+            `(batch_size, num_tags, grid_height, grid_width)`, or with `target_sizes` a list of `(num_tags, height,
+            width)` tensors, one per image: the decoder's cross-attention of every tag query
             over the image tokens (12x12 at 384 px), the global (mean) token left out, averaged over the chosen heads
             and layers; with `target_sizes`, bilinearly resized to each image's size.
         logits (`torch.FloatTensor` of shape `(batch_size, num_tags)`): the tag logits of the same pass.
