@@ -498,8 +498,14 @@ def check_resume(output, settings: dict, overwrite: bool) -> bool:
         ) from None
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read {os.fspath(recorded_file)!r} ({error}); pass --overwrite to start {output!r} afresh") from error
-    if not isinstance(recorded, dict):
-        recorded = {}
+    refuse_changed_settings(output, recorded, settings)
+    return False
+
+
+def refuse_changed_settings(output, recorded, settings: dict) -> None:
+    """A ValueError naming every option whose recorded value (`recorded`, read from the options file) differs from
+    this run's `settings`."""
+    recorded = recorded if isinstance(recorded, dict) else {}
     changed = [key for key in settings if recorded.get(key) != settings[key]]
     if changed:
         details = "; ".join(
@@ -509,7 +515,6 @@ def check_resume(output, settings: dict, overwrite: bool) -> bool:
             f"--output {output!r} holds results made with other options ({details}); pass --overwrite to redo them all, "
             "or choose another --output"
         )
-    return False
 
 
 def _check_local_path(option: str, value: str) -> None:

@@ -159,16 +159,7 @@ def _check_parts_resume(output, settings: dict) -> None:
             f"{os.fspath(parts_dir(output))!r} holds results of an earlier sharded run of {output!r} whose options "
             f"cannot be read ({error}); pass --overwrite to start afresh"
         ) from error
-    recorded = recorded if isinstance(recorded, dict) else {}
-    changed = [key for key in settings if recorded.get(key) != settings[key]]
-    if changed:
-        details = "; ".join(
-            f"{_tag._SETTING_NAMES.get(key, key)}: {recorded.get(key)!r} before, {settings[key]!r} now" for key in changed
-        )
-        raise ValueError(
-            f"--output {output!r} holds results made with other options ({details}); pass --overwrite to redo them all, "
-            "or choose another --output"
-        )
+    _tag.refuse_changed_settings(output, recorded, settings)
 
 
 def _open_output(path, fmt, fresh):
