@@ -162,3 +162,22 @@ def test_the_pipeline_runs_the_optimized_model_and_can_keep_the_reference(conver
         assert len(scores) == len(names)
         got = torch.tensor([scores[name] for name in names])
         torch.testing.assert_close(got, expected, atol=tolerance, rtol=0)
+
+
+def test_pipeline_keeps_the_requested_device_under_torch_distributed(tmp_path, converted_tiny):
+    """transformers' Pipeline keeps the model's own device (the CPU, for a model loaded from a path) while a
+    torch.distributed group exists, which made a sharded `ramplus tag` compute on the CPU of a GPU machine. The
+    requested device wins. "meta" stands in for a GPU on this CPU-only machine: any device other than the CPU."""
+    import torch.distributed as dist
+
+    from transformers import pipeline
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="meta")
+        assert tagger.device == torch.device("meta")
+        assert tagger.model.device == torch.device("meta")
+        on_cpu = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu")
+        assert on_cpu.device == torch.device("cpu") and on_cpu.model.device == torch.device("cpu")
+    finally:
+        dist.destroy_process_group()

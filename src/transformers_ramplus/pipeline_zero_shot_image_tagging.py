@@ -87,6 +87,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         if precision is not None and not optimize:
             raise ValueError(f"precision={precision!r} needs optimize=True (it is applied by optimize_for_inference)")
         super().__init__(*args, **kwargs)
+        self._place_on_requested_device(kwargs.get("device"))
         if optimize:
             dtype = self.model.dtype
             if precision is None and dtype in (torch.float32, torch.bfloat16):
@@ -102,6 +103,25 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         if self.tokenizer is None and getattr(self.model, "text_model", None) is not None:
             self.tokenizer = tokenizer_for_model(self.model)  # a model object: the factory loaded no tokenizer
         self._tag_sets: OrderedDict = OrderedDict()
+
+    def _place_on_requested_device(self, requested) -> None:
+        """transformers' `Pipeline` ignores `device` while a torch.distributed process group exists (it keeps the
+        model's own device, the CPU for a model loaded from a path): a sharded `ramplus tag` or any pipeline made
+        after `init_process_group` computed on the CPU. The device asked for wins here, as it does without a group."""
+        if requested is None or getattr(self.model, "hf_device_map", None) is not None:
+            return
+        if isinstance(requested, torch.device):
+            device = requested
+        elif isinstance(requested, str):
+            device = torch.device(requested)
+        elif isinstance(requested, int) and not isinstance(requested, bool):
+            device = torch.device("cpu") if requested < 0 or not torch.cuda.is_available() else torch.device(f"cuda:{requested}")
+        else:
+            return
+        if device != self.device:
+            self.device = device
+        if self.model.device != device:
+            self.model.to(device)
 
     # ------------------------------------------------------------------ parameters
     def _sanitize_parameters(
