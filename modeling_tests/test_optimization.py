@@ -78,13 +78,17 @@ def test_blocks_of_images_and_tags_give_the_same_logits(monkeypatch):
     folds = []
     original_fold = optimization.fold_image
     monkeypatch.setattr(optimization, "fold_image", lambda attention, tokens: folds.append(1) or original_fold(attention, tokens))
-    monkeypatch.setattr(optimization, "DECODER_CHUNK_ROWS", 4)  # 9 tags -> blocks of 4, 4, 1 per image
+    monkeypatch.setattr(optimization, "DECODER_CHUNK_ROWS", 4)  # 9 tags -> 3 blocks of 3 per image
+    assert optimization.decoder_blocks(9, 37, 4) == 3
     monkeypatch.setattr(optimization, "VISION_CHUNK_IMAGES", 2)  # 5 images -> blocks of 2, 2, 1
     with torch.no_grad():
         expected = reference(pixel_values=x)
         blocked = optimized(pixel_values=x)
     # the image side of each layer's folded attention is computed once per image, not once per tag block
     assert len(folds) == reference.config.num_hidden_layers * x.shape[0]
+    monkeypatch.setattr(optimization, "DECODER_CHUNK_ROWS", None)  # by bytes: full size fp32 / bf16
+    assert optimization.decoder_blocks(4585, 3072, 4) == 4 and optimization.decoder_blocks(4585, 3072, 2) == 2
+    assert optimization.decoder_blocks(1, 3072, 4) == 1
     torch.testing.assert_close(blocked.image_embeds, expected.image_embeds, atol=ATOL, rtol=0)
     torch.testing.assert_close(blocked.logits, expected.logits, atol=ATOL, rtol=0)
 
@@ -306,15 +310,18 @@ def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch):
     assert set(int8) == set(optimization.int8_linear_targets(reference)) and int8
     assert any(name.startswith("vision_model.encoder.layers.0.") for name in int8)
     assert any(name.startswith("decoder.layers.") for name in int8)
-    assert not any(".layers.2." in name and name.startswith("vision_model") for name in int8)  # last stage kept
+    last_stage = f"vision_model.encoder.layers.{len(reference.vision_model.encoder.layers) - 1}."
+    assert any(name.startswith(last_stage) for name in int8)  # the last stage too
     calls = _count_int8_calls(monkeypatch)
     x = _pixels(3)
     with torch.no_grad():
         expected = reference(pixel_values=x).logits
         as_tuple = optimized(pixel_values=x[:1], return_dict=False)
-        # one image: each int8 linear runs once, and query/key/value share one quantized input
+        # one image: each int8 linear runs once, query/key/value as one product, plus the description similarity
         groups = sum(name.endswith("attention.q_proj") for name in int8)
-        assert len(calls) == len(int8) - 2 * groups and groups
+        assert len(calls) == len(int8) - 2 * groups + 1 and groups
+        num_tags, num_desc, width = 40, reference.config.descriptions_per_tag, reference.config.text_embed_dim
+        assert calls[-len(reference.decoder.layers) - 1] == (1, width)  # the similarity: one row per image
         outputs = optimized(pixel_values=x)
     logits = outputs.logits
     assert type(outputs).__name__ == type(reference(pixel_values=x[:1])).__name__
@@ -437,3 +444,89 @@ def test_benchmark_rejects_a_bad_reference_src(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--reference-src", str(tmp_path / "checkout")])
     assert "ram/models/ram_plus.py" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ Swin blocks
+def _count_fast_swin(monkeypatch):
+    calls = []
+    original = optimization.FastSwinLayerMixin._fast_forward
+
+    def counting(self, hidden_states, height, width, window):
+        calls.append((self.shift_size, hidden_states.shape[0]))
+        return original(self, hidden_states, height, width, window)
+
+    monkeypatch.setattr(optimization.FastSwinLayerMixin, "_fast_forward", counting)
+    return calls
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fast_swin_blocks_match_the_reference_blocks(monkeypatch, batch):
+    reference, optimized = _pair(num_tags=6)
+    calls = _count_fast_swin(monkeypatch)
+    x = _pixels(batch)
+    with torch.no_grad():
+        expected = reference.get_image_embeds(x)
+        fast = optimized.get_image_embeds(x)
+    blocks = sum(len(stage.blocks) for stage in reference.vision_model.encoder.layers)
+    image_blocks = -(-batch // optimization.VISION_CHUNK_IMAGES)
+    assert len(calls) == blocks * image_blocks  # every block, shifted ones included
+    assert any(shift > 0 for shift, _ in calls) and any(shift == 0 for shift, _ in calls)
+    assert max(size for _, size in calls) == min(batch, optimization.VISION_CHUNK_IMAGES)
+    assert expected.std() > 0.5
+    torch.testing.assert_close(fast, expected, atol=ATOL, rtol=0)
+    # the reference path (hidden states requested) does not take it
+    calls.clear()
+    with torch.no_grad():
+        optimized(pixel_values=x, output_hidden_states=True)
+    assert not calls
+
+
+def test_window_order_is_the_shifted_window_partition():
+    from transformers.models.swin.modeling_swin import window_partition
+
+    height, width, window = 8, 12, 4
+    grid = torch.arange(height * width, dtype=torch.float32).view(1, height, width, 1)
+    for shift in (0, 2):
+        rolled = torch.roll(grid, shifts=(-shift, -shift), dims=(1, 2))
+        expected = window_partition(rolled, window).reshape(-1).long()
+        order, inverse = optimization.window_order(height, width, window, shift)
+        assert torch.equal(order, expected)
+        assert torch.equal(order[inverse], torch.arange(height * width))
+
+
+def test_grids_that_are_not_multiples_of_the_window_take_the_reference_blocks(monkeypatch):
+    reference, optimized = _pair(num_tags=6)
+    calls = _count_fast_swin(monkeypatch)
+    x = _pixels(2)[:, :, :56, :56]  # 14 x 14 patches, then 7 x 7: not multiples of the window (4)
+    with torch.no_grad():
+        expected = reference.get_image_embeds(x)
+        fast = optimized.get_image_embeds(x)
+    assert not calls  # 14 x 14 and 7 x 7 grids: both stages pad, the reference blocks ran
+    torch.testing.assert_close(fast, expected, atol=ATOL, rtol=0)
+
+
+@needs_int8
+def test_int8_vocabulary_only_for_the_built_in_tags_and_follows_changes(monkeypatch):
+    reference = spread_model(num_tags=12)
+    optimized = optimize_for_inference(copy.deepcopy(reference), precision="int8")
+    x = _pixels(2)
+    width = reference.config.text_embed_dim
+    calls = _count_int8_calls(monkeypatch)
+    with torch.no_grad():
+        full = optimized(pixel_values=x).logits
+        assert calls.count((2, width)) == 1  # the similarity to the whole vocabulary, in int8
+        calls.clear()
+        subset = optimized(pixel_values=x, tag_indices=[1, 4, 7]).logits
+        label_embeds = optimized.label_embeds.view(12, -1, width)[:5].clone()
+        open_set = optimized(pixel_values=x, label_embeds=label_embeds).logits
+        assert (2, width) not in calls  # subsets and open-set tags: the reference similarity
+        assert subset.shape == (2, 3) and open_set.shape == (2, 5)
+        spread = (full.max() - full.min()).item()
+        assert (subset.float() - full[:, [1, 4, 7]].float()).abs().max().item() < 0.05 * spread
+        # an in-place change of the vocabulary is seen (the int8 copy is rebuilt)
+        optimized.label_embeds.mul_(-1.0)
+        reference.label_embeds.mul_(-1.0)
+        changed = optimized(pixel_values=x).logits
+        fresh = optimize_for_inference(copy.deepcopy(reference), precision="int8")(pixel_values=x).logits
+    torch.testing.assert_close(changed, fresh, atol=0, rtol=0)
+    assert not torch.equal(changed, full)

@@ -15,10 +15,12 @@ The reference model (`modeling_ram_plus.py`) computes RAM++ plainly. This module
   linear maps whose weights are that image's folded keys and values, so they run on the linear kernel.
 - **Blocking**: large batches are encoded in blocks of `VISION_CHUNK_IMAGES` images (the Swin encoder's per-image
   cost grows with the batch as its activations leave the caches; fp32 Swin-L here: 0.80 s/image at batch 8 against
-  0.70 in blocks of 2 to 4), and the decoder runs per image in blocks of `DECODER_CHUNK_ROWS` tags, sharing that
-  image's folded keys and values (1024 rows keep the feed-forward activation, rows x 3072, inside a 32 MiB L3;
-  full-size decoder per image, fp32 / bf16: 0.31 / 0.14 s in blocks of 1024 rows against 0.35 / 0.17 s in blocks
-  of 4096).
+  0.70 in blocks of 2 to 4), and the decoder runs per image in near-equal blocks of tags whose feed-forward
+  activation (rows x intermediate size) holds at most `DECODER_BLOCK_BYTES`, sharing that image's folded keys and
+  values. Full-size decoder per image on the development machine, fp32: 0.405 s in blocks of 1024 rows against
+  0.437 in blocks of 2304; bf16: 0.124 s in 2 or 3 near-equal blocks against 0.149 in blocks of 1024 (whose
+  remainder is a block of 489) and 0.167 in one block; int8 likewise 0.106 against 0.132. `DECODER_CHUNK_ROWS`, when
+  set, caps the rows per block instead.
 - **Precision**: `"bf16"` casts the weights to bfloat16 (about twice as fast on CPUs with bf16 matrix units; the
   description softmax and attention softmax stay in fp32). `"int8"` is `"bf16"` plus int8 products for the big
   linears (`int8_linear_targets`): int8 weights per output channel, inputs quantized per call per tensor, oneDNN's
@@ -35,12 +37,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
+
+from transformers.models.swin.modeling_swin import SwinLayer
 
 from .modeling_ram_plus import RamPlusCrossAttention, RamPlusModel
 
@@ -49,8 +54,16 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloa
 
 # images per block of the image encoder
 VISION_CHUNK_IMAGES = 2
-# tag rows per block of the decoder (one image at a time)
-DECODER_CHUNK_ROWS = 1024
+# the decoder runs one image at a time, in near-equal blocks of tags whose feed-forward activation holds at most
+# this many bytes (fp32: 1147 rows of 3072; bf16: 2293), or at most DECODER_CHUNK_ROWS rows when that is set
+DECODER_BLOCK_BYTES = 14 * 2**20
+DECODER_CHUNK_ROWS: int | None = None
+
+
+def decoder_blocks(num_rows: int, intermediate_size: int, element_size: int) -> int:
+    """How many near-equal blocks the decoder splits `num_rows` tag queries of one image into."""
+    rows = DECODER_CHUNK_ROWS or max(1, DECODER_BLOCK_BYTES // max(1, intermediate_size * element_size))
+    return max(1, math.ceil(num_rows / rows))
 
 
 # route fp32 CPU linears to oneDNN (see `OneDnnLinearMode`); `onednn_routing(False)` turns it off, for measurements
@@ -153,9 +166,12 @@ class Int8DynamicLinear(nn.Linear):
     int8_symmetric_inputs: bool = True
 
     def _int8_prepare(self):
-        weight = self.weight.detach().float()
-        scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-        codes = torch.round(weight / scales[:, None]).clamp_(-127, 127).to(torch.int8)
+        weight = self.weight.detach()
+        scales = weight.abs().amax(dim=1).float().clamp(min=1e-12) / 127.0
+        codes = torch.empty(weight.shape, dtype=torch.int8)
+        for rows in range(0, weight.shape[0], 16384):  # in blocks of rows: no float32 copy of a large matrix
+            block = weight[rows : rows + 16384].float() / scales[rows : rows + 16384, None]
+            codes[rows : rows + 16384] = block.round_().clamp_(-127, 127).to(torch.int8)
         self._int8_weight = torch.ops.onednn.qlinear_prepack(codes, None)
         self._int8_scales = scales
         self._int8_zero_points = torch.zeros_like(scales, dtype=torch.int32)
@@ -199,6 +215,23 @@ class Int8DynamicLinear(nn.Linear):
         return output.view(*inputs.shape[:-1], self.out_features)
 
 
+    def int8_forward(self, inputs: torch.Tensor, post_op: str = "none", output_dtype=None) -> torch.Tensor | None:
+        """The int8 product of `inputs` (2-D or more, bf16/fp32, CPU, inference), with oneDNN's `post_op` fused
+        ("none", or "gelu": the exact erf GELU), in `output_dtype` (default: the inputs'); None when the inputs hold
+        inf/nan (the caller runs the float path)."""
+        if getattr(self, "_int8_weight", None) is None:
+            self._int8_prepare()
+        quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_symmetric_inputs)
+        if quantized is None:
+            return None
+        codes, scale, zero_point = quantized
+        output = torch.ops.onednn.qlinear_pointwise(
+            codes, scale, zero_point, self._int8_weight, self._int8_scales, self._int8_zero_points, self._int8_bias,
+            1.0, 0, output_dtype or inputs.dtype, post_op, [], "none" if post_op == "gelu" else "",
+        )
+        return output.view(*inputs.shape[:-1], self.out_features)
+
+
 class Int8DynamicLinearOneSided(Int8DynamicLinear):
     """`Int8DynamicLinear` for inputs that are mostly on one side of 0 (GELU outputs): uint8 input codes."""
 
@@ -207,13 +240,15 @@ class Int8DynamicLinearOneSided(Int8DynamicLinear):
 
 def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
     """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every
-    Swin stage but the last, each block's query/key/value projections (their shared input quantized once), output
-    projection and first MLP layer; in the tag decoder, the first feed-forward layer of each layer.
+    Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
+    output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
+    feed-forward layer of each layer. (The description re-weighting's similarity product also runs in int8: see
+    `OptimizedModelMixin.compute_label_queries`.)
 
     Kept in bf16, by measurement on a 2-core Xeon with AMX (see the README's Performance section): the second MLP
     layers (their 4x wider inputs cost more to quantize per call than the int8 product saves, and they add the most
-    error), the patch embedding and merging, the last Swin stage (144 tokens: cheap, and its output feeds every tag),
-    the image and query projections, the decoder's cross-attention (folded per image) and the classifier."""
+    error), the patch embedding and merging, the image and query projections, the decoder's cross-attention (folded
+    per image) and the classifier."""
     targets = {}
     stages = model.vision_model.encoder.layers
     for stage_index, stage in enumerate(stages):
@@ -234,7 +269,7 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
 
 
 # which linears precision="int8" quantizes (see `int8_linear_targets`; chosen by measurement, see the README)
-INT8_SKIP_STAGES = (-1,)
+INT8_SKIP_STAGES = ()
 INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
 INT8_DECODER_LINEARS = ("fc1",)
 # inputs of these linears come out of a GELU (one-sided): uint8 codes
@@ -318,6 +353,166 @@ class FoldedCrossAttentionMixin:
         return attn_output, None
 
 
+# ------------------------------------------------------------------------------------------------ Swin blocks
+# set (per thread) while an optimized model encodes images on its fast path: the Swin blocks take theirs
+_FAST_SWIN = threading.local()
+
+
+def window_order(height: int, width: int, window: int, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token `k` of the (shifted) window partition of an `height x width` grid is raster token `order[k]`
+    (`torch.roll` by `-shift` on both axes, then windows of `window x window` in row-major order, as Swin does);
+    `inverse` puts the window-ordered tokens back in raster order."""
+    rows, cols = height // window, width // window
+    window_row = torch.arange(rows).view(rows, 1, 1, 1)
+    window_col = torch.arange(cols).view(1, cols, 1, 1)
+    inner = torch.arange(window)
+    y = (window_row * window + inner.view(1, 1, window, 1) + shift) % height
+    x = (window_col * window + inner.view(1, 1, 1, window) + shift) % width
+    order = (y * width + x).reshape(-1)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel())
+    return order, inverse
+
+
+def _exact_gelu(module: nn.Module) -> bool:
+    """Whether `module` is transformers' exact (erf) GELU activation, which oneDNN can fuse into a linear."""
+    return type(module).__name__ == "GELUActivation" and getattr(module, "act", None) is F.gelu
+
+
+class FastSwinLayerMixin:
+    """A Swin block's inference in fewer passes over memory, mixed into transformers' `SwinLayer` by
+    `optimize_for_inference`. The same arithmetic as the reference block:
+
+    - the cyclic shift and the window partition are one gather of the tokens (`window_order`), and the window
+      reverse and the shift back one more, instead of a roll and a copy each;
+    - the relative position bias plus the shifted-window mask is built once per resolution and dtype (cached);
+    - the attention runs on query/key/value views of one product; with `precision="int8"` that product is one int8
+      product of the concatenated projections (the block's input quantized once), and the first MLP layer runs in
+      int8 with the GELU fused into the kernel.
+
+    It applies only while the optimized model encodes images on its fast path (never in training, with autograd,
+    while tracing or when attention weights are recorded), and only for grids that are multiples of the window;
+    otherwise the reference block runs."""
+
+    def __getstate__(self):  # the caches hold an opaque oneDNN tensor: rebuilt after copying/unpickling
+        state = self.__dict__.copy()
+        state.pop("_fast_cache", None)
+        state.pop("_int8_qkv", None)
+        return state
+
+    def forward(self, hidden_states, input_dimensions, always_partition=False, **kwargs):
+        if (
+            not getattr(_FAST_SWIN, "active", False)
+            or always_partition
+            or kwargs.get("output_attentions")
+            or self.training
+            or torch.is_grad_enabled()
+            or _is_tracing()
+        ):
+            return super().forward(hidden_states, input_dimensions, always_partition, **kwargs)
+        self.set_shift_and_window_size(input_dimensions)
+        height, width = input_dimensions
+        window = self.window_size
+        if not isinstance(window, int) or height % window or width % window:
+            return super().forward(hidden_states, input_dimensions, always_partition, **kwargs)
+        output = self._fast_forward(hidden_states, height, width, window)
+        if output is None:  # inf/nan reached an int8 product: the reference block propagates them
+            return super().forward(hidden_states, input_dimensions, always_partition, **kwargs)
+        return output, None
+
+    def _layout(self, height: int, width: int, window: int, reference: torch.Tensor):
+        """(order, inverse, attention bias `(windows or 1, heads, N, N)`) for this grid, cached."""
+        table = self.attention.relative_position_bias.relative_position_bias_table
+        key = (height, width, reference.dtype, reference.device, table.data_ptr(), table._version, self.shift_size)
+        cache = self.__dict__.setdefault("_fast_cache", {})
+        if key not in cache:
+            cache.clear()
+            order, inverse = window_order(height, width, window, self.shift_size)
+            bias = self.attention.relative_position_bias()  # (1, heads, N, N)
+            mask = self.get_attn_mask(height, width, dtype=reference.dtype, device=reference.device)
+            if mask is not None:
+                bias = bias + mask.unsqueeze(1)  # (windows, heads, N, N), in the dtype the reference block adds them
+            cache[key] = (order.to(reference.device), inverse.to(reference.device), bias.to(reference.dtype).contiguous())
+        return cache[key]
+
+    def _qkv(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
+        attention = self.attention
+        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+        if all(isinstance(linear, Int8DynamicLinear) for linear in projections):
+            fused = self.__dict__.get("_int8_qkv")
+            if fused is None:
+                fused = self.__dict__["_int8_qkv"] = _fused_int8_linear(projections)  # not a registered submodule
+            return fused.int8_forward(hidden_states)
+        return torch.cat([linear(hidden_states) for linear in projections], dim=-1)
+
+    def _fast_forward(self, hidden_states: torch.Tensor, height: int, width: int, window: int):
+        batch_size, _, channels = hidden_states.shape
+        attention = self.attention
+        heads, head_dim = attention.num_attention_heads, attention.head_dim
+        order, inverse, bias = self._layout(height, width, window, hidden_states)
+        tokens = window * window
+        windows = hidden_states.shape[1] // tokens
+        shortcut = hidden_states.index_select(1, order)  # (batch, windows * tokens, channels), window order
+        qkv = self._qkv(self.layernorm_before(shortcut))
+        if qkv is None:
+            return None
+        query, key, value = qkv.view(batch_size * windows, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if batch_size > 1 and bias.shape[0] > 1:
+            bias = bias.repeat(batch_size, 1, 1, 1)
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, scale=attention.scaling)
+        attended = attended.transpose(1, 2).reshape(batch_size, windows * tokens, channels)
+        hidden_states = shortcut + attention.o_proj(attended)
+        mlp = self.mlp
+        normed = self.layernorm_after(hidden_states)
+        if isinstance(mlp.fc1, Int8DynamicLinear) and _exact_gelu(mlp.activation_fn):
+            activated = mlp.fc1.int8_forward(normed, post_op="gelu")
+            if activated is None:
+                return None
+            hidden_states = hidden_states + mlp.fc2(activated)
+        else:
+            hidden_states = hidden_states + mlp(normed)
+        return hidden_states.index_select(1, inverse)
+
+
+class _PlainWeight:
+    """A weight matrix seen as a bias-free linear (for `_fused_int8_linear`)."""
+
+    def __init__(self, weight: torch.Tensor):
+        self.weight, self.bias = weight, None
+        self.out_features, self.in_features = weight.shape
+
+
+def _fused_int8_linear(linears) -> Int8DynamicLinear:
+    """One int8 linear for several linears that share their input (outputs concatenated): a module that is not
+    registered anywhere (no parameters in the state dict), prepacked once."""
+    first = linears[0]
+    out_features = sum(linear.out_features for linear in linears)
+    fused = nn.Linear(first.in_features, out_features, bias=first.bias is not None, device="meta")
+    join = lambda tensors: tensors[0].detach() if len(tensors) == 1 else torch.cat([t.detach() for t in tensors])  # noqa: E731
+    fused.weight = nn.Parameter(join([linear.weight for linear in linears]), requires_grad=False)
+    if first.bias is not None:
+        fused.bias = nn.Parameter(join([linear.bias for linear in linears]), requires_grad=False)
+    fused.__class__ = Int8DynamicLinear
+    fused.eval()
+    fused._int8_prepare()
+    fused.weight = fused.bias = None  # the int8 codes are all it needs (its `int8_forward` only)
+    return fused
+
+
+def _decoder_layer(layer, hidden_states: torch.Tensor, image_embeds: torch.Tensor, folded_image) -> torch.Tensor:
+    """A decoder layer at inference (`RamPlusDecoderLayer.forward` without its identity dropouts), with the GELU
+    fused into an int8 first feed-forward layer."""
+    fc1 = layer.fc1
+    if torch.is_grad_enabled() or not (isinstance(fc1, Int8DynamicLinear) and _exact_gelu(layer.activation_fn)):
+        return layer(hidden_states, image_embeds, folded_image=folded_image)
+    attn_output, _ = layer.cross_attention(hidden_states, image_embeds, folded_image=folded_image)
+    hidden_states = layer.cross_attention_layer_norm(hidden_states + attn_output)
+    activated = fc1.int8_forward(hidden_states, post_op="gelu")
+    if activated is None:  # inf/nan: the float path propagates them as the reference does
+        activated = layer.activation_fn(fc1(hidden_states))
+    return layer.final_layer_norm(hidden_states + layer.fc2(activated))
+
+
 # ------------------------------------------------------------------------------------------------ optimized model
 class OptimizedModelMixin:
     """Mixed into the model's own class by `optimize_for_inference`: the same signature and outputs, faster."""
@@ -361,10 +556,52 @@ class OptimizedModelMixin:
         if not self._fast_paths_apply() or not isinstance(pixel_values, torch.Tensor):
             return super().get_image_embeds(pixel_values)
         encode = super().get_image_embeds
-        with self._kernels():
-            if pixel_values.dim() != 4 or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
-                return encode(pixel_values)
-            return torch.cat([encode(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
+        previous, _FAST_SWIN.active = getattr(_FAST_SWIN, "active", False), True
+        try:
+            with self._kernels():
+                if pixel_values.dim() != 4 or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
+                    return encode(pixel_values)
+                return torch.cat([encode(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
+        finally:
+            _FAST_SWIN.active = previous
+
+    def compute_label_queries(self, image_embeds, label_embeds, description_mask=None):
+        """With `precision="int8"`, the similarity of each image to the built-in tags' descriptions (a product with
+        the whole `(tags * descriptions, dim)` vocabulary, read from memory once per image) runs as an int8 product
+        with the vocabulary quantized once per row; the softmax over descriptions and the weighted sum stay as in
+        the reference. Other precisions, other label embeddings (open-set, subsets) and training: the reference."""
+        vocabulary = self.label_embeds
+        if (
+            self.inference_precision != "int8"
+            or not self._fast_paths_apply()
+            or torch.is_grad_enabled()
+            or label_embeds.device.type != "cpu"
+            or label_embeds.data_ptr() != vocabulary.data_ptr()
+            or label_embeds.numel() != vocabulary.numel()
+            or label_embeds.dtype != vocabulary.dtype
+        ):
+            return super().compute_label_queries(image_embeds, label_embeds, description_mask)
+        num_tags, num_desc, width = label_embeds.shape
+        key = (vocabulary.data_ptr(), vocabulary._version, tuple(label_embeds.shape))
+        packed = self.__dict__.get("_int8_vocabulary")
+        if packed is None or packed[0] != key:
+            linear = _fused_int8_linear([_PlainWeight(label_embeds.reshape(num_tags * num_desc, width))])
+            packed = self._int8_vocabulary = (key, linear)
+        cls = F.normalize(image_embeds[:, 0, :].to(label_embeds.dtype), dim=-1)
+        similarity = packed[1].int8_forward(cls, output_dtype=torch.float32)
+        if similarity is None:
+            return super().compute_label_queries(image_embeds, label_embeds, description_mask)
+        similarity = similarity.view(-1, num_tags, num_desc) * self.reweight_scale.float().exp()
+        if description_mask is not None:
+            similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
+        weights = similarity.softmax(dim=-1).to(label_embeds.dtype)
+        pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1).contiguous()
+        return F.relu(self.query_projection(pooled))
+
+    def __getstate__(self):  # the int8 vocabulary is an opaque oneDNN tensor: rebuilt after copying/unpickling
+        state = self.__dict__.copy()
+        state.pop("_int8_vocabulary", None)
+        return state
 
     def tag_logits(self, queries, image_embeds):
         layers = self.decoder.layers
@@ -376,10 +613,11 @@ class OptimizedModelMixin:
             for index in range(batch_size):
                 tokens = image_embeds[index : index + 1]
                 folded = [fold_image(layer.cross_attention, tokens) for layer in layers]  # shared by the blocks
-                for rows in queries[index : index + 1].split(DECODER_CHUNK_ROWS, dim=1):
+                blocks = decoder_blocks(num_queries, self.config.intermediate_size, queries.element_size())
+                for rows in queries[index : index + 1].tensor_split(blocks, dim=1):
                     hidden_states = rows.contiguous()
                     for layer, folded_image in zip(layers, folded):
-                        hidden_states = layer(hidden_states, tokens, folded_image=folded_image)
+                        hidden_states = _decoder_layer(layer, hidden_states, tokens, folded_image)
                     logits.append(self.classifier(hidden_states).squeeze(-1))
         return torch.cat(logits, dim=1).view(batch_size, num_queries)
 
@@ -410,7 +648,7 @@ def _optimized_class(reference_class: type, mixin: type) -> type:
     optimized = type(name, (mixin, reference_class), {})
     optimized._reference_class = reference_class
     optimized.__module__ = __name__
-    if reference_class in (RamPlusModel, RamPlusCrossAttention):
+    if reference_class in (RamPlusModel, RamPlusCrossAttention, SwinLayer):
         globals()[name] = optimized  # importable by name, so that an optimized model pickles
     return optimized
 
@@ -419,7 +657,14 @@ def _attention_modules(model):
     return [layer.cross_attention for layer in model.decoder.layers]
 
 
+def _swin_layers(model):
+    return [block for stage in model.vision_model.encoder.layers for block in stage.blocks]
+
+
 def _dequantize_linears(model) -> None:
+    for module in [model, *_swin_layers(model)]:
+        module.__dict__.pop("_int8_qkv", None)
+        module.__dict__.pop("_int8_vocabulary", None)
     for linear in _int8_linears(model):
         linear.__class__ = nn.Linear
         for name in ("_int8_weight", "_int8_scales", "_int8_zero_points", "_int8_bias", "_int8_shared_input", "_int8_shared_role"):
@@ -430,7 +675,7 @@ def _dequantize_linears(model) -> None:
 def reference_classes(model):
     """Temporarily give an optimized model (and its attention modules) back their reference classes, so that what
     is saved (weights, `architectures`, remote code) is the reference model's."""
-    modules = [model, *_attention_modules(model), *_int8_linears(model)]
+    modules = [model, *_attention_modules(model), *_swin_layers(model), *_int8_linears(model)]
     optimized = [type(module) for module in modules]
     try:
         for module in modules:
@@ -498,6 +743,8 @@ def optimize_for_inference(model, precision: str = "fp32"):
     if not is_optimized(target):
         for attention in _attention_modules(target):
             attention.__class__ = _optimized_class(type(attention), FoldedCrossAttentionMixin)
+        for block in _swin_layers(target):
+            block.__class__ = _optimized_class(type(block), FastSwinLayerMixin)
         target.__class__ = _optimized_class(type(target), OptimizedModelMixin)
         _CAN_RECORD_REGISTRY[target] = target._can_record_outputs  # output capture is registered per class
     target.inference_precision = precision
