@@ -13,9 +13,11 @@ The reference model (`modeling_ram_plus.py`) computes RAM++ plainly. This module
   exact algebra that replaces two (tags x H x H) products by (tags x H x heads*N) ones (heads*N = 580 < H = 768 at
   full size), with no per-head transposes of the (batch, tags, H) activations. For one image both products are plain
   linear maps whose weights are that image's folded keys and values, so they run on the linear kernel.
-- **Blocking**: large batches are encoded in blocks of `VISION_CHUNK_IMAGES` images (the Swin encoder's per-image
-  cost grows with the batch as its activations leave the caches; fp32 Swin-L here: 0.80 s/image at batch 8 against
-  0.70 in blocks of 2 to 4), and the decoder runs per image in near-equal blocks of tags whose feed-forward
+- **Blocking**: on the CPU, large batches are encoded in blocks of `VISION_CHUNK_IMAGES` images (the Swin encoder's
+  per-image cost grows with the batch as its activations leave the caches. Swin-L per image at batch 8 on the 2-core
+  Xeon of the README, in blocks of 1 / 2 / 4 images: fp32 0.883 / 0.883 / 0.917 s, bf16 0.254 / 0.302 / 0.262 s,
+  int8 0.239 / 0.267 / 0.249 s; earlier on an AMD EPYC, fp32 0.80 s unblocked against 0.70 in blocks of 2 to 4). On
+  a GPU the whole batch is encoded at once. The decoder runs per image in near-equal blocks of tags whose feed-forward
   activation (rows x intermediate size) holds at most `DECODER_BLOCK_BYTES`, sharing that image's folded keys and
   values. Full-size decoder per image on the development machine, fp32: 0.405 s in blocks of 1024 rows against
   0.437 in blocks of 2304; bf16: 0.124 s in 2 or 3 near-equal blocks against 0.149 in blocks of 1024 (whose
@@ -53,7 +55,7 @@ from .modeling_ram_plus import RamPlusCrossAttention, RamPlusModel
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}
 
 # images per block of the image encoder
-VISION_CHUNK_IMAGES = 2
+VISION_CHUNK_IMAGES = 1
 # the decoder runs one image at a time, in near-equal blocks of tags whose feed-forward activation holds at most
 # this many bytes (fp32: 1147 rows of 3072; bf16: 2293), or at most DECODER_CHUNK_ROWS rows when that is set
 DECODER_BLOCK_BYTES = 14 * 2**20
@@ -559,7 +561,11 @@ class OptimizedModelMixin:
         previous, _FAST_SWIN.active = getattr(_FAST_SWIN, "active", False), True
         try:
             with self._kernels():
-                if pixel_values.dim() != 4 or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
+                if (
+                    pixel_values.dim() != 4
+                    or pixel_values.device.type != "cpu"
+                    or pixel_values.shape[0] <= VISION_CHUNK_IMAGES
+                ):
                     return encode(pixel_values)
                 return torch.cat([encode(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
         finally:
