@@ -101,6 +101,7 @@ def test_onednn_kernels_route_fp32_inference_only(monkeypatch):
     original = OneDnnLinearMode.__torch_function__
     monkeypatch.setattr(OneDnnLinearMode, "__torch_function__", lambda self, *a, **k: routed.append(1) or original(self, *a, **k))
     x = _pixels(2)
+    monkeypatch.setattr(optimization, "cpu_vendor", lambda: "AuthenticAMD")  # routed by default
     with torch.no_grad():
         fast = optimized(pixel_values=x).logits
         assert routed, "fp32 CPU inference without autograd runs through the oneDNN kernels"
@@ -118,6 +119,13 @@ def test_onednn_kernels_route_fp32_inference_only(monkeypatch):
     optimized(pixel_values=x)
     assert not routed  # autograd on: plain kernels
     torch.testing.assert_close(fast, reference(pixel_values=x).logits.detach(), atol=ATOL, rtol=0)
+    monkeypatch.setattr(optimization, "cpu_vendor", lambda: "GenuineIntel")  # MKL is as fast there: not routed
+    with torch.no_grad():
+        optimized(pixel_values=x)
+        assert not routed
+        with optimization.onednn_routing(True):  # forced, as the benchmark's "onednn" rows do
+            optimized(pixel_values=x)
+        assert routed
 
 
 def test_training_mode_and_recorded_outputs_take_the_reference_path(monkeypatch):
@@ -251,7 +259,7 @@ def test_benchmark_quick_run(tmp_path):
     results = json.loads(output.read_text())
     assert results["fp32_exactness"]["within_1e-4"]
     assert results["subset_matches_full"] < 1e-4
-    labels = ["ours_fp32", "ours_fp32_no_onednn", "reference_fp32", "ours_bf16", "ours_int8", "baseline_fp32"]
+    labels = ["ours_fp32", "ours_fp32_no_onednn", "ours_fp32_onednn", "reference_fp32", "ours_bf16", "ours_int8", "baseline_fp32"]
     labels += ["baseline_bf16", "baseline_int8_naive", "onnx_int8"]
     for label in labels:
         assert results["times"][f"{label}_b1"]["median_s"] > 0 and results["times"][f"{label}_b4"]["median_s"] > 0
