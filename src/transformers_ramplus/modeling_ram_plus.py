@@ -717,7 +717,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
         # vocabulary (C*D rows) would otherwise be converted on every call, which costs more than the products.
         with torch.autocast(device_type=label_embeds.device.type, enabled=False):
             cls = F.normalize(image_embeds[:, 0, :].to(label_embeds.dtype), dim=-1)
-            similarity = torch.matmul(cls, label_embeds.reshape(num_tags * num_desc, width).t())
+            similarity = self.description_similarity(cls, label_embeds)
             # the softmax over descriptions in fp32 (C*D values per image; keeps bf16 models' weights accurate)
             similarity = similarity.view(-1, num_tags, num_desc).float() * self.reweight_scale.float().exp()
             if description_mask is not None:
@@ -726,6 +726,11 @@ class RamPlusModel(RamPlusPreTrainedModel):
             # per tag: (B, D) x (D, T) -> (C, B, T), then (B, C, T)
             pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1).contiguous()
         return F.relu(self.query_projection(pooled))
+
+    def description_similarity(self, cls: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor:
+        """Each normalized image embedding `cls` `(B, T)` against every description of `label_embeds` `(C, D, T)`:
+        `(B, C * D)`."""
+        return torch.matmul(cls, label_embeds.reshape(-1, label_embeds.shape[-1]).t())
 
     def tag_logits(self, queries: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Decoder and head: one logit per query, `(batch, num_queries)`."""

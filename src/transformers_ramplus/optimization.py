@@ -210,6 +210,19 @@ class Int8DynamicLinear(nn.Linear):
         state.pop("_int8_weight", None)
         return state
 
+    def _float_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return F.linear(inputs, self.weight.to(inputs.dtype), None if self.bias is None else self.bias.to(inputs.dtype))
+
+    def _int8_product(self, inputs, quantized, post_op: str = "none", output_dtype=None) -> torch.Tensor:
+        if getattr(self, "_int8_weight", None) is None:
+            self._int8_prepare()
+        codes, scale, zero_point = quantized
+        output = torch.ops.onednn.qlinear_pointwise(
+            codes, scale, zero_point, self._int8_weight, self._int8_scales, self._int8_zero_points, self._int8_bias,
+            1.0, 0, output_dtype or inputs.dtype, post_op, [], "none" if post_op == "gelu" else "",
+        )
+        return output.view(*inputs.shape[:-1], self.out_features)
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if (
             self.training
@@ -220,9 +233,7 @@ class Int8DynamicLinear(nn.Linear):
             or inputs.dim() < 2
             or inputs.numel() == 0
         ):
-            return F.linear(inputs, self.weight.to(inputs.dtype), None if self.bias is None else self.bias.to(inputs.dtype))
-        if getattr(self, "_int8_weight", None) is None:
-            self._int8_prepare()
+            return self._float_forward(inputs)
         shared = getattr(self, "_int8_shared_input", None)  # the query/key/value projections of one attention
         if shared is not None and self._int8_shared_role != "first" and shared.get("source") is inputs:
             quantized = shared["quantized"]  # the same input, quantized once for the three projections
@@ -234,30 +245,15 @@ class Int8DynamicLinear(nn.Linear):
             else:
                 shared.update(source=inputs, quantized=quantized)
         if quantized is None:  # inf/nan inputs: the float linear propagates them as the reference does
-            return F.linear(inputs, self.weight.to(inputs.dtype), None if self.bias is None else self.bias.to(inputs.dtype))
-        codes, scale, zero_point = quantized
-        output = torch.ops.onednn.qlinear_pointwise(
-            codes, scale, zero_point, self._int8_weight, self._int8_scales, self._int8_zero_points, self._int8_bias,
-            1.0, 0, inputs.dtype, "none", [], "",
-        )
-        return output.view(*inputs.shape[:-1], self.out_features)
-
+            return self._float_forward(inputs)
+        return self._int8_product(inputs, quantized)
 
     def int8_forward(self, inputs: torch.Tensor, post_op: str = "none", output_dtype=None) -> torch.Tensor | None:
         """The int8 product of `inputs` (2-D or more, bf16/fp32, CPU, inference), with oneDNN's `post_op` fused
         ("none", or "gelu": the exact erf GELU), in `output_dtype` (default: the inputs'); None when the inputs hold
         inf/nan (the caller runs the float path)."""
-        if getattr(self, "_int8_weight", None) is None:
-            self._int8_prepare()
         quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_symmetric_inputs)
-        if quantized is None:
-            return None
-        codes, scale, zero_point = quantized
-        output = torch.ops.onednn.qlinear_pointwise(
-            codes, scale, zero_point, self._int8_weight, self._int8_scales, self._int8_zero_points, self._int8_bias,
-            1.0, 0, output_dtype or inputs.dtype, post_op, [], "none" if post_op == "gelu" else "",
-        )
-        return output.view(*inputs.shape[:-1], self.out_features)
+        return None if quantized is None else self._int8_product(inputs, quantized, post_op, output_dtype)
 
 
 class Int8DynamicLinearOneSided(Int8DynamicLinear):
@@ -271,7 +267,7 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
     Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
     output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
     feed-forward layer of each layer. (The description re-weighting's similarity product also runs in int8: see
-    `OptimizedModelMixin.compute_label_queries`.)
+    `OptimizedModelMixin.description_similarity`.)
 
     Kept in bf16, by measurement on a 2-core Xeon with AMX (see the README's Performance section): the second MLP
     layers (their 4x wider inputs cost more to quantize per call than the int8 product saves, and they add the most
@@ -491,14 +487,7 @@ class FastSwinLayerMixin:
         attended = attended.transpose(1, 2).reshape(batch_size, windows * tokens, channels)
         hidden_states = shortcut + attention.o_proj(attended)
         mlp = self.mlp
-        normed = self.layernorm_after(hidden_states)
-        if isinstance(mlp.fc1, Int8DynamicLinear) and _exact_gelu(mlp.activation_fn):
-            activated = mlp.fc1.int8_forward(normed, post_op="gelu")
-            if activated is None:
-                return None
-            hidden_states = hidden_states + mlp.fc2(activated)
-        else:
-            hidden_states = hidden_states + mlp(normed)
+        hidden_states = hidden_states + _feed_forward(mlp.fc1, mlp.activation_fn, mlp.fc2, self.layernorm_after(hidden_states))
         return hidden_states.index_select(1, inverse)
 
 
@@ -527,18 +516,26 @@ def _fused_int8_linear(linears) -> Int8DynamicLinear:
     return fused
 
 
+def _feed_forward(fc1, activation_fn, fc2, inputs: torch.Tensor) -> torch.Tensor:
+    """`fc2(activation_fn(fc1(inputs)))` at inference, with the GELU fused into the int8 kernel when `fc1` is an
+    int8 linear followed by the exact GELU (inf/nan inputs take the float path, as the reference does)."""
+    activated = None
+    if isinstance(fc1, Int8DynamicLinear) and _exact_gelu(activation_fn):
+        activated = fc1.int8_forward(inputs, post_op="gelu")
+    if activated is None:
+        activated = activation_fn(fc1(inputs))
+    return fc2(activated)
+
+
 def _decoder_layer(layer, hidden_states: torch.Tensor, image_embeds: torch.Tensor, folded_image) -> torch.Tensor:
     """A decoder layer at inference (`RamPlusDecoderLayer.forward` without its identity dropouts), with the GELU
-    fused into an int8 first feed-forward layer."""
-    fc1 = layer.fc1
-    if torch.is_grad_enabled() or not (isinstance(fc1, Int8DynamicLinear) and _exact_gelu(layer.activation_fn)):
+    fused into an int8 first feed-forward layer (`_feed_forward`)."""
+    if torch.is_grad_enabled() or not isinstance(layer.fc1, Int8DynamicLinear):
         return layer(hidden_states, image_embeds, folded_image=folded_image)
     attn_output, _ = layer.cross_attention(hidden_states, image_embeds, folded_image=folded_image)
     hidden_states = layer.cross_attention_layer_norm(hidden_states + attn_output)
-    activated = fc1.int8_forward(hidden_states, post_op="gelu")
-    if activated is None:  # inf/nan: the float path propagates them as the reference does
-        activated = layer.activation_fn(fc1(hidden_states))
-    return layer.final_layer_norm(hidden_states + layer.fc2(activated))
+    feed_forward = _feed_forward(layer.fc1, layer.activation_fn, layer.fc2, hidden_states)
+    return layer.final_layer_norm(hidden_states + feed_forward)
 
 
 # ------------------------------------------------------------------------------------------------ optimized model
@@ -597,11 +594,12 @@ class OptimizedModelMixin:
         finally:
             _FAST_SWIN.active = previous
 
-    def compute_label_queries(self, image_embeds, label_embeds, description_mask=None):
+    def description_similarity(self, cls, label_embeds):
         """With `precision="int8"`, the similarity of each image to the built-in tags' descriptions (a product with
         the whole `(tags * descriptions, dim)` vocabulary, read from memory once per image) runs as an int8 product
-        with the vocabulary quantized once per row; the softmax over descriptions and the weighted sum stay as in
-        the reference. Other precisions, other label embeddings (open-set, subsets) and training: the reference."""
+        with the vocabulary quantized once per row (fp32 out); the softmax over descriptions and the weighted sum
+        stay as in the reference. Other precisions, other label embeddings (open-set, subsets) and autograd: the
+        reference product."""
         vocabulary = self.label_embeds
         if (
             self.inference_precision != "int8"
@@ -612,23 +610,14 @@ class OptimizedModelMixin:
             or label_embeds.numel() != vocabulary.numel()
             or label_embeds.dtype != vocabulary.dtype
         ):
-            return super().compute_label_queries(image_embeds, label_embeds, description_mask)
-        num_tags, num_desc, width = label_embeds.shape
+            return super().description_similarity(cls, label_embeds)
         key = (vocabulary.data_ptr(), vocabulary._version, tuple(label_embeds.shape))
         packed = self.__dict__.get("_int8_vocabulary")
         if packed is None or packed[0] != key:
-            linear = _fused_int8_linear([_PlainWeight(label_embeds.reshape(num_tags * num_desc, width))])
-            packed = self._int8_vocabulary = (key, linear)
-        cls = F.normalize(image_embeds[:, 0, :].to(label_embeds.dtype), dim=-1)
+            flat = label_embeds.reshape(-1, label_embeds.shape[-1])
+            packed = self._int8_vocabulary = (key, _fused_int8_linear([_PlainWeight(flat)]))
         similarity = packed[1].int8_forward(cls, output_dtype=torch.float32)
-        if similarity is None:
-            return super().compute_label_queries(image_embeds, label_embeds, description_mask)
-        similarity = similarity.view(-1, num_tags, num_desc) * self.reweight_scale.float().exp()
-        if description_mask is not None:
-            similarity = similarity.masked_fill(~description_mask.unsqueeze(0), torch.finfo(similarity.dtype).min)
-        weights = similarity.softmax(dim=-1).to(label_embeds.dtype)
-        pooled = torch.bmm(weights.transpose(0, 1), label_embeds).transpose(0, 1).contiguous()
-        return F.relu(self.query_projection(pooled))
+        return super().description_similarity(cls, label_embeds) if similarity is None else similarity
 
     def __getstate__(self):  # the int8 vocabulary is an opaque oneDNN tensor: rebuilt after copying/unpickling
         state = self.__dict__.copy()
