@@ -134,7 +134,7 @@ def main() -> int:
         results["build_checkpoint_s"] = time.perf_counter() - start
 
         data = Path(os.environ.get("RAMPLUS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-        command = [sys.executable, "-m", "transformers_ramplus.cli", "convert", str(checkpoint), str(converted)]
+        command = [sys.executable, "-m", "transformers_ramplus.cli.main", "convert", str(checkpoint), str(converted)]
         if (data / "ram_tag_list.txt").is_file():
             command += [
                 "--tag-list", str(data / "ram_tag_list.txt"),

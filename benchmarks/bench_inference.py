@@ -65,8 +65,8 @@ from ramplus_bench.timing import PeakMemory, environment, interleaved_timings, t
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from transformers_ramplus import RamPlusModel, optimize_for_inference  # noqa: E402
-from transformers_ramplus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
-from transformers_ramplus.optimization import OneDnnLinearMode, onednn_linear_available, onednn_routing  # noqa: E402
+from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
+from transformers_ramplus.inference.fast_paths import OneDnnLinearMode, onednn_linear_available, onednn_routing  # noqa: E402
 
 
 GOALS = {"ours_int8": 5.0, "ours_bf16": 4.0, "ours_fp32": 2.0}
@@ -100,7 +100,7 @@ def _onnx_sessions(model, tmp: Path, log) -> dict:
     except ImportError:
         log("onnxruntime is not installed: no ONNX rows")
         return {}
-    from transformers_ramplus.onnx_export import builtin_label_inputs, export_onnx, quantize_onnx_int8
+    from transformers_ramplus.inference.onnx import builtin_label_inputs, export_onnx, quantize_onnx_int8
 
     log("exporting ONNX (TorchScript exporter) and quantizing it")
     start = time.perf_counter()

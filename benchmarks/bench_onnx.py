@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_inference as bench  # noqa: E402  (same sizes, random model and timing helpers)
 
-from transformers_ramplus.onnx_export import builtin_label_inputs, export_onnx  # noqa: E402
+from transformers_ramplus.inference.onnx import builtin_label_inputs, export_onnx  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,11 +58,11 @@ def make_images(folder: Path, count: int) -> Path:
 
 def command(processes: int, tag_args: list[str]) -> list[str]:
     if processes == 1:
-        return [sys.executable, "-m", "transformers_ramplus.cli", "tag", *tag_args]
+        return [sys.executable, "-m", "transformers_ramplus.cli.main", "tag", *tag_args]
     return [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), "-m", "transformers_ramplus.cli", "tag", *tag_args,
+        "--main_process_port", str(free_port()), "-m", "transformers_ramplus.cli.main", "tag", *tag_args,
     ]
 
 

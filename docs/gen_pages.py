@@ -16,20 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # public modules documented as a whole (besides the objects exported by the package itself)
 API_MODULES = [
-    "transformers_ramplus.tag_sets",
-    "transformers_ramplus.processing_ram_plus",
-    "transformers_ramplus.image_processing_ram_plus",
-    "transformers_ramplus.evaluation",
-    "transformers_ramplus.training",
-    "transformers_ramplus.data",
-    "transformers_ramplus.losses",
-    "transformers_ramplus.peft_utils",
-    "transformers_ramplus.convert",
+    "transformers_ramplus.tags.tag_set",
+    "transformers_ramplus.models.ram_plus.processing_ram_plus",
+    "transformers_ramplus.models.ram_plus.image_processing_ram_plus",
+    "transformers_ramplus.training.metrics",
+    "transformers_ramplus.training.trainer",
+    "transformers_ramplus.training.data",
+    "transformers_ramplus.training.losses",
+    "transformers_ramplus.training.adapters",
+    "transformers_ramplus.models.ram_plus.convert_ram_plus",
     "transformers_ramplus.hub",
-    "transformers_ramplus.onnx_export",
-    "transformers_ramplus.dicom",
-    "transformers_ramplus.atomic_io",
-    "transformers_ramplus.remote_code",
+    "transformers_ramplus.inference.onnx",
+    "transformers_ramplus.io.dicom",
+    "transformers_ramplus.io.atomic",
+    "transformers_ramplus.models.remote_code",
 ]
 
 

@@ -65,7 +65,7 @@ def _logits(model, processor, images) -> torch.Tensor:
 def original_model(checkpoint, config):
     """A model built straight from the original checkpoint's tensors (the key mapping, no file written)."""
     from transformers_ramplus import RamPlusModel
-    from transformers_ramplus.convert import convert_state_dict, load_original_state_dict
+    from transformers_ramplus.models.ram_plus.convert_ram_plus import convert_state_dict, load_original_state_dict
 
     state, _ = convert_state_dict(load_original_state_dict(checkpoint), config)
     model = RamPlusModel(config)

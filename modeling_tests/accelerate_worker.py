@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import tiny_model, tiny_word_text_config, tiny_word_tokenizer  # noqa: E402
 
-from transformers_ramplus.data import RamPlusDataCollator, load_imagefolder_dataset  # noqa: E402
-from transformers_ramplus.training import RamPlusTrainer, RamPlusTrainingArguments  # noqa: E402
+from transformers_ramplus.training.data import RamPlusDataCollator, load_imagefolder_dataset  # noqa: E402
+from transformers_ramplus.training.trainer import RamPlusTrainer, RamPlusTrainingArguments  # noqa: E402
 
 
 def main(output: Path):

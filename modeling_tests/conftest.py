@@ -133,7 +133,7 @@ def reference_losses():
 
 def convert_golden_tiny(output, *extra_args) -> Path:
     """Convert the golden original-format checkpoint with the `ramplus convert` command (tags, Chinese, thresholds)."""
-    from transformers_ramplus.cli import main
+    from transformers_ramplus.cli.main import main
 
     code = main(
         [

@@ -9,7 +9,7 @@ import pytest
 from conftest import REFERENCE_IMAGES
 import transformers_ramplus  # noqa: F401
 from transformers import pipeline
-from transformers_ramplus.cli import main
+from transformers_ramplus.cli.main import main
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from transformers import AutoImageProcessor, AutoModel, AutoProcessor
 from transformers_ramplus import RamPlusModel, RamPlusProcessor
-from transformers_ramplus.convert import ConversionError, convert_checkpoint, load_original_state_dict
+from transformers_ramplus.models.ram_plus.convert_ram_plus import ConversionError, convert_checkpoint, load_original_state_dict
 
 from conftest import REFERENCE_IMAGES, TINY_DIR
 
@@ -150,7 +150,7 @@ def test_overwrite_replaces_atomically(tmp_path):
 
 
 def test_overwrite_never_deletes_what_it_did_not_write(tmp_path):
-    from transformers_ramplus.convert import ConversionError
+    from transformers_ramplus.models.ram_plus.convert_ram_plus import ConversionError
 
     # the output folder holds the input checkpoint: refused, before any work
     folder = tmp_path / "work"
@@ -203,13 +203,13 @@ def test_cli_entry_point(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "transformers_ramplus.cli", "convert", str(TINY_DIR / "ram_plus_original.pth"), str(tmp_path / "m")],
+        [sys.executable, "-m", "transformers_ramplus.cli.main", "convert", str(TINY_DIR / "ram_plus_original.pth"), str(tmp_path / "m")],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "converted 140 tensors" in result.stderr
     again = subprocess.run(
-        [sys.executable, "-m", "transformers_ramplus.cli", "convert", str(TINY_DIR / "ram_plus_original.pth"), str(tmp_path / "m")],
+        [sys.executable, "-m", "transformers_ramplus.cli.main", "convert", str(TINY_DIR / "ram_plus_original.pth"), str(tmp_path / "m")],
         capture_output=True, text=True, timeout=300,
     )
     assert again.returncode == 2 and "already exists" in again.stderr

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from transformers_ramplus.data import (
+from transformers_ramplus.training.data import (
     RamPlusDataCollator,
     TrainTransform,
     clean_caption,
@@ -107,7 +107,7 @@ def test_load_training_dataset_reads_every_format_through_datasets(tmp_path, ima
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # no network: a Hub id must fail fast
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
-    from transformers_ramplus.data import dataset_tag_names, load_training_dataset, prepare_dataset
+    from transformers_ramplus.training.data import dataset_tag_names, load_training_dataset, prepare_dataset
 
     label2id = {"red": 0, "square": 1, "blue": 2}
     # metadata.jsonl folder

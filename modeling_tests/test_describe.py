@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import _byte_alphabet
-from transformers_ramplus.cli import main
-from transformers_ramplus.commands.describe import PROMPTS, prompt_inputs, tag_seed
-from transformers_ramplus.tag_sets import load_descriptions
+from transformers_ramplus.cli.main import main
+from transformers_ramplus.cli.describe import PROMPTS, prompt_inputs, tag_seed
+from transformers_ramplus.tags.tag_set import load_descriptions
 
 
 def tiny_tokenizer():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import REFERENCE_IMAGES
-from transformers_ramplus.tag_sets import (
+from transformers_ramplus.tags.tag_set import (
     AUTHORS_DESCRIPTIONS_FILE,
     AUTHORS_DESCRIPTIONS_REPO,
     load_descriptions,
@@ -85,8 +85,8 @@ def test_descriptions_by_hub_dataset_id(repos, converted_tiny_text, tmp_path):
         import pytest, torch
         from conftest import tiny_text_model
         from transformers_ramplus import TagSet, load_descriptions
-        from transformers_ramplus.tag_sets import encode_texts
-        from transformers_ramplus.cli import main
+        from transformers_ramplus.tags.tag_set import encode_texts
+        from transformers_ramplus.cli.main import main
 
         # the only JSON file of a dataset repository, found without a file name; downloaded into the HF cache
         got = load_descriptions("authors/tag-descriptions")

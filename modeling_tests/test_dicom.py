@@ -12,8 +12,8 @@ import pydicom  # the `medical` extra, installed by `make test`: a missing pydic
 from pydicom.data import get_testdata_file
 
 from transformers_ramplus import RamPlusImageProcessor
-from transformers_ramplus.dicom import linear_window, read_dicom
-from transformers_ramplus.image_processing_ram_plus import ImageLoadingError, load_image
+from transformers_ramplus.io.dicom import linear_window, read_dicom
+from transformers_ramplus.models.ram_plus.image_processing_ram_plus import ImageLoadingError, load_image
 
 
 def _shipped(name: str) -> str:
@@ -143,7 +143,7 @@ def test_tag_command_and_pipeline_read_dicom(tmp_path, converted_tiny, capsys):
     import transformers_ramplus  # noqa: F401  (registers the pipeline task)
     from transformers import pipeline
 
-    from transformers_ramplus.cli import main
+    from transformers_ramplus.cli.main import main
 
     scans = tmp_path / "scans"
     scans.mkdir()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from transformers_ramplus.evaluation import (
+from transformers_ramplus.training.metrics import (
     calibrate_thresholds,
     compute_metrics,
     f1_scores,
@@ -114,7 +114,7 @@ def test_calibrate_thresholds_maximizes_f1_and_writes_config():
 def test_evaluate_module_loads_offline(monkeypatch):
     import evaluate
 
-    from transformers_ramplus import metrics as metrics_package
+    from transformers_ramplus.training import evaluate_metric as metrics_package
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")

@@ -10,7 +10,7 @@ import torch
 
 from conftest import REFERENCE_IMAGES, spread_model
 from transformers_ramplus import RamPlusModel, TagSet, optimize_for_inference
-from transformers_ramplus.cli import main
+from transformers_ramplus.cli.main import main
 
 
 GRID = 8  # tiny_config: 64 px, patch 4, one patch merging -> 8x8 image tokens (+ the global token)
@@ -100,7 +100,7 @@ def test_sdpa_eager_optimized_and_no_grad(pixel_values):
 
 def test_lora_adapted_attention_is_what_the_maps_show(pixel_values):
     pytest.importorskip("peft")
-    from transformers_ramplus.peft_utils import apply_lora
+    from transformers_ramplus.training.adapters import apply_lora
 
     model = spread_model(seed=4)
     before = model.tag_heatmaps(pixel_values, tags=[0, 1]).heatmaps
@@ -211,7 +211,7 @@ def test_visualize_without_matplotlib_names_the_extra(monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ ramplus tag --heatmaps
 def test_file_names_are_safe_and_distinct():
-    from transformers_ramplus.commands.heatmaps import heatmap_file_name
+    from transformers_ramplus.cli.heatmaps import heatmap_file_name
 
     names = [
         heatmap_file_name(key)

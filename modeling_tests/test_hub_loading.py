@@ -57,7 +57,7 @@ def test_model_and_processor_load_by_hub_id(tmp_path, converted_tiny, reference_
     assert "converted" not in result.stderr  # a transformers repository is loaded as is
     # the Hub is gone now (connection refused, no HF_HUB_OFFLINE): `ramplus tag` falls back to the cached snapshot
     tagged = run(
-        "from transformers_ramplus.cli import main\n"
+        "from transformers_ramplus.cli.main import main\n"
         f"raise SystemExit(main(['tag', {IMAGE!r}, '--model', 'someone/ram-plus-tiny', '--no-progress']))",
         hub_env(hub, tmp_path / "hf"),
     )
@@ -81,7 +81,7 @@ def test_authors_release_by_id_converts_once_then_loads_offline(tmp_path, refere
         import transformers_ramplus
         from transformers import AutoImageProcessor, AutoModel, AutoProcessor, pipeline
         from transformers_ramplus import RamPlusModel
-        from transformers_ramplus.cli import main
+        from transformers_ramplus.cli.main import main
         ID = {RELEASE!r}
         pixels = torch.load({str(tmp_path / 'pixels.pt')!r})
         golden = torch.load({str(tmp_path / 'logits.pt')!r})
@@ -169,7 +169,7 @@ def test_unknown_name_fails_fast_naming_folder_hub_and_offline_mode(tmp_path):
     script = textwrap.dedent(
         f"""
         import time
-        from transformers_ramplus.cli import main
+        from transformers_ramplus.cli.main import main
         for name in ("someone/typo-model", "no-such-folder"):
             start = time.monotonic()
             assert main(["tag", {IMAGE!r}, "--model", name]) == 2
@@ -189,20 +189,20 @@ def test_unknown_name_fails_fast_naming_folder_hub_and_offline_mode(tmp_path):
     assert "Retrying" not in result.stderr
 
 
-def test_auto_classes_fail_fast_when_the_hub_is_unreachable(tmp_path):
-    """`from_pretrained` of an id that is not cached, Hub unreachable: one look-up, then an error (no retries)."""
+def test_package_classes_fail_fast_when_the_hub_is_unreachable(tmp_path):
+    """The package's own `from_pretrained` with an id that is not cached, Hub unreachable: one look-up, then an
+    error naming the folder reading, the Hub and offline mode (no retries)."""
     with LocalHub() as hub:
         env = hub_env(hub, tmp_path / "hf")
     script = textwrap.dedent(
         """
         import time
-        import transformers_ramplus
-        from transformers import AutoConfig, AutoModel, AutoProcessor
+        from transformers_ramplus import RamPlusConfig, RamPlusModel, RamPlusProcessor
         from transformers_ramplus.hub import HubUnreachableError
-        for auto in (AutoConfig, AutoModel, AutoProcessor):
+        for cls in (RamPlusConfig, RamPlusModel, RamPlusProcessor):
             start = time.monotonic()
             try:
-                auto.from_pretrained("someone/typo-model")
+                cls.from_pretrained("someone/typo-model")
             except HubUnreachableError as error:
                 assert "not a local folder" in str(error) and "HF_HUB_OFFLINE" in str(error), error
                 print("seconds", time.monotonic() - start)
@@ -215,13 +215,59 @@ def test_auto_classes_fail_fast_when_the_hub_is_unreachable(tmp_path):
     assert "Retrying" not in result.stderr
 
 
+def _tiny_vit(folder):
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, image_size=8,
+                       patch_size=4)
+    ViTModel(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 8, "width": 8}).save_pretrained(folder)
+
+
+def test_importing_the_package_leaves_other_models_alone(tmp_path):
+    """A tiny ViT, a missing repository and a repository without config.json, loaded through the Auto classes with
+    and without the package: the same Hub requests, the same results and errors."""
+    _tiny_vit(tmp_path / "vit")
+    neither = tmp_path / "neither"
+    neither.mkdir()
+    (neither / "model.pth").write_bytes(b"\0" * 10)
+    script = textwrap.dedent(
+        """
+        import sys
+        if sys.argv[1] == "with":
+            import transformers_ramplus  # noqa: F401
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel
+        print(type(AutoModel.from_pretrained("someone/tiny-vit")).__name__)
+        print(type(AutoImageProcessor.from_pretrained("someone/tiny-vit")).__name__)
+        for name in ("someone/does-not-exist", "someone/pth-only"):
+            try:
+                AutoConfig.from_pretrained(name)
+            except Exception as error:
+                print(type(error).__name__, str(error).splitlines()[0])
+        """
+    )
+    seen = {}
+    for mode in ("without", "with"):
+        with LocalHub() as hub:
+            hub.add_repo("someone/tiny-vit", tmp_path / "vit")
+            hub.add_repo("someone/pth-only", neither)
+            env = hub_env(hub, tmp_path / f"hf-{mode}")
+            result = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=120,
+                                    env=env)
+            assert result.returncode == 0, result.stdout + result.stderr
+            seen[mode] = (result.stdout.replace(f"hf-{mode}", "hf"), list(hub.requests))
+    assert seen["with"] == seen["without"]
+    assert seen["with"][0].splitlines()[0] == "ViTModel" and "ViTImageProcessor" in seen["with"][0]
+    assert any("tiny-vit" in request for request in seen["with"][1])
+
+
 def test_repository_shapes_are_told_apart():
     import pytest
 
     from transformers_ramplus.hub import UnsupportedRepositoryError, _checkpoint_name, looks_like_repo_id
 
     from transformers_ramplus.hub import DEFAULT_MODEL
-    from transformers_ramplus.pipeline_zero_shot_image_tagging import DEFAULT_MODEL as PIPELINE_DEFAULT
+    from transformers_ramplus.pipelines.zero_shot_image_tagging import DEFAULT_MODEL as PIPELINE_DEFAULT
 
     assert DEFAULT_MODEL == PIPELINE_DEFAULT == RELEASE  # the CLI's and the pipeline's default agree
     assert looks_like_repo_id(RELEASE) and looks_like_repo_id("gpt2")

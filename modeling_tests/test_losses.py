@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from transformers_ramplus.losses import alignment_loss, asymmetric_loss, distillation_loss, tagging_loss
+from transformers_ramplus.training.losses import alignment_loss, asymmetric_loss, distillation_loss, tagging_loss
 
 
 def _sigmoid(x):

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 import transformers_ramplus
 from conftest import REFERENCE_IMAGES, tiny_text_model
 from transformers import pipeline
-from transformers_ramplus.cli import main
-from transformers_ramplus.tag_sets import (
+from transformers_ramplus.cli.main import main
+from transformers_ramplus.tags.tag_set import (
     COMPACT_TEMPLATES,
     RAM_PLUS_TEMPLATES,
     TagSet,
@@ -45,7 +45,7 @@ def text_model():
 
 
 def test_the_packaged_file_is_the_one_the_code_runs_on():
-    packaged = Path(transformers_ramplus.__file__).parent / "data" / "openset_name_ensemble.json"
+    packaged = Path(transformers_ramplus.__file__).parent / "tags" / "data" / "openset_name_ensemble.json"
     assert packaged.is_file()
     assert json.loads(packaged.read_text(encoding="utf-8")) == ENSEMBLE
     assert len(ENSEMBLE["templates"]) == 63 and tuple(ENSEMBLE["templates"]) == RAM_PLUS_TEMPLATES

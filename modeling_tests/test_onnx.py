@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from transformers_ramplus.cli import main
-from transformers_ramplus.onnx_export import builtin_label_inputs, export_onnx
+from transformers_ramplus.cli.main import main
+from transformers_ramplus.inference.onnx import builtin_label_inputs, export_onnx
 
 from conftest import tiny_model
 
@@ -73,7 +73,7 @@ def test_export_rejects_bad_arguments(tmp_path):
 def test_export_onnx_quantize_int8(tmp_path, capsys):
     """`--quantize int8`: onnxruntime's dynamic int8 quantization of the graph, tag decisions close to PyTorch."""
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install -e '.[export]'")
-    from transformers_ramplus.onnx_export import quantize_onnx_int8
+    from transformers_ramplus.inference.onnx import quantize_onnx_int8
 
     model = _model()
     model.save_pretrained(tmp_path / "model")
@@ -92,7 +92,11 @@ def test_export_onnx_quantize_int8(tmp_path, capsys):
     with torch.no_grad():
         expected = model(pixel_values=pixel_values).logits
     spread = (expected.max() - expected.min()).item()
-    assert (logits - expected).abs().max().item() < 0.1 * spread
+    # int8 moves every logit of this random model by a few hundredths, more on CPUs without VNNI (AMD EPYC, AVX2
+    # only: 0.078 of a 0.61 spread, against < 0.06 on the Xeon); the order of the scores is what must survive
+    assert (logits - expected).abs().max().item() < 0.2 * spread
+    correlation = torch.corrcoef(torch.stack([logits.flatten(), expected.flatten()]))[0, 1].item()
+    assert correlation > 0.99, correlation
     with pytest.raises(ValueError, match="no ONNX file"):
         quantize_onnx_int8(tmp_path / "missing.onnx", tmp_path / "out.onnx")
     with pytest.raises(ValueError, match="must end in .onnx"):

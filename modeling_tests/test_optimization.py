@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from transformers import AutoModel
 from transformers_ramplus import RamPlusModel, optimize_for_inference
-from transformers_ramplus import optimization
-from transformers_ramplus.optimization import FoldedCrossAttentionMixin, OneDnnLinearMode, is_optimized
+from transformers_ramplus.inference import fast_paths as optimization
+from transformers_ramplus.inference.fast_paths import FoldedCrossAttentionMixin, OneDnnLinearMode, is_optimized
 
 from conftest import PROJECT_ROOT, spread_model
 
@@ -194,7 +194,7 @@ def test_save_pretrained_writes_the_reference_checkpoint(tmp_path):
 
 
 def test_lora_wrapped_projections_take_the_reference_attention():
-    from transformers_ramplus.peft_utils import apply_lora, default_lora_config
+    from transformers_ramplus.training.adapters import apply_lora, default_lora_config
 
     reference = spread_model(num_tags=5)
     peft_model = apply_lora(copy.deepcopy(reference), default_lora_config(vision=False)).eval()
@@ -423,7 +423,7 @@ def test_pipeline_and_cli_precision(converted_tiny, tmp_path, capsys):
     from transformers import pipeline
 
     from conftest import REFERENCE_IMAGES
-    from transformers_ramplus.cli import main
+    from transformers_ramplus.cli.main import main
 
     tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny), precision="int8")
     assert tagger.model.inference_precision == "int8"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from transformers_ramplus.peft_utils import (
+from transformers_ramplus.training.adapters import (
     apply_lora,
     default_lora_config,
     load_adapter,
@@ -12,7 +12,7 @@ from transformers_ramplus.peft_utils import (
     save_adapter,
     trainable_parameter_names,
 )
-from transformers_ramplus.training import add_tags
+from transformers_ramplus.training.trainer import add_tags
 
 from conftest import tiny_model, tiny_word_text_config, tiny_word_tokenizer
 
@@ -112,8 +112,8 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     from PIL import Image
 
     from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
-    from transformers_ramplus.cli import main
-    from transformers_ramplus.evaluation import mean_average_precision, read_annotations, score_images
+    from transformers_ramplus.cli.main import main
+    from transformers_ramplus.training.metrics import mean_average_precision, read_annotations, score_images
 
     base = tiny_model(num_tags=3, text_config=tiny_word_text_config())
     base.config.id2label = {0: "red", 1: "green", 2: "blue"}
@@ -173,10 +173,10 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     assert processor.tag_names == ["red", "green", "blue", "lesion"]
     assert processor.model_config.thresholds() == calibrated
     # both written folders carry the one remote-code bundle
-    from transformers_ramplus.remote_code import AUTO_MAP, bundle_files
+    from transformers_ramplus.models.remote_code import AUTO_MAP, bundle_sources
 
     for folder in (out / "model", tmp_path / "calibrated"):
-        assert {p.name for p in folder.glob("*.py")} == {p.name for p in bundle_files()}, folder
+        assert {p.name for p in folder.glob("*.py")} == set(bundle_sources()), folder
         assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"] == AUTO_MAP["AutoModel"]
         assert "AutoProcessor" in json.loads((folder / "processor_config.json").read_text())["auto_map"]
         assert (folder / "tokenizer_config.json").is_file(), folder  # the text tower keeps its tokenizer
@@ -271,7 +271,7 @@ def test_finetune_command_trains_any_dataset_with_trainer_flags_and_evaluation(t
     from PIL import Image
 
     from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
-    from transformers_ramplus.cli import main
+    from transformers_ramplus.cli.main import main
 
     base = tiny_model(num_tags=3)
     base.config.id2label = {0: "red", 1: "green", 2: "blue"}
@@ -306,8 +306,8 @@ def test_finetune_command_trains_any_dataset_with_trainer_flags_and_evaluation(t
 
 
 def test_finetune_command_parses_every_training_argument():
-    from transformers_ramplus.cli import build_parser
-    from transformers_ramplus.commands.finetune import training_arguments
+    from transformers_ramplus.cli.main import build_parser
+    from transformers_ramplus.cli.finetune import training_arguments
 
     argv = [
         "finetune", "base", "out", "--dataset", "user/dataset", "--push_to_hub", "--hub_model_id", "me/ramplus-ft",
@@ -354,7 +354,7 @@ def test_adapters_of_earlier_versions_fail_loudly_on_the_transformers_path(tmp_p
     peft_model.save_pretrained(legacy)
     TagSet.from_vocabulary(model).save_pretrained(legacy)
     fresh = RamPlusModel.from_pretrained(base_dir)
-    with pytest.raises(ValueError, match="peft_utils.load_adapter"):
+    with pytest.raises(ValueError, match="training.adapters.load_adapter"):
         fresh.load_adapter(str(legacy))
     restored = load_adapter(RamPlusModel.from_pretrained(base_dir), legacy)
     assert restored.get_base_model().config.tag_names[-1] == "lesion"

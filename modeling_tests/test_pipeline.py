@@ -116,14 +116,21 @@ def test_bad_arguments_name_the_problem(golden_tagger):
 
 
 def test_saved_pipeline_loads_as_remote_code_without_the_package(tmp_path):
+    """The folder's own code tags with the built-in tags (all, or some by name) without the package; new tags and
+    descriptions (the package's TagSet, not shipped) fail with a message naming the package."""
     model, tokenizer = tiny_text_model()
     tagger = pipeline("zero-shot-image-tagging", model=model, tokenizer=tokenizer, device="cpu")
-    labels = {"tag 1": None, "zebra": ["a striped horse"], "kite": None}
-    expected = tagger(IMAGES, candidate_labels=labels, threshold=0.0)
+    labels = model.config.tag_names[:3]
+    expected = {
+        "some": tagger(IMAGES, candidate_labels=labels, threshold=0.0),
+        "all": tagger(IMAGES, threshold=0.0, language="zh" if model.config.tag_names_chinese else "en"),
+    }
     tagger.save_pretrained(tmp_path / "saved")
     saved = tmp_path / "saved"
-    for name in ("pipeline_zero_shot_image_tagging.py", "tag_sets.py", "image_processing_ram_plus.py", "modeling_ram_plus.py"):
-        assert (saved / name).is_file(), name
+    assert sorted(p.name for p in saved.glob("*.py")) == [
+        "configuration_ram_plus.py", "image_processing_ram_plus.py", "modeling_ram_plus.py",
+        "pipeline_zero_shot_image_tagging.py", "processing_ram_plus.py",
+    ]
     config = json.loads((saved / "config.json").read_text())
     assert "zero-shot-image-tagging" in config["custom_pipelines"]
     (tmp_path / "expected.json").write_text(json.dumps(expected))
@@ -134,11 +141,21 @@ def test_saved_pipeline_loads_as_remote_code_without_the_package(tmp_path):
         from transformers import pipeline
         tagger = pipeline(model={str(saved)!r}, trust_remote_code=True, device="cpu")
         assert "transformers_ramplus" not in type(tagger).__module__, type(tagger).__module__
-        got = tagger({IMAGES!r}, candidate_labels={labels!r}, threshold=0.0)
         expected = json.load(open({str(tmp_path / 'expected.json')!r}))
-        for a, b in zip(got, expected):
-            assert [t["label"] for t in a] == [t["label"] for t in b], (a, b)
-            assert max(abs(x["score"] - y["score"]) for x, y in zip(a, b)) < 1e-5
+        got = {{
+            "some": tagger({IMAGES!r}, candidate_labels={labels!r}, threshold=0.0),
+            "all": tagger({IMAGES!r}, threshold=0.0, language={"zh" if model.config.tag_names_chinese else "en"!r}),
+        }}
+        for key in ("some", "all"):
+            for a, b in zip(got[key], expected[key]):
+                assert [t["label"] for t in a] == [t["label"] for t in b], (key, a, b)
+                assert max(abs(x["score"] - y["score"]) for x, y in zip(a, b)) < 1e-5
+        for labels in (["a brand new tag"], {{"zebra": ["a striped horse"]}}):
+            try:
+                tagger({IMAGES!r}[0], candidate_labels=labels)
+                raise SystemExit(f"tagged with {{labels}} without the package")
+            except ValueError as error:
+                assert "pip install transformers-ramplus" in str(error), error
         print("remote-pipeline-ok")
         """
     )
@@ -148,7 +165,7 @@ def test_saved_pipeline_loads_as_remote_code_without_the_package(tmp_path):
 
 
 def test_the_pipeline_runs_the_optimized_model_and_can_keep_the_reference(converted_tiny, reference_outputs):
-    from transformers_ramplus.optimization import is_optimized
+    from transformers_ramplus.inference.fast_paths import is_optimized
 
     optimized = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu")
     plain = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu", optimize=False)

@@ -14,14 +14,14 @@ import torch
 
 from conftest import IMAGES_DIR
 
-from transformers_ramplus.cli import main
+from transformers_ramplus.cli.main import main
 
 
 def _run(args, cwd, **env):
     """`ramplus ARGS` in a child process with stderr a pipe (as in a log file or CI), offline."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
     return subprocess.run(
-        [sys.executable, "-m", "transformers_ramplus.cli", *args],
+        [sys.executable, "-m", "transformers_ramplus.cli.main", *args],
         capture_output=True, text=True, timeout=300, cwd=cwd, env=environment,
     )
 
@@ -56,7 +56,7 @@ def test_device_cuda_on_a_cpu_build_is_a_one_line_usage_error(converted_tiny, ca
 SCRIPT = textwrap.dedent(
     """
     import logging, sys, warnings
-    from transformers_ramplus.cli import configure_output
+    from transformers_ramplus.cli.main import configure_output
     configure_output(verbose=sys.argv[1] == "verbose")
     import transformers
     logging.getLogger("huggingface_hub.file_download").warning("hub says: the download was resumed")

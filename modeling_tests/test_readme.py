@@ -493,10 +493,10 @@ def serve_ramplus(address):
     """The `ramplus` commands of the blocks, each run in a fork of this process, which imported the package once.
 
     The `ramplus` on the blocks' PATH (SHIM) sends its arguments, working directory, environment and standard
-    streams here; a forked child runs `transformers_ramplus.cli.main` with them and sends back the exit status."""
+    streams here; a forked child runs `transformers_ramplus.cli.main.main` with them and sends back the exit status."""
     import array, signal, socket, struct
-    import transformers_ramplus.cli  # noqa: F401 - the import a command would pay for
-    from transformers_ramplus.cli import main
+    import transformers_ramplus.cli.main  # noqa: F401 - the import a command would pay for
+    from transformers_ramplus.cli.main import main
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -23,20 +23,21 @@ import zlib
 
 import numpy as np
 import pytest
+from pathlib import Path
 import torch
 from PIL import Image
 
 from conftest import REFERENCE_IMAGES, tiny_model
 import transformers_ramplus  # noqa: F401  (registers the task)
 from transformers import pipeline
-from transformers_ramplus.atomic_io import (
+from transformers_ramplus.io.atomic import (
     OutputLock,
     atomic_directory,
     atomic_write_text,
     clean_stale_temporaries,
 )
-from transformers_ramplus.cli import main
-from transformers_ramplus.image_processing_ram_plus import ImageLoadingError, RamPlusImageProcessor, load_image
+from transformers_ramplus.cli.main import main
+from transformers_ramplus.models.ram_plus.image_processing_ram_plus import ImageLoadingError, RamPlusImageProcessor, load_image
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -205,7 +206,7 @@ def test_decompression_bombs_are_image_errors(converted_tiny, tagger, photos, tm
 
 
 def test_training_collator_skips_and_counts_a_bomb(tmp_path, refs):
-    from transformers_ramplus.data import RamPlusDataCollator
+    from transformers_ramplus.training.data import RamPlusDataCollator
 
     (tmp_path / "bomb.png").write_bytes(png_bomb())
     shutil.copy(refs[0], tmp_path / "good.jpg")
@@ -283,7 +284,7 @@ def test_finetune_with_no_readable_image_fails(small_benchmark, capsys):
 
 
 def test_metadata_tags_string_is_one_tag_not_letters(tmp_path):
-    from transformers_ramplus.data import collect_tag_names
+    from transformers_ramplus.training.data import collect_tag_names
 
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "tags": "abacus"}\n')
     assert collect_tag_names(tmp_path) == ["abacus"]
@@ -311,7 +312,7 @@ def test_control_characters_in_paths_round_trip(converted_tiny, photos, tmp_path
             assert {r["path"] for r in rows} == expected
             assert all(r["error"] == "" and len(r["labels"].split(" | ")) == 2 for r in rows)
         elif fmt == "text":
-            from transformers_ramplus.commands.tag import unescape_text
+            from transformers_ramplus.cli.tag import unescape_text
 
             lines = before.decode().split("\n")
             assert lines[-1] == "" and len(lines) == len(expected) + 1  # one line per image
@@ -392,7 +393,7 @@ def test_sigkill_then_resume(converted_tiny, photos, tmp_path, refs):
     tagged once."""
     output = tmp_path / "tags.jsonl"
     with silent_server() as url:
-        command = [sys.executable, "-m", "transformers_ramplus.cli", "tag", str(photos), url, "--model", str(converted_tiny),
+        command = [sys.executable, "-m", "transformers_ramplus.cli.main", "tag", str(photos), url, "--model", str(converted_tiny),
                    "-o", str(output), "--batch-size", "1", "--timeout", "120", "--no-progress"]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -438,7 +439,7 @@ def test_corrupt_tag_sets_name_the_file_and_crashes_exit_3(converted_tiny, tagge
     assert main(["tag", str(photos), "--model", str(broken)]) == 2
     assert "cannot load the model" in capsys.readouterr().err
     # an internal error is not "some images failed"
-    import transformers_ramplus.commands.tag as tag_command
+    import transformers_ramplus.cli.tag as tag_command
 
     monkeypatch.setattr(tag_command, "run", lambda args: [][1])
     assert main(["tag", str(photos), "--model", str(converted_tiny)]) == 3
@@ -534,7 +535,7 @@ def test_nan_weights_or_embeddings_are_an_error(converted_tiny, refs):
     nan_tagger = pipeline("zero-shot-image-tagging", model=model)
     with pytest.raises(ValueError, match="NaN"):
         nan_tagger(str(refs[0]))
-    from transformers_ramplus.evaluation import score_images
+    from transformers_ramplus.training.metrics import score_images
 
     with pytest.raises(ValueError, match="NaN"):
         score_images(model, nan_tagger.image_processor, [str(refs[0])])
@@ -614,9 +615,14 @@ def test_labels_with_control_characters_in_text_output(converted_tiny_text, tmp_
     assert out.count("\n") == 1 and "line\\nbreak" in out and "tab\\there" in out
 
 
-def test_pipeline_remote_code_ships_the_helper_module(tagger, tmp_path):
+def test_pipeline_remote_code_ships_every_module_it_imports(tagger, tmp_path):
+    from transformers.dynamic_module_utils import get_relative_import_files
+
     tagger.save_pretrained(tmp_path / "saved")
-    assert (tmp_path / "saved" / "atomic_io.py").is_file()
+    shipped = sorted((tmp_path / "saved").glob("*.py"))
+    assert shipped
+    for module in shipped:
+        assert all(Path(f).is_file() for f in get_relative_import_files(str(module))), module.name
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
@@ -657,7 +663,7 @@ def test_very_long_output_name(converted_tiny, photos, tmp_path):
 
 
 def test_file_readers_hook_keeps_the_error_contract(tmp_path, monkeypatch):
-    from transformers_ramplus import image_processing_ram_plus as module
+    from transformers_ramplus.models.ram_plus import image_processing_ram_plus as module
 
     def broken(path):
         raise KeyError("no pixel data")

@@ -25,32 +25,46 @@ def bundle_of(folder):
 
 def test_bundle_is_derived_from_the_modules_and_their_relative_imports(tmp_path):
     import transformers_ramplus
-    from transformers_ramplus.remote_code import bundle_files
+    from transformers.dynamic_module_utils import get_imports
+    from transformers_ramplus.models import remote_code
 
-    package = Path(transformers_ramplus.__file__).parent
-    names = {p.name for p in bundle_files()}
+    sources = remote_code.bundle_sources()
     # the entry points and what they import relatively; nothing the package's other tools need
-    assert {"configuration_ram_plus.py", "modeling_ram_plus.py", "image_processing_ram_plus.py",
-            "processing_ram_plus.py", "pipeline_zero_shot_image_tagging.py", "tag_sets.py"} <= names
-    assert not names & {"convert.py", "hub.py", "training.py", "cli.py", "__init__.py"}
+    assert set(sources) == {"configuration_ram_plus.py", "modeling_ram_plus.py", "image_processing_ram_plus.py",
+                            "processing_ram_plus.py", "pipeline_zero_shot_image_tagging.py"}
+    assert sum(text.count("\n") for text in sources.values()) < 2500
+    for name, text in sources.items():
+        (tmp_path / name).write_text(text)
+    for name in sources:
+        # flat: relative imports name siblings only; what transformers requires to be installed is torch, transformers
+        # and their dependencies (the package's optional parts are imported inside try blocks, which it skips)
+        for line in sources[name].splitlines():
+            if line.lstrip().startswith("from ."):
+                assert line.split()[1][1:] + ".py" in sources, (name, line)
+        assert "transformers_ramplus" not in get_imports(str(tmp_path / name)), name
     # the modeling file imports only its configuration (and transformers/torch)
     from transformers.dynamic_module_utils import get_relative_import_files
 
-    assert {Path(p).name for p in get_relative_import_files(str(package / "modeling_ram_plus.py"))} == {
+    assert {Path(p).name for p in get_relative_import_files(str(tmp_path / "modeling_ram_plus.py"))} == {
         "configuration_ram_plus.py"
     }
-    # a module that an entry point starts importing is shipped without touching any list
+    # a package module that an entry point starts importing is shipped (flattened) without touching any list
+    package = Path(transformers_ramplus.__file__).parent
     fake = tmp_path / "pkg"
-    fake.mkdir()
-    for source in bundle_files():
-        (fake / source.name).write_text(source.read_text())
-    image_processing = fake / "image_processing_ram_plus.py"
-    image_processing.write_text(image_processing.read_text() + "\nfrom .dicom_reader import read_dicom\n")
-    (fake / "dicom_reader.py").write_text("from .helpers import x\n\ndef read_dicom(path):\n    return x\n")
-    (fake / "helpers.py").write_text("x = 1\n")
-    (fake / "optimize.py").write_text("# not imported by any entry point\n")
-    derived = {p.name for p in bundle_files(fake)}
-    assert derived == names | {"dicom_reader.py", "helpers.py"}
+    for path in remote_code.bundle_files():
+        target = fake / path.relative_to(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+    image_processing = fake / "models/ram_plus/image_processing_ram_plus.py"
+    image_processing.write_text(image_processing.read_text() + "\nfrom ...io.dicom_reader import read_dicom\n")
+    (fake / "io").mkdir()
+    (fake / "io/dicom_reader.py").write_text("from .helpers import x\n\ndef read_dicom(path):\n    return x\n")
+    (fake / "io/helpers.py").write_text("x = 1\n")
+    (fake / "io/optimize.py").write_text("# not imported by any entry point\n")
+    derived = remote_code.bundle_sources(package_dir=fake)
+    assert set(derived) == set(sources) | {"dicom_reader.py", "helpers.py"}
+    assert "from .dicom_reader import read_dicom" in derived["image_processing_ram_plus.py"]
+    assert "from .helpers import x" in derived["dicom_reader.py"]
 
 
 def test_every_writer_ships_the_same_bundle(tmp_path, converted_tiny):
@@ -122,9 +136,9 @@ def test_converted_folder_loads_as_remote_code_without_the_package(tmp_path, con
         # the remote pipeline re-saves the same bundle, still without the package
         pipeline("zero-shot-image-tagging", model=folder, trust_remote_code=True).save_pretrained("resaved")
         import pathlib
-        assert sorted(p.name for p in pathlib.Path("resaved").glob("*.py")) == sorted(
+        assert sorted(p.name for p in pathlib.Path("resaved").glob("*.py")) == sorted(  # noqa
             p.name for p in pathlib.Path(folder).glob("*.py")
-        )
+        ), (sorted(pathlib.Path("resaved").glob("*.py")), sorted(pathlib.Path(folder).glob("*.py")))
         print("remote-ok")
         """
     )

@@ -19,7 +19,7 @@ from PIL import Image
 from conftest import REFERENCE_IMAGES
 import transformers_ramplus  # noqa: F401
 from transformers import pipeline
-from transformers_ramplus.cli import main
+from transformers_ramplus.cli.main import main
 
 
 COMMON = ["--threshold", "0.0", "--top-k", "3", "--no-progress"]
@@ -51,7 +51,7 @@ def _launch_command(processes, tag_args):
     return [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), "-m", "transformers_ramplus.cli", "tag", *tag_args,
+        "--main_process_port", str(_free_port()), "-m", "transformers_ramplus.cli.main", "tag", *tag_args,
     ]
 
 
@@ -206,7 +206,7 @@ def test_killed_run_resumes_with_another_process_count(converted_tiny, photos, t
 def test_merge_keeps_other_results_and_refuses_other_options(converted_tiny, photos, tmp_path, capsys):
     """Parts left by a killed sharded run are merged by a plain `ramplus tag` (one process) after checking the
     recorded options; results of inputs not named in the run stay in the output, first."""
-    from transformers_ramplus.commands.tag_shards import parts_dir
+    from transformers_ramplus.cli.tag_shards import parts_dir
 
     output = tmp_path / "tags.jsonl"
     model = ["--model", str(converted_tiny)]

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from transformers_ramplus.cli import main
-from transformers_ramplus.configuration_ram_plus import validate_language, validate_threshold, validate_thresholds
-from transformers_ramplus.tag_files import read_tag_list, read_thresholds
+from transformers_ramplus.cli.main import main
+from transformers_ramplus.models.ram_plus.configuration_ram_plus import validate_language, validate_threshold, validate_thresholds
+from transformers_ramplus.tags.files import read_tag_list, read_thresholds
 
 from conftest import TINY_DIR
 
@@ -90,7 +90,7 @@ def test_cli_rejects_a_nan_threshold(converted_tiny, capsys):
 
 
 def test_metrics_reject_a_nan_threshold():
-    from transformers_ramplus.evaluation import compute_metrics
+    from transformers_ramplus.training.metrics import compute_metrics
 
     scores, targets = [[0.9, 0.2]], [[1, 0]]
     assert compute_metrics(scores, targets, 0.5)["CP"] == pytest.approx(0.5)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_model, tiny_text_model
-from transformers_ramplus.tag_sets import (
+from transformers_ramplus.tags.tag_set import (
     TagSet,
     clear_text_cache,
     encode_texts,

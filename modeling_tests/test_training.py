@@ -9,9 +9,9 @@ from PIL import Image
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from transformers_ramplus import RamPlusModel, TagSet
-from transformers_ramplus.evaluation import mean_average_precision
-from transformers_ramplus.data import ImageProcessorTransform, RamPlusDataCollator, load_imagefolder_dataset
-from transformers_ramplus.training import (
+from transformers_ramplus.training.metrics import mean_average_precision
+from transformers_ramplus.training.data import ImageProcessorTransform, RamPlusDataCollator, load_imagefolder_dataset
+from transformers_ramplus.training.trainer import (
     RamPlusTrainer,
     RamPlusTrainingArguments,
     add_tags,
@@ -268,8 +268,8 @@ def test_collator_reads_image_columns_and_tags_by_name_or_id(folder):
 def test_lora_training_on_an_image_dataset_with_evaluation_and_checkpoints_that_keep_new_tags(folder, tmp_path):
     from peft import PeftModel
 
-    from transformers_ramplus.data import prepare_dataset
-    from transformers_ramplus.peft_utils import apply_lora
+    from transformers_ramplus.training.data import prepare_dataset
+    from transformers_ramplus.training.adapters import apply_lora
 
     tokenizer = tiny_word_tokenizer(WORDS + ["circle"])
     base = _model(seed=3)

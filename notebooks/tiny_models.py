@@ -71,7 +71,7 @@ def _tiny_clip(folder: Path, projection_dim: int = 512) -> Path:
 def tiny_model(text_tower: bool = False) -> str:
     """The golden tiny RAM++ converted into a scratch folder (with a tiny CLIP text tower if asked); its path."""
     if text_tower not in _MODELS:
-        from transformers_ramplus.cli import main
+        from transformers_ramplus.cli.main import main
 
         tiny = FIXTURES / "tiny"
         output = work_dir("ram-plus-tiny-text" if text_tower else "ram-plus-tiny")

@@ -17,7 +17,7 @@ import json, sys
 from pathlib import Path
 import datasets, torch
 from transformers_ramplus import tag_dataset
-from transformers_ramplus.scale import default_device
+from transformers_ramplus.inference.tag_dataset import default_device
 w, device = Path(sys.argv[1]), sys.argv[2]
 load = lambda n: [json.loads(l) for l in (w / n).read_text().splitlines()]
 cpu = load("cpu.jsonl")

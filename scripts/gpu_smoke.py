@@ -71,7 +71,7 @@ def cli_tag():
     results = {}
     for device in ("cpu", str(cuda)):
         target = Path(f"/tmp/tags_{device}.jsonl")
-        proc = subprocess.run([sys.executable, "-m", "transformers_ramplus.cli", "tag", str(images), "--model", str(tiny),
+        proc = subprocess.run([sys.executable, "-m", "transformers_ramplus.cli.main", "tag", str(images), "--model", str(tiny),
                                "--output", str(target), "--device", device, "--overwrite"], capture_output=True, text=True, env=env, timeout=300)
         results[device] = {"rc": proc.returncode, "stderr_tail": proc.stderr[-600:]}
     a = Path("/tmp/tags_cpu.jsonl").read_text().splitlines() if Path("/tmp/tags_cpu.jsonl").exists() else []
@@ -86,7 +86,7 @@ check("ramplus_tag_cpu_vs_cuda", cli_tag)
 def sharded():
     target = Path("/tmp/tags_sharded.jsonl")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", "0", "-m",
-           "transformers_ramplus.cli", "tag", str(images), "--model", str(tiny), "--output", str(target), "--overwrite"]
+           "transformers_ramplus.cli.main", "tag", str(images), "--model", str(tiny), "--output", str(target), "--overwrite"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     lines = target.read_text().splitlines() if target.exists() else []
     single = Path(f"/tmp/tags_{cuda}.jsonl").read_text().splitlines() if Path(f"/tmp/tags_{cuda}.jsonl").exists() else []

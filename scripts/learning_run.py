@@ -146,7 +146,7 @@ def build_model(seed: int):
 
 
 def predict_scores(model, paths, batch_size=256):
-    from transformers_ramplus.data import ImageProcessorTransform
+    from transformers_ramplus.training.data import ImageProcessorTransform
 
     transform = ImageProcessorTransform(size=IMAGE_SIZE)  # the inference preprocessing
     model.eval()
@@ -164,7 +164,7 @@ def targets_for(records, tag_names):
 
 def chance_map(targets, repeats=20, seed=0):
     """mAP of random scores (the chance level), averaged over `repeats` draws."""
-    from transformers_ramplus.evaluation import mean_average_precision
+    from transformers_ramplus.training.metrics import mean_average_precision
 
     rng = np.random.default_rng(seed)
     return float(np.mean([mean_average_precision(rng.random(targets.shape), targets)[0] for _ in range(repeats)]))
@@ -189,11 +189,11 @@ def main(argv=None) -> int:
 
     import transformers
 
-    from transformers_ramplus.data import RamPlusDataCollator, TrainTransform, load_imagefolder_dataset, load_json_dataset
-    from transformers_ramplus.evaluation import mean_average_precision
-    from transformers_ramplus.peft_utils import apply_lora, default_lora_config, merge_adapter
+    from transformers_ramplus.training.data import RamPlusDataCollator, TrainTransform, load_imagefolder_dataset, load_json_dataset
+    from transformers_ramplus.training.metrics import mean_average_precision
+    from transformers_ramplus.training.adapters import apply_lora, default_lora_config, merge_adapter
     from transformers_ramplus import TagSet
-    from transformers_ramplus.training import RamPlusTrainer, RamPlusTrainingArguments, add_tags
+    from transformers_ramplus.training.trainer import RamPlusTrainer, RamPlusTrainingArguments, add_tags
 
     transformers.logging.set_verbosity_error()
     started = time.time()

@@ -145,7 +145,7 @@ def small_model(seed: int):
 
 # --------------------------------------------------------------------------------------------------- evaluation
 def heldout_map(model, image_processor, folder: Path, names: list[str]) -> tuple[float, dict[str, float]]:
-    from transformers_ramplus.evaluation import mean_average_precision, score_images
+    from transformers_ramplus.training.metrics import mean_average_precision, score_images
 
     records = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
     paths = [str(folder / r["file_name"]) for r in records]
@@ -171,8 +171,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, TagSet
-    from transformers_ramplus.cli import main as ramplus
-    from transformers_ramplus.training import add_tags
+    from transformers_ramplus.cli.main import main as ramplus
+    from transformers_ramplus.training.trainer import add_tags
 
     started = time.time()
     output = Path(args.output)

@@ -272,7 +272,7 @@ def load_authors_model(path, image_size: int = 384):
 def authors_weights_into(model: RamPlusModel, authors_model) -> None:
     """Give `model` the weights of `authors_model` (through the package's checkpoint conversion), so that both
     compute with the same numbers."""
-    from transformers_ramplus.convert import convert_state_dict
+    from transformers_ramplus.models.ram_plus.convert_ram_plus import convert_state_dict
 
     state, _ = convert_state_dict(authors_model.state_dict(), model.config)
     model.load_state_dict(state, strict=False)

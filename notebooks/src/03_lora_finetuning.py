@@ -56,8 +56,8 @@ import numpy as np
 from transformers import AutoProcessor
 
 from transformers_ramplus import RamPlusModel
-from transformers_ramplus.evaluation import mean_average_precision, score_images
-from transformers_ramplus.training import add_tags
+from transformers_ramplus.training.metrics import mean_average_precision, score_images
+from transformers_ramplus.training.trainer import add_tags
 
 processor = AutoProcessor.from_pretrained(MODEL)
 model = RamPlusModel.from_pretrained(MODEL)
@@ -88,9 +88,9 @@ print(f"held-out mAP of the new tags, zero-shot: {before_map:.3f} (chance: {targ
 # tagging loss; `ramplus finetune` does the same from the command line.
 
 # %%
-from transformers_ramplus.data import RamPlusDataCollator, load_training_dataset, prepare_dataset
-from transformers_ramplus.peft_utils import apply_lora, default_lora_config
-from transformers_ramplus.training import RamPlusTrainer, RamPlusTrainingArguments
+from transformers_ramplus.training.data import RamPlusDataCollator, load_training_dataset, prepare_dataset
+from transformers_ramplus.training.adapters import apply_lora, default_lora_config
+from transformers_ramplus.training.trainer import RamPlusTrainer, RamPlusTrainingArguments
 
 raw, image_root = load_training_dataset(str(train_folder))
 train_dataset = prepare_dataset(raw, model.config.label2id, image_root=image_root)
@@ -134,7 +134,7 @@ fig.tight_layout()
 # the base model, `PeftModel.from_pretrained`, `AutoModel.from_pretrained(adapter)` or `pipeline(model=adapter)`.
 
 # %%
-from transformers_ramplus.peft_utils import save_adapter
+from transformers_ramplus.training.adapters import save_adapter
 
 adapter_folder = tiny_models.work_dir("adapter")
 save_adapter(lora_model, adapter_folder, processor=processor)

@@ -111,7 +111,7 @@ work = tiny_models.work_dir("cli")
 (work / "photos").mkdir(parents=True)
 for path in IMAGES:
     shutil.copy(path, work / "photos")
-command = [sys.executable, "-m", "transformers_ramplus.cli", "tag", "photos", "--model", MODEL, "--top-k", "3",
+command = [sys.executable, "-m", "transformers_ramplus.cli.main", "tag", "photos", "--model", MODEL, "--top-k", "3",
            "--heatmaps", "maps", "--heatmap-tags", "2", "--no-progress"]
 result = subprocess.run(command, cwd=work, capture_output=True, text=True)
 print("exit code", result.returncode)

@@ -33,7 +33,7 @@ import numpy as np
 from transformers import AutoProcessor
 
 from transformers_ramplus import RamPlusModel, TagSet
-from transformers_ramplus.evaluation import compute_metrics, mean_average_precision, score_images
+from transformers_ramplus.training.metrics import compute_metrics, mean_average_precision, score_images
 
 processor = AutoProcessor.from_pretrained(MODEL)
 model = RamPlusModel.from_pretrained(MODEL).eval()
@@ -93,7 +93,7 @@ fig.tight_layout()
 # measure on another: thresholds fitted to the same images they are measured on look better than they are.
 
 # %%
-from transformers_ramplus.evaluation import calibrate_thresholds, write_thresholds
+from transformers_ramplus.training.metrics import calibrate_thresholds, write_thresholds
 
 current = np.array([model.config.thresholds()[i] for i in tag_ids])
 calibrated, calibration_f1 = calibrate_thresholds(calibration_scores, calibration_targets, default=current)
@@ -143,7 +143,7 @@ images, tags = tiny_models.read_metadata(folder)
 (folder / "annotations.txt").write_text("".join(f"{path.name},{','.join(t)}\n" for path, t in zip(images, tags)))
 (folder / "tags.txt").write_text("\n".join(names) + "\n")
 (folder / "descriptions.json").write_text(json.dumps(TAGS))
-command = [sys.executable, "-m", "transformers_ramplus.cli", "evaluate", MODEL, "--images", ".",
+command = [sys.executable, "-m", "transformers_ramplus.cli.main", "evaluate", MODEL, "--images", ".",
            "--annotations", "annotations.txt", "--tag-list", "tags.txt", "--descriptions", "descriptions.json",
            "--no-cache", "--output", "metrics.json"]
 result = subprocess.run(command, cwd=folder, capture_output=True, text=True)

@@ -1,17 +1,29 @@
-"""transformers-ramplus: RAM++ (Recognize Anything Plus) for Hugging Face transformers."""
+"""transformers-ramplus: the Recognize Anything family (RAM++) for Hugging Face transformers.
+
+Importing the package registers its classes with transformers' public registration APIs (`AutoConfig.register`,
+`AutoModel.register`, `AutoImageProcessor.register`, `AutoProcessor.register`, `PIPELINE_REGISTRY.register_pipeline`)
+and lets `from_pretrained` load the authors' original-format repositories by their exact ids (`hub.ORIGINAL_REPOS`).
+Loading any other model is unchanged.
+"""
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoProcessor
 
-from .configuration_ram_plus import RamPlusConfig
-from .image_processing_ram_plus import RamPlusImageProcessor
-from .modeling_ram_plus import RamPlusHeatmapOutput, RamPlusModel, RamPlusOutput, RamPlusPreTrainedModel, asymmetric_loss
-from .optimization import optimize_for_inference
-from .processing_ram_plus import RamPlusProcessor
-from .pipeline_zero_shot_image_tagging import ZeroShotImageTaggingPipeline, register_pipeline
-from .tag_sets import TagSet, encode_texts, load_descriptions, save_descriptions
-from .hub import DEFAULT_MODEL, install_hooks
-from .remote_code import prefer_local_pipelines, save_model_folder, write_remote_code
-from .scale import tag_dataset
+from .hub import DEFAULT_MODEL, add_original_repo_aliases
+from .inference.fast_paths import optimize_for_inference
+from .inference.tag_dataset import tag_dataset
+from .models.ram_plus.configuration_ram_plus import RamPlusConfig
+from .models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
+from .models.ram_plus.modeling_ram_plus import (
+    RamPlusHeatmapOutput,
+    RamPlusModel,
+    RamPlusOutput,
+    RamPlusPreTrainedModel,
+    asymmetric_loss,
+)
+from .models.ram_plus.processing_ram_plus import RamPlusProcessor
+from .models.remote_code import save_model_folder, write_remote_code
+from .pipelines.zero_shot_image_tagging import ZeroShotImageTaggingPipeline, register_pipeline
+from .tags.tag_set import TagSet, encode_texts, load_descriptions, save_descriptions
 
 
 __version__ = "0.1.0"
@@ -23,10 +35,11 @@ AutoModelForImageClassification.register(RamPlusConfig, RamPlusModel, exist_ok=T
 AutoImageProcessor.register(RamPlusConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
 AutoProcessor.register(RamPlusConfig, RamPlusProcessor, exist_ok=True)
 register_pipeline()  # pipeline("zero-shot-image-tagging", model=...)
-# folders carry custom_pipelines for remote-code users; with the package installed its own pipeline serves the task
-prefer_local_pipelines(RamPlusConfig)
-# from_pretrained("xinyu1205/recognize-anything-plus-model") and other original-format repos (see hub.py)
-install_hooks()
+# from_pretrained("xinyu1205/recognize-anything-plus-model"): the exact ids of hub.ORIGINAL_REPOS, nothing else
+add_original_repo_aliases(AutoConfig, AutoModel, AutoModelForImageClassification, AutoImageProcessor, AutoProcessor)
+add_original_repo_aliases(
+    RamPlusConfig, RamPlusPreTrainedModel, RamPlusImageProcessor, RamPlusProcessor, fail_fast=True
+)
 
 __all__ = [
     "DEFAULT_MODEL",

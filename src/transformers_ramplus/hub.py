@@ -12,15 +12,11 @@ converter's format version). Later loads, offline ones included, use that folder
 (`ram_tag_list.txt`, `ram_tag_list_chinese.txt`, `ram_tag_list_threshold.txt`) are used when it has them, otherwise
 the 4585-tag files shipped with this package.
 
-`install_hooks()` (run by `import transformers_ramplus`) wraps `from_pretrained` of `AutoConfig`, `AutoModel`,
-`AutoModelForImageClassification`, `AutoImageProcessor`, `AutoProcessor` and the package's own classes. The wrapper
-does nothing for local folders, for paths, or for any repository that loads normally: it steps in only
-
-- before loading, for the known original-format ids (`ORIGINAL_REPOS`), after checking that the repository (still)
-  has no `config.json`;
-- after a load failed, for other Hub ids, when the repository has no `config.json` but holds a `.pth` checkpoint.
-
-It then loads the converted folder instead. Everything else, and every error, is transformers' own.
+`import transformers_ramplus` lets `from_pretrained` of the Auto classes and of the package's classes load the ids of
+`ORIGINAL_REPOS` (`add_original_repo_aliases`): a dictionary look-up of the name, nothing else for any other name, so
+loading any other model makes the same requests and raises the same errors as without the package. Other
+original-format repositories: convert them with `ramplus convert`, or load them through the command line
+(`resolve_model_name`), which also fails fast when the Hub is out of reach.
 """
 
 from __future__ import annotations
@@ -64,7 +60,7 @@ class HubUnreachableError(OSError):
 
 def bundled_tag_files() -> dict[str, Path]:
     """The three files of the 4585-tag label system shipped with this package (name -> path)."""
-    folder = Path(__file__).resolve().parent / "data"
+    folder = Path(__file__).resolve().parent / "tags" / "data"
     return {name: folder / name for name in TAG_FILES}
 
 
@@ -115,7 +111,7 @@ def _remember_revision(repo_id: str, revision, commit: str, cache_dir) -> None:
     try:
         if ref.is_file() and ref.read_text().strip() == commit:
             return
-        from .atomic_io import atomic_write_text
+        from .io.atomic import atomic_write_text
 
         atomic_write_text(ref, commit)
     except OSError as error:  # a read-only cache: offline loads of this revision will not find it
@@ -330,7 +326,7 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
 
 def label_rows(checkpoint_path) -> int | None:
     """Rows of `label_embed` in an original checkpoint (tags x descriptions), or None when it cannot be read."""
-    from .convert import ConversionError, load_original_state_dict
+    from .models.ram_plus.convert_ram_plus import ConversionError, load_original_state_dict
 
     try:
         state = load_original_state_dict(checkpoint_path)
@@ -377,7 +373,7 @@ def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrit
     """Convert under a file lock; False when another process finished the same conversion meanwhile."""
     from filelock import FileLock
 
-    from .convert import convert_checkpoint
+    from .models.ram_plus.convert_ram_plus import convert_checkpoint
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(os.fspath(target) + ".lock"):
@@ -396,20 +392,21 @@ def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrit
     return True
 
 
-# ---------------------------------------------------------------------------------------------------- hooks
+# ---------------------------------------------------------------------------------------------------- aliases
 _HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
 
 
-def _redirect(name, kwargs, known: bool):
-    """The converted folder to load instead of `name`, or None to leave the call alone."""
-    if kwargs.get("subfolder") or not looks_like_repo_id(name):
-        return None
-    if known != (name in ORIGINAL_REPOS):
-        return None
+def _converted_folder(name, kwargs) -> Path:
+    """The converted folder of a known original-format repository (`ORIGINAL_REPOS`)."""
     hub = {key: kwargs.get(key) for key in _HUB_KWARGS if kwargs.get(key) is not None}
     if "token" not in hub and kwargs.get("use_auth_token") is not None:
         hub["token"] = kwargs["use_auth_token"]
-    return resolve_original_checkpoint(name, strict=known, **hub)
+    return resolve_original_checkpoint(name, strict=True, **hub)
+
+
+def _without_hub_kwargs(kwargs: dict) -> dict:
+    # the converted folder is local: revision/cache/token options no longer apply to it
+    return {k: v for k, v in kwargs.items() if k not in ("revision", "force_download", "code_revision")}
 
 
 _REACHABLE: dict[tuple, bool] = {}  # (endpoint, repo id, revision) already looked up in this process
@@ -424,7 +421,7 @@ def _fail_fast_if_unreachable(name, kwargs) -> None:
     """
     from huggingface_hub import constants
 
-    if not looks_like_repo_id(name) or _offline(kwargs.get("local_files_only", False)):
+    if not isinstance(name, str) or not looks_like_repo_id(name) or _offline(kwargs.get("local_files_only", False)):
         return
     revision, cache_dir = kwargs.get("revision"), kwargs.get("cache_dir")
     key = (constants.ENDPOINT, name, revision)
@@ -443,74 +440,40 @@ def _fail_fast_if_unreachable(name, kwargs) -> None:
     _REACHABLE[key] = True
 
 
-def _wrap(owner, attribute: str = "from_pretrained") -> None:
-    static = inspect.getattr_static(owner, attribute)
-    if getattr(getattr(static, "__func__", static), "_ramplus_hook", False):
-        return
-    if isinstance(static, classmethod):
-        function, bind = static.__func__, True
-    elif isinstance(static, staticmethod):
-        function, bind = static.__func__, False
-    else:
-        return
+def _alias(function, bind: bool, fail_fast: bool):
+    """`from_pretrained` that loads the converted folder for the ids of `ORIGINAL_REPOS` (and, for the Auto classes,
+    costs any other name one dictionary look-up: no request, no changed error, no retry). `fail_fast` (the package's
+    own classes): a Hub id that is not cached is looked up once first, failing at once when the Hub is out of reach."""
 
     @functools.wraps(function)
     def from_pretrained(*args, **kwargs):
-        head, rest = (args[:1], args[1:]) if bind else ((), args)
-        if not rest:
-            return function(*head, *rest, **kwargs)
-        name, more = rest[0], rest[1:]
-        folder = _redirect(name, kwargs, known=True)
-        if folder is not None:
-            return function(*head, os.fspath(folder), *more, **_without_hub_kwargs(kwargs))
-        _fail_fast_if_unreachable(name, kwargs)
-        try:
-            return function(*head, *rest, **kwargs)
-        except (OSError, ValueError) as error:
-            if not looks_like_repo_id(name) or name in ORIGINAL_REPOS:
-                raise
-            from .convert import ConversionError
+        position = 1 if bind else 0
+        name = args[position] if len(args) > position else None
+        if isinstance(name, str) and name in ORIGINAL_REPOS and not kwargs.get("subfolder"):
+            folder = _converted_folder(name, kwargs)
+            if folder is not None:  # the repository has become a transformers model: load it as one
+                args = (*args[:position], os.fspath(folder), *args[position + 1 :])
+                kwargs = _without_hub_kwargs(kwargs)
+        elif fail_fast:
+            _fail_fast_if_unreachable(name, kwargs)
+        return function(*args, **kwargs)
 
-            try:
-                folder = _redirect(name, kwargs, known=False)
-            except ConversionError:
-                raise  # the repository holds a checkpoint that does not convert: say why
-            except Exception:  # noqa: BLE001  (a failed look-up: the original error is the one to show)
-                raise error from None
-            if folder is None:
-                raise
-            return function(*head, os.fspath(folder), *more, **_without_hub_kwargs(kwargs))
-
-    from_pretrained._ramplus_hook = True
-    setattr(owner, attribute, classmethod(from_pretrained) if bind else staticmethod(from_pretrained))
+    from_pretrained.__ramplus_alias__ = True
+    return from_pretrained
 
 
-def _without_hub_kwargs(kwargs: dict) -> dict:
-    # the converted folder is local: revision/cache/token options no longer apply to it
-    return {k: v for k, v in kwargs.items() if k not in ("revision", "force_download", "code_revision")}
-
-
-def install_hooks() -> None:
-    """Let the Auto classes and the package's classes load original-format repositories (idempotent)."""
-    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoProcessor
-
-    from .configuration_ram_plus import RamPlusConfig
-    from .image_processing_ram_plus import RamPlusImageProcessor
-    from .modeling_ram_plus import RamPlusPreTrainedModel
-    from .processing_ram_plus import RamPlusProcessor
-
-    for owner in (
-        AutoConfig,
-        AutoModel,
-        AutoModelForImageClassification,
-        AutoImageProcessor,
-        AutoProcessor,
-        RamPlusConfig,
-        RamPlusPreTrainedModel,
-        RamPlusImageProcessor,
-        RamPlusProcessor,
-    ):
-        _wrap(owner)
+def add_original_repo_aliases(*owners, fail_fast: bool = False) -> None:
+    """Let `from_pretrained` of `owners` (the Auto classes, or with `fail_fast` the package's own classes) load the
+    authors' original-format repositories by id (idempotent). Only the exact ids of `ORIGINAL_REPOS` are handled."""
+    for owner in owners:
+        static = inspect.getattr_static(owner, "from_pretrained")
+        function = getattr(static, "__func__", static)
+        if getattr(function, "__ramplus_alias__", False):
+            continue
+        if isinstance(static, classmethod):
+            setattr(owner, "from_pretrained", classmethod(_alias(function, True, fail_fast)))
+        elif isinstance(static, staticmethod):
+            setattr(owner, "from_pretrained", staticmethod(_alias(function, False, fail_fast)))
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -573,7 +536,7 @@ __all__ = [
     "HubUnreachableError",
     "UnsupportedRepositoryError",
     "bundled_tag_files",
-    "install_hooks",
+    "add_original_repo_aliases",
     "resolve_model_name",
     "resolve_original_checkpoint",
 ]

@@ -36,7 +36,7 @@ def _figure_class():
 
 def _image(image):
     """An RGB numpy array of `image` (path, URL, PIL image, array...)."""
-    from .image_processing_ram_plus import load_image
+    from .models.ram_plus.image_processing_ram_plus import load_image
 
     return np.asarray(load_image(image))
 

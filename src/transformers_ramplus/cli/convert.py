@@ -1,0 +1,81 @@
+"""`ramplus convert CHECKPOINT OUTPUT_DIR`: the authors' checkpoint (a .pth file or a Hub id) -> a model folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "checkpoint",
+        help="original RAM++ checkpoint: a .pth file (e.g. ram_plus_swin_large_14m.pth) or a Hub repository id "
+        "holding one (e.g. xinyu1205/recognize-anything-plus-model)",
+    )
+    parser.add_argument("output_dir", help="directory to write (must not exist unless --overwrite)")
+    parser.add_argument("--tag-list", help="ram_tag_list.txt (one English tag per line; default: the repository's, "
+                        "else the 4585-tag files shipped with the package when the checkpoint has 4585 tags)")
+    parser.add_argument("--tag-list-chinese", help="ram_tag_list_chinese.txt (same order)")
+    parser.add_argument("--thresholds", help="ram_tag_list_threshold.txt (one threshold per tag)")
+    parser.add_argument("--variant", default="auto", choices=["auto", "swin_l", "swin_b"], help="image encoder")
+    parser.add_argument("--decoder-heads", type=int, default=4, help="decoder attention heads (not in the shapes)")
+    parser.add_argument("--text-tower", help="transformers CLIP checkpoint to bundle (Hub id or directory)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--revision", help="Hub id only: branch, tag or commit to download (default: main)")
+    parser.add_argument("--cache-dir", help="Hub id only: Hugging Face cache directory (default: HF_HUB_CACHE)")
+
+
+def run(args) -> int:
+    from ..models.ram_plus.convert_ram_plus import convert_checkpoint
+
+    checkpoint, tag_files = args.checkpoint, {}
+    if not os.path.exists(checkpoint):
+        from ..hub import looks_like_repo_id, download_original_checkpoint
+
+        if looks_like_repo_id(checkpoint):
+            from huggingface_hub.errors import RepositoryNotFoundError
+
+            try:
+                checkpoint, tag_files = download_original_checkpoint(
+                    args.checkpoint, revision=args.revision, cache_dir=args.cache_dir
+                )
+            except RepositoryNotFoundError:
+                raise ValueError(
+                    f"{args.checkpoint!r} is neither a file nor a model repository on the Hugging Face Hub "
+                    "(not found, or private without a token)"
+                ) from None
+    if args.tag_list is None:
+        tag_files = tag_files or _bundled_if_4585(checkpoint)
+    else:
+        tag_files = {}
+    report = convert_checkpoint(
+        checkpoint,
+        args.output_dir,
+        tag_list=args.tag_list or tag_files.get("ram_tag_list.txt"),
+        tag_list_chinese=args.tag_list_chinese or tag_files.get("ram_tag_list_chinese.txt"),
+        thresholds=args.thresholds or tag_files.get("ram_tag_list_threshold.txt"),
+        variant=args.variant,
+        num_attention_heads=args.decoder_heads,
+        overwrite=args.overwrite,
+        text_tower=args.text_tower,
+    )
+    config = report.config
+    sys.stderr.write(
+        f"converted {report.converted_keys} tensors ({config.num_tags} tags x {config.descriptions_per_tag} "
+        f"descriptions, Swin embed_dim {config.vision_config.embed_dim}) -> {report.output_dir}\n"
+        f"dropped {len(report.dropped_buffers)} recomputed buffers; skipped {len(report.unknown_keys)} unknown keys\n"
+    )
+    if getattr(args, "verbose", False):  # the converter's warning already names the first ten
+        for key in report.unknown_keys:
+            sys.stderr.write(f"  skipped: {key}\n")
+    return 0
+
+
+def _bundled_if_4585(checkpoint) -> dict:
+    """The package's 4585-tag files when the checkpoint's label embeddings have 4585 tags (the released model)."""
+    from ..hub import bundled_tag_files, label_rows
+
+    rows = label_rows(checkpoint)
+    if rows and rows % 4585 == 0:
+        return {name: os.fspath(path) for name, path in bundled_tag_files().items()}
+    return {}

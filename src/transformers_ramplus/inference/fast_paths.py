@@ -1,0 +1,786 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""Faster RAM++ inference, applied by one call: `optimize_for_inference(model, precision="fp32")`.
+
+The reference model (`modeling_ram_plus.py`) computes RAM++ plainly. This module adds, for inference only:
+
+- **oneDNN fp32 linear kernels**: on CPUs other than Intel's, fp32 CPU `F.linear` calls made without autograd run
+  through oneDNN's linear kernel instead of the default BLAS (the same fp32 arithmetic up to summation order, ~1e-6).
+  Where the default BLAS (MKL) is slow for fp32 (an AMD EPYC: 179 GFLOP/s through `addmm`, 307 through oneDNN) the
+  whole model, Swin encoder included, runs faster; on an Intel Xeon MKL is as fast and the routing cost 4% end to end
+  (`onednn_routing_by_default`).
+- **Folded cross-attention**: per image, the decoder's query and output projections are folded into the (few) image
+  tokens. With K_h, V_h the per-head keys and values of the N image tokens, the scores of head h are
+  `(x Wq_h^T + bq_h) K_h^T = x (K_h Wq_h)^T + K_h bq_h` and the projected output is `sum_h P_h (V_h Wo_h^T) + bo`:
+  exact algebra that replaces two (tags x H x H) products by (tags x H x heads*N) ones (heads*N = 580 < H = 768 at
+  full size), with no per-head transposes of the (batch, tags, H) activations. For one image both products are plain
+  linear maps whose weights are that image's folded keys and values, so they run on the linear kernel.
+- **Blocking**: on the CPU, large batches are encoded in blocks of `VISION_CHUNK_IMAGES` images (the Swin encoder's
+  per-image cost grows with the batch as its activations leave the caches. Swin-L per image at batch 8 on the 2-core
+  Xeon of the README, in blocks of 1 / 2 / 4 images: fp32 0.883 / 0.883 / 0.917 s, bf16 0.254 / 0.302 / 0.262 s,
+  int8 0.239 / 0.267 / 0.249 s; earlier on an AMD EPYC, fp32 0.80 s unblocked against 0.70 in blocks of 2 to 4). On
+  a GPU the whole batch is encoded at once. The decoder runs per image in near-equal blocks of tags whose feed-forward
+  activation (rows x intermediate size) holds at most `DECODER_BLOCK_BYTES`, sharing that image's folded keys and
+  values. Full-size decoder per image on the development machine, fp32: 0.405 s in blocks of 1024 rows against
+  0.437 in blocks of 2304; bf16: 0.124 s in 2 or 3 near-equal blocks against 0.149 in blocks of 1024 (whose
+  remainder is a block of 489) and 0.167 in one block; int8 likewise 0.106 against 0.132. `DECODER_CHUNK_ROWS`, when
+  set, caps the rows per block instead.
+- **Precision**: `"bf16"` casts the weights to bfloat16 (about twice as fast on CPUs with bf16 matrix units; the
+  description softmax and attention softmax stay in fp32). `"int8"` is `"bf16"` plus int8 products for the big
+  linears (`int8_linear_targets`): int8 weights per output channel, inputs quantized per call per tensor, oneDNN's
+  int8 linear kernel (`Int8DynamicLinear`).
+
+The optimized model keeps the reference model's call signature, outputs and parameters. It runs the reference
+computation whenever the fast paths do not apply: in training mode, while `torch.compile`/`torch.export`/the ONNX
+exporter trace it, and when hidden states or attention weights are requested. `save_pretrained` writes the standard
+checkpoint (a bf16-optimized model writes bf16 weights).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import threading
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
+
+from transformers.models.swin.modeling_swin import SwinLayer
+
+from ..models.ram_plus.modeling_ram_plus import RamPlusCrossAttention, RamPlusModel
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}
+
+# images per block of the image encoder
+VISION_CHUNK_IMAGES = 1
+# the decoder runs one image at a time, in near-equal blocks of tags whose feed-forward activation holds at most
+# this many bytes (fp32: 1147 rows of 3072; bf16: 2293), or at most DECODER_CHUNK_ROWS rows when that is set
+DECODER_BLOCK_BYTES = 14 * 2**20
+DECODER_CHUNK_ROWS: int | None = None
+
+
+def decoder_blocks(num_rows: int, intermediate_size: int, element_size: int) -> int:
+    """How many near-equal blocks the decoder splits `num_rows` tag queries of one image into."""
+    rows = DECODER_CHUNK_ROWS or max(1, DECODER_BLOCK_BYTES // max(1, intermediate_size * element_size))
+    return max(1, math.ceil(num_rows / rows))
+
+
+# route fp32 CPU linears to oneDNN (see `OneDnnLinearMode`): None = `onednn_routing_by_default()`;
+# `onednn_routing(True/False)` forces it inside a block, for measurements
+_ONEDNN_ROUTING: dict = {"enabled": None}
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    """The x86 vendor string of this CPU ("GenuineIntel", "AuthenticAMD", ...), or "" where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def onednn_routing_by_default() -> bool:
+    """Whether fp32 linears go to oneDNN when nothing forces it: on every CPU but Intel's, whose default BLAS (MKL)
+    is as fast for fp32 (measured: Intel Xeon, the routing 4% slower end to end; AMD EPYC, 1.7x faster GEMMs)."""
+    return cpu_vendor() != "GenuineIntel"
+
+
+def _routing_enabled() -> bool:
+    forced = _ONEDNN_ROUTING["enabled"]
+    return onednn_routing_by_default() if forced is None else forced
+
+
+@contextlib.contextmanager
+def onednn_routing(enabled: bool):
+    """Force the oneDNN routing of fp32 linears on or off inside the block (the benchmark measures what it buys)."""
+    previous, _ONEDNN_ROUTING["enabled"] = _ONEDNN_ROUTING["enabled"], bool(enabled)
+    try:
+        yield
+    finally:
+        _ONEDNN_ROUTING["enabled"] = previous
+
+
+def _is_tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+# ------------------------------------------------------------------------------------------------- oneDNN kernels
+@functools.cache
+def onednn_linear_available() -> bool:
+    """Whether this torch build has oneDNN's fused linear kernel."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class OneDnnLinearMode(TorchFunctionMode):
+    """Routes contiguous fp32 CPU `F.linear` calls to oneDNN's linear kernel (used without autograd only)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.linear and len(args) >= 2 and not kwargs:
+            inputs, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else None
+            if (
+                inputs.dtype == torch.float32
+                and weight.dtype == torch.float32
+                and inputs.device.type == "cpu"
+                and inputs.dim() >= 2
+                and inputs.is_contiguous()
+                and weight.is_contiguous()
+                and (bias is None or bias.dtype == torch.float32)
+            ):
+                return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "none", [], "")
+        return func(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- int8 linears
+@functools.cache
+def onednn_int8_available() -> bool:
+    """Whether this torch build has oneDNN's int8 linear kernel (x86 CPU builds: VNNI / AMX int8)."""
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        weight = torch.ones(8, 8, dtype=torch.int8)
+        packed = torch.ops.onednn.qlinear_prepack(weight, None)
+        torch.ops.onednn.qlinear_pointwise(
+            torch.ones(2, 8, dtype=torch.uint8), 1.0, 0, packed, torch.ones(8), torch.zeros(8, dtype=torch.int32),
+            None, 1.0, 0, torch.float32, "none", [], "",
+        )
+        return True
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def quantize_activation(inputs: torch.Tensor, symmetric: bool):
+    """Dynamic per-tensor quantization of a 2-D float tensor: `(codes, scale, zero_point)` with
+    `inputs ~= (codes - zero_point) * scale`, or None when it holds non-finite values.
+
+    `symmetric`: int8 codes in [-127, 127] around 0 (for inputs spread around 0, such as layer-norm outputs); else
+    uint8 codes in [0, 255] over [min(inputs, 0), max(inputs, 0)] (one more bit for one-sided inputs, such as GELU
+    outputs). The arithmetic stays in the input's dtype (three passes over a bf16 tensor: a float32 copy first cost
+    more than the int8 product saves)."""
+    low, high = torch.aminmax(inputs)
+    low, high = min(low.item(), 0.0), max(high.item(), 0.0)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    if symmetric:
+        scale = max(-low, high) / 127.0 or 1.0
+        return torch.mul(inputs, 1.0 / scale).round_().clamp_(-127, 127).to(torch.int8), scale, 0
+    scale = (high - low) / 255.0 or 1.0
+    zero_point = min(255, max(0, round(-low / scale)))
+    codes = torch.mul(inputs, 1.0 / scale).round_().add_(zero_point).clamp_(0, 255).to(torch.uint8)
+    return codes, scale, zero_point
+
+
+class Int8DynamicLinear(nn.Linear):
+    """An `nn.Linear` whose inference runs as int8 x int8 on oneDNN's int8 linear kernel (VNNI / AMX on x86): the
+    weight quantized per output channel (symmetric int8, prepacked once), the input quantized per call over its
+    own range (per tensor), the product accumulated in int32 and rescaled to the input's dtype, with the bias.
+
+    The float `weight` and `bias` stay as they are (the state dict, `save_pretrained` and training mode see a plain
+    `nn.Linear`); with autograd, in training mode and while tracing, `forward` is the float linear. Made by
+    `optimize_for_inference(model, precision="int8")`, which swaps the class of selected linears."""
+
+    int8_symmetric_inputs: bool = True
+
+    def _int8_prepare(self):
+        weight = self.weight.detach()
+        scales = weight.abs().amax(dim=1).float().clamp(min=1e-12) / 127.0
+        codes = torch.empty(weight.shape, dtype=torch.int8)
+        for rows in range(0, weight.shape[0], 16384):  # in blocks of rows: no float32 copy of a large matrix
+            block = weight[rows : rows + 16384].float() / scales[rows : rows + 16384, None]
+            codes[rows : rows + 16384] = block.round_().clamp_(-127, 127).to(torch.int8)
+        self._int8_weight = torch.ops.onednn.qlinear_prepack(codes, None)
+        self._int8_scales = scales
+        self._int8_zero_points = torch.zeros_like(scales, dtype=torch.int32)
+        self._int8_bias = None if self.bias is None else self.bias.detach().float()
+
+    def __getstate__(self):  # the prepacked weight is an opaque oneDNN tensor: rebuilt after copying/unpickling
+        state = self.__dict__.copy()
+        state.pop("_int8_weight", None)
+        return state
+
+    def _float_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return F.linear(inputs, self.weight.to(inputs.dtype), None if self.bias is None else self.bias.to(inputs.dtype))
+
+    def _int8_product(self, inputs, quantized, post_op: str = "none", output_dtype=None) -> torch.Tensor:
+        if getattr(self, "_int8_weight", None) is None:
+            self._int8_prepare()
+        codes, scale, zero_point = quantized
+        output = torch.ops.onednn.qlinear_pointwise(
+            codes, scale, zero_point, self._int8_weight, self._int8_scales, self._int8_zero_points, self._int8_bias,
+            1.0, 0, output_dtype or inputs.dtype, post_op, [], "none" if post_op == "gelu" else "",
+        )
+        return output.view(*inputs.shape[:-1], self.out_features)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if (
+            self.training
+            or torch.is_grad_enabled()
+            or _is_tracing()
+            or inputs.device.type != "cpu"
+            or inputs.dtype not in (torch.float32, torch.bfloat16)
+            or inputs.dim() < 2
+            or inputs.numel() == 0
+        ):
+            return self._float_forward(inputs)
+        shared = getattr(self, "_int8_shared_input", None)  # the query/key/value projections of one attention
+        if shared is not None and self._int8_shared_role != "first" and shared.get("source") is inputs:
+            quantized = shared["quantized"]  # the same input, quantized once for the three projections
+        else:
+            quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_symmetric_inputs)
+        if shared is not None:
+            if self._int8_shared_role == "last":
+                shared.clear()
+            else:
+                shared.update(source=inputs, quantized=quantized)
+        if quantized is None:  # inf/nan inputs: the float linear propagates them as the reference does
+            return self._float_forward(inputs)
+        return self._int8_product(inputs, quantized)
+
+    def int8_forward(self, inputs: torch.Tensor, post_op: str = "none", output_dtype=None) -> torch.Tensor | None:
+        """The int8 product of `inputs` (2-D or more, bf16/fp32, CPU, inference), with oneDNN's `post_op` fused
+        ("none", or "gelu": the exact erf GELU), in `output_dtype` (default: the inputs'); None when the inputs hold
+        inf/nan (the caller runs the float path)."""
+        quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_symmetric_inputs)
+        return None if quantized is None else self._int8_product(inputs, quantized, post_op, output_dtype)
+
+
+class Int8DynamicLinearOneSided(Int8DynamicLinear):
+    """`Int8DynamicLinear` for inputs that are mostly on one side of 0 (GELU outputs): uint8 input codes."""
+
+    int8_symmetric_inputs = False
+
+
+def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
+    """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every
+    Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
+    output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
+    feed-forward layer of each layer. (The description re-weighting's similarity product also runs in int8: see
+    `OptimizedModelMixin.description_similarity`.)
+
+    Kept in bf16, by measurement on a 2-core Xeon with AMX (see the README's Performance section): the second MLP
+    layers (their 4x wider inputs cost more to quantize per call than the int8 product saves, and they add the most
+    error), the patch embedding and merging, the image and query projections, the decoder's cross-attention (folded
+    per image) and the classifier."""
+    targets = {}
+    stages = model.vision_model.encoder.layers
+    for stage_index, stage in enumerate(stages):
+        if stage_index in INT8_SKIP_STAGES or stage_index - len(stages) in INT8_SKIP_STAGES:
+            continue
+        for block_index, block in enumerate(stage.blocks):
+            prefix = f"vision_model.encoder.layers.{stage_index}.blocks.{block_index}"
+            attention = block.attention
+            for name in INT8_SWIN_LINEARS:
+                if name.startswith("mlp."):
+                    targets[f"{prefix}.{name}"] = (block.mlp, name[4:])
+                else:
+                    targets[f"{prefix}.attention.{name}"] = (attention, name)
+    for layer_index, layer in enumerate(model.decoder.layers):
+        for name in INT8_DECODER_LINEARS:
+            targets[f"decoder.layers.{layer_index}.{name}"] = (layer, name)
+    return {name: (owner, attr) for name, (owner, attr) in targets.items() if type(getattr(owner, attr)) is nn.Linear}
+
+
+# which linears precision="int8" quantizes (see `int8_linear_targets`; chosen by measurement, see the README)
+INT8_SKIP_STAGES = ()
+INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
+INT8_DECODER_LINEARS = ("fc1",)
+# inputs of these linears come out of a GELU (one-sided): uint8 codes
+INT8_ONE_SIDED = ("mlp.fc2", "fc2")
+
+
+def _quantize_linears(model) -> int:
+    count = 0
+    targets = int8_linear_targets(model)
+    for name, (owner, attr) in targets.items():
+        linear = getattr(owner, attr)
+        one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
+        linear.__class__ = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
+        linear._int8_prepare()
+        count += 1
+    # a Swin attention passes one tensor to its query, key and value projections: quantize it once for the three
+    for name, (owner, attr) in targets.items():
+        if attr == "q_proj" and all(f"{name[:-6]}{other}" in targets for other in ("k_proj", "v_proj")):
+            shared: dict = {}
+            for other, role in (("q_proj", "first"), ("k_proj", "middle"), ("v_proj", "last")):
+                linear = getattr(owner, other)
+                linear._int8_shared_input, linear._int8_shared_role = shared, role
+    return count
+
+
+def _int8_linears(model):
+    return [module for module in model.modules() if isinstance(module, Int8DynamicLinear)]
+
+
+# -------------------------------------------------------------------------------------------- folded attention
+def fold_image(attention: RamPlusCrossAttention, image_embeds: torch.Tensor):
+    """The image side of the folded cross-attention of `attention` for `image_embeds` `(B, N, text_embed_dim)`:
+    `folded_keys` `(B, heads*N, H)`, `score_bias` `(B, heads*N)` or None, `folded_values` `(B, H, heads*N)`."""
+    batch_size, num_tokens, _ = image_embeds.shape
+    heads, head_dim = attention.num_heads, attention.head_dim
+    q_proj, o_proj = attention.q_proj, attention.o_proj
+    key = attention.k_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
+    value = attention.v_proj(image_embeds).view(batch_size, num_tokens, heads, head_dim)
+    query_weight = q_proj.weight.view(heads, head_dim, q_proj.in_features) * attention.scaling
+    # row (h, n): the key of token n, head h, mapped back through the query projection
+    folded_keys = torch.einsum("bnhd,hde->bhne", key, query_weight).reshape(batch_size, heads * num_tokens, -1)
+    score_bias = None
+    if q_proj.bias is not None:
+        query_bias = q_proj.bias.view(heads, head_dim) * attention.scaling
+        score_bias = torch.einsum("bnhd,hd->bhn", key, query_bias).reshape(batch_size, heads * num_tokens)
+    # column (h, n): the value of token n, head h, mapped through the output projection
+    output_weight = o_proj.weight.view(o_proj.out_features, heads, head_dim)
+    folded_values = torch.einsum("bnhd,ehd->behn", value, output_weight).reshape(batch_size, -1, heads * num_tokens)
+    return folded_keys, score_bias, folded_values
+
+
+def can_fold(attention: nn.Module) -> bool:
+    """The fold reads the query and output projection weights directly: plain `nn.Linear`s only (a PEFT/LoRA or
+    quantized wrapper adds its own computation, which the reference attention runs)."""
+    return type(attention.q_proj) is nn.Linear and type(attention.o_proj) is nn.Linear
+
+
+class FoldedCrossAttentionMixin:
+    """Cross-attention that takes the folded path when given `folded_image` (see `fold_image`), else the reference
+    path. Mixed into the model's own attention class by `optimize_for_inference`."""
+
+    def forward(self, hidden_states, image_embeds, folded_image=None, **kwargs):
+        if folded_image is None:
+            return super().forward(hidden_states, image_embeds, **kwargs)
+        folded_keys, score_bias, folded_values = folded_image
+        batch_size, num_queries, _ = hidden_states.shape
+        if batch_size == 1:  # plain linear maps: the linear kernel is faster than the batched matmul kernel
+            scores = F.linear(hidden_states, folded_keys[0], None if score_bias is None else score_bias[0])
+        else:
+            scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
+            if score_bias is not None:
+                scores = scores + score_bias.unsqueeze(1)
+        probs = scores.view(batch_size, num_queries, self.num_heads, -1).softmax(dim=-1, dtype=torch.float32)
+        probs = probs.to(folded_values.dtype).view(batch_size, num_queries, folded_keys.shape[1])
+        if batch_size == 1:
+            attn_output = F.linear(probs, folded_values[0], self.o_proj.bias)
+        else:
+            attn_output = torch.matmul(probs, folded_values.transpose(1, 2))
+            if self.o_proj.bias is not None:
+                attn_output = attn_output + self.o_proj.bias
+        return attn_output, None
+
+
+# ------------------------------------------------------------------------------------------------ Swin blocks
+# set (per thread) while an optimized model encodes images on its fast path: the Swin blocks take theirs
+_FAST_SWIN = threading.local()
+
+
+def window_order(height: int, width: int, window: int, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token `k` of the (shifted) window partition of an `height x width` grid is raster token `order[k]`
+    (`torch.roll` by `-shift` on both axes, then windows of `window x window` in row-major order, as Swin does);
+    `inverse` puts the window-ordered tokens back in raster order."""
+    rows, cols = height // window, width // window
+    window_row = torch.arange(rows).view(rows, 1, 1, 1)
+    window_col = torch.arange(cols).view(1, cols, 1, 1)
+    inner = torch.arange(window)
+    y = (window_row * window + inner.view(1, 1, window, 1) + shift) % height
+    x = (window_col * window + inner.view(1, 1, 1, window) + shift) % width
+    order = (y * width + x).reshape(-1)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel())
+    return order, inverse
+
+
+def _exact_gelu(module: nn.Module) -> bool:
+    """Whether `module` is transformers' exact (erf) GELU activation, which oneDNN can fuse into a linear."""
+    return type(module).__name__ == "GELUActivation" and getattr(module, "act", None) is F.gelu
+
+
+class FastSwinLayerMixin:
+    """A Swin block's inference in fewer passes over memory, mixed into transformers' `SwinLayer` by
+    `optimize_for_inference`. The same arithmetic as the reference block:
+
+    - the cyclic shift and the window partition are one gather of the tokens (`window_order`), and the window
+      reverse and the shift back one more, instead of a roll and a copy each;
+    - the relative position bias plus the shifted-window mask is built once per resolution and dtype (cached);
+    - the attention runs on query/key/value views of one product; with `precision="int8"` that product is one int8
+      product of the concatenated projections (the block's input quantized once), and the first MLP layer runs in
+      int8 with the GELU fused into the kernel.
+
+    It applies only while the optimized model encodes images on its fast path (never in training, with autograd,
+    while tracing or when attention weights are recorded), and only for grids that are multiples of the window;
+    otherwise the reference block runs."""
+
+    def __getstate__(self):  # the caches hold an opaque oneDNN tensor: rebuilt after copying/unpickling
+        state = self.__dict__.copy()
+        state.pop("_fast_cache", None)
+        state.pop("_int8_qkv", None)
+        return state
+
+    def forward(self, hidden_states, input_dimensions, always_partition=False, **kwargs):
+        if (
+            not getattr(_FAST_SWIN, "active", False)
+            or always_partition
+            or kwargs.get("output_attentions")
+            or self.training
+            or torch.is_grad_enabled()
+            or _is_tracing()
+        ):
+            return super().forward(hidden_states, input_dimensions, always_partition, **kwargs)
+        self.set_shift_and_window_size(input_dimensions)
+        height, width = input_dimensions
+        window = self.window_size
+        if not isinstance(window, int) or height % window or width % window:
+            return super().forward(hidden_states, input_dimensions, always_partition, **kwargs)
+        output = self._fast_forward(hidden_states, height, width, window)
+        if output is None:  # inf/nan reached an int8 product: the reference block propagates them
+            return super().forward(hidden_states, input_dimensions, always_partition, **kwargs)
+        return output, None
+
+    def _layout(self, height: int, width: int, window: int, reference: torch.Tensor):
+        """(order, inverse, attention bias `(windows or 1, heads, N, N)`) for this grid, cached."""
+        table = self.attention.relative_position_bias.relative_position_bias_table
+        key = (height, width, reference.dtype, reference.device, table.data_ptr(), table._version, self.shift_size)
+        cache = self.__dict__.setdefault("_fast_cache", {})
+        if key not in cache:
+            cache.clear()
+            order, inverse = window_order(height, width, window, self.shift_size)
+            bias = self.attention.relative_position_bias()  # (1, heads, N, N)
+            mask = self.get_attn_mask(height, width, dtype=reference.dtype, device=reference.device)
+            if mask is not None:
+                bias = bias + mask.unsqueeze(1)  # (windows, heads, N, N), in the dtype the reference block adds them
+            cache[key] = (order.to(reference.device), inverse.to(reference.device), bias.to(reference.dtype).contiguous())
+        return cache[key]
+
+    def _qkv(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
+        attention = self.attention
+        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+        if all(isinstance(linear, Int8DynamicLinear) for linear in projections):
+            fused = self.__dict__.get("_int8_qkv")
+            if fused is None:
+                fused = self.__dict__["_int8_qkv"] = _fused_int8_linear(projections)  # not a registered submodule
+            return fused.int8_forward(hidden_states)
+        return torch.cat([linear(hidden_states) for linear in projections], dim=-1)
+
+    def _fast_forward(self, hidden_states: torch.Tensor, height: int, width: int, window: int):
+        batch_size, _, channels = hidden_states.shape
+        attention = self.attention
+        heads, head_dim = attention.num_attention_heads, attention.head_dim
+        order, inverse, bias = self._layout(height, width, window, hidden_states)
+        tokens = window * window
+        windows = hidden_states.shape[1] // tokens
+        shortcut = hidden_states.index_select(1, order)  # (batch, windows * tokens, channels), window order
+        qkv = self._qkv(self.layernorm_before(shortcut))
+        if qkv is None:
+            return None
+        query, key, value = qkv.view(batch_size * windows, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if batch_size > 1 and bias.shape[0] > 1:
+            bias = bias.repeat(batch_size, 1, 1, 1)
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, scale=attention.scaling)
+        attended = attended.transpose(1, 2).reshape(batch_size, windows * tokens, channels)
+        hidden_states = shortcut + attention.o_proj(attended)
+        mlp = self.mlp
+        hidden_states = hidden_states + _feed_forward(mlp.fc1, mlp.activation_fn, mlp.fc2, self.layernorm_after(hidden_states))
+        return hidden_states.index_select(1, inverse)
+
+
+class _PlainWeight:
+    """A weight matrix seen as a bias-free linear (for `_fused_int8_linear`)."""
+
+    def __init__(self, weight: torch.Tensor):
+        self.weight, self.bias = weight, None
+        self.out_features, self.in_features = weight.shape
+
+
+def _fused_int8_linear(linears) -> Int8DynamicLinear:
+    """One int8 linear for several linears that share their input (outputs concatenated): a module that is not
+    registered anywhere (no parameters in the state dict), prepacked once."""
+    first = linears[0]
+    out_features = sum(linear.out_features for linear in linears)
+    fused = nn.Linear(first.in_features, out_features, bias=first.bias is not None, device="meta")
+    join = lambda tensors: tensors[0].detach() if len(tensors) == 1 else torch.cat([t.detach() for t in tensors])  # noqa: E731
+    fused.weight = nn.Parameter(join([linear.weight for linear in linears]), requires_grad=False)
+    if first.bias is not None:
+        fused.bias = nn.Parameter(join([linear.bias for linear in linears]), requires_grad=False)
+    fused.__class__ = Int8DynamicLinear
+    fused.eval()
+    fused._int8_prepare()
+    fused.weight = fused.bias = None  # the int8 codes are all it needs (its `int8_forward` only)
+    return fused
+
+
+def _feed_forward(fc1, activation_fn, fc2, inputs: torch.Tensor) -> torch.Tensor:
+    """`fc2(activation_fn(fc1(inputs)))` at inference, with the GELU fused into the int8 kernel when `fc1` is an
+    int8 linear followed by the exact GELU (inf/nan inputs take the float path, as the reference does)."""
+    activated = None
+    if isinstance(fc1, Int8DynamicLinear) and _exact_gelu(activation_fn):
+        activated = fc1.int8_forward(inputs, post_op="gelu")
+    if activated is None:
+        activated = activation_fn(fc1(inputs))
+    return fc2(activated)
+
+
+def _decoder_layer(layer, hidden_states: torch.Tensor, image_embeds: torch.Tensor, folded_image) -> torch.Tensor:
+    """A decoder layer at inference (`RamPlusDecoderLayer.forward` without its identity dropouts), with the GELU
+    fused into an int8 first feed-forward layer (`_feed_forward`)."""
+    if torch.is_grad_enabled() or not isinstance(layer.fc1, Int8DynamicLinear):
+        return layer(hidden_states, image_embeds, folded_image=folded_image)
+    attn_output, _ = layer.cross_attention(hidden_states, image_embeds, folded_image=folded_image)
+    hidden_states = layer.cross_attention_layer_norm(hidden_states + attn_output)
+    feed_forward = _feed_forward(layer.fc1, layer.activation_fn, layer.fc2, hidden_states)
+    return layer.final_layer_norm(hidden_states + feed_forward)
+
+
+# ------------------------------------------------------------------------------------------------ optimized model
+class OptimizedModelMixin:
+    """Mixed into the model's own class by `optimize_for_inference`: the same signature and outputs, faster."""
+
+    inference_precision: str = "fp32"
+
+    def _fast_paths_apply(self) -> bool:
+        return not self.training and not _is_tracing() and not getattr(self, "_reference_call", False)
+
+    def _kernels(self):
+        """oneDNN linear kernels for fp32 CPU calls without autograd (and not already active)."""
+        weight = self.image_projection.weight
+        if (
+            getattr(self, "_kernels_active", False)
+            or not _routing_enabled()
+            or torch.is_grad_enabled()
+            or torch.is_autocast_enabled("cpu")  # autocast picks the matmul dtype itself
+            or weight.device.type != "cpu"
+            or weight.dtype != torch.float32
+            or not onednn_linear_available()
+        ):
+            return contextlib.nullcontext()
+        return _active_kernels(self)
+
+    def forward(self, *args, **kwargs):
+        config = self.config
+        wants_outputs = kwargs.get("output_attentions", config.output_attentions) or kwargs.get(
+            "output_hidden_states", config.output_hidden_states
+        )
+        if wants_outputs or not self._fast_paths_apply():
+            # hidden states and attention weights come from the reference layers
+            previous, self._reference_call = getattr(self, "_reference_call", False), True
+            try:
+                return super().forward(*args, **kwargs)
+            finally:
+                self._reference_call = previous
+        with self._kernels():
+            return super().forward(*args, **kwargs)
+
+    def get_image_embeds(self, pixel_values):
+        if not self._fast_paths_apply() or not isinstance(pixel_values, torch.Tensor):
+            return super().get_image_embeds(pixel_values)
+        encode = super().get_image_embeds
+        previous, _FAST_SWIN.active = getattr(_FAST_SWIN, "active", False), True
+        try:
+            with self._kernels():
+                if (
+                    pixel_values.dim() != 4
+                    or pixel_values.device.type != "cpu"
+                    or pixel_values.shape[0] <= VISION_CHUNK_IMAGES
+                ):
+                    return encode(pixel_values)
+                return torch.cat([encode(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
+        finally:
+            _FAST_SWIN.active = previous
+
+    def description_similarity(self, cls, label_embeds):
+        """With `precision="int8"`, the similarity of each image to the built-in tags' descriptions (a product with
+        the whole `(tags * descriptions, dim)` vocabulary, read from memory once per image) runs as an int8 product
+        with the vocabulary quantized once per row (fp32 out); the softmax over descriptions and the weighted sum
+        stay as in the reference. Other precisions, other label embeddings (open-set, subsets) and autograd: the
+        reference product."""
+        vocabulary = self.label_embeds
+        if (
+            self.inference_precision != "int8"
+            or not self._fast_paths_apply()
+            or torch.is_grad_enabled()
+            or label_embeds.device.type != "cpu"
+            or label_embeds.data_ptr() != vocabulary.data_ptr()
+            or label_embeds.numel() != vocabulary.numel()
+            or label_embeds.dtype != vocabulary.dtype
+        ):
+            return super().description_similarity(cls, label_embeds)
+        key = (vocabulary.data_ptr(), vocabulary._version, tuple(label_embeds.shape))
+        packed = self.__dict__.get("_int8_vocabulary")
+        if packed is None or packed[0] != key:
+            flat = label_embeds.reshape(-1, label_embeds.shape[-1])
+            packed = self._int8_vocabulary = (key, _fused_int8_linear([_PlainWeight(flat)]))
+        similarity = packed[1].int8_forward(cls, output_dtype=torch.float32)
+        return super().description_similarity(cls, label_embeds) if similarity is None else similarity
+
+    def __getstate__(self):  # the int8 vocabulary is an opaque oneDNN tensor: rebuilt after copying/unpickling
+        state = self.__dict__.copy()
+        state.pop("_int8_vocabulary", None)
+        return state
+
+    def tag_logits(self, queries, image_embeds):
+        layers = self.decoder.layers
+        if not self._fast_paths_apply() or not all(can_fold(layer.cross_attention) for layer in layers):
+            return super().tag_logits(queries, image_embeds)
+        batch_size, num_queries = queries.shape[:2]
+        logits = []
+        with self._kernels():
+            for index in range(batch_size):
+                tokens = image_embeds[index : index + 1]
+                folded = [fold_image(layer.cross_attention, tokens) for layer in layers]  # shared by the blocks
+                blocks = decoder_blocks(num_queries, self.config.intermediate_size, queries.element_size())
+                for rows in queries[index : index + 1].tensor_split(blocks, dim=1):
+                    hidden_states = rows.contiguous()
+                    for layer, folded_image in zip(layers, folded):
+                        hidden_states = _decoder_layer(layer, hidden_states, tokens, folded_image)
+                    logits.append(self.classifier(hidden_states).squeeze(-1))
+        return torch.cat(logits, dim=1).view(batch_size, num_queries)
+
+    # ------------------------------------------------------------------ saving writes the reference checkpoint
+    def save_pretrained(self, *args, **kwargs):
+        with reference_classes(self):  # inside, `self` is the reference model again
+            return self.save_pretrained(*args, **kwargs)
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class="AutoModel"):
+        return cls._reference_class.register_for_auto_class(auto_class)
+
+
+@contextlib.contextmanager
+def _active_kernels(model):
+    model._kernels_active = True
+    try:
+        with OneDnnLinearMode():
+            yield
+    finally:
+        model._kernels_active = False
+
+
+@functools.cache
+def _optimized_class(reference_class: type, mixin: type) -> type:
+    """`mixin` over the model's own class (the installed one, or the one loaded as remote code)."""
+    name = f"Optimized{reference_class.__name__}"
+    optimized = type(name, (mixin, reference_class), {})
+    optimized._reference_class = reference_class
+    optimized.__module__ = __name__
+    if reference_class in (RamPlusModel, RamPlusCrossAttention, SwinLayer):
+        globals()[name] = optimized  # importable by name, so that an optimized model pickles
+    return optimized
+
+
+def _attention_modules(model):
+    return [layer.cross_attention for layer in model.decoder.layers]
+
+
+def _swin_layers(model):
+    return [block for stage in model.vision_model.encoder.layers for block in stage.blocks]
+
+
+def _dequantize_linears(model) -> None:
+    for module in [model, *_swin_layers(model)]:
+        module.__dict__.pop("_int8_qkv", None)
+        module.__dict__.pop("_int8_vocabulary", None)
+    for linear in _int8_linears(model):
+        linear.__class__ = nn.Linear
+        for name in ("_int8_weight", "_int8_scales", "_int8_zero_points", "_int8_bias", "_int8_shared_input", "_int8_shared_role"):
+            linear.__dict__.pop(name, None)
+
+
+@contextlib.contextmanager
+def reference_classes(model):
+    """Temporarily give an optimized model (and its attention modules) back their reference classes, so that what
+    is saved (weights, `architectures`, remote code) is the reference model's."""
+    modules = [model, *_attention_modules(model), *_swin_layers(model), *_int8_linears(model)]
+    optimized = [type(module) for module in modules]
+    try:
+        for module in modules:
+            module.__class__ = nn.Linear if isinstance(module, Int8DynamicLinear) else getattr(
+                type(module), "_reference_class", type(module)
+            )
+        yield model
+    finally:
+        for module, cls in zip(modules, optimized):
+            module.__class__ = cls
+
+
+def is_optimized(model) -> bool:
+    return isinstance(model, OptimizedModelMixin)
+
+
+def optimize_for_inference(model, precision: str = "fp32"):
+    """
+    Make a [`RamPlusModel`] faster for inference, in place, and return it.
+
+    The returned model has the same call signature, outputs (within float rounding: fp32 logits agree with the
+    reference computation to ~1e-5) and parameters; it is put in eval mode. The fast paths (see the module
+    docstring: oneDNN fp32 linear kernels on CPU, folded decoder cross-attention, image and tag blocking) apply at
+    inference; training mode, tracing and requests for hidden states or attention weights run the reference
+    computation. `save_pretrained` writes the standard checkpoint.
+
+    Args:
+        model: a `RamPlusModel` (or a PEFT model wrapping one: its base model is optimized; LoRA-adapted attention
+            projections take the reference attention).
+        precision (`str`, defaults to `"fp32"`): `"fp32"` keeps float32 weights; `"bf16"` casts the weights to
+            bfloat16 (about twice as fast on CPUs with bf16 matrix units, tag decisions within ~0.1% of fp32);
+            `"int8"` (CPU only) is `"bf16"` plus int8 weights and dynamically quantized inputs for the Swin blocks'
+            and the decoder's big linears (see `int8_linear_targets`), run on oneDNN's int8 kernel (VNNI / AMX).
+
+    Example:
+
+    ```python
+    >>> from transformers_ramplus import RamPlusModel, optimize_for_inference
+    >>> model = optimize_for_inference(RamPlusModel.from_pretrained("ram-plus-swin-large"), precision="bf16")
+    >>> logits = model(pixel_values=pixel_values).logits
+    ```
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not any(cls.__name__ == RamPlusModel.__name__ for cls in type(target).__mro__):
+        raise TypeError(f"optimize_for_inference expects a RamPlusModel, got {type(model).__name__}")
+    dtype = PRECISIONS[precision]
+    if precision == "int8":
+        device = target.image_projection.weight.device
+        if device.type != "cpu":
+            raise ValueError(f'precision="int8" runs on the CPU; the model is on {device} (use "bf16" or "fp32" there)')
+        if not onednn_int8_available():
+            raise RuntimeError(
+                'precision="int8" needs oneDNN\'s int8 linear kernel, which this PyTorch build lacks (x86 CPU builds '
+                'have it); use precision="bf16"'
+            )
+    else:
+        _dequantize_linears(target)
+    if target.image_projection.weight.dtype != dtype:
+        target.to(dtype)
+    if precision == "int8" and not _int8_linears(target):
+        # from the bf16 weights, so that a copy of the model (which prepacks again from them) computes the same
+        _quantize_linears(target)
+    if not is_optimized(target):
+        for attention in _attention_modules(target):
+            attention.__class__ = _optimized_class(type(attention), FoldedCrossAttentionMixin)
+        for block in _swin_layers(target):
+            block.__class__ = _optimized_class(type(block), FastSwinLayerMixin)
+        target.__class__ = _optimized_class(type(target), OptimizedModelMixin)
+        _CAN_RECORD_REGISTRY[target] = target._can_record_outputs  # output capture is registered per class
+    target.inference_precision = precision
+    model.eval()
+    return model
+
+
+__all__ = [
+    "PRECISIONS",
+    "Int8DynamicLinear",
+    "int8_linear_targets",
+    "is_optimized",
+    "onednn_int8_available",
+    "onednn_linear_available",
+    "onednn_routing",
+    "onednn_routing_by_default",
+    "optimize_for_inference",
+]

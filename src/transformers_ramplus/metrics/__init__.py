@@ -1,1 +1,0 @@
-"""Local `evaluate` modules (load with `evaluate.load(path)`)."""

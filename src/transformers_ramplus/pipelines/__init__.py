@@ -1,0 +1,1 @@
+"""Pipelines registered with transformers: `zero-shot-image-tagging`."""

@@ -1,0 +1,316 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""`pipeline("zero-shot-image-tagging")`: RAM++ tagging with the built-in tags or any tags the caller names.
+
+Registered with transformers' pipeline registry when `transformers_ramplus` is imported. The module imports only
+transformers/torch and its sibling modules (relative imports), so `ZeroShotImageTaggingPipeline.save_pretrained`
+ships it as a custom pipeline that `pipeline(model=..., trust_remote_code=True)` loads without this package.
+"""
+
+from __future__ import annotations
+
+import types
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.pipelines.base import Pipeline
+
+from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold
+from ..models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
+from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
+
+
+try:  # the package's tag sets, fast paths and folder writer; absent where a saved folder's copy of this module runs
+    # as remote code without transformers_ramplus (absolute imports inside `try`: transformers' check skips them)
+    from transformers_ramplus.inference.fast_paths import optimize_for_inference
+    from transformers_ramplus.models.remote_code import save_model_folder
+    from transformers_ramplus.tags.tag_set import TagSet, _freeze, tokenizer_for_model
+except ImportError:
+    optimize_for_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
+
+
+TASK = "zero-shot-image-tagging"
+DEFAULT_MODEL = "xinyu1205/recognize-anything-plus-model"  # pipeline(TASK) without model=
+_UNSET = object()
+
+
+class _Indexed:
+    """One input of a list with its position, so that an error names the right image."""
+
+    __slots__ = ("index", "item")
+
+    def __init__(self, index, item):
+        self.index, self.item = index, item
+
+
+class _BuiltinTags:
+    """The model's own tags (all, or some by name): what the pipeline tags with where the package's `TagSet` is not
+    installed (a saved folder's code run with `trust_remote_code=True`). New tag names need the package."""
+
+    def __init__(self, config, names=None):
+        if isinstance(names, str):
+            names = [names]
+        if names is not None and (isinstance(names, Mapping) or not all(isinstance(n, str) for n in names)):
+            raise ValueError(
+                "descriptions and TagSets need the transformers-ramplus package (pip install transformers-ramplus); "
+                "this folder's own code tags with the model's built-in tags, or some of them by name"
+            )
+        all_names = config.tag_names
+        if names is None:
+            self.indices = None
+        else:
+            unknown = [n for n in names if n not in config.label2id]
+            if unknown:
+                raise ValueError(
+                    f"{unknown[:5]} are not built-in tags of this model; new tags need the transformers-ramplus package "
+                    "(pip install transformers-ramplus)"
+                )
+            self.indices = [config.label2id[n] for n in names]
+        chosen = range(len(all_names)) if self.indices is None else self.indices
+        thresholds, chinese = config.thresholds(), config.tag_names_chinese
+        self.names = [all_names[i] for i in chosen]
+        self.thresholds = [thresholds[i] for i in chosen]
+        self.chinese_names = [chinese[i] if chinese else None for i in chosen]
+
+    def labels(self, language: str = "en") -> list[str]:
+        if validate_language(language) == "en" or all(c is None for c in self.chinese_names):
+            return list(self.names)
+        return [c.strip() if c else n for n, c in zip(self.names, self.chinese_names)]
+
+    def model_inputs(self, model) -> dict:
+        if self.indices is None:
+            return {}
+        return {"tag_indices": torch.tensor(self.indices, dtype=torch.long, device=model.label_embeds.device)}
+
+
+class ZeroShotImageTaggingPipeline(Pipeline):
+    """
+    Open-set image tagging with RAM++: for each image, the tags whose score passes their threshold, as
+    `[{"label": str, "score": float}, ...]` sorted by score (highest first).
+
+    Example:
+
+    ```python
+    >>> import transformers_ramplus  # registers the task
+    >>> from transformers import pipeline
+
+    >>> tagger = pipeline("zero-shot-image-tagging", model="/tmp/ram-plus-tiny")
+    >>> tagger("photo.jpg")                                        # all built-in tags, tuned thresholds
+    >>> tagger(["a.jpg", "b.jpg"], candidate_labels=["belly", "zebra"], threshold=0.5, top_k=5)
+    >>> tagger("photo.jpg", candidate_labels={"zebra": ["a striped horse", "black and white stripes"]})
+    ```
+
+    Call arguments:
+        images: one image or a list (paths, URLs, PIL images, numpy arrays; see [`RamPlusImageProcessor`]); a 4-D
+            array or tensor is a batch (one result per image). A bad input raises a `ValueError` naming its position.
+        candidate_labels: `None` (all built-in tags), a list of tag names (built-in names reuse the trained embeddings
+            and thresholds; other names are embedded with the authors' 63-template ensemble), a mapping
+            `tag -> descriptions`, or a [`TagSet`].
+        threshold: `None` (per-tag thresholds: tuned for built-in tags, 0.5 for new ones) or one float for all.
+        top_k: keep at most this many tags per image.
+        language: `"en"` or `"zh"` (Chinese names of built-in tags).
+        batch_size: images per forward pass.
+        timeout: seconds to wait for an image URL's server (default: the image processor's `timeout`, 10 s).
+        templates: how new tag names are embedded: `"ram_plus"` (default, the authors' ensemble), `"compact"`, or a
+            list of your own templates (see [`TagSet.from_model`]).
+
+    Construction arguments (besides the usual `model`, `device`, `dtype`...):
+        optimize (`bool`, defaults to `True`): run the model through [`optimize_for_inference`] (same outputs,
+            faster; the model passed in is optimized in place). `False` keeps the reference model as it is.
+        precision (`str`, *optional*): `"fp32"`, `"bf16"` or `"int8"` (CPU only: int8 linears, bf16 elsewhere) for
+            [`optimize_for_inference`]; default: the model's own dtype (fp32, or bf16 when loaded with
+            `dtype=torch.bfloat16`).
+    """
+
+    _load_processor = False
+    _load_image_processor = None
+    _load_feature_extractor = False
+    _load_tokenizer = None
+    _load_video_processor = False
+    _pipeline_calls_generate = False
+    _non_generation_params = ("top_k",)
+
+    def __init__(self, *args, optimize: bool = True, precision: str | None = None, **kwargs):
+        if precision is not None and not optimize:
+            raise ValueError(f"precision={precision!r} needs optimize=True (it is applied by optimize_for_inference)")
+        super().__init__(*args, **kwargs)
+        self._place_on_requested_device(kwargs.get("device"))
+        if optimize and optimize_for_inference is not None:
+            dtype = self.model.dtype
+            if precision is None and dtype in (torch.float32, torch.bfloat16):
+                precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+            if precision is not None:  # other dtypes (fp16 on a GPU) keep the reference model
+                self.model = optimize_for_inference(self.model, precision=precision)
+        if self.image_processor is None:
+            size = self.model.config.vision_config.image_size
+            size = size if isinstance(size, int) else size[0]
+            self.image_processor = RamPlusImageProcessor(size={"height": size, "width": size})
+        if self.tokenizer is None and self.processor is not None:
+            self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.tokenizer is None and tokenizer_for_model is not None and getattr(self.model, "text_model", None) is not None:
+            self.tokenizer = tokenizer_for_model(self.model)  # a model object: the factory loaded no tokenizer
+        self._tag_sets: OrderedDict = OrderedDict()
+
+    def _place_on_requested_device(self, requested) -> None:
+        """transformers' `Pipeline` ignores `device` while a torch.distributed process group exists (it keeps the
+        model's own device, the CPU for a model loaded from a path): a sharded `ramplus tag` or any pipeline made
+        after `init_process_group` computed on the CPU. The device asked for wins here, as it does without a group."""
+        if requested is None or getattr(self.model, "hf_device_map", None) is not None:
+            return
+        if isinstance(requested, torch.device):
+            device = requested
+        elif isinstance(requested, str):
+            device = torch.device(requested)
+        elif isinstance(requested, int) and not isinstance(requested, bool):
+            device = torch.device("cpu") if requested < 0 or not torch.cuda.is_available() else torch.device(f"cuda:{requested}")
+        else:
+            return
+        if device != self.device:
+            self.device = device
+        if self.model.device != device:
+            self.model.to(device)
+
+    # ------------------------------------------------------------------ parameters
+    def _sanitize_parameters(
+        self,
+        candidate_labels=_UNSET,
+        threshold=_UNSET,
+        top_k=_UNSET,
+        language=_UNSET,
+        templates=_UNSET,
+        timeout=_UNSET,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) for the {TASK} pipeline: {sorted(kwargs)}")
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if timeout is not _UNSET:
+            if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+                raise ValueError(f"`timeout` must be None or a positive number of seconds, got {timeout!r}")
+            preprocess_params["timeout"] = timeout
+        if candidate_labels is not _UNSET or templates is not _UNSET:
+            tag_set = self.get_tag_set(
+                None if candidate_labels is _UNSET else candidate_labels,
+                templates=None if templates is _UNSET else templates,
+            )
+            forward_params["tag_set"] = tag_set
+            postprocess_params["tag_set"] = tag_set
+        if threshold is not _UNSET:
+            postprocess_params["threshold"] = None if threshold is None else validate_threshold(threshold)
+        if top_k is not _UNSET:
+            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+                raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}")
+            postprocess_params["top_k"] = top_k
+        if language is not _UNSET:
+            postprocess_params["language"] = validate_language(language)
+        return preprocess_params, forward_params, postprocess_params
+
+    def get_tag_set(self, candidate_labels=None, templates=None):
+        """The [`TagSet`] for `candidate_labels` (cached: the same labels again cost no text work)."""
+        if TagSet is None:  # remote code without the package: built-in tags only
+            if templates is not None:
+                raise ValueError("`templates` need the transformers-ramplus package (pip install transformers-ramplus)")
+            return _BuiltinTags(self.model.config, candidate_labels)
+        if isinstance(candidate_labels, TagSet):
+            return candidate_labels
+        if candidate_labels is not None and not isinstance(candidate_labels, (str, list, tuple, Mapping)):
+            raise TypeError(
+                "`candidate_labels` must be None, a list of tag names, a mapping tag -> descriptions or a TagSet, got "
+                f"{type(candidate_labels).__name__}"
+            )
+        key = (_freeze(candidate_labels), templates if templates is None or isinstance(templates, str) else tuple(templates))
+        tag_set = self._tag_sets.get(key)
+        if tag_set is None:
+            tag_set = TagSet.from_model(self.model, candidate_labels, tokenizer=self.tokenizer, templates=templates)
+            self._tag_sets[key] = tag_set
+            while len(self._tag_sets) > 8:
+                self._tag_sets.popitem(last=False)
+        else:
+            self._tag_sets.move_to_end(key)
+        return tag_set
+
+    def __call__(self, images, candidate_labels=None, **kwargs):
+        """Tag `images` (one or a list). See the class docstring for the arguments."""
+        if images is None:
+            raise ValueError("pass at least one image")
+        if isinstance(images, tuple):
+            images = list(images)
+        if getattr(images, "ndim", None) == 4 and hasattr(images, "shape"):
+            images = list(images)  # a batch array/tensor: one result per image, like a list
+        if isinstance(images, list):
+            if not images:
+                raise ValueError("no images were given (empty list)")
+            images = [_Indexed(index, item) for index, item in enumerate(images)]
+        elif isinstance(images, types.GeneratorType):
+            images = (_Indexed(index, item) for index, item in enumerate(images))
+        return super().__call__(images, candidate_labels=candidate_labels, **kwargs)
+
+    # ------------------------------------------------------------------ steps
+    def preprocess(self, image, timeout=None):
+        index = 0
+        if isinstance(image, _Indexed):
+            index, image = image.index, image.item
+        reader = getattr(self.image_processor, "load_image", None)
+        if reader is not None:
+            image = reader(image, index, timeout=timeout)  # names the input and its position when it fails
+        return self.image_processor(image, return_tensors="pt")
+
+    def _forward(self, model_inputs, tag_set=None):
+        if tag_set is None:
+            tag_set = self.get_tag_set(None)
+        outputs = self.model(pixel_values=model_inputs["pixel_values"], **tag_set.model_inputs(self.model))
+        if not torch.isfinite(outputs.logits).all():
+            embeds = getattr(tag_set, "label_embeds", None)
+            culprit = (
+                "the tag set's embeddings"
+                if embeds is not None and not torch.isfinite(embeds).all()
+                else "the model's weights or label embeddings"
+            )
+            raise ValueError(f"the model produced NaN or infinite scores: {culprit} contain NaN or infinite values")
+        return {"logits": outputs.logits}
+
+    def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en"):
+        if tag_set is None:
+            tag_set = self.get_tag_set(None)
+        logits = model_outputs["logits"].reshape(1, -1)
+        thresholds = tag_set.thresholds if threshold is None else threshold
+        return post_process_image_tagging(logits, thresholds, tag_set.labels(language), top_k=top_k)[0]
+
+    # ------------------------------------------------------------------ sharing
+    def save_pretrained(self, save_directory, **kwargs):
+        """Save a complete model folder (model, processor, tokenizer) with the project's remote-code bundle, so that
+        `pipeline("zero-shot-image-tagging", model=save_directory, trust_remote_code=True)` works without
+        `transformers_ramplus` installed."""
+        if save_model_folder is None:  # remote code: transformers saves the model and its code, then this module's
+            super().save_pretrained(save_directory, **kwargs)
+            custom_object_save(self, save_directory)  # this module and the modules it imports relatively
+            return
+        save_model_folder(
+            save_directory, self.model, image_processor=self.image_processor, tokenizer=self.tokenizer, **kwargs
+        )
+
+
+def _pt_classes():
+    from transformers import AutoModel
+
+    return (AutoModel,)
+
+
+def register_pipeline() -> None:
+    """Register `"zero-shot-image-tagging"` with transformers' pipeline registry (idempotent)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    current = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if current is not None and current.get("impl") is ZeroShotImageTaggingPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=ZeroShotImageTaggingPipeline,
+        pt_model=_pt_classes(),
+        default={"model": (DEFAULT_MODEL, "main")},  # the authors' release, converted on first use
+        type="image",
+    )
+
+
+__all__ = ["ZeroShotImageTaggingPipeline", "register_pipeline"]

@@ -1,0 +1,1 @@
+"""Tag vocabularies: the bundled label system, name templates, LLM descriptions, text encoding, `TagSet`."""
