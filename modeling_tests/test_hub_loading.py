@@ -267,9 +267,9 @@ def test_repository_shapes_are_told_apart():
     from transformers_ramplus.hub import UnsupportedRepositoryError, _checkpoint_name, looks_like_repo_id
 
     from transformers_ramplus.hub import DEFAULT_MODEL
-    from transformers_ramplus.pipelines.zero_shot_image_tagging import DEFAULT_MODEL as PIPELINE_DEFAULT
+    from transformers.pipelines import PIPELINE_REGISTRY
 
-    assert DEFAULT_MODEL == PIPELINE_DEFAULT == RELEASE  # the CLI's and the pipeline's default agree
+    assert DEFAULT_MODEL == RELEASE == PIPELINE_REGISTRY.supported_tasks["zero-shot-image-tagging"]["default"]["model"][0]  # the CLI and the pipeline agree
     assert looks_like_repo_id(RELEASE) and looks_like_repo_id("gpt2")
     assert not looks_like_repo_id("./models/x") and not looks_like_repo_id("a/b/c") and not looks_like_repo_id("x.pth")
     assert not looks_like_repo_id(str(TINY_DIR))  # an existing folder is never a Hub id

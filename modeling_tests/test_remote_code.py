@@ -173,3 +173,16 @@ def test_saved_model_with_register_for_auto_class_still_loads(tmp_path):
     )
     result = run_without_package(script, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_packages_optional_parts_are_found_where_it_is_installed():
+    """The bundle modules import the package's optional parts inside try blocks; an import circle would make them
+    silently None (the remote-code fallback) while the package is installed."""
+    from transformers_ramplus import TagSet, optimize_for_inference
+    from transformers_ramplus.io import dicom
+    from transformers_ramplus.models.ram_plus import image_processing_ram_plus
+    from transformers_ramplus.pipelines import zero_shot_image_tagging
+
+    assert zero_shot_image_tagging.TagSet is TagSet
+    assert zero_shot_image_tagging.optimize_for_inference is optimize_for_inference
+    assert image_processing_ram_plus.read_dicom is dicom.read_dicom

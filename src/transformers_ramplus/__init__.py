@@ -7,6 +7,7 @@ Loading any other model is unchanged.
 """
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .hub import DEFAULT_MODEL, add_original_repo_aliases
 from .inference.fast_paths import optimize_for_inference
@@ -22,7 +23,7 @@ from .models.ram_plus.modeling_ram_plus import (
 )
 from .models.ram_plus.processing_ram_plus import RamPlusProcessor
 from .models.remote_code import save_model_folder, write_remote_code
-from .pipelines.zero_shot_image_tagging import ZeroShotImageTaggingPipeline, register_pipeline
+from .pipelines.zero_shot_image_tagging import TASK, ZeroShotImageTaggingPipeline
 from .tags.tag_set import TagSet, encode_texts, load_descriptions, save_descriptions
 
 
@@ -34,7 +35,11 @@ AutoModel.register(RamPlusConfig, RamPlusModel, exist_ok=True)
 AutoModelForImageClassification.register(RamPlusConfig, RamPlusModel, exist_ok=True)
 AutoImageProcessor.register(RamPlusConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
 AutoProcessor.register(RamPlusConfig, RamPlusProcessor, exist_ok=True)
-register_pipeline()  # pipeline("zero-shot-image-tagging", model=...)
+# pipeline("zero-shot-image-tagging", model=...); without model=, the authors' release (converted on first use)
+PIPELINE_REGISTRY.register_pipeline(
+    TASK, pipeline_class=ZeroShotImageTaggingPipeline, pt_model=AutoModel, default={"model": (DEFAULT_MODEL, "main")},
+    type="image",
+)
 # from_pretrained("xinyu1205/recognize-anything-plus-model"): the exact ids of hub.ORIGINAL_REPOS, nothing else
 add_original_repo_aliases(AutoConfig, AutoModel, AutoModelForImageClassification, AutoImageProcessor, AutoProcessor)
 add_original_repo_aliases(

@@ -32,6 +32,13 @@ import threading
 import time
 from pathlib import Path
 
+from filelock import FileLock
+from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+from huggingface_hub.file_download import repo_folder_name
+
+from .models.ram_plus.convert_ram_plus import ConversionError, convert_checkpoint, load_original_state_dict
+
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +79,10 @@ def looks_like_repo_id(name) -> bool:
 
 
 def _offline(local_files_only: bool) -> bool:
-    from huggingface_hub import constants
-
     return bool(local_files_only) or constants.is_offline_mode()
 
 
 def _storage_folder(repo_id: str, cache_dir) -> Path:
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
     return Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
 
 
@@ -119,22 +121,17 @@ def _remember_revision(repo_id: str, revision, commit: str, cache_dir) -> None:
 
 
 def _probe_timeout() -> float:
-    from huggingface_hub import constants
-
     return float(constants.HF_HUB_ETAG_TIMEOUT)
 
 
 def _list_repository(repo_id: str, revision, token) -> tuple[str, list[str]]:
     """(commit, files) from the Hub, in one request without retries. Raises huggingface_hub's errors."""
-    from huggingface_hub import HfApi
 
     info = HfApi().model_info(repo_id, revision=revision, token=token, timeout=_probe_timeout())
     return info.sha, sorted(sibling.rfilename for sibling in (info.siblings or []))
 
 
 def _network_error(error: BaseException) -> bool:
-    from huggingface_hub.errors import HfHubHTTPError
-
     if isinstance(error, HfHubHTTPError):
         response = getattr(error, "response", None)
         return response is not None and response.status_code >= 500
@@ -221,7 +218,6 @@ def _locate(repo_id, revision, cache_dir, token, local_files_only, strict):
     if listing is None:
         if _any_converted(repo_id, revision, cache_dir) is not None:
             return "converted-only", None, [], None, True
-        from huggingface_hub.errors import LocalEntryNotFoundError
 
         raise LocalEntryNotFoundError(
             f"{repo_id!r} (revision {revision or 'main'}) is not in the cache and offline mode is on "
@@ -247,7 +243,6 @@ def _locate(repo_id, revision, cache_dir, token, local_files_only, strict):
 
 def _download(repo_id, commit, files, checkpoint, cache_dir, token, offline, force_download):
     """(checkpoint path, {tag file name: path}, where the tags come from)."""
-    from huggingface_hub import hf_hub_download
 
     def download(filename):
         return Path(
@@ -326,7 +321,6 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
 
 def label_rows(checkpoint_path) -> int | None:
     """Rows of `label_embed` in an original checkpoint (tags x descriptions), or None when it cannot be read."""
-    from .models.ram_plus.convert_ram_plus import ConversionError, load_original_state_dict
 
     try:
         state = load_original_state_dict(checkpoint_path)
@@ -371,9 +365,7 @@ def _any_converted(repo_id: str, revision, cache_dir) -> Path | None:
 
 def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrite: bool) -> bool:
     """Convert under a file lock; False when another process finished the same conversion meanwhile."""
-    from filelock import FileLock
 
-    from .models.ram_plus.convert_ram_plus import convert_checkpoint
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(os.fspath(target) + ".lock"):
@@ -419,7 +411,6 @@ def _fail_fast_if_unreachable(name, kwargs) -> None:
     file. Names already cached, offline mode and local folders are left alone; any other answer (found, not found,
     private) lets transformers go on and report it as it does.
     """
-    from huggingface_hub import constants
 
     if not isinstance(name, str) or not looks_like_repo_id(name) or _offline(kwargs.get("local_files_only", False)):
         return

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
+from huggingface_hub.errors import RepositoryNotFoundError
+
+from ..hub import bundled_tag_files, download_original_checkpoint, label_rows, looks_like_repo_id
+from ..models.ram_plus.convert_ram_plus import convert_checkpoint
+
 
 def add_arguments(parser):
     parser.add_argument(
@@ -26,14 +31,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..models.ram_plus.convert_ram_plus import convert_checkpoint
-
     checkpoint, tag_files = args.checkpoint, {}
     if not os.path.exists(checkpoint):
-        from ..hub import looks_like_repo_id, download_original_checkpoint
-
         if looks_like_repo_id(checkpoint):
-            from huggingface_hub.errors import RepositoryNotFoundError
 
             try:
                 checkpoint, tag_files = download_original_checkpoint(
@@ -73,7 +73,6 @@ def run(args) -> int:
 
 def _bundled_if_4585(checkpoint) -> dict:
     """The package's 4585-tag files when the checkpoint's label embeddings have 4585 tags (the released model)."""
-    from ..hub import bundled_tag_files, label_rows
 
     rows = label_rows(checkpoint)
     if rows and rows % 4585 == 0:

@@ -17,6 +17,15 @@ import sys
 import zlib
 from collections.abc import Sequence
 
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
+from ..tags.files import read_tag_list
+from ..tags.tag_set import load_descriptions, save_descriptions
+
+
 # The prompts of the paper, "{}" is the tag.
 PROMPTS: tuple[str, ...] = (
     "Describe concisely what a(n) {} looks like",
@@ -35,7 +44,7 @@ def add_arguments(parser):
     parser.add_argument("--output", "-o", required=True, help="JSON file to write ([{tag: [descriptions]}]); resumed when it exists")
     parser.add_argument("--samples", type=int, default=10, help="samples per prompt (default 10: 1 + 5 x 10 = 51 per tag)")
     parser.add_argument("--temperature", type=float, default=0.99, help="sampling temperature (default 0.99, as the paper)")
-    parser.add_argument("--max-new-tokens", type=int, default=77, help="longest description in tokens (default 77)")
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_TEXT_TOKENS, help=f"longest description in tokens (default {MAX_TEXT_TOKENS}, the text tower's context)")
     parser.add_argument("--seed", type=int, default=0, help="base random seed (each tag uses seed + crc32(tag))")
     parser.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt even if the model has a chat template")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -67,14 +76,12 @@ def describe_tag(
     tag: str,
     num_samples: int = 10,
     temperature: float = 0.99,
-    max_new_tokens: int = 77,
+    max_new_tokens: int = MAX_TEXT_TOKENS,
     seed: int = 0,
     use_chat_template: bool = True,
     prompts: Sequence[str] = PROMPTS,
 ) -> list[str]:
     """`["a photo of a {tag}.", *samples]`: `num_samples` sampled answers to each prompt (empty answers dropped)."""
-    import torch
-    from transformers import set_seed
 
     set_seed(tag_seed(seed, tag))
     descriptions = [PHOTO_TEMPLATE.format(tag)]
@@ -105,8 +112,6 @@ def describe_tag(
 def _read_tags(args) -> list[str]:
     tags = [t.strip() for t in args.tags if t.strip()]
     if args.tags_file:
-        from ..tags.files import read_tag_list
-
         tags += read_tag_list(args.tags_file, "tags", comments=True)
     tags = list(dict.fromkeys(tags))
     if not tags:
@@ -115,8 +120,6 @@ def _read_tags(args) -> list[str]:
 
 
 def run(args) -> int:
-    from ..tags.tag_set import load_descriptions, save_descriptions
-
     if args.samples <= 0:
         raise ValueError(f"--samples must be positive, got {args.samples}")
     if args.max_new_tokens <= 0:
@@ -133,9 +136,6 @@ def run(args) -> int:
     if not todo:
         return 0
 
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype, None)
     if dtype is None:

@@ -4,6 +4,13 @@ input so that open-set vocabularies work), checked against PyTorch with onnxrunt
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..inference.onnx import builtin_label_inputs, export_onnx, quantize_onnx_int8
+from ..models.ram_plus.modeling_ram_plus import RamPlusModel
 
 
 def add_arguments(parser):
@@ -26,21 +33,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import torch
-
-    from ..models.ram_plus.modeling_ram_plus import RamPlusModel
-    from ..inference.onnx import builtin_label_inputs, export_onnx
-
-    from pathlib import Path
-
     if not str(args.output).endswith(".onnx"):
         raise ValueError(f"the output file must end in .onnx, got {args.output!r}")
     model = RamPlusModel.from_pretrained(args.model, dtype=torch.float32).eval()
     if args.quantize:
-        import tempfile
-
-        from ..inference.onnx import quantize_onnx_int8
-
         with tempfile.TemporaryDirectory(prefix="ramplus-onnx-") as tmp:
             fp32_path = export_onnx(model, Path(tmp) / "fp32.onnx", opset_version=args.opset, dynamo=args.exporter == "dynamo")
             path = quantize_onnx_int8(fp32_path, args.output)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -89,7 +90,6 @@ def short_name(name: str, limit: int = 120) -> str:
     255-byte limit."""
     if len(os.fsencode(name)) <= limit:
         return name
-    import hashlib
 
     return name[: limit // 2] + "~" + hashlib.sha1(os.fsencode(name)).hexdigest()[:12]
 

@@ -24,7 +24,12 @@ import os
 import re
 from pathlib import Path
 
+from transformers.dynamic_module_utils import get_relative_import_files
+
 from ..io.atomic import atomic_file
+from ..pipelines.zero_shot_image_tagging import TASK
+from .ram_plus.image_processing_ram_plus import RamPlusImageProcessor
+from .ram_plus.processing_ram_plus import RamPlusProcessor
 
 
 # auto class -> "module.Class" in a saved folder (module = a file of the bundle, without ".py")
@@ -35,9 +40,8 @@ AUTO_MAP = {
     "AutoImageProcessor": "image_processing_ram_plus.RamPlusImageProcessor",
     "AutoProcessor": "processing_ram_plus.RamPlusProcessor",
 }
-PIPELINE_TASK = "zero-shot-image-tagging"
 CUSTOM_PIPELINES = {
-    PIPELINE_TASK: {
+    TASK: {
         "impl": "pipeline_zero_shot_image_tagging.ZeroShotImageTaggingPipeline",
         "pt": ["AutoModel"],
         "tf": [],
@@ -104,7 +108,6 @@ def _package_bundle(root: Path) -> dict[str, Path]:
 
 def _flat_bundle(folder: Path) -> dict[str, Path]:
     """bundle module name -> file of a flat folder (a saved model folder, or remote code run from one)."""
-    from transformers.dynamic_module_utils import get_relative_import_files
 
     files: dict[str, Path] = {}
     for module in _entry_modules():
@@ -203,8 +206,6 @@ def save_model_folder(directory, model, processor=None, image_processor=None, to
     `processor` defaults to one built from the model's config (its tag names, Chinese names and thresholds) with
     `image_processor` (default: the model's input size) and `tokenizer`.
     """
-    from .ram_plus.image_processing_ram_plus import RamPlusImageProcessor
-    from .ram_plus.processing_ram_plus import RamPlusProcessor
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

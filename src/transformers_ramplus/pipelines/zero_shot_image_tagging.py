@@ -21,17 +21,15 @@ from ..models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
 from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
 
 
-try:  # the package's tag sets, fast paths and folder writer; absent where a saved folder's copy of this module runs
-    # as remote code without transformers_ramplus (absolute imports inside `try`: transformers' check skips them)
+try:  # the package's tag sets and fast paths; absent where a saved folder's copy of this module runs as remote code
+    # without transformers_ramplus (absolute imports inside `try`: transformers' import check skips them)
     from transformers_ramplus.inference.fast_paths import optimize_for_inference
-    from transformers_ramplus.models.remote_code import save_model_folder
     from transformers_ramplus.tags.tag_set import TagSet, _freeze, tokenizer_for_model
 except ImportError:
-    optimize_for_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
+    optimize_for_inference = TagSet = _freeze = tokenizer_for_model = None
 
 
 TASK = "zero-shot-image-tagging"
-DEFAULT_MODEL = "xinyu1205/recognize-anything-plus-model"  # pipeline(TASK) without model=
 _UNSET = object()
 
 
@@ -282,7 +280,9 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         """Save a complete model folder (model, processor, tokenizer) with the project's remote-code bundle, so that
         `pipeline("zero-shot-image-tagging", model=save_directory, trust_remote_code=True)` works without
         `transformers_ramplus` installed."""
-        if save_model_folder is None:  # remote code: transformers saves the model and its code, then this module's
+        try:  # the package's folder writer (imported here: it imports this module for TASK)
+            from transformers_ramplus.models.remote_code import save_model_folder
+        except ImportError:  # remote code without the package: transformers saves the model and its code, then ours
             super().save_pretrained(save_directory, **kwargs)
             custom_object_save(self, save_directory)  # this module and the modules it imports relatively
             return
@@ -291,26 +291,4 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         )
 
 
-def _pt_classes():
-    from transformers import AutoModel
-
-    return (AutoModel,)
-
-
-def register_pipeline() -> None:
-    """Register `"zero-shot-image-tagging"` with transformers' pipeline registry (idempotent)."""
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    current = PIPELINE_REGISTRY.supported_tasks.get(TASK)
-    if current is not None and current.get("impl") is ZeroShotImageTaggingPipeline:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK,
-        pipeline_class=ZeroShotImageTaggingPipeline,
-        pt_model=_pt_classes(),
-        default={"model": (DEFAULT_MODEL, "main")},  # the authors' release, converted on first use
-        type="image",
-    )
-
-
-__all__ = ["ZeroShotImageTaggingPipeline", "register_pipeline"]
+__all__ = ["TASK", "ZeroShotImageTaggingPipeline"]

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from ..io.atomic import atomic_file, atomic_write_json
 from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold
+from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
 
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 TAG_SET_CONFIG_NAME = "tag_set.json"
 TAG_SET_WEIGHTS_NAME = "tag_set.safetensors"
 NEW_TAG_THRESHOLD = 0.5
-MAX_TEXT_TOKENS = 77
 
 # ------------------------------------------------------------------------------------------ tags given by name
 # A tag known only by its name gets ONE embedding: every prompt template is filled with the name, each filled text is

@@ -443,7 +443,7 @@ class RamPlusDataCollator:
         train: bool = True,
         teacher_size: int | None = None,
         max_caption_words: int = 30,
-        max_caption_tokens: int = 77,
+        max_caption_tokens: int = MAX_TEXT_TOKENS,
         seed: int | None = None,
         caption_encoder=None,
         image_processor=None,

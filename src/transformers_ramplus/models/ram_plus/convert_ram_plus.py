@@ -17,10 +17,15 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
 from ...io.atomic import atomic_directory
-from .configuration_ram_plus import VISION_PRESETS, RamPlusConfig
 from ...tags.files import read_tag_list, read_thresholds
+from ..remote_code import write_remote_code
+from .configuration_ram_plus import VISION_PRESETS, RamPlusConfig
+from .image_processing_ram_plus import RamPlusImageProcessor
+from .modeling_ram_plus import RamPlusModel
+from .processing_ram_plus import RamPlusProcessor
 
 
 logger = logging.getLogger(__name__)
@@ -224,7 +229,6 @@ def map_key(key: str) -> list[str] | str | None:
 
 def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) -> tuple[dict, ConversionReport]:
     """Map an original state dict onto [`RamPlusModel`] keys, checking every key and shape."""
-    from .modeling_ram_plus import RamPlusModel
 
     with torch.device("meta"):
         expected = {k: v.shape for k, v in RamPlusModel(config).state_dict().items()}
@@ -332,8 +336,6 @@ def convert_checkpoint(
 
     tokenizer = None
     if text_tower is not None:
-        from transformers import AutoTokenizer, CLIPTextModelWithProjection
-
         text_model = CLIPTextModelWithProjection.from_pretrained(text_tower, dtype=torch.float32)
         if text_model.config.projection_dim != config.text_embed_dim:
             raise ConversionError(
@@ -344,9 +346,6 @@ def convert_checkpoint(
             converted[f"text_model.{key}"] = value.contiguous()
         tokenizer = AutoTokenizer.from_pretrained(text_tower)
 
-    from .image_processing_ram_plus import RamPlusImageProcessor
-    from .processing_ram_plus import RamPlusProcessor
-    from ..remote_code import write_remote_code
 
     size = config.vision_config.image_size
     size = size if isinstance(size, int) else size[0]

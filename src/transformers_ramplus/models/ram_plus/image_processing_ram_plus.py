@@ -7,8 +7,13 @@ The inference transform of the original: convert to RGB, resize to 384x384 with 
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
+import socket
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -134,11 +139,6 @@ def _tensor_to_array(tensor, label: str) -> np.ndarray:
 def fetch_url(url: str, label: str, timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
     """The bytes at an http(s) URL. No answer within `timeout` seconds (per wait; the whole download gets ten times
     that), an HTTP error status or a transfer error raises `ImageLoadingError` saying which."""
-    import http.client
-    import socket
-    import time
-    import urllib.error
-    import urllib.request
 
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise ValueError(f"`timeout` must be a positive number of seconds or None, got {timeout!r}")

@@ -12,13 +12,17 @@ import os
 from collections.abc import Iterable, Sequence
 
 import torch
+from huggingface_hub import file_exists
+from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import cached_file
 
 from .configuration_ram_plus import RamPlusConfig, validate_language, validate_threshold, validate_thresholds
+from .image_processing_ram_plus import RamPlusImageProcessor
 
 
 SORT_ORDERS = ("score", "index")
+MAX_TEXT_TOKENS = 77  # the CLIP text tower's context: longer texts are truncated
 # keys that `processor_config.json` files of earlier versions hold; the vocabulary now lives in the model config
 _LEGACY_VOCABULARY_KEYS = ("tag_names", "tag_names_chinese", "tag_thresholds", "default_threshold")
 
@@ -105,8 +109,6 @@ class RamPlusProcessor(ProcessorMixin):
 
     def __init__(self, image_processor=None, tokenizer=None, **kwargs):
         if image_processor is None:
-            from .image_processing_ram_plus import RamPlusImageProcessor
-
             image_processor = RamPlusImageProcessor()
         for key in _LEGACY_VOCABULARY_KEYS:  # a `processor_config.json` of an earlier version: the config rules
             kwargs.pop(key, None)
@@ -120,7 +122,6 @@ class RamPlusProcessor(ProcessorMixin):
     @classmethod
     def _load_tokenizer_from_pretrained(cls, sub_processor_type, pretrained_model_name_or_path, **kwargs):
         """Load the CLIP tokenizer when the checkpoint has one; a model without a text tower has none."""
-        from huggingface_hub import file_exists
 
         subfolder = kwargs.get("subfolder") or ""
         local = os.path.isdir(pretrained_model_name_or_path)
@@ -181,11 +182,10 @@ class RamPlusProcessor(ProcessorMixin):
             if self.tokenizer is None:
                 raise ValueError("this processor has no tokenizer, so it cannot tokenize text")
             encoded = self.tokenizer(
-                text, padding=True, truncation=True, max_length=77, return_tensors=return_tensors
+                text, padding=True, truncation=True, max_length=MAX_TEXT_TOKENS, return_tensors=return_tensors
             )
             data["input_ids"] = encoded["input_ids"]
             data["attention_mask"] = encoded["attention_mask"]
-        from transformers import BatchFeature
 
         return BatchFeature(data=data, tensor_type=return_tensors)
 
