@@ -264,7 +264,8 @@ def test_importing_the_package_leaves_other_models_alone(tmp_path):
 def test_repository_shapes_are_told_apart():
     import pytest
 
-    from transformers_ramplus.hub import UnsupportedRepositoryError, _checkpoint_name, looks_like_repo_id
+    from transformers_ramplus.hub import UnsupportedRepositoryError, _checkpoint_name
+    from transformers_ramplus.io.repo_ids import looks_like_repo_id
 
     from transformers_ramplus.hub import DEFAULT_MODEL
     from transformers.pipelines import PIPELINE_REGISTRY

@@ -37,6 +37,7 @@ from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from huggingface_hub.file_download import repo_folder_name
 
+from .io.repo_ids import looks_like_repo_id
 from .models.ram_plus.convert_ram_plus import ConversionError, convert_checkpoint, load_original_state_dict
 
 
@@ -51,7 +52,6 @@ TAG_FILES = ("ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_thres
 # bump when the converter's output changes, so that cached conversions are redone
 CONVERTED_FORMAT_VERSION = "1"
 CONVERTED_SUBDIR = "ramplus-converted"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _resolved: dict[tuple, Path] = {}
 _lock = threading.Lock()
@@ -69,13 +69,6 @@ def bundled_tag_files() -> dict[str, Path]:
     """The three files of the 4585-tag label system shipped with this package (name -> path)."""
     folder = Path(__file__).resolve().parent / "tags" / "data"
     return {name: folder / name for name in TAG_FILES}
-
-
-def looks_like_repo_id(name) -> bool:
-    """Whether `name` has the shape of a Hub repository id (`name` or `owner/name`) and is not an existing path."""
-    if not isinstance(name, str) or os.path.exists(name):
-        return False
-    return bool(_REPO_ID.match(name)) and ".." not in name and not name.endswith((".pth", ".pt", ".bin"))
 
 
 def _offline(local_files_only: bool) -> bool:

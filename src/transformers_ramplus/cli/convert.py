@@ -7,7 +7,8 @@ import sys
 
 from huggingface_hub.errors import RepositoryNotFoundError
 
-from ..hub import bundled_tag_files, download_original_checkpoint, label_rows, looks_like_repo_id
+from ..hub import bundled_tag_files, download_original_checkpoint, label_rows
+from ..io.repo_ids import looks_like_repo_id
 from ..models.ram_plus.convert_ram_plus import convert_checkpoint
 
 

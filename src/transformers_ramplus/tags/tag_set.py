@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 import threading
 import weakref
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.atomic import atomic_file, atomic_write_json
+from ..io.repo_ids import looks_like_repo_id
 from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold
 from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
 
@@ -238,14 +238,6 @@ def load_name_ensemble_data() -> dict:
 AUTHORS_DESCRIPTIONS_REPO = "xinyu1205/recognize-anything-plus-model-tag-descriptions"
 AUTHORS_DESCRIPTIONS_FILE = "ram_tag_list_4585_llm_tag_descriptions.json"
 
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]")
-
-
-def _looks_like_repo_id(text: str) -> bool:
-    """`owner/name` that could be a Hub repository (not a path such as `./x`, `/x`, `a/b/c` or `x.json`)."""
-    return bool(_REPO_ID.fullmatch(text)) and ".." not in text and "--" not in text and not text.lower().endswith(".json")
-
-
 def _pick_json(files: Sequence[str], where: str) -> str:
     candidates = sorted(f for f in files if f.lower().endswith(".json") and not Path(f).name.startswith("."))
     if len(candidates) == 1:
@@ -292,7 +284,7 @@ def resolve_descriptions_file(
         if not path.is_file():
             raise FileNotFoundError(f"folder {text!r} has no descriptions file {filename!r}")
         return path, os.fspath(path)
-    if not isinstance(source, str) or not _looks_like_repo_id(text):  # a Path is never a Hub id
+    if not isinstance(source, str) or not looks_like_repo_id(text, require_owner=True):  # a Path is never a Hub id
         raise FileNotFoundError(f"descriptions file {text!r} does not exist")
     if repo_type not in ("dataset", "model"):
         raise ValueError(f"`repo_type` must be 'dataset' or 'model', got {repo_type!r}")
