@@ -1,9 +1,10 @@
 import pytest
+import torch
 
 from transformers import AutoConfig, SwinConfig
 from transformers_ramplus import RamPlusConfig
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_model
 
 
 def test_defaults_are_the_released_model():
@@ -69,19 +70,31 @@ def test_inconsistent_values_name_the_field(overrides, field):
         tiny_config(**overrides)
 
 
-def test_set_tags_rejects_duplicates():
-    config = tiny_config(num_tags=2)
+def _unit_rows(num_tags, descriptions=3):
+    return torch.nn.functional.normalize(torch.randn(num_tags, descriptions, 24), dim=-1)
+
+
+def test_set_vocabulary_rejects_duplicates():
+    model = tiny_model(num_tags=2)
     with pytest.raises(ValueError, match="unique"):
-        config.set_tags(["cat", "cat"])
-    config.set_tags(["cat", "dog", "bird"], thresholds=[0.5, 0.6, 0.7])
+        model.set_vocabulary(["cat", "cat"], _unit_rows(2))
+    model.set_vocabulary(["cat", "dog", "bird"], _unit_rows(3), thresholds=[0.5, 0.6, 0.7])
+    config = model.config
     assert config.num_tags == 3 and config.label2id["bird"] == 2
+    assert config.vocabulary() == {
+        "names": ["cat", "dog", "bird"], "thresholds": [0.5, 0.6, 0.7], "chinese_names": None, "description_counts": None
+    }
 
 
-def test_failed_set_tags_leaves_the_config_unchanged():
-    config = tiny_config(num_tags=2)
+def test_failed_set_vocabulary_leaves_the_config_and_embeddings_unchanged():
+    model = tiny_model(num_tags=2)
+    before = model.label_embeds.clone()
     with pytest.raises(ValueError, match="tag_thresholds"):
-        config.set_tags(["x", "y", "z"], thresholds=[0.5])
-    assert config.tag_names == ["tag 0", "tag 1"] and config.tag_thresholds is None
+        model.set_vocabulary(["x", "y", "z"], _unit_rows(3), thresholds=[0.5])
+    with pytest.raises(ValueError, match="does not fit"):
+        model.set_vocabulary(["x", "y", "z"], _unit_rows(2))
+    assert model.config.tag_names == ["tag 0", "tag 1"] and model.config.tag_thresholds is None
+    assert model.label_embeds.equal(before) and not model.vocabulary_changed
 
 
 def test_threshold_one_disables_a_tag():

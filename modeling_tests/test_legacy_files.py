@@ -59,8 +59,10 @@ def test_legacy_adapters_load_with_their_vocabulary(name, how, expected_logits, 
     adapter_dir = LEGACY_DIR / name
     if how == "load_adapter":
         model = load_adapter(_base(), adapter_dir)
-    elif how == "PeftModel.from_pretrained":
-        model = PeftModel.from_pretrained(_base(), adapter_dir)
+    elif how == "PeftModel.from_pretrained":  # peft's own loading, after installing the adapter's vocabulary
+        base = _base()
+        base.load_adapter_vocabulary(adapter_dir)
+        model = PeftModel.from_pretrained(base, adapter_dir)
     else:
         model = _base()
         model.load_adapter(str(adapter_dir))

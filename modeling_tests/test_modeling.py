@@ -328,14 +328,14 @@ def test_text_tower_is_frozen_and_saved(tmp_path):
     assert all(not p.requires_grad for p in auto_loaded.text_model.parameters())
 
 
-def test_set_label_embeds_with_counts_round_trips(tmp_path, model):
+def test_set_vocabulary_with_counts_round_trips(tmp_path, model):
     x = pixels()
     torch.manual_seed(5)
     real = F.normalize(torch.randn(2, 4, model.config.text_embed_dim), dim=-1)
     real[0, 2:] = 0.0  # tag 0 has 2 real descriptions, padded to 4
     with torch.no_grad():
         expected = model(pixel_values=x, label_embeds=real, description_mask=torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])).logits
-    model.set_label_embeds(real, ["new a", "new b"], thresholds=[0.5, 0.5], description_counts=[2, 4])
+    model.set_vocabulary(["new a", "new b"], real, thresholds=[0.5, 0.5], description_counts=[2, 4])
     assert model.config.num_tags == 2 and model.config.descriptions_per_tag == 4
     with torch.no_grad():
         torch.testing.assert_close(model(pixel_values=x).logits, expected)
@@ -346,7 +346,10 @@ def test_set_label_embeds_with_counts_round_trips(tmp_path, model):
     with torch.no_grad():
         torch.testing.assert_close(loaded(pixel_values=x).logits, expected)
     with pytest.raises(ValueError, match="tag_description_counts"):
-        model.set_label_embeds(real, ["a", "b"], description_counts=[5, 1])
+        model.set_vocabulary(["a", "b"], real, description_counts=[5, 1])
+    # a failed change leaves the vocabulary as it was
+    assert model.config.tag_names == ["new a", "new b"] and model.config.tag_description_counts == [2, 4]
+    torch.testing.assert_close(model.label_embeds.view(2, 4, -1), real)
 
 
 def test_checkpoints_of_earlier_versions_load(tmp_path, model):

@@ -1,5 +1,7 @@
 """LoRA: default config, only adapter (and modules_to_save) parameters change, save/load, merge."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -106,8 +108,6 @@ def test_apply_lora_rejects_other_models():
 
 def test_finetune_and_evaluate_commands(tmp_path, capsys):
     """`ramplus finetune` (LoRA, new tag from descriptions, a broken image) then `ramplus evaluate` on its result."""
-    import json
-
     import numpy as np
     from PIL import Image
 
@@ -145,6 +145,9 @@ def test_finetune_and_evaluate_commands(tmp_path, capsys):
     ])
     assert code == 0
     assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "checkpoints" / "checkpoint-2").is_dir()
+    # the Trainer's checkpoints are adapters that carry the new tag too
+    checkpoint = load_adapter(RamPlusModel.from_pretrained(tmp_path / "base"), out / "checkpoints" / "checkpoint-2")
+    assert checkpoint.get_base_model().config.tag_names == ["red", "green", "blue", "lesion"]
     merged = RamPlusModel.from_pretrained(out / "model").eval()
     assert merged.config.tag_names == ["red", "green", "blue", "lesion"]
     assert merged.config.thresholds()[-1] == 0.5
@@ -197,8 +200,7 @@ def _adapter_with_new_tag(tmp_path):
     add_tags(model, {"lesion": ["a photo of lesion", "a scan"]}, tokenizer=tokenizer)
     lora = apply_lora(model)
     _train(lora)
-    lora.save_pretrained(tmp_path / "adapter")  # plain peft: the vocabulary is part of the adapter's weights
-    processor.save_pretrained(tmp_path / "adapter")
+    save_adapter(lora, tmp_path / "adapter", processor=processor)
     return lora, tmp_path / "base", tmp_path / "adapter"
 
 
@@ -216,10 +218,15 @@ def test_new_tags_travel_through_every_standard_loading_path(tmp_path):
     with torch.no_grad():
         expected = lora(pixel_values=pixel_values).logits
     assert expected.shape == (2, 5)
+    # peft's own modules_to_save carries the label embeddings (5 tags x 3 rows), tag_vocabulary.json the names
     weights = load_file(adapter_dir / "adapter_model.safetensors")
-    vocabulary_keys = [k for k in weights if "tag_vocabulary" in k]
-    assert len(vocabulary_keys) == 2 and weights[[k for k in vocabulary_keys if k.endswith("label_embeds")][0]].shape == (15, 24)
-    assert not (adapter_dir / "tag_set.json").exists()  # no side file: peft's own modules_to_save carries the tags
+    assert {k: tuple(v.shape) for k, v in weights.items() if "tag_embeddings" in k} == {
+        "base_model.model.tag_embeddings.label_embeds": (15, 24)
+    }
+    assert all(v.is_floating_point() for v in weights.values())
+    stored = json.loads((adapter_dir / "tag_vocabulary.json").read_text())
+    assert stored["names"] == names and stored["thresholds"][-1] == 0.5 and stored["description_counts"][-1] == 2
+    assert not (adapter_dir / "tag_set.json").exists()
 
     def check(model, how):
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -228,7 +235,12 @@ def test_new_tags_travel_through_every_standard_loading_path(tmp_path):
         with torch.no_grad():
             torch.testing.assert_close(model.eval()(pixel_values=pixel_values).logits, expected, rtol=1e-5, atol=1e-5, msg=how)
 
-    check(PeftModel.from_pretrained(RamPlusModel.from_pretrained(base_dir), adapter_dir), "PeftModel.from_pretrained")
+    with pytest.raises(RuntimeError, match="label_embeds"):  # peft alone cannot know the new tags: it fails loudly
+        PeftModel.from_pretrained(RamPlusModel.from_pretrained(base_dir), adapter_dir)
+    base = RamPlusModel.from_pretrained(base_dir)
+    assert base.load_adapter_vocabulary(adapter_dir) and not base.load_adapter_vocabulary(adapter_dir)
+    check(PeftModel.from_pretrained(base, adapter_dir), "PeftModel.from_pretrained after load_adapter_vocabulary")
+    check(load_adapter(RamPlusModel.from_pretrained(base_dir), adapter_dir), "adapters.load_adapter")
     plain = RamPlusModel.from_pretrained(base_dir)
     plain.load_adapter(str(adapter_dir))
     check(plain, "model.load_adapter")
@@ -248,26 +260,28 @@ def test_adapters_without_new_tags_stay_small_and_configs_that_drop_tags_are_ref
     from safetensors.torch import load_file
 
     model = apply_lora(tiny_model(num_tags=4))
-    model.save_pretrained(tmp_path / "adapter")
+    save_adapter(model, tmp_path / "adapter")
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
-    assert all(v.numel() == 0 for k, v in weights.items() if "tag_vocabulary" in k)
+    assert not any("tag_embeddings" in k for k in weights)
+    assert not (tmp_path / "adapter" / "tag_vocabulary.json").exists()
     loaded = PeftModel.from_pretrained(tiny_model(num_tags=4), tmp_path / "adapter")
     assert loaded.get_base_model().config.num_tags == 4 and not loaded.get_base_model().vocabulary_changed
 
     changed = tiny_model(num_tags=4)
-    changed.set_label_embeds(torch.nn.functional.normalize(torch.randn(6, 3, 24), dim=-1), [f"new {i}" for i in range(6)])
-    with pytest.raises(ValueError, match="tag_vocabulary"):
+    new_embeds = torch.nn.functional.normalize(torch.randn(6, 3, 24), dim=-1)
+    changed.set_vocabulary([f"new {i}" for i in range(6)], new_embeds)
+    with pytest.raises(ValueError, match="tag_embeddings"):
         apply_lora(changed, LoraConfig(target_modules=["query_projection"], modules_to_save=["classifier"]))
     # a merged adapter is a plain model again: its vocabulary lives in its config and label_embeds
     merged = merge_adapter(apply_lora(changed))
-    assert not any("tag_vocabulary" in k for k in merged.state_dict())
+    assert not any("modules_to_save" in k or "original_module" in k for k in merged.state_dict())
+    assert merged.config.tag_names[-1] == "new 5"
+    torch.testing.assert_close(merged.label_embeds, new_embeds.view(18, 24))
 
 
 def test_finetune_command_trains_any_dataset_with_trainer_flags_and_evaluation(tmp_path, capsys):
     """`--dataset` an imagefolder of class subfolders (read by load_dataset), `--eval-dataset`, and TrainingArguments
     flags (gradient accumulation, warmup, bf16 on CPU, best checkpoint) parsed by HfArgumentParser."""
-    import json
-
     from PIL import Image
 
     from transformers_ramplus import RamPlusImageProcessor, RamPlusModel, RamPlusProcessor
@@ -325,19 +339,31 @@ def test_finetune_command_parses_every_training_argument():
         )
 
 
-def test_models_with_the_vocabulary_carrier_deepcopy_and_pickle():
+def test_adapted_models_with_a_changed_vocabulary_deepcopy_pickle_and_change_it_together():
     import copy
     import io
 
     model = tiny_model(num_tags=3)
-    clone = copy.deepcopy(model)
-    assert clone.tag_vocabulary._owner() is clone and not clone.tag_vocabulary._is_adapter_copy
-    buffer = io.BytesIO()
-    torch.save(apply_lora(model), buffer)
+    model.set_vocabulary(["a", "b"], torch.nn.functional.normalize(torch.randn(2, 3, 24), dim=-1))
+    lora = apply_lora(model)
+    for restored in (copy.deepcopy(lora), torch.load(_pickled(lora, io.BytesIO()), weights_only=False)):
+        inner = restored.get_base_model()
+        assert inner.config.tag_names == ["a", "b"]
+        torch.testing.assert_close(inner.tag_embeddings.modules_to_save["default"].label_embeds, model.label_embeds)
+        assert inner.tag_embeddings.original_module.label_embeds.data_ptr() != inner.label_embeds.data_ptr()
+    # set_vocabulary on an adapted model changes the config, the original embeddings and the adapter's copy at once
+    three = torch.nn.functional.normalize(torch.randn(3, 2, 24), dim=-1)
+    model.set_vocabulary(["x", "y", "z"], three)
+    for module in (model.tag_embeddings.original_module, model.tag_embeddings.modules_to_save["default"]):
+        torch.testing.assert_close(module.label_embeds, three.view(6, 24))
+    with torch.no_grad():
+        assert lora(pixel_values=torch.randn(1, 3, 64, 64)).logits.shape == (1, 3)
+
+
+def _pickled(model, buffer):
+    torch.save(model, buffer)
     buffer.seek(0)
-    restored = torch.load(buffer, weights_only=False).get_base_model()
-    copy_in_adapter = restored.tag_vocabulary.modules_to_save["default"]
-    assert copy_in_adapter._owner() is restored and copy_in_adapter._is_adapter_copy
+    return buffer
 
 
 def test_adapters_of_earlier_versions_fail_loudly_on_the_transformers_path(tmp_path):
@@ -348,9 +374,8 @@ def test_adapters_of_earlier_versions_fail_loudly_on_the_transformers_path(tmp_p
     legacy.mkdir()
     model = RamPlusModel.from_pretrained(base_dir)
     add_tags(model, {"lesion": ["a photo of lesion"]}, tokenizer=tiny_word_tokenizer("a photo of lesion".split()))
+    model.vocabulary_changed = False  # earlier versions saved neither embeddings nor names with the adapter
     peft_model = apply_lora(model, default_lora_config())
-    peft_model.peft_config["default"].modules_to_save = ["classifier"]  # as earlier versions saved it
-    model.vocabulary_changed = False
     peft_model.save_pretrained(legacy)
     TagSet.from_vocabulary(model).save_pretrained(legacy)
     fresh = RamPlusModel.from_pretrained(base_dir)

@@ -81,7 +81,7 @@ def test_trainer_full_objective_updates_only_trainable_parts(folder, tmp_path):
     dataset = load_imagefolder_dataset(folder, model.config.label2id)
     tokenizer = tiny_word_tokenizer(WORDS)
     collator = RamPlusDataCollator(3, tokenizer=tokenizer, image_size=64, teacher_size=16)
-    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("text_model") or k == "label_embeds"}
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("text_model") or k == "tag_embeddings.label_embeds"}
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     trainable_before = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     trainer = RamPlusTrainer(

@@ -308,7 +308,12 @@ def run(args) -> int:
 
     train_model = model
     if args.lora:
-        config = default_lora_config(r=args.lora_r, lora_alpha=args.lora_alpha, vision=not args.lora_no_vision)
+        config = default_lora_config(
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            vision=not args.lora_no_vision,
+            save_vocabulary=model.vocabulary_changed,
+        )
         train_model = apply_lora(model, config)
     trainer = RamPlusTrainer(
         model=train_model,

@@ -971,12 +971,12 @@ class TagSet:
         stacked, mask = _pad_rows(rows, config.text_embed_dim)
         depth = stacked.shape[1]
         counts = mask.sum(dim=1).tolist()
-        model.set_label_embeds(
-            stacked,
+        model.set_vocabulary(
             names,
+            stacked,
             thresholds=thresholds,
-            description_counts=None if all(c == depth for c in counts) else counts,
             chinese_names=chinese,
+            description_counts=None if all(c == depth for c in counts) else counts,
         )
         return [names.index(name) for name in self.names]
 

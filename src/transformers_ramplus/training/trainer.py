@@ -25,6 +25,8 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
+from .adapters import check_vocabulary_travels, save_adapter_vocabulary
+
 
 logger = logging.get_logger(__name__)
 
@@ -104,8 +106,6 @@ class RamPlusTrainer(Trainer):
         super().__init__(*args, **kwargs)
         inner = _unwrap(self.model)
         freeze_frozen_parts(self.model)
-        from .adapters import check_vocabulary_travels
-
         check_vocabulary_travels(self.model)  # checkpoints of an adapter must carry changed tags
         if eval_data_collator is None and hasattr(self.data_collator, "for_eval"):
             eval_data_collator = self.data_collator.for_eval()
@@ -206,6 +206,12 @@ class RamPlusTrainer(Trainer):
         return loss, outputs.logits.detach(), None if labels is None else labels.detach()
 
     # ------------------------------------------------------------------ checkpoints
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Save as `Trainer` does; an adapter that saves the label embeddings of a changed vocabulary also gets its
+        names and thresholds (`tag_vocabulary.json`), so that every `checkpoint-N` loads with its tags."""
+        super()._save(output_dir, state_dict=state_dict)
+        save_adapter_vocabulary(self.model, output_dir if output_dir is not None else self.args.output_dir)
+
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         """Reload a full-model checkpoint through `from_pretrained`: transformers v5 saves Swin weights under their
         serialized (original) names, which the base Trainer's plain `load_state_dict` does not map back."""

@@ -88,8 +88,10 @@ class RamPlusConfig(PreTrainedConfig):
     `RamPlusConfig()` has the geometry of the released `ram_plus_swin_large_14m` model (a Swin-L/384 image encoder,
     51 CLIP ViT-B/16 description embeddings per tag, a 2-layer cross-attention decoder of width 768, no text tower)
     and a placeholder vocabulary of `num_labels` (default 2) tags; the tag vocabulary (`id2label`, thresholds,
-    Chinese names) is set by the conversion of a checkpoint or by [`~RamPlusConfig.set_tags`]. The configuration is
-    the one place the vocabulary is stored: the processor and the pipeline read it from here.
+    Chinese names, description counts) is set by the conversion of a checkpoint or by
+    [`~RamPlusModel.set_vocabulary`], which changes it together with the model's label embeddings. The configuration
+    is the one place the vocabulary's names, thresholds and counts are stored: the processor and the pipeline read
+    them from here.
 
     Args:
         vision_config (`dict` or `SwinConfig`, *optional*):
@@ -304,11 +306,19 @@ class RamPlusConfig(PreTrainedConfig):
             return [float(t) for t in self.tag_thresholds]
         return [float(self.default_threshold)] * self.num_tags
 
-    def set_tags(self, names, thresholds=None, chinese_names=None, description_counts=None, descriptions_per_tag=None):
-        """Replace the tag vocabulary (names, optional thresholds, Chinese names and per-tag description counts).
+    def vocabulary(self) -> dict:
+        """The tag vocabulary's names, thresholds, Chinese names and description counts as keyword arguments of
+        `RamPlusModel.set_vocabulary` (JSON-serializable; adapters save it as `tag_vocabulary.json`)."""
+        return {
+            "names": self.tag_names,
+            "thresholds": self.tag_thresholds,
+            "chinese_names": self.tag_names_chinese,
+            "description_counts": self.tag_description_counts,
+        }
 
-        On a bad value the config is left as it was. The model's `label_embeds` must be replaced to match (see
-        `RamPlusModel.set_label_embeds`)."""
+    def _set_vocabulary(self, names, thresholds=None, chinese_names=None, description_counts=None, descriptions_per_tag=None):
+        """The config half of `RamPlusModel.set_vocabulary` (which replaces the label embeddings with it); called alone
+        only for a config without a model (checkpoint conversion). On a bad value the config is left as it was."""
         names = [str(n) for n in names]
         if len(set(names)) != len(names):
             duplicates = sorted({n for n in names if names.count(n) > 1})

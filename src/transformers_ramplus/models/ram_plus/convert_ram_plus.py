@@ -328,7 +328,7 @@ def convert_checkpoint(
     state = load_original_state_dict(checkpoint_path)
     config = infer_config(state, tag_names, variant=variant, num_attention_heads=num_attention_heads)
     try:
-        config.set_tags(config.tag_names, thresholds=threshold_values, chinese_names=chinese)
+        config._set_vocabulary(config.tag_names, thresholds=threshold_values, chinese_names=chinese)
     except ValueError as error:
         raise ConversionError(str(error)) from error
     config.architectures = ["RamPlusModel"]

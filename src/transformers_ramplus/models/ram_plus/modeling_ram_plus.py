@@ -16,16 +16,15 @@ This file imports only its configuration, `transformers` and `torch`, so that `s
 
 from __future__ import annotations
 
-import copy
 import json
 import numbers
 import os
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 from transformers import CLIPTextModelWithProjection, SwinModel
 from transformers import initialization as init
@@ -34,7 +33,7 @@ from transformers.conversion_mapping import register_checkpoint_conversion_mappi
 from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, cached_file, logging
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_ram_plus import RamPlusConfig
@@ -44,13 +43,18 @@ logger = logging.get_logger(__name__)
 
 
 # Checkpoints written before the decoder layer owned its post-attention LayerNorm stored it inside the attention
-# module (`cross_attention.layer_norm.*`). They load unchanged: `from_pretrained` renames the keys through this
-# mapping (and `save_pretrained` keeps writing that layout, so every version reads every file), and plain
-# `load_state_dict` (a Trainer resuming a checkpoint) through `RamPlusDecoderLayer._load_earlier_layout`.
+# module (`cross_attention.layer_norm.*`), and checkpoints store the label embeddings at the top level
+# (`label_embeds`), as before they had a module of their own (`tag_embeddings.label_embeds`). They load unchanged:
+# `from_pretrained` renames the keys through this mapping (and `save_pretrained` keeps writing that layout, so every
+# version reads every file), and plain `load_state_dict` (a Trainer resuming a checkpoint) renames the LayerNorm
+# through `RamPlusDecoderLayer._load_earlier_layout`.
 _EARLIER_LAYER_NORM, _LAYER_NORM = "cross_attention.layer_norm.", "cross_attention_layer_norm."
 register_checkpoint_conversion_mapping(
     "RamPlusModel",
-    [WeightRenaming(source_patterns=_EARLIER_LAYER_NORM.replace(".", r"\."), target_patterns=_LAYER_NORM)],
+    [
+        WeightRenaming(source_patterns=_EARLIER_LAYER_NORM.replace(".", r"\."), target_patterns=_LAYER_NORM),
+        WeightRenaming(source_patterns=r"^label_embeds", target_patterns="tag_embeddings.label_embeds"),
+    ],
     overwrite=True,
 )
 
@@ -297,119 +301,94 @@ class RamPlusDecoder(nn.Module):
         return hidden_states
 
 
-# ------------------------------------------------------------------------------------------ vocabulary in adapters
-TAG_VOCABULARY_MODULE = "tag_vocabulary"
+# ------------------------------------------------------------------------------------------------- tag embeddings
+TAG_EMBEDDINGS_MODULE = "tag_embeddings"  # the model's RamPlusTagEmbeddings; PEFT's `modules_to_save` names it
+ADAPTER_VOCABULARY_NAME = "tag_vocabulary.json"  # an adapter's tag names, thresholds, Chinese names, counts
+# set_vocabulary's keyword arguments <- the keys of the JSON payload adapters of earlier versions kept in a tensor
+_EARLIER_ADAPTER_KEYS = {
+    "names": "tag_names",
+    "thresholds": "tag_thresholds",
+    "chinese_names": "tag_names_chinese",
+    "description_counts": "tag_description_counts",
+}
 
 
-class RamPlusTagVocabulary(nn.Module):
-    """Carries the model's tag vocabulary (`label_embeds` and the config's names, thresholds, Chinese names and
-    description counts) inside PEFT adapters, so that tags added before fine-tuning travel with the adapter weights.
+class RamPlusTagEmbeddings(nn.Module):
+    """The label embeddings of the model's tag vocabulary: `label_embeds`, a `(num_tags * descriptions_per_tag,
+    text_embed_dim)` buffer of L2-normalized CLIP text embeddings (D consecutive rows per tag). The tags' names,
+    thresholds, Chinese names and description counts live in the config; [`RamPlusModel.set_vocabulary`] changes both.
 
-    It holds no weights of its own and adds nothing to a full model's state dict. Listed in a `LoraConfig`'s
-    `modules_to_save`, peft wraps it and keeps a copy per adapter: the copy writes the owning model's vocabulary into
-    the adapter's state dict (`label_embeds` and a UTF-8 JSON `vocabulary` tensor), only when the vocabulary was
-    changed after loading (`RamPlusModel.set_label_embeds`), and loading that state dict (`PeftModel.from_pretrained`,
-    `model.load_adapter`, Trainer checkpoints) puts the vocabulary back into the model."""
+    An ordinary module so that PEFT carries a changed vocabulary with its standard code: listed in a `LoraConfig`'s
+    `modules_to_save`, peft keeps a copy of it per adapter, saves and loads that copy's `label_embeds` with the
+    adapter, and `forward()` (through peft's wrapper) returns the active adapter's copy."""
 
-    def __init__(self, owner: nn.Module):
+    def __init__(self, config: RamPlusConfig):
         super().__init__()
-        self.__dict__["_owner"] = weakref.ref(owner)
-        self.__dict__["_is_adapter_copy"] = False
+        shape = (config.num_tags * config.descriptions_per_tag, config.text_embed_dim)
+        self.register_buffer("label_embeds", torch.zeros(shape), persistent=True)
 
-    def __deepcopy__(self, memo):
-        owner = self._owner()
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        for key, value in self.__dict__.items():
-            if key not in ("_owner", "_is_adapter_copy"):
-                new.__dict__[key] = copy.deepcopy(value, memo)
-        # copying the whole model maps the owner to its copy; peft copying this module alone keeps the owner
-        mapped = memo.get(id(owner), owner) if owner is not None else None
-        new.__dict__["_owner"] = weakref.ref(mapped) if mapped is not None else (lambda: None)
-        new.__dict__["_is_adapter_copy"] = mapped is owner or self._is_adapter_copy
-        return new
-
-    def __getstate__(self):  # pickling (torch.save(model), spawn workers): the owner re-links itself on load
-        state = dict(self.__dict__)
-        state["_owner"] = None
-        return state
-
-    def __setstate__(self, state):
-        owner = state.pop("_owner", None)
-        self.__dict__.update(state)
-        self.__dict__["_owner"] = owner if owner is not None else (lambda: None)
-
-    def forward(self):
-        raise RuntimeError("RamPlusTagVocabulary only carries the vocabulary in adapters; it has no forward")
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        owner = self._owner()
-        if (
-            owner is None
-            or not self._is_adapter_copy
-            or owner._modules.get(TAG_VOCABULARY_MODULE) is self  # merged back into a plain model: nothing to add
-            or owner.__dict__.get("_loading_adapter_vocabulary", False)  # load_adapter installed it already
-        ):
-            return
-        if getattr(owner, "vocabulary_changed", False):
-            destination[prefix + "label_embeds"] = owner.label_embeds.detach().clone()
-            destination[prefix + "vocabulary"] = encode_vocabulary(owner.config)
-        else:  # the base model's own vocabulary: empty placeholders (peft loads the keys a module lists)
-            destination[prefix + "label_embeds"] = owner.label_embeds.new_zeros(0, owner.label_embeds.shape[-1])
-            destination[prefix + "vocabulary"] = torch.zeros(0, dtype=torch.uint8)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        embeds, vocabulary = state_dict.get(prefix + "label_embeds"), state_dict.get(prefix + "vocabulary")
-        if (embeds is None or embeds.numel() == 0) and (vocabulary is None or vocabulary.numel() == 0):
-            return  # the adapter was trained with its base model's vocabulary
-        owner = self._owner()
-        if owner is None or embeds is None or vocabulary is None:
-            error_msgs.append(f"{prefix}: an adapter vocabulary needs both `label_embeds` and `vocabulary`")
-            return
-        owner.apply_vocabulary(embeds, vocabulary)
+    def forward(self) -> torch.Tensor:
+        return self.label_embeds
 
 
-def _read_adapter_weights(peft_model_id, kwargs) -> dict | None:
-    """The adapter's state dict from a local folder or the Hub (`adapter_model.safetensors`), or None when the folder
-    has none (then `load_adapter` reports it)."""
-    from safetensors.torch import load_file
-    from transformers.utils import cached_file
-
-    options = dict(kwargs.get("adapter_kwargs") or {})
-    for name in ("revision", "token", "cache_dir", "local_files_only", "force_download", "subfolder"):
-        if kwargs.get(name) is not None:
-            options[name] = kwargs[name]
-    path = os.path.join(os.fspath(peft_model_id), "adapter_model.safetensors")
-    if not os.path.isfile(path):
-        try:
-            path = cached_file(
-                peft_model_id, "adapter_model.safetensors", _raise_exceptions_for_missing_entries=False, **options
-            )
-        except (OSError, ValueError):
-            path = None
-    return load_file(path) if path else None
-
-
-def encode_vocabulary(config: RamPlusConfig) -> torch.Tensor:
-    """The config's tag vocabulary (names, thresholds, Chinese names, description counts) as a uint8 JSON tensor."""
-    payload = {
-        "tag_names": list(config.tag_names),
-        "tag_thresholds": config.tag_thresholds,
-        "tag_names_chinese": config.tag_names_chinese,
-        "tag_description_counts": config.tag_description_counts,
-        "descriptions_per_tag": int(config.descriptions_per_tag),
-    }
-    return torch.frombuffer(bytearray(json.dumps(payload, ensure_ascii=False).encode("utf-8")), dtype=torch.uint8)
-
-
-def decode_vocabulary(tensor: torch.Tensor) -> dict:
+def _adapter_file(peft_model_id, filename: str, options: dict) -> str | None:
+    """The path of `filename` in a local adapter folder or a Hub repository (downloaded), or None when absent."""
+    local = os.path.join(os.fspath(peft_model_id), filename)
+    if os.path.isfile(local):
+        return local
     try:
-        payload = json.loads(bytes(tensor.to(torch.uint8).cpu().tolist()).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"the adapter's tag vocabulary is not valid UTF-8 JSON: {error}") from error
-    if not isinstance(payload, dict) or not isinstance(payload.get("tag_names"), list):
-        raise ValueError("the adapter's tag vocabulary has no `tag_names` list")
-    return payload
+        return cached_file(peft_model_id, filename, _raise_exceptions_for_missing_entries=False, **options)
+    except (OSError, ValueError):
+        return None
+
+
+def _adapter_tensor(weights: dict, module: str, leaf: str) -> torch.Tensor | None:
+    found = [key for key in weights if key.endswith(f"{module}.{leaf}")]
+    return weights[found[0]] if found else None
+
+
+def read_adapter_vocabulary(peft_model_id, **options) -> dict | None:
+    """The tag vocabulary a saved adapter carries, as keyword arguments of [`RamPlusModel.set_vocabulary`]; `None`
+    for an adapter trained on its base model's own vocabulary. `options` are download options (`revision`, `token`,
+    ...) for Hub repositories.
+
+    Adapters keep the names, thresholds, Chinese names and description counts in `tag_vocabulary.json` and the label
+    embeddings in their weights (peft's `modules_to_save` copy of `tag_embeddings`). Adapters written by earlier
+    versions kept both in their weights (`tag_vocabulary.label_embeds` and a UTF-8 JSON `tag_vocabulary.vocabulary`
+    tensor); they are read too."""
+    weights_path = _adapter_file(peft_model_id, "adapter_model.safetensors", options)
+    if weights_path is None:
+        return None
+    weights = load_file(weights_path)
+    vocabulary_path = _adapter_file(peft_model_id, ADAPTER_VOCABULARY_NAME, options)
+    if vocabulary_path is not None:
+        with open(vocabulary_path, encoding="utf-8") as file:
+            payload = json.load(file)
+        label_embeds = _adapter_tensor(weights, TAG_EMBEDDINGS_MODULE, "label_embeds")
+        where = f"{ADAPTER_VOCABULARY_NAME} of {peft_model_id}"
+    else:
+        label_embeds = _adapter_tensor(weights, "tag_vocabulary", "label_embeds")
+        encoded = _adapter_tensor(weights, "tag_vocabulary", "vocabulary")
+        if encoded is None or encoded.numel() == 0:
+            return None
+        try:
+            earlier = json.loads(bytes(encoded.to(torch.uint8).tolist()).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise ValueError(f"the tag vocabulary of the adapter {peft_model_id} is not valid UTF-8 JSON: {error}") from error
+        payload = {name: earlier.get(key) for name, key in _EARLIER_ADAPTER_KEYS.items()}
+        where = f"tag vocabulary of the adapter {peft_model_id}"
+    names = payload.get("names")
+    if not isinstance(names, list) or not names:
+        raise ValueError(f"the {where} has no `names` list")
+    if label_embeds is None or label_embeds.dim() != 2 or label_embeds.shape[0] % len(names):
+        shape = None if label_embeds is None else tuple(label_embeds.shape)
+        raise ValueError(
+            f"the {where} names {len(names)} tags, but the adapter's weights hold no label embeddings for them "
+            f"({TAG_EMBEDDINGS_MODULE}.label_embeds: {shape})"
+        )
+    vocabulary = {name: payload.get(name) for name in _EARLIER_ADAPTER_KEYS}
+    vocabulary["label_embeds"] = label_embeds.view(len(names), -1, label_embeds.shape[-1])
+    return vocabulary
 
 
 # ------------------------------------------------------------------------------------------------------ pretrained
@@ -436,6 +415,7 @@ class RamPlusPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, RamPlusModel):
             init.constant_(module.reweight_scale, self.config.reweight_scale_init)
+        elif isinstance(module, RamPlusTagEmbeddings):
             if not getattr(module.label_embeds, "_is_hf_initialized", False) and module.label_embeds.device.type != "meta":
                 # random unit vectors: a fresh model has no trained vocabulary
                 random_embeds = torch.randn(module.label_embeds.shape, dtype=torch.float32)
@@ -448,29 +428,25 @@ class RamPlusModel(RamPlusPreTrainedModel):
     The RAM++ image tagger: `forward(pixel_values)` returns one logit per tag, and the training losses when their
     targets are given.
 
-    The built-in vocabulary is stored as `label_embeds`, a `(num_tags * descriptions_per_tag, text_embed_dim)` buffer of
-    L2-normalized CLIP text embeddings (D consecutive rows per tag), saved with the model; its names, thresholds and
-    Chinese names live in the config. Any call can use other label embeddings instead (open-set tagging), with their
-    own number of descriptions per tag. The optional CLIP text tower (`text_model`) is frozen: its embedding space
-    is the space of the label embeddings.
+    The built-in vocabulary is stored as `label_embeds` (in `tag_embeddings`, a [`RamPlusTagEmbeddings`]), a
+    `(num_tags * descriptions_per_tag, text_embed_dim)` buffer of L2-normalized CLIP text embeddings (D consecutive rows
+    per tag), saved with the model; its names, thresholds, Chinese names and description counts live in the config.
+    [`~RamPlusModel.set_vocabulary`] is the one way to change them. Any call can use other label embeddings instead
+    (open-set tagging), with their own number of descriptions per tag. The optional CLIP text tower (`text_model`) is
+    frozen: its embedding space is the space of the label embeddings.
     """
 
     def __init__(self, config: RamPlusConfig):
         super().__init__(config)
         self.vision_model = SwinModel(config.vision_config, add_pooling_layer=True)
         self.image_projection = nn.Linear(config.vision_config.hidden_size, config.text_embed_dim)
-        self.register_buffer(
-            "label_embeds",
-            torch.zeros(config.num_tags * config.descriptions_per_tag, config.text_embed_dim),
-            persistent=True,
-        )
+        self.tag_embeddings = RamPlusTagEmbeddings(config)
         self.reweight_scale = nn.Parameter(torch.tensor(float(config.reweight_scale_init)))
         self.query_projection = nn.Linear(config.text_embed_dim, config.hidden_size)
         self.decoder = RamPlusDecoder(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
-        # the vocabulary as it travels in PEFT adapters (see RamPlusTagVocabulary); no weights of its own
-        self.tag_vocabulary = RamPlusTagVocabulary(self)
+        # True once `set_vocabulary` changed the loaded vocabulary: adapters trained from here on must carry it
         self.vocabulary_changed = False
         self.post_init()
         self.freeze_text_model()
@@ -490,46 +466,17 @@ class RamPlusModel(RamPlusPreTrainedModel):
             self.text_model.requires_grad_(False)
             self.text_model.eval()
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for module in self.modules():  # unpickled vocabulary carriers (and their adapter copies) belong to this model
-            if isinstance(module, RamPlusTagVocabulary) and module._owner() is None:
-                module.__dict__["_owner"] = weakref.ref(self)
-
-    def load_adapter(self, peft_model_id=None, adapter_name=None, peft_config=None, adapter_state_dict=None, **kwargs):
-        """`PeftAdapterMixin.load_adapter` that also installs the tag vocabulary an adapter carries (see
-        `RamPlusTagVocabulary`): `model.load_adapter(dir)`, `AutoModel.from_pretrained(adapter_dir)` and
-        `pipeline(model=adapter_dir)` give the adapter's tags."""
-        if adapter_state_dict is None and peft_model_id is not None:
-            adapter_state_dict = _read_adapter_weights(peft_model_id, kwargs)
-        if adapter_state_dict is not None:
-            adapter_state_dict = dict(adapter_state_dict)
-            found = {}
-            for key in list(adapter_state_dict):
-                module, _, leaf = key.rpartition(".")
-                if TAG_VOCABULARY_MODULE in module.split(".") and leaf in ("label_embeds", "vocabulary"):
-                        found[leaf] = adapter_state_dict.pop(key)
-            if found.get("vocabulary") is not None and found["vocabulary"].numel():
-                if found.get("label_embeds") is None:
-                    raise ValueError(f"the adapter {peft_model_id} has a tag vocabulary but no label embeddings")
-                self.apply_vocabulary(found["label_embeds"], found["vocabulary"])
-            elif peft_model_id is not None and os.path.isfile(os.path.join(os.fspath(peft_model_id), "tag_set.json")):
-                raise ValueError(
-                    f"the adapter {peft_model_id} keeps its tags in tag_set.json (written by an earlier version), which "
-                    "this loading path does not read; load it with "
-                    "`transformers_ramplus.training.adapters.load_adapter(model, adapter_dir)`"
-                )
-        self.__dict__["_loading_adapter_vocabulary"] = True
-        try:
-            return super().load_adapter(
-                peft_model_id,
-                adapter_name=adapter_name,
-                peft_config=peft_config,
-                adapter_state_dict=adapter_state_dict,
-                **kwargs,
-            )
-        finally:
-            self.__dict__["_loading_adapter_vocabulary"] = False
+    def load_adapter(self, peft_model_id=None, *args, adapter_kwargs=None, **kwargs):
+        """`PeftAdapterMixin.load_adapter` that first installs the tag vocabulary the adapter carries
+        ([`~RamPlusModel.load_adapter_vocabulary`]): `model.load_adapter(dir)`, `AutoModel.from_pretrained(adapter_dir)`
+        and `pipeline(model=adapter_dir)` give the adapter's tags."""
+        if peft_model_id is not None:
+            options = dict(adapter_kwargs or {})
+            for name in ("revision", "token", "cache_dir", "local_files_only", "force_download", "subfolder"):
+                if kwargs.get(name) is not None:
+                    options[name] = kwargs[name]
+            self.load_adapter_vocabulary(peft_model_id, **options)
+        return super().load_adapter(peft_model_id, *args, adapter_kwargs=adapter_kwargs, **kwargs)
 
     # ------------------------------------------------------------------ image and text encoders
     def get_image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -574,62 +521,75 @@ class RamPlusModel(RamPlusPreTrainedModel):
         counts = torch.as_tensor(counts, device=self.label_embeds.device)
         return torch.arange(self.config.descriptions_per_tag, device=counts.device).unsqueeze(0) < counts.unsqueeze(1)
 
-    def set_label_embeds(
+    @property
+    def label_embeds(self) -> torch.Tensor:
+        """The built-in label embeddings `(num_tags * descriptions_per_tag, text_embed_dim)` (in a PEFT model, those of
+        the active adapter)."""
+        return self.tag_embeddings()
+
+    def set_vocabulary(
         self,
+        names: list[str],
         label_embeds: torch.Tensor,
-        tag_names: list[str],
         thresholds: list[float] | None = None,
-        description_counts: list[int] | None = None,
         chinese_names: list[str] | None = None,
+        description_counts: list[int] | None = None,
     ) -> None:
-        """Replace the built-in vocabulary: `label_embeds` `(num_tags, D, text_embed_dim)` (rows L2-normalized),
-        names, optional thresholds, per-tag real description counts (the rest of the D rows are padding) and Chinese
-        names. The config is updated so the model saves and reloads with the new vocabulary."""
+        """Replace the tag vocabulary: the one way to change it (adding tags, installing an adapter's tags).
+
+        Args:
+            names (`list[str]`): unique tag names.
+            label_embeds (`torch.FloatTensor` of shape `(num_tags, D, text_embed_dim)`): L2-normalized rows; D becomes
+                `config.descriptions_per_tag`.
+            thresholds (`list[float]`, *optional*): per-tag thresholds (default: `config.default_threshold`).
+            chinese_names (`list[str]`, *optional*): Chinese tag names.
+            description_counts (`list[int]`, *optional*): how many of each tag's D rows are real (the rest is padding).
+
+        The config and the label embeddings (of `tag_embeddings` and of every copy PEFT keeps of it) change together,
+        so the model saves and reloads with the new vocabulary; on a bad value nothing changes."""
         if not isinstance(label_embeds, torch.Tensor) or label_embeds.dim() != 3:
             raise ValueError("`label_embeds` must be a (num_tags, descriptions_per_tag, dim) tensor")
-        if label_embeds.shape[0] != len(tag_names) or label_embeds.shape[-1] != self.config.text_embed_dim:
+        if label_embeds.shape[0] != len(names) or label_embeds.shape[-1] != self.config.text_embed_dim:
             raise ValueError(
-                f"`label_embeds` {tuple(label_embeds.shape)} does not fit {len(tag_names)} tags of width "
+                f"`label_embeds` {tuple(label_embeds.shape)} does not fit {len(names)} tags of width "
                 f"{self.config.text_embed_dim}"
             )
-        self.config.set_tags(
-            tag_names,
+        self.config._set_vocabulary(
+            names,
             thresholds=thresholds,
             chinese_names=chinese_names,
             description_counts=description_counts,
             descriptions_per_tag=label_embeds.shape[1],
         )
         flat = label_embeds.detach().reshape(-1, label_embeds.shape[-1])
-        self.label_embeds = flat.to(device=self.label_embeds.device, dtype=self.label_embeds.dtype).contiguous()
-        self.vocabulary_changed = True  # adapters trained from here on carry this vocabulary
+        for module in self.modules():  # `tag_embeddings` and peft's copies of it
+            if isinstance(module, RamPlusTagEmbeddings):
+                current = module.label_embeds
+                module.label_embeds = flat.to(device=current.device, dtype=current.dtype, copy=True).contiguous()
+        self.vocabulary_changed = True
 
-    def apply_vocabulary(self, label_embeds: torch.Tensor, vocabulary: torch.Tensor) -> None:
-        """Install a vocabulary saved in an adapter: `label_embeds` `(num_tags * D, dim)` and the uint8 JSON
-        `vocabulary` tensor written by `RamPlusTagVocabulary`."""
-        payload = decode_vocabulary(vocabulary)
-        names = payload["tag_names"]
-        per_tag = int(payload.get("descriptions_per_tag") or 0)
-        width = self.config.text_embed_dim
-        if label_embeds.dim() != 2 or label_embeds.shape[-1] != width or label_embeds.shape[0] != len(names) * per_tag:
+    def load_adapter_vocabulary(self, peft_model_id, **options) -> bool:
+        """Install the tag vocabulary a saved adapter carries ([`read_adapter_vocabulary`]) with
+        [`~RamPlusModel.set_vocabulary`], before attaching the adapter (`model.load_adapter` does this; call it before
+        `PeftModel.from_pretrained(model, adapter)`). Returns whether the vocabulary changed."""
+        if os.path.isfile(os.path.join(os.fspath(peft_model_id), "tag_set.json")):  # TagSet's file (tags/tag_set.py)
             raise ValueError(
-                f"the adapter's label embeddings {tuple(label_embeds.shape)} do not fit {len(names)} tags x {per_tag} "
-                f"descriptions of width {width} (was the adapter trained on a model with another text width?)"
+                f"the adapter {peft_model_id} keeps its tags in tag_set.json (written by an earlier version), which "
+                "this loading path does not read; load it with "
+                "`transformers_ramplus.training.adapters.load_adapter(model, adapter_dir)`"
             )
-        if (
-            names == list(self.config.tag_names)
-            and per_tag == self.config.descriptions_per_tag
-            and tuple(self.label_embeds.shape) == tuple(label_embeds.shape)
-            and torch.equal(self.label_embeds, label_embeds.to(self.label_embeds.device, self.label_embeds.dtype))
-        ):
-            return
-        self.set_label_embeds(
-            label_embeds.reshape(len(names), per_tag, width),
-            names,
-            thresholds=payload.get("tag_thresholds"),
-            description_counts=payload.get("tag_description_counts"),
-            chinese_names=payload.get("tag_names_chinese"),
-        )
-        logger.info("installed the adapter's tag vocabulary (%d tags)", len(names))
+        vocabulary = read_adapter_vocabulary(peft_model_id, **options)
+        if vocabulary is None:
+            return False
+        embeds = vocabulary["label_embeds"]
+        same_embeds = tuple(embeds.shape) == (
+            self.config.num_tags, self.config.descriptions_per_tag, self.config.text_embed_dim
+        ) and torch.equal(self.label_embeds.view(embeds.shape), embeds.to(self.label_embeds))
+        if same_embeds and {k: v for k, v in vocabulary.items() if k != "label_embeds"} == self.config.vocabulary():
+            return False
+        self.set_vocabulary(**vocabulary)
+        logger.info("installed the adapter's tag vocabulary (%d tags)", len(vocabulary["names"]))
+        return True
 
     def resolve_label_embeds(
         self,
@@ -1019,12 +979,13 @@ class RamPlusModel(RamPlusPreTrainedModel):
 
 __all__ = [
     "RamPlusModel",
-    "RamPlusTagVocabulary",
+    "RamPlusTagEmbeddings",
     "RamPlusPreTrainedModel",
     "RamPlusOutput",
     "RamPlusHeatmapOutput",
     "alignment_loss",
     "asymmetric_loss",
     "distillation_loss",
+    "read_adapter_vocabulary",
     "tagging_loss",
 ]
