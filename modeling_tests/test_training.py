@@ -307,6 +307,7 @@ def test_lora_training_on_an_image_dataset_with_evaluation_and_checkpoints_that_
     checkpoint = tmp_path / "out" / "checkpoint-1"
     fresh = RamPlusModel.from_pretrained(tmp_path / "base")
     assert fresh.config.num_tags == 3
+    assert fresh.load_adapter_vocabulary(checkpoint)  # the checkpoint's tag_vocabulary.json, before peft loads it
     loaded = PeftModel.from_pretrained(fresh, checkpoint)
     assert loaded.get_base_model().config.tag_names == ["red", "green", "blue", "circle"]
     other = RamPlusModel.from_pretrained(tmp_path / "base")

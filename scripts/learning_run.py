@@ -141,7 +141,7 @@ def build_model(seed: int):
     torch.manual_seed(seed)
     model = RamPlusModel(config)
     embeds = torch.stack([embed_texts(base_descriptions(tag)) for tag in BASE_TAGS])
-    model.set_label_embeds(embeds, BASE_TAGS)
+    model.set_vocabulary(BASE_TAGS, embeds)
     return model
 
 

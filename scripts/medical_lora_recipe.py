@@ -139,7 +139,7 @@ def small_model(seed: int):
     )
     torch.manual_seed(seed)
     model = RamPlusModel(config)
-    model.set_label_embeds(word_vector_embeddings(["a medical scan"] * 3, 32).unsqueeze(0), ["scan"])
+    model.set_vocabulary(["scan"], word_vector_embeddings(["a medical scan"] * 3, 32).unsqueeze(0))
     return model
 
 

@@ -233,6 +233,8 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) ->
     with torch.device("meta"):
         expected = {k: v.shape for k, v in RamPlusModel(config).state_dict().items()}
     expected = {k: v for k, v in expected.items() if not k.startswith("text_model.")}
+    # folders store the label embeddings at the top level (`from_pretrained` maps the key onto `tag_embeddings.`)
+    expected["label_embeds"] = expected.pop("tag_embeddings.label_embeds")
     report = ConversionReport(output_dir=Path("."), config=config)
     prefixes = {k.split(".", 1)[0] for k in state if k.startswith(("tagging_head.", "vision_multi."))}
     if len(prefixes) > 1:

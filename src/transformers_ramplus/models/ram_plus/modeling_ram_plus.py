@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 from transformers import CLIPTextModelWithProjection, SwinModel
 from transformers import initialization as init
@@ -32,7 +31,7 @@ from transformers.activations import ACT2FN
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
 from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, load_state_dict
 from transformers.utils import ModelOutput, cached_file, logging
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
@@ -359,7 +358,7 @@ def read_adapter_vocabulary(peft_model_id, **options) -> dict | None:
     weights_path = _adapter_file(peft_model_id, "adapter_model.safetensors", options)
     if weights_path is None:
         return None
-    weights = load_file(weights_path)
+    weights = load_state_dict(weights_path)
     vocabulary_path = _adapter_file(peft_model_id, ADAPTER_VOCABULARY_NAME, options)
     if vocabulary_path is not None:
         with open(vocabulary_path, encoding="utf-8") as file:
@@ -440,12 +439,12 @@ class RamPlusModel(RamPlusPreTrainedModel):
         super().__init__(config)
         self.vision_model = SwinModel(config.vision_config, add_pooling_layer=True)
         self.image_projection = nn.Linear(config.vision_config.hidden_size, config.text_embed_dim)
-        self.tag_embeddings = RamPlusTagEmbeddings(config)
         self.reweight_scale = nn.Parameter(torch.tensor(float(config.reweight_scale_init)))
         self.query_projection = nn.Linear(config.text_embed_dim, config.hidden_size)
         self.decoder = RamPlusDecoder(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
+        self.tag_embeddings = RamPlusTagEmbeddings(config)  # last: initialized after every random weight, as before
         # True once `set_vocabulary` changed the loaded vocabulary: adapters trained from here on must carry it
         self.vocabulary_changed = False
         self.post_init()
