@@ -266,6 +266,10 @@ def test_adapters_without_new_tags_stay_small_and_configs_that_drop_tags_are_ref
     assert not (tmp_path / "adapter" / "tag_vocabulary.json").exists()
     loaded = PeftModel.from_pretrained(tiny_model(num_tags=4), tmp_path / "adapter")
     assert loaded.get_base_model().config.num_tags == 4 and not loaded.get_base_model().vocabulary_changed
+    # names without label embeddings in the weights are refused, naming the problem
+    (tmp_path / "adapter" / "tag_vocabulary.json").write_text(json.dumps({"names": ["a", "b"]}))
+    with pytest.raises(ValueError, match="no label embeddings"):
+        tiny_model(num_tags=4).load_adapter_vocabulary(tmp_path / "adapter")
 
     changed = tiny_model(num_tags=4)
     new_embeds = torch.nn.functional.normalize(torch.randn(6, 3, 24), dim=-1)

@@ -14,8 +14,9 @@ Which modules the default `LoraConfig` adapts, and why:
   (medical images, the design card's example) needs adapted visual features; low-rank updates keep the pretrained
   features and the alignment with the CLIP text space that open-set tagging relies on.
 - **Not adapted**: the CLIP text tower (frozen: the label embeddings live in its space) and the label embeddings
-  (`tag_embeddings`, a buffer). The **classifier head** (`classifier`, 769 parameters) is trained fully and saved with the adapter
-  (`modules_to_save`): its bias sets the base rate of every tag, which changes with a new tag distribution.
+  (`tag_embeddings`, a buffer). The **classifier head** (`classifier`, 769 parameters) is trained fully and saved with
+  the adapter (`modules_to_save`): its bias sets the base rate of every tag, which changes with a new tag
+  distribution.
 
 `vision=False` leaves the image encoder out (cheapest: vocabulary fine-tuning on a familiar image domain).
 
@@ -25,8 +26,8 @@ Which modules the default `LoraConfig` adapts, and why:
 embeddings in `adapter_model.safetensors`; `save_adapter` and `RamPlusTrainer`'s `checkpoint-N` folders add the
 names, thresholds, Chinese names and description counts as `tag_vocabulary.json` (plain JSON next to
 `adapter_config.json`, which peft would not keep unknown keys in, and no `config.json`, which would make transformers
-take the folder for a full model). `load_adapter(base, dir)`, `base.load_adapter(dir)`, `AutoModel.from_pretrained(dir)`
-and `pipeline(model=dir)` install that vocabulary (`RamPlusModel.load_adapter_vocabulary`) before peft loads the
+take the folder for a full model). `load_adapter(base, dir)`, `base.load_adapter(dir)`,
+`AutoModel.from_pretrained(dir)` and `pipeline(model=dir)` install that vocabulary (`RamPlusModel.load_adapter_vocabulary`) before peft loads the
 weights; with peft's own `PeftModel.from_pretrained(base, dir)`, call `base.load_adapter_vocabulary(dir)` first.
 Adapters trained on the base model's own vocabulary carry neither. A `LoraConfig` without `tag_embeddings` in
 `modules_to_save` is refused (`check_vocabulary_travels`) when the vocabulary was changed.
@@ -63,12 +64,13 @@ def default_lora_config(
     from peft import LoraConfig
 
     patterns = [DECODER_PATTERN, PROJECTION_PATTERN] + ([VISION_PATTERN] if vision else [])
+    modules_to_save = (["classifier"] if train_classifier else []) + ([TAG_EMBEDDINGS_MODULE] if save_vocabulary else [])
     return LoraConfig(
         r=r,
         lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
         target_modules=r"^(" + "|".join(patterns) + r")$",
-        modules_to_save=(["classifier"] if train_classifier else []) + ([TAG_EMBEDDINGS_MODULE] if save_vocabulary else []),
+        modules_to_save=modules_to_save,
         bias="none",
         **kwargs,
     )
@@ -94,9 +96,9 @@ def _base_model(model: nn.Module) -> nn.Module:
 
 
 def _active_config(model: nn.Module):
-    """The active adapter's `PeftConfig` of a PEFT model, or None for a plain model."""
-    peft_config = getattr(model, "peft_config", None)
-    return peft_config[getattr(model, "active_adapter", "default")] if peft_config else None
+    """The active adapter's `PeftConfig` of a `PeftModel`, or None for a plain model."""
+    peft_config, active = getattr(model, "peft_config", None), getattr(model, "active_adapter", None)
+    return peft_config.get(active) if peft_config and isinstance(active, str) else None
 
 
 def saves_vocabulary(config) -> bool:

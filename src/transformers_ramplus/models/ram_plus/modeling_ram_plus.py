@@ -373,7 +373,8 @@ def read_adapter_vocabulary(peft_model_id, **options) -> dict | None:
         try:
             earlier = json.loads(bytes(encoded.to(torch.uint8).tolist()).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as error:
-            raise ValueError(f"the tag vocabulary of the adapter {peft_model_id} is not valid UTF-8 JSON: {error}") from error
+            message = f"the tag vocabulary of the adapter {peft_model_id} is not valid UTF-8 JSON: {error}"
+            raise ValueError(message) from error
         payload = {name: earlier.get(key) for name, key in _EARLIER_ADAPTER_KEYS.items()}
         where = f"tag vocabulary of the adapter {peft_model_id}"
     names = payload.get("names")
