@@ -1,9 +1,12 @@
-"""The README runs as written: every ```python and ```bash/```shell block is executed, in order, on tiny local models.
+"""The documentation runs as written: every ```python and ```bash/```shell block of `README.md` and of the site's
+pages (`docs/**/*.md`) is executed, in order, on tiny local models.
 
 How a block is run:
 
+- pages run one after the other: the README, then the pages in the order of the site's navigation (`nav` in
+  mkdocs.yml), all in one scratch directory, so a page may use what an earlier one wrote (`/tmp/ram-plus-tiny`);
 - in a copy of the repository (the files `git ls-files` lists, plus untracked ones that are not ignored), which is
-  the working directory, as for a reader who cloned it; the blocks of one `## ` section run in order and the
+  the working directory, as for a reader who cloned it; the blocks of one `## ` section of a page run in order and the
   section's Python blocks share one namespace (a reader's session), shell blocks run with `bash -e -o pipefail`;
 - Hub ids are served by the Hub stand-in (`local_hub.py`, through `HF_ENDPOINT`): the authors' release
   (`xinyu1205/recognize-anything-plus-model`) is the golden tiny checkpoint with its 37-tag files, the CLIP text
@@ -11,7 +14,7 @@ How a block is run:
   in a scratch folder; nothing reaches the network;
 - `/tmp/...` and `/path/to/...` are rewritten to folders of the test's scratch directory, and the files a reader
   brings (`photo.jpg`, `photos/`, `scan.dcm`, `ram_plus_swin_large_14m.pth`, ...) are provided by `reader_files`;
-- expensive commands get small arguments (`CHEAP_ARGUMENTS`); every entry must still match the README.
+- expensive commands get small arguments (`CHEAP_ARGUMENTS`); every entry must still match a page.
 
 A Python block that starts with an import starts a fresh session (a forked process in which `transformers_ramplus`
 is not imported yet), so a snippet that forgets `import transformers_ramplus` fails as it would for a reader who
@@ -20,7 +23,7 @@ pastes it; a block that starts otherwise continues the session of the section's 
 A block preceded by `<!-- readme-test: skip (reason) -->` is not run (at most `MAX_SKIPPED` of them, each with a
 reason); `<!-- readme-test: raises NAME -->` expects the block to raise the exception NAME (a Python block);
 `<!-- readme-test: without-package -->` runs a Python block in a process that cannot import `transformers_ramplus`
-(remote code).
+(remote code). The markers keep their `readme-test` name on every page.
 Afterwards the repository copy must be unchanged apart from the reader's files: the examples must not overwrite
 committed files (benchmark results) or leave outputs (`tags.jsonl`) in the clone.
 """
@@ -41,6 +44,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from conftest import (
     FIXTURES_DIR,
@@ -54,16 +58,19 @@ from conftest import (
 from local_hub import LocalHub, hub_env
 
 
-README = PROJECT_ROOT / "README.md"
+DOCS_DIR = PROJECT_ROOT / "docs"
+MKDOCS_CONFIG = PROJECT_ROOT / "mkdocs.yml"
 RUN_LANGUAGES = {"python": "python", "py": "python", "bash": "bash", "shell": "bash", "sh": "bash", "console": "bash"}
-MAX_SKIPPED = 4  # pip install, `make test` (this suite), the slow suite, ...: listed by test_skipped_blocks_are_few
+# pip install and `make test` (this suite) in the README and on the site, the slow suite: listed by
+# test_skipped_blocks_are_few
+MAX_SKIPPED = 5
 RELEASE = "xinyu1205/recognize-anything-plus-model"
 DESCRIPTIONS_DATASET = "xinyu1205/recognize-anything-plus-model-tag-descriptions"
 BLOCK_TIMEOUT = 300
-DRIVER_TIMEOUT = 1800  # the whole README (about 3 CPU-minutes; far more on a loaded machine)
+DRIVER_TIMEOUT = 2700  # every page (about 4 CPU-minutes; far more on a loaded machine)
 
-# README text -> the same command with small arguments, or with what the stand-ins need (appended right after the
-# matched text). Each key must occur in a runnable block (test_cheap_arguments_match_the_readme), so a renamed command
+# page text -> the same command with small arguments, or with what the stand-ins need (appended right after the
+# matched text). Each key must occur in a runnable block (test_cheap_arguments_match_the_pages), so a renamed command
 # cannot silently run at full size.
 CHEAP_ARGUMENTS = {
     "scripts/learning_run.py --output /tmp/ramplus-learning-run": " --quick",
@@ -88,8 +95,30 @@ REPLACEMENTS = {
 
 
 # ---------------------------------------------------------------------------------------------------- parsing
+def nav_pages(nav) -> list[str]:
+    """The Markdown pages of an mkdocs `nav` (a list of paths, `{title: path}` and `{title: [...]}`), in order."""
+    pages = []
+    for entry in nav:
+        values = entry.values() if isinstance(entry, dict) else [entry]
+        for value in values:
+            if isinstance(value, list):
+                pages.extend(nav_pages(value))
+            elif value.endswith(".md"):
+                pages.append(value)
+    return pages
+
+
+def documentation_pages() -> list[str]:
+    """The pages whose blocks run, as paths relative to the repository, in reading order: the README, then the
+    site's hand-written pages in the order of its navigation (generated pages such as api/ are not in docs/)."""
+    nav = yaml.safe_load(MKDOCS_CONFIG.read_text(encoding="utf-8"))["nav"]
+    written = [page for page in nav_pages(nav) if (DOCS_DIR / page).is_file()]
+    return ["README.md", *(f"docs/{page}" for page in written)]
+
+
 @dataclass
 class Block:
+    page: str  # path of the Markdown file, relative to the repository
     line: int  # 1-based line of the opening fence
     language: str  # "python" or "bash"
     code: str
@@ -103,7 +132,7 @@ _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*readme-test:\s*(?P<kind>skip|raises|without-package)\s*(?P<argument>.*?)\s*-->\s*$")
 
 
-def parse_readme(text: str) -> list[Block]:
+def parse_markdown(text: str, page: str) -> list[Block]:
     """The runnable fenced blocks of a Markdown text (python, bash, shell, sh, console), with their markers."""
     blocks, section, heading = [], "", ""
     lines = text.splitlines()
@@ -135,8 +164,17 @@ def parse_readme(text: str) -> list[Block]:
             previous -= 1
         if previous >= 0 and (found := _MARKER.match(lines[previous])):
             marker, argument = found.group("kind"), found.group("argument").strip()
-        blocks.append(Block(opening, language, "\n".join(body) + "\n", section, heading, marker, argument or ""))
+        blocks.append(Block(page, opening, language, "\n".join(body) + "\n", section, heading, marker, argument or ""))
     return blocks
+
+
+def parse_pages(root: Path = PROJECT_ROOT) -> list[Block]:
+    """The runnable blocks of every page under `root`, in reading order."""
+    return [
+        block
+        for page in documentation_pages()
+        for block in parse_markdown((root / page).read_text(encoding="utf-8"), page)
+    ]
 
 
 def prepare_code(code: str, scratch: Path) -> str:
@@ -180,7 +218,8 @@ def test_parser_finds_blocks_markers_and_sections():
         ```
         """
     )
-    blocks = parse_readme(text)
+    blocks = parse_markdown(text, "docs/page.md")
+    assert {block.page for block in blocks} == {"docs/page.md"}
     assert [(b.line, b.language, b.section, b.heading, b.marker) for b in blocks] == [
         (3, "python", "First", "First", None),
         (9, "bash", "First", "Sub", "skip"),
@@ -197,21 +236,29 @@ def test_prepare_code_moves_tmp_and_placeholders_into_the_scratch_folder(tmp_pat
     assert "a/tmp/path" in code
 
 
-def test_cheap_arguments_match_the_readme():
+def test_nav_pages_are_read_in_order():
+    nav = [{"Home": "index.md"}, {"Guides": [{"A": "guides/a.md"}, "guides/b.md"]}, {"Nb": "notebooks/x.ipynb"}]
+    assert nav_pages(nav) == ["index.md", "guides/a.md", "guides/b.md"]
+    pages = documentation_pages()
+    assert pages[0] == "README.md" and "docs/index.md" in pages and len(pages) == len(set(pages))
+
+
+def test_cheap_arguments_match_the_pages():
     """Every substitution still finds its command, so no example silently runs at full size (or not at all)."""
-    code = "".join(block.code for block in parse_readme(README.read_text(encoding="utf-8")) if block.marker != "skip")
+    code = "".join(block.code for block in parse_pages() if block.marker != "skip")
     missing = [text for text in [*CHEAP_ARGUMENTS, *REPLACEMENTS] if text not in code]
-    assert not missing, f"README commands changed; update CHEAP_ARGUMENTS/REPLACEMENTS in {__file__}: {missing}"
+    assert not missing, f"documented commands changed; update CHEAP_ARGUMENTS/REPLACEMENTS in {__file__}: {missing}"
 
 
 def test_skipped_blocks_are_few_and_say_why():
-    blocks = parse_readme(README.read_text(encoding="utf-8"))
+    blocks = parse_pages()
     skipped = [block for block in blocks if block.marker == "skip"]
-    unexplained = [block.line for block in skipped if not re.fullmatch(r"\(.+\)", block.marker_argument)]
-    assert not unexplained, f"README.md lines {unexplained}: write `<!-- readme-test: skip (the reason) -->`"
-    listing = "\n".join(f"  README.md:{b.line} ({b.section}) {b.marker_argument}" for b in skipped)
-    assert len(skipped) <= MAX_SKIPPED, f"{len(skipped)} README blocks are skipped (at most {MAX_SKIPPED}):\n{listing}"
-    assert sum(block.marker is None for block in blocks) >= 20  # the README's examples are found at all
+    unexplained = [f"{b.page}:{b.line}" for b in skipped if not re.fullmatch(r"\(.+\)", b.marker_argument)]
+    assert not unexplained, f"{unexplained}: write `<!-- readme-test: skip (the reason) -->`"
+    listing = "\n".join(f"  {b.page}:{b.line} ({b.section}) {b.marker_argument}" for b in skipped)
+    assert len(skipped) <= MAX_SKIPPED, f"{len(skipped)} blocks are skipped (at most {MAX_SKIPPED}):\n{listing}"
+    assert sum(block.marker is None for block in blocks) >= 40  # the pages' examples are found at all
+    assert {block.page for block in blocks} >= {"README.md", "docs/guides/tagging.md"}
 
 
 # ---------------------------------------------------------------------------------------------------- stand-ins
@@ -344,7 +391,7 @@ def reader_files(repo: Path, scratch: Path) -> set[str]:
     _tiny_llm(repo / "my-local-llm")
     written |= {"scan.dcm"} | {p.relative_to(repo).as_posix() for p in (repo / "my-local-llm").iterdir()}
 
-    (scratch / "tmp").mkdir(exist_ok=True)  # the README's /tmp
+    (scratch / "tmp").mkdir(exist_ok=True)  # the pages' /tmp
     # /path/to/... placeholders
     convert_golden_tiny(scratch / "path" / "to" / "converted-ram-plus")
     benchmark_images = scratch / "path" / "to" / "benchmark" / "images"
@@ -362,7 +409,7 @@ def reader_files(repo: Path, scratch: Path) -> set[str]:
 
 
 def hub_repositories(scratch: Path) -> tuple[dict[str, Path], dict[str, Path]]:
-    """Model and dataset repositories the README names, as tiny local folders."""
+    """Model and dataset repositories the pages name, as tiny local folders."""
     clip, llm, descriptions = scratch / "hub" / "clip", scratch / "hub" / "llm", scratch / "hub" / "descriptions"
     for folder in (clip, llm, descriptions):
         folder.mkdir(parents=True)
@@ -383,11 +430,11 @@ SHIM = r'''#!{python} -S
 import json, os, socket, struct, sys
 
 hub = {{k: v for k, v in os.environ.items() if k.startswith("HF_")}}
-if hub != json.loads(os.environ.get("RAMPLUS_README_HUB_ENV", "{{}}")) or not os.path.exists(
-        os.environ.get("RAMPLUS_README_FORKSERVER", "")):
+if hub != json.loads(os.environ.get("RAMPLUS_DOCS_HUB_ENV", "{{}}")) or not os.path.exists(
+        os.environ.get("RAMPLUS_DOCS_FORKSERVER", "")):
     os.execv({ramplus!r}, [{ramplus!r}, *sys.argv[1:]])
 connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-connection.connect(os.environ["RAMPLUS_README_FORKSERVER"])
+connection.connect(os.environ["RAMPLUS_DOCS_FORKSERVER"])
 message = json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}).encode()
 socket.send_fds(connection, [struct.pack("!Q", len(message)) + message], [0, 1, 2])
 answer = b""
@@ -424,7 +471,7 @@ def run_block(block, namespace, result):
         printed = io.StringIO()
         try:
             with contextlib.redirect_stdout(Tee(sys.stdout, printed)):
-                exec(compile(block["code"], f"README.md:{block['line']}", "exec"), namespace)
+                exec(compile(block["code"], f"{block['page']}:{block['line']}", "exec"), namespace)
         except BaseException as exception:  # noqa: BLE001 - reported with its traceback
             names = {cls.__name__ for cls in type(exception).__mro__}
             if block["marker"] == "raises" and block["marker_argument"] in names:
@@ -458,14 +505,14 @@ def run_section(section, report):
     results = []
     failed = False
     for block in section["blocks"]:
-        result = {"line": block["line"], "section": section["name"]}
+        result = {"page": block["page"], "line": block["line"], "section": section["name"]}
         results.append(result)
         if block["marker"] == "skip":
             result["status"] = "skipped"
         elif failed:
             result["status"] = "not run: an earlier block of its session failed"
         else:
-            print(f"\n===== README.md:{block['line']} ({section['name']}) =====", flush=True)
+            print(f"\n===== {block['page']}:{block['line']} ({section['name']}) =====", flush=True)
             start = time.perf_counter()
             run_block(block, namespace, result)
             sys.stdout.flush()
@@ -538,11 +585,11 @@ def serve_ramplus(address):
 
 plan = json.load(open(sys.argv[1]))
 server = None
-if os.environ.get("RAMPLUS_README_FORKSERVER"):
+if os.environ.get("RAMPLUS_DOCS_FORKSERVER"):
     server = os.fork()
     if server == 0:
         try:
-            serve_ramplus(os.environ["RAMPLUS_README_FORKSERVER"])
+            serve_ramplus(os.environ["RAMPLUS_DOCS_FORKSERVER"])
         finally:
             os._exit(1)
 everything = []
@@ -569,12 +616,12 @@ if server:
 
 
 @pytest.fixture(scope="module")
-def readme_run(tmp_path_factory):
-    return run_readme(tmp_path_factory.mktemp("readme"))
+def docs_run(tmp_path_factory):
+    return run_pages(tmp_path_factory.mktemp("docs"))
 
 
-def run_readme(scratch: Path, only_sections=None):
-    """Runs every block once; returns (blocks, results by README line, driver output, repository changes)."""
+def run_pages(scratch: Path):
+    """Runs every block once; returns (blocks, results by (page, line), driver output, repository changes)."""
     repo = scratch / "repo"
     repo.mkdir()
     _copy_repository(repo)
@@ -582,15 +629,13 @@ def run_readme(scratch: Path, only_sections=None):
     provided = reader_files(repo, scratch)
     models, datasets = hub_repositories(scratch)
 
-    blocks = parse_readme((repo / "README.md").read_text(encoding="utf-8"))
+    blocks = parse_pages(repo)
     sections: dict[str, list] = {}
     for block in blocks:
-        if only_sections is not None and block.section not in only_sections:
-            continue
         entry = asdict(block)
         entry["code"] = prepare_code(block.code, scratch)
         entry["timeout"] = BLOCK_TIMEOUT
-        sections.setdefault(block.section, []).append(entry)
+        sections.setdefault(f"{block.page}: {block.section}", []).append(entry)
     plan = scratch / "plan.json"
     plan.write_text(json.dumps([{"name": name, "blocks": items} for name, items in sections.items()]))
     (scratch / "driver.py").write_text(DRIVER)
@@ -621,8 +666,8 @@ def run_readme(scratch: Path, only_sections=None):
             shim.write_text(SHIM.format(python=sys.executable, ramplus=str(ramplus)))
             shim.chmod(0o755)
             env["PATH"] = os.pathsep.join([str(shim.parent), env["PATH"]])
-            env["RAMPLUS_README_FORKSERVER"] = str(scratch / "ramplus.sock")
-            env["RAMPLUS_README_HUB_ENV"] = json.dumps({k: v for k, v in env.items() if k.startswith("HF_")})
+            env["RAMPLUS_DOCS_FORKSERVER"] = str(scratch / "ramplus.sock")
+            env["RAMPLUS_DOCS_HUB_ENV"] = json.dumps({k: v for k, v in env.items() if k.startswith("HF_")})
         log = scratch / "driver.log"
         with open(log, "w") as handle:
             driver = subprocess.Popen([sys.executable, str(scratch / "driver.py"), str(plan), str(report)], cwd=repo,
@@ -633,7 +678,7 @@ def run_readme(scratch: Path, only_sections=None):
                 os.killpg(driver.pid, 9)
                 driver.wait()
     done = subprocess.CompletedProcess(driver.args, driver.returncode, log.read_text(errors="replace"), "")
-    results = {r["line"]: r for r in json.loads(report.read_text())} if report.is_file() else {}
+    results = {(r["page"], r["line"]): r for r in json.loads(report.read_text())} if report.is_file() else {}
     after = _snapshot(repo)
     changed = sorted(
         name for name in set(before) | set(after)
@@ -644,35 +689,37 @@ def run_readme(scratch: Path, only_sections=None):
     return blocks, results, done, changed
 
 
-def _sections():
+def _page_sections() -> list[tuple[str, str]]:
     seen = []
-    for block in parse_readme(README.read_text(encoding="utf-8")):
-        if block.section not in seen:
-            seen.append(block.section)
+    for block in parse_pages():
+        if (block.page, block.section) not in seen:
+            seen.append((block.page, block.section))
     return seen
 
 
-@pytest.mark.parametrize("section", _sections())
-def test_readme_section_runs(readme_run, section):
-    blocks, results, done, _ = readme_run
-    assert results, f"the README driver did not run:\n{done.stdout[-4000:]}"
+@pytest.mark.parametrize(("page", "section"), _page_sections(), ids=[f"{p}::{s}" for p, s in _page_sections()])
+def test_documented_section_runs(docs_run, page, section):
+    blocks, results, done, _ = docs_run
+    assert results, f"the documentation driver did not run:\n{done.stdout[-4000:]}"
     problems = []
     for block in blocks:
-        if block.section != section:
+        if (block.page, block.section) != (page, section):
             continue
-        result = results.get(block.line)
+        result = results.get((block.page, block.line))
         if result is None:
-            problems.append(f"README.md:{block.line}: never ran (driver stopped or timed out)\n{done.stdout[-3000:]}")
+            problems.append(f"{block.page}:{block.line}: never ran (driver stopped or timed out)\n"
+                            f"{done.stdout[-3000:]}")
         elif result["status"] not in ("passed", "skipped"):
-            problems.append(f"README.md:{block.line} ({block.heading}): {result['status']}\n{result.get('error', '')}")
+            problems.append(f"{block.page}:{block.line} ({block.heading}): {result['status']}\n"
+                            f"{result.get('error', '')}")
     assert not problems, "\n\n".join(problems)
 
 
-def test_readme_examples_leave_the_repository_as_it_was(readme_run):
+def test_documented_examples_leave_the_repository_as_it_was(docs_run):
     """No committed file is overwritten and no output is left in the clone (outputs go to /tmp or a named folder)."""
-    _, results, done, changed = readme_run
+    _, results, done, changed = docs_run
     assert results, done.stdout[-4000:]
-    assert not changed, f"running the README's examples changed these files of the repository: {changed}"
+    assert not changed, f"running the documented examples changed these files of the repository: {changed}"
 
 
 # what a user must not see from a `ramplus` command (deliverable "quiet, helpful output"; see test_quiet_output.py)
@@ -688,32 +735,32 @@ LIBRARY_NOISE = (
 )
 
 
-def test_readme_commands_print_no_library_noise(readme_run):
-    """The `ramplus` commands of the README, run as a user runs them, print no library deprecations, loading bars
+def test_documented_commands_print_no_library_noise(docs_run):
+    """The `ramplus` commands of the pages, run as a user runs them, print no library deprecations, loading bars
     or tracebacks."""
-    blocks, results, done, _ = readme_run
+    blocks, results, done, _ = docs_run
     assert results, done.stdout[-4000:]
     noisy = []
     for block in blocks:
-        result = results.get(block.line, {})
+        result = results.get((block.page, block.line), {})
         if block.language != "bash" or "ramplus " not in block.code or "output" not in result:
             continue
         found = [noise for noise in LIBRARY_NOISE if noise in result["output"]]
         if found:
-            noisy.append(f"README.md:{block.line}: {found}\n{result['output'][-3000:]}")
+            noisy.append(f"{block.page}:{block.line}: {found}\n{result['output'][-3000:]}")
     assert not noisy, "\n\n".join(noisy)
 
 
 _LABEL = re.compile(r"""['"]label['"]:\s*['"]([^'"]+)['"]""")
 
 
-def test_printed_tags_match_the_readmes_comments(readme_run):
+def test_printed_tags_match_the_comments(docs_run):
     """`print(...)  # [{'label': 'X', ...}, ...]`: the first tag printed is the one the comment shows."""
-    blocks, results, done, _ = readme_run
+    blocks, results, done, _ = docs_run
     assert results, done.stdout[-4000:]
     wrong, checked = [], 0
     for block in blocks:
-        result = results.get(block.line, {})
+        result = results.get((block.page, block.line), {})
         if block.language != "python" or "stdout" not in result:
             continue
         prints = [line for line in block.code.splitlines() if line.lstrip().startswith("print(")]
@@ -722,7 +769,7 @@ def test_printed_tags_match_the_readmes_comments(readme_run):
             continue
         outputs = result["stdout"].splitlines()
         if len(outputs) != len(prints):
-            wrong.append(f"README.md:{block.line}: {len(prints)} print() calls gave {len(outputs)} lines")
+            wrong.append(f"{block.page}:{block.line}: {len(prints)} print() calls gave {len(outputs)} lines")
             continue
         for line, match, output in zip(prints, expected, outputs):
             if match is None:
@@ -730,6 +777,6 @@ def test_printed_tags_match_the_readmes_comments(readme_run):
             checked += 1
             first = _LABEL.search(output)
             if first is None or first.group(1) != match.group(1):
-                wrong.append(f"README.md:{block.line}: `{line.strip()}` printed {output[:200]}")
+                wrong.append(f"{block.page}:{block.line}: `{line.strip()}` printed {output[:200]}")
     assert not wrong, "\n".join(wrong)
-    assert checked, "no `print(...)  # [{'label': ...}]` comment found in the README"
+    assert checked, "no `print(...)  # [{'label': ...}]` comment found in the pages"

@@ -1,6 +1,7 @@
 """What a `ramplus` user sees on stderr: one progress bar per long step (none in a log file), one summary line, each
-warning once, no library deprecation noise, and one-line errors. The README test (`test_readme.py`) also checks
-the output of every `ramplus` command the README runs (`test_readme_commands_print_no_library_noise`)."""
+warning once, no library deprecation noise, and one-line errors. The documentation test (`test_docs_code.py`) also
+checks the output of every `ramplus` command the README and the documentation pages run
+(`test_documented_commands_print_no_library_noise`)."""
 
 from __future__ import annotations
 
