@@ -657,7 +657,9 @@ def run_pages(scratch: Path):
             PYTHONDONTWRITEBYTECODE="1",
             TOKENIZERS_PARALLELISM="false",
         )
-        env.pop("PYTHONPATH", None)
+        # the clone's own package, as after `pip install -e .` in it (an installed copy elsewhere, e.g. the editable
+        # install of another checkout, would otherwise be the code that runs)
+        env["PYTHONPATH"] = str(repo / "src")
         env.pop("RAMPLUS_MODEL", None)
         ramplus = Path(sys.executable).parent / "ramplus"
         if ramplus.is_file() and hasattr(socket, "send_fds"):
