@@ -28,7 +28,7 @@ test-slow: setup
 notebooks: setup
 	$(BIN)/python notebooks/build_notebooks.py
 
-# the documentation site in site/ (README sections, API reference from the docstrings, notebooks), offline;
+# the documentation site in site/ (the pages of docs/, API reference from the docstrings, notebooks), offline;
 # every warning is an error (mkdocs.yml: strict)
 docs: setup
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --site-dir site
