@@ -129,9 +129,10 @@ fig.tight_layout()
 # %% [markdown]
 # ## Save the adapter and load it back
 #
-# The adapter folder holds the LoRA weights *and* the new tags (the vocabulary travels in
-# `adapter_model.safetensors`), so every standard way of loading it gives the fine-tuned tagger: `load_adapter` on
-# the base model, `PeftModel.from_pretrained`, `AutoModel.from_pretrained(adapter)` or `pipeline(model=adapter)`.
+# The adapter folder holds the LoRA weights *and* the new tags (the label embeddings in `adapter_model.safetensors`,
+# the names and thresholds in `tag_vocabulary.json`), so loading it gives the fine-tuned tagger: `load_adapter` on the
+# base model, `AutoModel.from_pretrained(adapter)` or `pipeline(model=adapter)` (with peft's own
+# `PeftModel.from_pretrained`, call `base.load_adapter_vocabulary(adapter)` first).
 
 # %%
 from transformers_ramplus.training.adapters import save_adapter
