@@ -74,14 +74,15 @@ def main():
     from transformers import CLIPTextConfig
 
     from transformers_ramplus import RamPlusConfig, RamPlusModel
-    from transformers_ramplus.tags.tag_set import encode_texts, load_descriptions
+    from transformers_ramplus.tags.descriptions import load_descriptions
+    from transformers_ramplus.tags.encoding import encode_texts
 
     descriptions = load_descriptions(DATA_DIR / "openimages_rare_200_llm_tag_descriptions.json")
     tags = list(descriptions)[: args.tags]
     if args.texts == "descriptions":
         texts = [text for tag in tags for text in descriptions[tag]]
     else:
-        from transformers_ramplus.tags.tag_set import name_prompts
+        from transformers_ramplus.tags.templates import name_prompts
 
         texts = [text for tag in tags for text in name_prompts(tag, args.name_templates)]
 

@@ -8,7 +8,7 @@ import torch
 from conftest import _byte_alphabet
 from transformers_ramplus.cli.main import main
 from transformers_ramplus.cli.describe import PROMPTS, prompt_inputs, tag_seed
-from transformers_ramplus.tags.tag_set import load_descriptions
+from transformers_ramplus.tags.descriptions import load_descriptions
 
 
 def tiny_tokenizer():

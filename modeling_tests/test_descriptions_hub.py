@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import REFERENCE_IMAGES
-from transformers_ramplus.tags.tag_set import (
+from transformers_ramplus.tags.descriptions import (
     AUTHORS_DESCRIPTIONS_FILE,
     AUTHORS_DESCRIPTIONS_REPO,
     load_descriptions,
@@ -85,7 +85,7 @@ def test_descriptions_by_hub_dataset_id(repos, converted_tiny_text, tmp_path):
         import pytest, torch
         from conftest import tiny_text_model
         from transformers_ramplus import TagSet, load_descriptions
-        from transformers_ramplus.tags.tag_set import encode_texts
+        from transformers_ramplus.tags.encoding import encode_texts
         from transformers_ramplus.cli.main import main
 
         # the only JSON file of a dataset repository, found without a file name; downloaded into the HF cache

@@ -15,11 +15,11 @@ import transformers_ramplus
 from conftest import REFERENCE_IMAGES, tiny_text_model
 from transformers import pipeline
 from transformers_ramplus.cli.main import main
-from transformers_ramplus.tags.tag_set import (
+from transformers_ramplus.tags.encoding import clear_text_cache
+from transformers_ramplus.tags.tag_set import TagSet
+from transformers_ramplus.tags.templates import (
     COMPACT_TEMPLATES,
     RAM_PLUS_TEMPLATES,
-    TagSet,
-    clear_text_cache,
     fill_template,
     load_name_ensemble_data,
     name_prompts,

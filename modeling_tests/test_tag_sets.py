@@ -7,14 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_model, tiny_text_model
-from transformers_ramplus.tags.tag_set import (
-    TagSet,
-    clear_text_cache,
-    encode_texts,
-    fill_template,
-    load_descriptions,
-    save_descriptions,
-)
+from transformers_ramplus.tags.descriptions import load_descriptions, save_descriptions
+from transformers_ramplus.tags.encoding import clear_text_cache, encode_texts
+from transformers_ramplus.tags.tag_set import TagSet
+from transformers_ramplus.tags.templates import fill_template
 
 
 def direct_clip(model, tokenizer, text):

@@ -24,7 +24,9 @@ from .models.ram_plus.modeling_ram_plus import (
 from .models.ram_plus.processing_ram_plus import RamPlusProcessor
 from .models.remote_code import save_model_folder, write_remote_code
 from .pipelines.zero_shot_image_tagging import TASK, ZeroShotImageTaggingPipeline
-from .tags.tag_set import TagSet, encode_texts, load_descriptions, save_descriptions
+from .tags.descriptions import load_descriptions, save_descriptions
+from .tags.encoding import encode_texts
+from .tags.tag_set import TagSet
 
 
 __version__ = "0.1.0"

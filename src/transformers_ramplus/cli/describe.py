@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
 from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
 from ..tags.files import read_tag_list
-from ..tags.tag_set import load_descriptions, save_descriptions
+from ..tags.descriptions import load_descriptions, save_descriptions
 
 
 # The prompts of the paper, "{}" is the tag.

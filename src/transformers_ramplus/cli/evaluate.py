@@ -93,7 +93,7 @@ def run(args) -> int:
     )
     from ..models.ram_plus.modeling_ram_plus import RamPlusModel
     from ..inference.fast_paths import optimize_for_inference
-    from ..tags.tag_set import load_descriptions
+    from ..tags.descriptions import load_descriptions
     from ..training.trainer import add_tags
 
     if args.batch_size <= 0:

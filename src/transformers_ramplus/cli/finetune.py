@@ -147,7 +147,8 @@ def first_readable_image(rows, collator, image_processor=None):
 
 def prepare_vocabulary(model, tokenizer, names_needed, descriptions_path=None, name_prompts=False, tag_set=None, replace=False):
     """Add the tags of `names_needed` that the model lacks (from descriptions, name prompts or a saved tag set)."""
-    from ..tags.tag_set import TagSet, load_descriptions
+    from ..tags.descriptions import load_descriptions
+    from ..tags.tag_set import TagSet
     from ..training.trainer import add_tags
 
     if tag_set:

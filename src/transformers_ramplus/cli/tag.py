@@ -547,7 +547,7 @@ def _candidate_labels(args):
         if not args.descriptions:
             raise ValueError("--descriptions-file and --descriptions-revision need --descriptions")
     if args.descriptions:
-        from ..tags.tag_set import load_descriptions, select_descriptions
+        from ..tags.descriptions import load_descriptions, select_descriptions
 
         descriptions = load_descriptions(
             args.descriptions,

@@ -24,7 +24,8 @@ from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
 try:  # the package's tag sets and fast paths; absent where a saved folder's copy of this module runs as remote code
     # without transformers_ramplus (absolute imports inside `try`: transformers' import check skips them)
     from transformers_ramplus.inference.fast_paths import optimize_for_inference
-    from transformers_ramplus.tags.tag_set import TagSet, _freeze, tokenizer_for_model
+    from transformers_ramplus.tags.encoding import tokenizer_for_model
+    from transformers_ramplus.tags.tag_set import TagSet, _freeze
 except ImportError:
     optimize_for_inference = TagSet = _freeze = tokenizer_for_model = None
 
