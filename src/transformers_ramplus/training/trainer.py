@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
 from .adapters import check_vocabulary_travels, save_adapter_vocabulary
+from .wrappers import unwrap_model
 
 
 logger = logging.get_logger(__name__)
@@ -44,28 +45,9 @@ class RamPlusTrainingArguments(TrainingArguments):
     report_to: None | str | list[str] = field(default="none", metadata={"help": "logging integrations"})
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The `RamPlusModel` inside DDP / PEFT wrappers."""
-    from ..models.ram_plus.modeling_ram_plus import RamPlusModel
-
-    seen = model
-    for _ in range(8):
-        if isinstance(seen, RamPlusModel):
-            return seen
-        if hasattr(seen, "module"):
-            seen = seen.module
-        elif hasattr(seen, "get_base_model"):
-            seen = seen.get_base_model()
-        elif hasattr(seen, "model") and isinstance(seen.model, nn.Module):
-            seen = seen.model
-        else:
-            break
-    raise TypeError(f"expected a RamPlusModel (possibly wrapped), got {type(model).__name__}")
-
-
 def freeze_frozen_parts(model: nn.Module) -> None:
     """Freeze what RAM++ never trains: the CLIP text tower (`label_embeds` is a buffer and has no gradient)."""
-    _unwrap(model).freeze_text_model()
+    unwrap_model(model).freeze_text_model()
 
 
 class _CollatorEpochCallback(TrainerCallback):
@@ -104,7 +86,7 @@ class RamPlusTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        inner = _unwrap(self.model)
+        inner = unwrap_model(self.model)
         freeze_frozen_parts(self.model)
         check_vocabulary_travels(self.model)  # checkpoints of an adapter must carry changed tags
         if eval_data_collator is None and hasattr(self.data_collator, "for_eval"):
@@ -290,7 +272,7 @@ def add_tags(model: nn.Module, tags, tokenizer=None, keep_existing: bool = True)
     """
     from ..tags.tag_set import TagSet
 
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     tag_set = tags if isinstance(tags, TagSet) else TagSet.from_model(inner, tags, tokenizer=tokenizer)
     return tag_set.apply_to(inner, keep_existing=keep_existing)
 
