@@ -211,7 +211,7 @@ def test_visualize_without_matplotlib_names_the_extra(monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ ramplus tag --heatmaps
 def test_file_names_are_safe_and_distinct():
-    from transformers_ramplus.cli.heatmaps import heatmap_file_name
+    from transformers_ramplus.inference.heatmaps import heatmap_file_name
 
     names = [
         heatmap_file_name(key)

@@ -312,7 +312,7 @@ def test_control_characters_in_paths_round_trip(converted_tiny, photos, tmp_path
             assert {r["path"] for r in rows} == expected
             assert all(r["error"] == "" and len(r["labels"].split(" | ")) == 2 for r in rows)
         elif fmt == "text":
-            from transformers_ramplus.cli.tag import unescape_text
+            from transformers_ramplus.io.records import unescape_text
 
             lines = before.decode().split("\n")
             assert lines[-1] == "" and len(lines) == len(expected) + 1  # one line per image

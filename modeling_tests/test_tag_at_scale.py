@@ -206,7 +206,7 @@ def test_killed_run_resumes_with_another_process_count(converted_tiny, photos, t
 def test_merge_keeps_other_results_and_refuses_other_options(converted_tiny, photos, tmp_path, capsys):
     """Parts left by a killed sharded run are merged by a plain `ramplus tag` (one process) after checking the
     recorded options; results of inputs not named in the run stay in the output, first."""
-    from transformers_ramplus.cli.tag_shards import parts_dir
+    from transformers_ramplus.inference.sharding import parts_dir
 
     output = tmp_path / "tags.jsonl"
     model = ["--model", str(converted_tiny)]

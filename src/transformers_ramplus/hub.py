@@ -21,6 +21,7 @@ original-format repositories: convert them with `ramplus convert`, or load them 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -461,6 +462,18 @@ def add_original_repo_aliases(*owners, fail_fast: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
+@contextlib.contextmanager
+def reading(description: str):
+    """Failures while reading an input (a model folder, a tag set) are input-file errors, not crashes: library
+    errors such as a truncated safetensors file become a `ValueError` naming `description`."""
+    try:
+        yield
+    except (OSError, ValueError, TypeError):
+        raise
+    except Exception as error:
+        raise ValueError(f"{description}: {type(error).__name__}: {error}") from error
+
+
 def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]:
     """
     For command-line tools: `(name_or_folder, extra_kwargs)` to pass to `pipeline`/`from_pretrained`, failing within
@@ -521,6 +534,7 @@ __all__ = [
     "UnsupportedRepositoryError",
     "bundled_tag_files",
     "add_original_repo_aliases",
+    "reading",
     "resolve_model_name",
     "resolve_original_checkpoint",
 ]

@@ -16,7 +16,10 @@ import json
 import os
 import sys
 
+from ..inference.tagging import check_options
 from ..io.atomic import atomic_directory, atomic_file, atomic_write_text
+from ..io.fingerprints import model_fingerprint
+from ..pipelines.zero_shot_image_tagging import resolve_device
 
 
 def add_arguments(parser):
@@ -60,7 +63,6 @@ def scores_cache_key(args, classes, image_names, paths, image_processor) -> str:
     """What determines the cached scores: the model's files, the classes, every image file (name, size, mtime), the
     descriptions file, name prompts, the image processor settings and the package version."""
     from .. import __version__
-    from .tag import model_fingerprint
 
     processor = image_processor.to_dict() if hasattr(image_processor, "to_dict") else repr(image_processor)
     parts = [
@@ -96,18 +98,13 @@ def run(args) -> int:
     from ..tags.descriptions import load_descriptions
     from ..training.trainer import add_tags
 
-    if args.batch_size <= 0:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
-    if args.threshold is not None:
-        from ..models.ram_plus.configuration_ram_plus import validate_threshold
-
-        validate_threshold(args.threshold, "--threshold")
+    check_options(threshold=args.threshold, batch_size=args.batch_size)
     annotations = read_annotations(args.annotations, args.tag_list, format=args.format)
     classes = annotations.class_names
     from . import reading
 
     with reading(f"cannot load the model {args.model!r}"):
-        model = optimize_for_inference(RamPlusModel.from_pretrained(args.model).to(args.device))
+        model = optimize_for_inference(RamPlusModel.from_pretrained(args.model).to(resolve_device(args.device)))
     unknown = [name for name in dict.fromkeys(classes) if name not in model.config.label2id]
     if unknown:
         descriptions = load_descriptions(args.descriptions) if args.descriptions else {}

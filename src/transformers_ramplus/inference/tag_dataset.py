@@ -1,8 +1,9 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
 """Tagging at scale on existing engines: `tag_dataset` adds tag columns to a 🤗 `datasets` dataset.
 
-The sharded command line (`accelerate launch -m transformers_ramplus.cli tag ...`) lives in
-`transformers_ramplus.cli.tag_shards`.
+Each process loads the pipeline once and tags through the package's one tagging loop
+(`transformers_ramplus.inference.tagging.tag_batches`). Tagging files over processes (`accelerate launch -m
+transformers_ramplus.cli tag ...`) lives in `transformers_ramplus.inference.sharding`.
 """
 
 from __future__ import annotations
@@ -12,19 +13,13 @@ import json
 import os
 import uuid
 
+import torch
 
-ON_ERROR = ("record", "skip", "raise")
-
-
-def default_device(device=None):
-    """`device` if given; else this process's GPU under a launcher (`cuda:LOCAL_RANK`), the first GPU, or the CPU."""
-    if device is not None:
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-    return "cpu"
+from ..hub import DEFAULT_MODEL
+from ..io.fingerprints import model_fingerprint, tag_set_digest
+from ..pipelines.zero_shot_image_tagging import resolve_device
+from ..tags.tag_set import TagSet
+from .tagging import check_options, load_tagger, tag_batches
 
 
 def _loadable(item):
@@ -36,74 +31,39 @@ def _loadable(item):
 
 
 class _Engine:
-    """The model, processor and tag set of one process (loaded on the first batch it sees)."""
+    """The pipeline and tag set of one process (loaded on the first batch it sees)."""
 
     def __init__(self, spec: dict, rank=None):
-        import torch
-        from transformers import pipeline
-
-        import transformers_ramplus  # noqa: F401  (registers the pipeline task)
-
-        device = spec["device"]
-        if device is None and rank is not None and torch.cuda.is_available():  # num_proc workers share the GPUs
-            device = f"cuda:{rank % torch.cuda.device_count()}"
-        device = default_device(device)
-        if spec["threads"] and str(device).startswith("cpu"):
+        device = resolve_device(spec["device"], rank)  # num_proc workers share the GPUs
+        if spec["threads"] and device.type == "cpu":
             torch.set_num_threads(spec["threads"])  # num_proc CPU workers: share the cores instead of each taking all
-        model, hub_kwargs = spec["model"], dict(spec["hub_kwargs"])
-        if isinstance(model, str):
-            from ..hub import resolve_model_name
-
-            model, extra = resolve_model_name(model, revision=hub_kwargs.get("revision"))
-            hub_kwargs.update(extra)
-        options = dict(hub_kwargs)
-        processor = spec["processor"]
-        if processor is not None:
-            image_processor = getattr(processor, "image_processor", processor)
-            options["image_processor"] = image_processor
-            tokenizer = getattr(processor, "tokenizer", None)
-            if tokenizer is not None:
-                options["tokenizer"] = tokenizer
-        if spec["precision"] is not None:
-            options["precision"] = spec["precision"]
-        self.tagger = pipeline("zero-shot-image-tagging", model=model, device=device, **options)
+        self.tagger, _ = load_tagger(
+            spec["model"], device=device, precision=spec["precision"], revision=spec["revision"], processor=spec["processor"]
+        )
         self.tag_set = self.tagger.get_tag_set(spec["candidate_labels"], templates=spec["templates"])
-        self.labels = {language: self.tag_set.labels(language) for language in spec["languages"]}
-        self.model_inputs = self.tag_set.model_inputs(self.tagger.model)  # on the model's device, once
+        # the same tags in the same order, named in Chinese (tag names are unique in a tag set)
+        self.chinese = dict(zip(self.tag_set.names, self.tag_set.labels("zh"))) if "zh" in spec["languages"] else None
 
     def tag(self, items, indices, threshold, top_k, on_error):
         """`(tags per language, scores, errors)` for a batch of image values (rows `indices`, named in errors); a bad
         image is an error (not tagged)."""
-        import torch
-
-        from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
-
-        tagger = self.tagger
-        errors: list = [None] * len(items)
-        images, positions = [], []
-        for position, (item, index) in enumerate(zip(items, indices)):
-            try:
-                images.append(tagger.image_processor.load_image(_loadable(item), index))
-                positions.append(position)
-            except (ValueError, TypeError) as error:
-                if on_error == "raise":
-                    raise
-                errors[position] = str(error)
-        tags = {language: [[] for _ in items] for language in self.labels}
+        tags = {"en": [[] for _ in items]}
+        if self.chinese is not None:
+            tags["zh"] = [[] for _ in items]
         scores = [[] for _ in items]
-        if images:
-            pixel_values = tagger.image_processor(images, return_tensors="pt")["pixel_values"].to(tagger.device)
-            with torch.inference_mode():
-                outputs = tagger.model(pixel_values=pixel_values, **self.model_inputs)
-            logits = outputs.logits.float()
-            if not torch.isfinite(logits).all():
-                raise ValueError("the model produced NaN or infinite scores: check its weights and the tag set's embeddings")
-            thresholds = self.tag_set.thresholds if threshold is None else threshold
-            for language, names in self.labels.items():  # the same tags in the same order, named in each language
-                results = post_process_image_tagging(logits, thresholds, names, top_k=top_k)
-                for position, result in zip(positions, results):
-                    tags[language][position] = [t["label"] for t in result]
-                    scores[position] = [t["score"] for t in result]
+        errors: list = [None] * len(items)
+        batches = tag_batches(
+            self.tagger, [_loadable(item) for item in items], tag_set=self.tag_set, threshold=threshold, top_k=top_k,
+            batch_size=max(1, len(items)), indices=indices, on_error=on_error,
+        )
+        for tagged in (tagged for batch in batches for tagged in batch):
+            if tagged.error is not None:
+                errors[tagged.index] = tagged.error
+                continue
+            tags["en"][tagged.index] = [t["label"] for t in tagged.result]
+            if self.chinese is not None:
+                tags["zh"][tagged.index] = [self.chinese[t["label"]] for t in tagged.result]
+            scores[tagged.index] = [t["score"] for t in tagged.result]
         return tags, scores, errors
 
 
@@ -147,8 +107,6 @@ def _describe_model(model, revision) -> str:
     """What identifies the model for the datasets cache: a folder's files (names, sizes, times), a Hub id and
     revision, or (a model object) nothing reusable."""
     if isinstance(model, str):
-        from ..cli.tag import model_fingerprint
-
         return f"{model_fingerprint(model)}@{revision}"
     return f"object-{uuid.uuid4().hex}"
 
@@ -208,16 +166,7 @@ def tag_dataset(
     except ImportError as error:
         raise ImportError("tag_dataset needs the `datasets` package: pip install 'transformers-ramplus[scale]'") from error
 
-    if on_error not in ON_ERROR:
-        raise ValueError(f"`on_error` must be one of {ON_ERROR}, got {on_error!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}")
-    if threshold is not None:
-        from ..models.ram_plus.configuration_ram_plus import validate_threshold
-
-        threshold = validate_threshold(threshold)
+    threshold, top_k, _ = check_options(threshold, top_k, precision=precision, batch_size=batch_size, on_error=on_error)
     streaming = isinstance(dataset, datasets.IterableDataset)
     if not streaming and not isinstance(dataset, datasets.Dataset):
         raise TypeError(f"`dataset` must be a datasets.Dataset or IterableDataset, got {type(dataset).__name__}")
@@ -238,16 +187,12 @@ def tag_dataset(
     if len(set(new_columns)) != len(new_columns) or image_column in new_columns:
         raise ValueError(f"the new columns {new_columns} must differ from each other and from `image_column`")
     if model is None:
-        from ..hub import DEFAULT_MODEL
-
         model = DEFAULT_MODEL
-    if precision is not None and precision not in ("fp32", "bf16", "int8"):
-        raise ValueError(f"`precision` must be 'fp32', 'bf16' or 'int8', got {precision!r}")
 
     workers = num_proc if num_proc and num_proc > 1 and not streaming else None
     spec = {
         "model": model,
-        "hub_kwargs": {"revision": revision} if revision else {},
+        "revision": revision,
         "processor": processor,
         "candidate_labels": candidate_labels,
         "templates": templates,
@@ -314,13 +259,9 @@ def _labels_digest(candidate_labels) -> str:
     """What identifies the candidate labels for the datasets cache."""
     if candidate_labels is None:
         return "builtin"
-    from ..tags.tag_set import TagSet
-
     if isinstance(candidate_labels, TagSet):
-        from ..cli.tag import tag_set_digest
-
         return tag_set_digest(candidate_labels)
     return hashlib.sha256(json.dumps(candidate_labels, default=str, sort_keys=True).encode()).hexdigest()
 
 
-__all__ = ["default_device", "tag_dataset"]
+__all__ = ["tag_dataset"]

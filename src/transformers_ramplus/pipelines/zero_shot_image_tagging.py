@@ -8,6 +8,7 @@ ships it as a custom pipeline that `pipeline(model=..., trust_remote_code=True)`
 
 from __future__ import annotations
 
+import os
 import types
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ import torch
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines.base import Pipeline
 
-from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold
+from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold, validate_top_k
 from ..models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
 from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
 
@@ -32,6 +33,37 @@ except ImportError:
 
 TASK = "zero-shot-image-tagging"
 _UNSET = object()
+
+
+def resolve_device(requested=None, rank: int | None = None) -> torch.device:
+    """The device to tag on: `requested` (a `torch.device`, a name such as `"cuda:1"`, or an index: -1 the CPU, n the
+    n-th GPU); without one, the GPU of `rank` (default: this process's `LOCAL_RANK` under `accelerate launch` or
+    `torchrun`, else 0) modulo the GPUs there are, or the CPU when there is none."""
+    if isinstance(requested, torch.device):
+        return requested
+    if isinstance(requested, str):
+        return torch.device(requested)
+    if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int)):
+        raise TypeError(f"`device` must be a torch.device, a device name or an index, got {requested!r}")
+    if requested is not None and requested < 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if requested is not None:
+        return torch.device(f"cuda:{requested}")
+    rank = int(os.environ.get("LOCAL_RANK", "0")) if rank is None else rank
+    return torch.device(f"cuda:{rank % torch.cuda.device_count()}")
+
+
+def check_tagging_options(threshold=None, top_k=None, language="en") -> tuple[float | None, int | None, str]:
+    """The call options that decide which tags an image gets, checked: `threshold` (`None`: per tag, else one value
+    in [0, 1]), `top_k` (`None` or a positive integer), `language` (`"en"` or `"zh"`). Every tagging entry point of the
+    package checks them here, before it loads a model."""
+    return (
+        None if threshold is None else validate_threshold(threshold),
+        validate_top_k(top_k),
+        validate_language(language),
+    )
 
 
 class _Indexed:
@@ -113,6 +145,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         timeout: seconds to wait for an image URL's server (default: the image processor's `timeout`, 10 s).
         templates: how new tag names are embedded: `"ram_plus"` (default, the authors' ensemble), `"compact"`, or a
             list of your own templates (see [`TagSet.from_model`]).
+        raw_scores: `True` returns, per image, the score (sigmoid) of every tag of the tag set as a float32 tensor in
+            the tag set's order, instead of the tags: no threshold, no `top_k` (for benchmarks and calibration).
 
     Construction arguments (besides the usual `model`, `device`, `dtype`...):
         optimize (`bool`, defaults to `True`): run the model through [`optimize_for_inference`] (same outputs,
@@ -157,14 +191,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         after `init_process_group` computed on the CPU. The device asked for wins here, as it does without a group."""
         if requested is None or getattr(self.model, "hf_device_map", None) is not None:
             return
-        if isinstance(requested, torch.device):
-            device = requested
-        elif isinstance(requested, str):
-            device = torch.device(requested)
-        elif isinstance(requested, int) and not isinstance(requested, bool):
-            device = torch.device("cpu") if requested < 0 or not torch.cuda.is_available() else torch.device(f"cuda:{requested}")
-        else:
-            return
+        device = resolve_device(requested)
         if device != self.device:
             self.device = device
         if self.model.device != device:
@@ -179,6 +206,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         language=_UNSET,
         templates=_UNSET,
         timeout=_UNSET,
+        raw_scores=_UNSET,
         **kwargs,
     ):
         if kwargs:
@@ -195,14 +223,12 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             )
             forward_params["tag_set"] = tag_set
             postprocess_params["tag_set"] = tag_set
-        if threshold is not _UNSET:
-            postprocess_params["threshold"] = None if threshold is None else validate_threshold(threshold)
-        if top_k is not _UNSET:
-            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-                raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}")
-            postprocess_params["top_k"] = top_k
-        if language is not _UNSET:
-            postprocess_params["language"] = validate_language(language)
+        given = {"threshold": threshold, "top_k": top_k, "language": language}
+        given = {name: value for name, value in given.items() if value is not _UNSET}
+        checked = dict(zip(("threshold", "top_k", "language"), check_tagging_options(**given)))
+        postprocess_params.update({name: checked[name] for name in given})
+        if raw_scores is not _UNSET:
+            postprocess_params["raw_scores"] = bool(raw_scores)
         return preprocess_params, forward_params, postprocess_params
 
     def get_tag_set(self, candidate_labels=None, templates=None):
@@ -269,7 +295,9 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             raise ValueError(f"the model produced NaN or infinite scores: {culprit} contain NaN or infinite values")
         return {"logits": outputs.logits}
 
-    def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en"):
+    def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False):
+        if raw_scores:  # every tag's score, in the tag set's order
+            return torch.sigmoid(model_outputs["logits"].reshape(-1).float()).cpu()
         if tag_set is None:
             tag_set = self.get_tag_set(None)
         logits = model_outputs["logits"].reshape(1, -1)
@@ -292,4 +320,4 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         )
 
 
-__all__ = ["TASK", "ZeroShotImageTaggingPipeline"]
+__all__ = ["TASK", "ZeroShotImageTaggingPipeline", "check_tagging_options", "resolve_device"]

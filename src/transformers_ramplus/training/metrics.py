@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..inference.tagging import load_tagger, tag_batches
 from ..models.ram_plus.configuration_ram_plus import validate_threshold, validate_thresholds
 from ..tags.files import read_tag_list
+from ..tags.tag_set import TagSet
 
 
 AP_EPS = 1e-8
@@ -263,36 +265,28 @@ def find_image(images_dir: str | os.PathLike, name: str) -> str | None:
 
 
 def score_images(model, image_processor, paths: Sequence[str], tag_indices=None, batch_size: int = 16, progress=None):
-    """Sigmoid scores `(len(paths), num_classes)` of a `RamPlusModel` (float32 numpy) and a boolean mask of the
-    images that could be read; unreadable images are skipped (their rows are NaN) and the rest is kept."""
-    import torch
-
-    from ..models.ram_plus.image_processing_ram_plus import load_image
-
+    """Sigmoid scores `(len(paths), num_classes)` of a `RamPlusModel` (float32 numpy; the columns are the model's tags,
+    or `tag_indices`, repeats allowed) and a boolean mask of the images that could be read; unreadable images are
+    skipped (their rows are NaN) and the rest is kept. Tags through the package's one tagging loop (the pipeline with
+    `raw_scores=True`), on the model's device; `progress(done, total)` is called after every batch."""
+    indices = list(range(model.config.num_tags)) if tag_indices is None else [int(i) for i in tag_indices]
+    unique = list(dict.fromkeys(indices))  # each tag scored once
+    column_of = {index: column for column, index in enumerate(unique)}
+    columns = [column_of[index] for index in indices]
+    tag_set = TagSet.builtin(model, unique)
     device = next(model.parameters()).device
-    num_classes = model.config.num_tags if tag_indices is None else len(tag_indices)
-    scores = np.full((len(paths), num_classes), np.nan, dtype=np.float32)
+    tagger, _ = load_tagger(model, device=device, image_processor=image_processor, optimize=False)
+    scores = np.full((len(paths), len(indices)), np.nan, dtype=np.float32)
     ok = np.zeros(len(paths), dtype=bool)
-    indices = None if tag_indices is None else torch.as_tensor(list(tag_indices), dtype=torch.long, device=device)
-    read = getattr(image_processor, "load_image", None) or load_image  # the processor's pixel limit and timeout
-    for start in range(0, len(paths), batch_size):
-        images, rows = [], []
-        for row in range(start, min(start + batch_size, len(paths))):
-            try:
-                images.append(read(paths[row], row))
-                rows.append(row)
-            except (OSError, ValueError):
-                continue
-        if images:
-            pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(device)
-            with torch.no_grad():
-                logits = model(pixel_values=pixel_values, tag_indices=indices).logits
-            if not torch.isfinite(logits).all():
-                raise ValueError("the model produced NaN or infinite scores: its weights or label embeddings contain NaN or infinite values")
-            scores[rows] = torch.sigmoid(logits.float()).cpu().numpy()
-            ok[rows] = True
+    done = 0
+    for batch in tag_batches(tagger, paths, tag_set=tag_set, raw_scores=True, batch_size=batch_size):
+        for tagged in batch:
+            if tagged.error is None:
+                scores[tagged.index] = tagged.result.numpy()[columns]
+                ok[tagged.index] = True
+        done += len(batch)
         if progress is not None:
-            progress(min(start + batch_size, len(paths)), len(paths))
+            progress(done, len(paths))
     return scores, ok
 
 

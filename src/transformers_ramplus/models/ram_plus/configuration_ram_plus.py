@@ -72,6 +72,13 @@ def validate_thresholds(values, num_tags: int | None = None, name: str = "thresh
     return checked
 
 
+def validate_top_k(top_k, name: str = "top_k") -> int | None:
+    """`None` (every tag that passes its threshold) or a positive integer (at most that many tags per image)."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+        raise ValueError(f"`{name}` must be None or a positive integer, got {top_k!r}")
+    return top_k
+
+
 def validate_language(language) -> str:
     """`"en"` (English tag names) or `"zh"` (Chinese names of the built-in tags)."""
     if language not in LANGUAGES:
@@ -366,4 +373,4 @@ class RamPlusConfig(PreTrainedConfig):
         return cls(vision_config=dict(VISION_PRESETS[variant]), **kwargs)
 
 
-__all__ = ["RamPlusConfig", "validate_language", "validate_threshold", "validate_thresholds"]
+__all__ = ["RamPlusConfig", "validate_language", "validate_threshold", "validate_thresholds", "validate_top_k"]

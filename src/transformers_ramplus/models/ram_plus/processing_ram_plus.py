@@ -17,7 +17,13 @@ from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import cached_file
 
-from .configuration_ram_plus import RamPlusConfig, validate_language, validate_threshold, validate_thresholds
+from .configuration_ram_plus import (
+    RamPlusConfig,
+    validate_language,
+    validate_threshold,
+    validate_thresholds,
+    validate_top_k,
+)
 from .image_processing_ram_plus import RamPlusImageProcessor
 
 
@@ -59,8 +65,7 @@ def post_process_image_tagging(
         cutoff = torch.tensor(validate_thresholds(thresholds, num_tags=num_tags), dtype=torch.float32)
     else:
         cutoff = torch.full((num_tags,), validate_threshold(thresholds))
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}")
+    validate_top_k(top_k)
     if sort_by not in SORT_ORDERS:
         raise ValueError(f"`sort_by` must be 'score' or 'index', got {sort_by!r}")
     scores = torch.sigmoid(logits.detach().float().cpu())

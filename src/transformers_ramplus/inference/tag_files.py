@@ -1,0 +1,328 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""Tagging image files, folders and URLs into one results file that survives kills (`ramplus tag`).
+
+Results are written as they come (jsonl/csv/text: one record appended and flushed per image; json: the whole file
+rewritten atomically after every batch), so an interrupted run loses nothing done; rerunning with the same output
+skips the images that already have a result (unless the file's size or modification time changed since, recorded in
+`.NAME.ramplus-tag.index`), and a record cut short by a crash is dropped and redone. The options that determine the
+results (model, tags, thresholds, top-k, language, format...) are recorded next to the output
+(`.NAME.ramplus-tag.json`); a rerun with other options is refused unless `overwrite`. A lock file (`.NAME.lock`)
+stops a second run on the same output. Unreadable inputs are error records; the others are tagged.
+
+`tag_files` runs in one process; `transformers_ramplus.inference.sharding.tag_files_sharded` shares the inputs out
+over the processes of `accelerate launch`/`torchrun`. Both tag through `inference.tagging.tag_batches`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from ..hub import DEFAULT_MODEL
+from ..io.atomic import OutputLock, atomic_write_json
+from ..io.dicom import validate_window
+from ..io.fingerprints import file_stamp, model_fingerprint, tag_set_digest
+from ..io.inputs import collect_inputs, input_key
+from ..io.records import infer_format, open_writer
+from ..io.resume import StampIndex, check_resume, settings_file
+from ..models.ram_plus.image_processing_ram_plus import load_image
+from ..tags.files import read_tag_list
+from ..tags.tag_set import TagSet, load_descriptions, select_descriptions
+from .heatmaps import HeatmapWriter, check_heatmap_options, parse_heatmap_tags, without_heatmaps
+from .tagging import check_options, load_tagger, tag_batches
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TagFilesOptions:
+    """What a `ramplus tag` run is asked to do (the fields are its options, by the same names)."""
+
+    paths: list[str]
+    model: str | None = None  # None: $RAMPLUS_MODEL, else the authors' release
+    revision: str | None = None
+    output: str | None = None  # None: records to stdout (no resume)
+    format: str | None = None  # None: from the output's extension, else text
+    overwrite: bool = False
+    recursive: bool = False
+    extensions: str | None = None
+    labels: list[str] | None = None
+    labels_file: str | None = None
+    descriptions: str | None = None
+    descriptions_file: str | None = None
+    descriptions_revision: str | None = None
+    descriptions_repo_type: str = "dataset"
+    name_templates: str | None = None
+    tag_set: str | None = None
+    threshold: float | None = None
+    top_k: int | None = None
+    language: str = "en"
+    batch_size: int = 8
+    timeout: float | None = None
+    max_image_pixels: int | None = None
+    window: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    heatmaps: str | None = None
+    heatmap_tags: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class TagFilesSummary:
+    """What a run did: inputs found, images tagged and failed, images skipped (done before), folders without inputs."""
+
+    inputs: int = 0
+    tagged: int = 0
+    failed: int = 0
+    skipped: int = 0
+    empty_folders: list[str] = field(default_factory=list)
+    processes: int = 1
+    rank: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Every input tagged (none failed, no folder was empty, there was something to tag)."""
+        return self.inputs > 0 and not self.failed and not self.empty_folders
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def _check_local_path(option: str, value: str) -> None:
+    """A folder argument given as a path that does not exist is reported as such (not as a bad Hub id)."""
+    looks_local = (
+        value.startswith(("/", ".", "~", "\\"))
+        or value.count("/") > 1
+        or (os.sep != "/" and os.sep in value)
+        or ("/" in value and os.path.isdir(value.split("/")[0]))
+    )
+    if looks_local and not os.path.exists(os.path.expanduser(value)):
+        raise ValueError(f"{option} {value!r}: no such directory")
+    if os.path.isfile(value):
+        raise ValueError(f"{option} {value!r} is a file; pass a directory (or a Hub id)")
+
+
+def prepare(options: TagFilesOptions) -> str:
+    """Check `options` before any model loads (and fill in the default model); the output format."""
+    if not options.model:
+        options.model = os.environ.get("RAMPLUS_MODEL") or DEFAULT_MODEL
+    check_options(options.threshold, options.top_k, options.language, options.precision, options.batch_size)
+    if options.timeout is not None and not options.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {options.timeout}")
+    if options.max_image_pixels is not None and options.max_image_pixels <= 0:
+        raise ValueError(f"--max-image-pixels must be positive, got {options.max_image_pixels}")
+    model = options.model
+    first = model.split("/")[0]
+    if model.count("/") == 1 and first not in ("", ".", "..", "~") and os.path.isdir(first) and not os.path.exists(model):
+        # `models/ram` next to a folder `models/`: a mistyped path, not a Hub id to look up
+        raise ValueError(f"--model {model!r}: no such directory (the folder {first!r} exists)")
+    if options.tag_set:
+        _check_local_path("--tag-set", options.tag_set)
+    check_heatmap_options(options.heatmaps, options.heatmap_tags)
+    return infer_format(options.output, options.format)
+
+
+def candidate_labels(options: TagFilesOptions):
+    """The tags to tag with: None (built-in), names, `{tag: descriptions}` or a `TagSet`."""
+    labels = list(options.labels or [])
+    if options.labels_file:
+        labels += read_tag_list(options.labels_file, "labels", comments=True)
+    labels = list(dict.fromkeys(labels))
+    if options.tag_set:
+        if labels or options.descriptions or options.name_templates:
+            raise ValueError("--tag-set cannot be combined with --labels, --labels-file, --descriptions or --name-templates")
+        return TagSet.from_pretrained(options.tag_set)
+    if (options.descriptions_file or options.descriptions_revision) and not options.descriptions:
+        raise ValueError("--descriptions-file and --descriptions-revision need --descriptions")
+    if options.descriptions:
+        descriptions = load_descriptions(
+            options.descriptions,
+            options.descriptions_file,
+            repo_type=options.descriptions_repo_type,
+            revision=options.descriptions_revision,
+        )
+        return select_descriptions(descriptions, labels or None, origin=options.descriptions)
+    return labels or None
+
+
+def collect(options: TagFilesOptions, report=logger.warning) -> tuple[list[str], list[str]]:
+    """The inputs of a run (its output and heatmap PNGs left out), and the folders that held none (reported)."""
+    empty_folders: list[str] = []
+    inputs = collect_inputs(
+        options.paths,
+        recursive=options.recursive,
+        extensions=options.extensions,
+        exclude=options.output,
+        empty_folders=empty_folders,
+    )
+    inputs = without_heatmaps(options.heatmaps, inputs)
+    for folder in empty_folders:
+        report(f"ramplus tag: no image files in folder {folder!r}")
+    return inputs, empty_folders
+
+
+# ------------------------------------------------------------------------------------------------ the tagger
+@dataclass
+class FileTagger:
+    """The pipeline and tag set of a run, how it reads files, and (with an output) the options it records."""
+
+    pipeline: object
+    tag_set: object
+    read_settings: dict
+    settings: dict | None
+
+    def read(self, path, index):
+        return load_image(path, index=index, **self.read_settings)
+
+
+def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) -> FileTagger:
+    """Load the model once and build the tag set (all text work happens here, once). `device` overrides the
+    options' (each process of a sharded run computes on its own)."""
+    tagger, model = load_tagger(
+        options.model, device=options.device if device is None else device, precision=options.precision,
+        revision=options.revision,
+    )
+    tag_set = tagger.get_tag_set(labels, templates=options.name_templates)
+    processor = tagger.image_processor
+    exif = bool(getattr(processor, "apply_exif_orientation", False))
+    max_pixels = options.max_image_pixels if options.max_image_pixels is not None else getattr(processor, "max_image_pixels", None)
+    read_settings = {"apply_exif_orientation": exif, "max_image_pixels": max_pixels}
+    if options.timeout is not None or getattr(processor, "timeout", None) is not None:
+        read_settings["timeout"] = options.timeout if options.timeout is not None else processor.timeout
+    window = validate_window(options.window) or getattr(processor, "dicom_window", None)
+    frame = getattr(processor, "dicom_frame", None)
+    read_settings.update(dicom_window=window, dicom_frame=frame)
+    settings = None
+    if options.output:
+        name = options.model
+        settings = {
+            "format": fmt,
+            "model": os.path.realpath(name) if os.path.isdir(name) else name,
+            "model_fingerprint": model_fingerprint(model, tagger.model.config, exclude=[options.output]),
+            "tags": tag_set_digest(tag_set),
+            "threshold": options.threshold,
+            "top_k": options.top_k,
+            "language": options.language,
+            "exif": exif,
+            "max_image_pixels": max_pixels,
+            "dicom": [None if window is None else [float(v) for v in window], frame],
+            "precision": options.precision,  # scores differ with the precision (None: the default)
+        }
+    return FileTagger(tagger, tag_set, read_settings, settings)
+
+
+def tag_into(options, todo, tagger: FileTagger, writer, stamps=None, progress=True, after_batch=None, report=logger.warning) -> int:
+    """Tag `todo` (`(index, path)` pairs) batch by batch into `writer`: records in input order, unreadable images as
+    error records (reported); the number of failures. With `stamps`, the size and modification time of each tagged
+    file (taken before it is read) is recorded after its record is written. `after_batch(paths, images, results)`
+    sees each batch's readable images and their tags before their records are written."""
+    stamped: dict[int, object] = {}
+
+    def read(path, index):
+        stamped[index] = file_stamp(path)  # before reading: a later change is seen
+        return tagger.read(path, index)
+
+    failures = 0
+    # disable=None: no bar when stderr is not a terminal (a log file gets the messages and the summary line only)
+    bar = tqdm(total=len(todo), desc="tagging", unit="img", disable=None if progress else True)
+    try:
+        batches = tag_batches(
+            tagger.pipeline,
+            [path for _, path in todo],
+            tag_set=tagger.tag_set,
+            threshold=options.threshold,
+            top_k=options.top_k,
+            language=options.language,
+            batch_size=options.batch_size,
+            read=read,
+            indices=[index for index, _ in todo],
+        )
+        for batch in batches:
+            paths = [todo[tagged.index][1] for tagged in batch]
+            for tagged in batch:
+                if tagged.error is not None:
+                    failures += 1
+                    report(f"ramplus tag: skipped {tagged.error}")
+            done = [(tagged, path) for tagged, path in zip(batch, paths) if tagged.error is None]
+            if after_batch is not None and done:  # e.g. heatmaps: before the records, so every record has its PNG
+                after_batch([path for _, path in done], [t.image for t, _ in done], [t.result for t, _ in done])
+            for tagged, path in zip(batch, paths):  # in input order
+                writer.write({"path": path, "error": tagged.error} if tagged.error else {"path": path, "tags": tagged.result})
+                bar.update(1)
+            writer.flush_batch()
+            if stamps is not None:  # after the records are on disk: a kill in between only redoes them
+                stamps.add((input_key(path), stamped[todo[t.index][0]]) for t, path in done)
+    finally:
+        bar.close()
+    return failures
+
+
+# ------------------------------------------------------------------------------------------------ one process
+def tag_files(options: TagFilesOptions, report=logger.warning) -> TagFilesSummary:
+    """Tag the inputs of `options` in this process into its output (locked while the run lasts), resuming what an
+    earlier run with the same options did. Messages (unreadable inputs, resumed results) go to `report`."""
+    fmt = prepare(options)
+    lock = None
+    if options.output:
+        if os.path.isdir(options.output):
+            raise ValueError(f"--output {options.output!r} is a folder; name a file")
+        lock = OutputLock(options.output).acquire()
+    try:
+        return _tag_files_locked(options, fmt, report)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _tag_files_locked(options: TagFilesOptions, fmt: str, report) -> TagFilesSummary:
+    labels = candidate_labels(options)
+    inputs, empty_folders = collect(options, report)
+    tagger = load_file_tagger(options, fmt, labels)
+    output = options.output
+    fresh = check_resume(output, tagger.settings, options.overwrite) if output else True
+    # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
+    writer = open_writer(output, fmt, fresh, report=report)
+    if output and fresh:
+        atomic_write_json(settings_file(output), tagger.settings)
+    stamps = StampIndex(output, fresh) if output else None
+    heatmaps = None
+    if options.heatmaps is not None:
+        heatmaps = HeatmapWriter(
+            options.heatmaps, parse_heatmap_tags(options.heatmap_tags), tagger.pipeline, tagger.tag_set,
+            options.language, tagger.settings, report=report,
+        )
+    if stamps is not None:
+        changed = stamps.changed(writer.done)
+        if changed:
+            report(f"{len(changed)} image(s) changed since they were tagged (size or modification time): tagging them again")
+            writer.forget(changed)
+    if heatmaps is not None:  # results without their PNG are redone
+        heatmaps.forget_missing(writer)
+    todo = [(index, path) for index, path in enumerate(inputs) if input_key(path) not in writer.done]
+    skipped = len(inputs) - len(todo)
+    if skipped:
+        report(f"resuming: {skipped} of {len(inputs)} images already have results in {output}")
+    try:
+        after_batch = heatmaps.write if heatmaps is not None else None
+        failures = tag_into(options, todo, tagger, writer, stamps, options.progress, after_batch, report)
+    finally:
+        writer.close()
+        if stamps is not None:
+            stamps.close()
+    return TagFilesSummary(len(inputs), len(todo) - failures, failures, skipped, empty_folders)
+
+
+__all__ = [
+    "FileTagger",
+    "TagFilesOptions",
+    "TagFilesSummary",
+    "candidate_labels",
+    "collect",
+    "load_file_tagger",
+    "prepare",
+    "tag_files",
+    "tag_into",
+]

@@ -1,0 +1,123 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""The package's one tagging loop: every tagging entry point (`ramplus tag`, sharded or not, `tag_dataset`,
+`score_images` and `ramplus evaluate`) loads its tagger with `load_tagger` and tags through `tag_batches`, which
+reads each input (an unreadable one is that input's error, the others are tagged) and runs the readable ones of a
+batch through the `zero-shot-image-tagging` pipeline: one forward pass and the pipeline's post-processing (tags, or
+every tag's score with `raw_scores=True`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import pipeline
+
+from ..hub import reading, resolve_model_name
+from ..models.ram_plus.image_processing_ram_plus import load_image
+from ..pipelines.zero_shot_image_tagging import TASK, check_tagging_options, resolve_device
+from .fast_paths import PRECISIONS
+
+
+# what reading an input may raise for that input alone (the loaders name the input and its position)
+READ_ERRORS = (OSError, ValueError, TypeError)
+ON_ERROR = ("record", "skip", "raise")
+
+
+@dataclass
+class TaggedImage:
+    """One input of a batch: its position, the image read (None when it could not be read) and its result (the
+    pipeline's tags, or with `raw_scores` every tag's score) or why it could not be read."""
+
+    index: int
+    image: Any = None
+    result: Any = None
+    error: str | None = None
+
+
+def check_options(threshold=None, top_k=None, language="en", precision=None, batch_size=8, on_error="record"):
+    """The options of a tagging entry point, checked before any model loads: `(threshold, top_k, language)` as the
+    pipeline takes them (see `check_tagging_options`)."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"`on_error` must be one of {ON_ERROR}, got {on_error!r}")
+    return check_tagging_options(threshold, top_k, language)
+
+
+def load_tagger(model, device=None, rank=None, precision=None, revision=None, processor=None, **pipeline_kwargs):
+    """`(pipeline, model)`: the `zero-shot-image-tagging` pipeline of `model` (a folder, a Hub id of a converted or
+    an original checkpoint, or a loaded model) on `resolve_device(device, rank)`, and the folder or id it was loaded
+    from (`model` itself for a model object). `processor`: a `RamPlusProcessor` or image processor to use instead of
+    the model's."""
+    options = dict(pipeline_kwargs)
+    name = model
+    if isinstance(model, str):  # a folder, or a Hub id looked up once (original checkpoints: the converted folder)
+        model, found = resolve_model_name(model, revision=revision)
+        options.update(found)
+        if model == name and revision:
+            options["revision"] = revision
+    if processor is not None:
+        options["image_processor"] = getattr(processor, "image_processor", processor)
+        if getattr(processor, "tokenizer", None) is not None:
+            options["tokenizer"] = processor.tokenizer
+    if precision is not None:
+        options["precision"] = precision
+    with reading(f"cannot load the model {name!r}"):
+        tagger = pipeline(TASK, model=model, device=resolve_device(device, rank), **options)
+    return tagger, model
+
+
+def tag_batches(
+    tagger,
+    items: Sequence,
+    tag_set=None,
+    threshold=None,
+    top_k=None,
+    language: str = "en",
+    raw_scores: bool = False,
+    batch_size: int = 8,
+    read: Callable | None = None,
+    indices: Sequence[int] | None = None,
+    on_error: str = "record",
+) -> Iterator[list[TaggedImage]]:
+    """Tag `items` (paths, URLs, bytes, images...) `batch_size` at a time; yields each batch's `TaggedImage`s in
+    item order.
+
+    `read(item, index)` turns an item into an image (default: the pipeline's image processor's `load_image`, with its
+    EXIF, timeout, pixel-limit and DICOM settings); `indices` are the positions named in its errors (default: the
+    items' positions). An item that cannot be read is recorded as its `TaggedImage.error` (`on_error="raise"`:
+    raised). The others go through `tagger` in one batch, with the pipeline's call options (`tag_set` as
+    `candidate_labels`)."""
+    read = read or getattr(tagger.image_processor, "load_image", None) or load_image
+    indices = range(len(items)) if indices is None else indices
+    for start in range(0, len(items), batch_size):
+        batch = []
+        for position in range(start, min(start + batch_size, len(items))):
+            tagged = TaggedImage(position)
+            try:
+                tagged.image = read(items[position], indices[position])
+            except READ_ERRORS as error:
+                if on_error == "raise":
+                    raise
+                tagged.error = str(error)
+            batch.append(tagged)
+        readable = [tagged for tagged in batch if tagged.error is None]
+        if readable:
+            results = tagger(
+                [tagged.image for tagged in readable],
+                candidate_labels=tag_set,
+                threshold=threshold,
+                top_k=top_k,
+                language=language,
+                raw_scores=raw_scores,
+                batch_size=len(readable),
+            )
+            for tagged, result in zip(readable, results):
+                tagged.result = result
+        yield batch
+
+
+__all__ = ["ON_ERROR", "READ_ERRORS", "TaggedImage", "check_options", "load_tagger", "tag_batches"]
