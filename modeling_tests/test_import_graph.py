@@ -95,10 +95,10 @@ def _is_cli(module: str) -> bool:
 def test_the_graph_sees_every_kind_of_import():
     graph = import_graph()
     assert f"{PACKAGE}.cli.main" in graph and f"{PACKAGE}.models.ram_plus.modeling_ram_plus" in graph
-    # relative `from ..x import y`, `from . import sub` and absolute imports inside functions and `try` blocks
+    # relative `from ..x import y`, absolute imports inside `try` blocks, imports inside functions
     assert f"{PACKAGE}.models.ram_plus.configuration_ram_plus" in graph[f"{PACKAGE}.pipelines.zero_shot_image_tagging"]
     assert f"{PACKAGE}.inference.fast_paths" in graph[f"{PACKAGE}.pipelines.zero_shot_image_tagging"]
-    assert f"{PACKAGE}.cli.tag" in graph[f"{PACKAGE}.cli.main"] or any(_is_cli(t) for t in graph[f"{PACKAGE}.cli.tag"])
+    assert f"{PACKAGE}.training.metrics" in graph[f"{PACKAGE}.cli.evaluate"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
