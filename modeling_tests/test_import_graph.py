@@ -98,7 +98,7 @@ def test_the_graph_sees_every_kind_of_import():
     # relative `from ..x import y`, absolute imports inside `try` blocks, imports inside functions
     assert f"{PACKAGE}.models.ram_plus.configuration_ram_plus" in graph[f"{PACKAGE}.pipelines.zero_shot_image_tagging"]
     assert f"{PACKAGE}.inference.fast_paths" in graph[f"{PACKAGE}.pipelines.zero_shot_image_tagging"]
-    assert f"{PACKAGE}.training.metrics" in graph[f"{PACKAGE}.cli.evaluate"]
+    assert f"{PACKAGE}.training.benchmark" in graph[f"{PACKAGE}.cli.finetune"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

@@ -223,7 +223,7 @@ def run(args) -> int:
     from ..training.adapters import apply_lora, default_lora_config, merge_adapter, save_adapter
     from ..models.ram_plus.processing_ram_plus import RamPlusProcessor
     from ..training.trainer import RamPlusTrainer, compute_tagging_metrics
-    from .evaluate import load_image_processor
+    from ..training.benchmark import load_image_processor
 
     final_dirs = [os.path.join(args.output_dir, "adapter" if args.lora else "model")]
     if args.lora and args.merge:
