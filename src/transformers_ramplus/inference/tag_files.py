@@ -37,6 +37,9 @@ from .tagging import check_options, load_tagger, tag_batches
 
 logger = logging.getLogger(__name__)
 
+# what the options are called on the command line, in messages
+OPTION_NAMES = {"threshold": "--threshold", "top_k": "--top-k", "precision": "--precision", "batch_size": "--batch-size"}
+
 
 @dataclass
 class TagFilesOptions:
@@ -109,7 +112,9 @@ def prepare(options: TagFilesOptions) -> str:
     """Check `options` before any model loads (and fill in the default model); the output format."""
     if not options.model:
         options.model = os.environ.get("RAMPLUS_MODEL") or DEFAULT_MODEL
-    check_options(options.threshold, options.top_k, options.language, options.precision, options.batch_size)
+    check_options(
+        options.threshold, options.top_k, options.language, options.precision, options.batch_size, names=OPTION_NAMES
+    )
     if options.timeout is not None and not options.timeout > 0:
         raise ValueError(f"--timeout must be a positive number of seconds, got {options.timeout}")
     if options.max_image_pixels is not None and options.max_image_pixels <= 0:

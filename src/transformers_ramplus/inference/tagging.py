@@ -35,16 +35,20 @@ class TaggedImage:
     error: str | None = None
 
 
-def check_options(threshold=None, top_k=None, language="en", precision=None, batch_size=8, on_error="record"):
+def check_options(threshold=None, top_k=None, language="en", precision=None, batch_size=8, on_error="record", names=None):
     """The options of a tagging entry point, checked before any model loads: `(threshold, top_k, language)` as the
-    pipeline takes them (see `check_tagging_options`)."""
+    pipeline takes them (see `check_tagging_options`). `names` maps an option to what the caller calls it (e.g.
+    `{"batch_size": "--batch-size"}`), for the messages."""
+    names = names or {}
     if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+        raise ValueError(
+            f"`{names.get('precision', 'precision')}` must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+        raise ValueError(f"`{names.get('batch_size', 'batch_size')}` must be a positive integer, got {batch_size!r}")
     if on_error not in ON_ERROR:
         raise ValueError(f"`on_error` must be one of {ON_ERROR}, got {on_error!r}")
-    return check_tagging_options(threshold, top_k, language)
+    return check_tagging_options(threshold, top_k, language, names)
 
 
 def load_tagger(model, device=None, rank=None, precision=None, revision=None, processor=None, **pipeline_kwargs):

@@ -55,13 +55,15 @@ def resolve_device(requested=None, rank: int | None = None) -> torch.device:
     return torch.device(f"cuda:{rank % torch.cuda.device_count()}")
 
 
-def check_tagging_options(threshold=None, top_k=None, language="en") -> tuple[float | None, int | None, str]:
+def check_tagging_options(threshold=None, top_k=None, language="en", names=None) -> tuple[float | None, int | None, str]:
     """The call options that decide which tags an image gets, checked: `threshold` (`None`: per tag, else one value
     in [0, 1]), `top_k` (`None` or a positive integer), `language` (`"en"` or `"zh"`). Every tagging entry point of the
-    package checks them here, before it loads a model."""
+    package checks them here, before it loads a model; `names` maps an option to what the caller calls it (e.g.
+    `{"threshold": "--threshold"}`), for the messages."""
+    names = names or {}
     return (
-        None if threshold is None else validate_threshold(threshold),
-        validate_top_k(top_k),
+        None if threshold is None else validate_threshold(threshold, names.get("threshold", "threshold")),
+        validate_top_k(top_k, names.get("top_k", "top_k")),
         validate_language(language),
     )
 

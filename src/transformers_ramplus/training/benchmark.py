@@ -24,6 +24,7 @@ from transformers import AutoProcessor
 from .. import __version__
 from ..hub import reading
 from ..inference.fast_paths import optimize_for_inference
+from ..inference.tag_files import OPTION_NAMES
 from ..inference.tagging import check_options
 from ..io.atomic import atomic_directory, atomic_file
 from ..io.fingerprints import model_fingerprint
@@ -148,7 +149,7 @@ def evaluate_benchmark(options: BenchmarkOptions, report=logger.warning) -> dict
     """The benchmark report: metrics (none when no image could be read: `num_images` is 0), image and class counts,
     optionally per-class values and the calibrated thresholds' metrics (the model saved to `calibrate_output`).
     Messages (cache use, skipped images) go to `report`."""
-    check_options(threshold=options.threshold, batch_size=options.batch_size)
+    check_options(threshold=options.threshold, batch_size=options.batch_size, names=OPTION_NAMES)
     annotations = read_annotations(options.annotations, options.tag_list, format=options.format)
     classes = annotations.class_names
     model, unknown = _load_model(options, classes)
