@@ -35,9 +35,15 @@ from pathlib import Path
 
 from filelock import FileLock
 from huggingface_hub import HfApi, constants, hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from huggingface_hub.file_download import repo_folder_name
 
+from .io.atomic import atomic_write_text
 from .io.repo_ids import looks_like_repo_id
 from .models.ram_plus.convert_ram_plus import ConversionError, convert_checkpoint, load_original_state_dict
 
@@ -107,8 +113,6 @@ def _remember_revision(repo_id: str, revision, commit: str, cache_dir) -> None:
     try:
         if ref.is_file() and ref.read_text().strip() == commit:
             return
-        from .io.atomic import atomic_write_text
-
         atomic_write_text(ref, commit)
     except OSError as error:  # a read-only cache: offline loads of this revision will not find it
         logger.info("could not record %s@%s in the cache: %s", repo_id, revision, error)
@@ -503,8 +507,6 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
             "path; if it is a Hub id, check the network, or set HF_HUB_OFFLINE=1 to use only the local cache"
         ) from None
     except Exception as error:  # noqa: BLE001
-        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
         if isinstance(error, RepositoryNotFoundError):
             raise ValueError(
                 f"--model {name!r} is neither a local folder (no such directory) nor a model repository on the "

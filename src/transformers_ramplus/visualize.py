@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .models.ram_plus.image_processing_ram_plus import load_image
+
 
 EXTRA_HINT = 'pip install "transformers-ramplus[visualize]"'
 
@@ -36,7 +38,6 @@ def _figure_class():
 
 def _image(image):
     """An RGB numpy array of `image` (path, URL, PIL image, array...)."""
-    from .models.ram_plus.image_processing_ram_plus import load_image
 
     return np.asarray(load_image(image))
 

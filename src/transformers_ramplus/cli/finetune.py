@@ -29,14 +29,34 @@ import dataclasses
 import os
 import sys
 
-from transformers import HfArgumentParser
+import torch
+from transformers import AutoProcessor, CLIPVisionModelWithProjection, HfArgumentParser
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..hub import reading
+from ..io.atomic import atomic_directory
+from ..models.ram_plus.image_processing_ram_plus import load_image
+from ..models.ram_plus.modeling_ram_plus import RamPlusModel
+from ..models.ram_plus.processing_ram_plus import RamPlusProcessor
+from ..models.remote_code import save_model_folder
+from ..tags.descriptions import load_descriptions
+from ..tags.tag_set import TagSet
+from ..training.adapters import apply_lora, default_lora_config, merge_adapter, save_adapter
+from ..training.benchmark import load_image_processor
+from ..training.data import (
+    RamPlusDataCollator,
+    TrainTransform,
+    dataset_tag_names,
+    load_training_dataset,
+    prepare_dataset,
+)
+from ..training.trainer import RamPlusTrainer, RamPlusTrainingArguments, add_tags, compute_tagging_metrics
 
 
 PARSER_CLASS = HfArgumentParser  # `ramplus finetune` is parsed by transformers' own argument parser
 
 
 def add_arguments(parser):
-    from ..training.trainer import RamPlusTrainingArguments
 
     parser.add_argument("model", help="pretrained RamPlusModel directory (or Hub id)")
     parser.add_argument("output_dir", help="where checkpoints and the result go")
@@ -124,7 +144,6 @@ def group_parser(parser, group):
 def _save_atomically(target: str, write) -> None:
     """Write a result folder through `atomic_directory` (the previous one is replaced only once the new one is
     complete)."""
-    from ..io.atomic import atomic_directory
 
     with atomic_directory(target, overwrite=True) as temporary:
         write(os.fspath(temporary))
@@ -133,7 +152,6 @@ def _save_atomically(target: str, write) -> None:
 def first_readable_image(rows, collator, image_processor=None):
     """The position of the first row whose image reads (through the collator's image source and the processor's
     reader, as training will), or None when none does."""
-    from ..models.ram_plus.image_processing_ram_plus import load_image
 
     read = getattr(image_processor, "load_image", None) or load_image
     for index, row in enumerate(rows):
@@ -147,9 +165,6 @@ def first_readable_image(rows, collator, image_processor=None):
 
 def prepare_vocabulary(model, tokenizer, names_needed, descriptions_path=None, name_prompts=False, tag_set=None, replace=False):
     """Add the tags of `names_needed` that the model lacks (from descriptions, name prompts or a saved tag set)."""
-    from ..tags.descriptions import load_descriptions
-    from ..tags.tag_set import TagSet
-    from ..training.trainer import add_tags
 
     if tag_set:
         add_tags(model, TagSet.from_pretrained(tag_set), keep_existing=not replace)
@@ -187,9 +202,7 @@ def parse_window(text: str | None):
 
 def training_arguments(args, has_eval: bool):
     """`RamPlusTrainingArguments` from the parsed flags, with the command's defaults."""
-    import torch
 
-    from ..training.trainer import RamPlusTrainingArguments
 
     values = {}
     for field in dataclasses.fields(RamPlusTrainingArguments):
@@ -215,15 +228,7 @@ def training_arguments(args, has_eval: bool):
 
 
 def run(args) -> int:
-    from transformers import AutoProcessor
-    from transformers.trainer_utils import get_last_checkpoint
 
-    from ..training.data import RamPlusDataCollator, TrainTransform, dataset_tag_names, load_training_dataset, prepare_dataset
-    from ..models.ram_plus.modeling_ram_plus import RamPlusModel
-    from ..training.adapters import apply_lora, default_lora_config, merge_adapter, save_adapter
-    from ..models.ram_plus.processing_ram_plus import RamPlusProcessor
-    from ..training.trainer import RamPlusTrainer, compute_tagging_metrics
-    from ..training.benchmark import load_image_processor
 
     final_dirs = [os.path.join(args.output_dir, "adapter" if args.lora else "model")]
     if args.lora and args.merge:
@@ -243,8 +248,6 @@ def run(args) -> int:
     window = parse_window(args.window)
     has_eval = bool(args.eval_dataset or args.eval_split)
     training_args = training_arguments(args, has_eval)  # validates the Trainer flags before any loading
-
-    from . import reading
 
     with reading(f"cannot load the model {args.model!r}"):
         model = RamPlusModel.from_pretrained(args.model)
@@ -285,7 +288,6 @@ def run(args) -> int:
 
     teacher = None
     if args.teacher:
-        from transformers import CLIPVisionModelWithProjection
 
         teacher = CLIPVisionModelWithProjection.from_pretrained(args.teacher)
     if not 0 < args.crop_min_area <= 1 or not 0 <= args.jitter < 1:
@@ -334,7 +336,6 @@ def run(args) -> int:
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 
     def save_full(directory, full_model):
-        from ..models.remote_code import save_model_folder
 
         save_model_folder(directory, full_model, image_processor=image_processor, tokenizer=tokenizer)
 

@@ -30,7 +30,8 @@ from ..io.records import infer_format, open_writer
 from ..io.resume import StampIndex, check_resume, settings_file
 from ..models.ram_plus.image_processing_ram_plus import load_image
 from ..tags.files import read_tag_list
-from ..tags.tag_set import TagSet, load_descriptions, select_descriptions
+from ..tags.descriptions import load_descriptions, select_descriptions
+from ..tags.tag_set import TagSet
 from .heatmaps import HeatmapWriter, check_heatmap_options, parse_heatmap_tags, without_heatmaps
 from .tagging import check_options, load_tagger, tag_batches
 

@@ -10,6 +10,14 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download, try_to_load_from_cache
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
 from ..io.atomic import atomic_write_json
 from ..io.repo_ids import looks_like_repo_id
 
@@ -76,14 +84,6 @@ def resolve_descriptions_file(
 
 
 def _download_descriptions(repo_id, filename, repo_type, revision, token, cache_dir, local_files_only):
-    from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download, try_to_load_from_cache
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
     where = f"{repo_type} repository {repo_id!r}" + (f" (revision {revision!r})" if revision else "")
     hub = f"the Hub ({constants.ENDPOINT})"
     offline = local_files_only or constants.HF_HUB_OFFLINE

@@ -11,6 +11,8 @@ import weakref
 from collections.abc import Sequence
 
 import torch
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
 
 from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
 
@@ -53,7 +55,6 @@ def tokenizer_for_model(model):
         os.path.isfile(os.path.join(name, f)) for f in ("tokenizer_config.json", "tokenizer.json", "vocab.json")
     ):
         return None
-    from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(name)
@@ -117,7 +118,6 @@ def encode_texts(
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         if show_progress is None:
             show_progress = len(batches) > 1
-        from tqdm.auto import tqdm
 
         fresh: dict[str, torch.Tensor] = {}
         with torch.no_grad(), tqdm(total=len(missing), desc=description, unit="text", disable=not show_progress) as bar:

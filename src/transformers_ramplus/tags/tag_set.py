@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import HfApi, hf_hub_download
+from safetensors.torch import load_file, save_file
 
 from ..io.atomic import atomic_file
 from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold
@@ -433,7 +435,6 @@ class TagSet:
         """Write `tag_set.json` (names, descriptions, thresholds, built-in indices, Chinese names) and, when the set
         has embeddings, `tag_set.safetensors` (`label_embeds` and `description_mask`). Files are written to
         temporary names and moved into place. With `push_to_hub=True` the folder is uploaded to `repo_id`."""
-        from safetensors.torch import save_file
 
         save_directory = Path(save_directory)
         if save_directory.is_file():
@@ -468,7 +469,6 @@ class TagSet:
 
     def push_to_hub(self, repo_id: str, folder=None, commit_message: str = "Upload RAM++ tag set", private=None, token=None, **kwargs):
         """Upload the tag set to a Hub repository (created when missing)."""
-        from huggingface_hub import HfApi
 
         api = HfApi(token=token)
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type=kwargs.pop("repo_type", None))
@@ -486,7 +486,6 @@ class TagSet:
     @classmethod
     def from_pretrained(cls, path_or_repo_id, revision: str | None = None, token=None, cache_dir=None, local_files_only=False) -> "TagSet":
         """Load a tag set from a directory written by [`TagSet.save_pretrained`] or from a Hub repository id."""
-        from safetensors.torch import load_file
 
         path = Path(path_or_repo_id)
         if path.is_dir():
@@ -495,7 +494,6 @@ class TagSet:
                 raise ValueError(f"{os.fspath(path)!r} holds no {TAG_SET_CONFIG_NAME}; it is not a saved tag set")
             weights_file = path / TAG_SET_WEIGHTS_NAME
         else:
-            from huggingface_hub import hf_hub_download
 
             kwargs = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only)
             config_file = Path(hf_hub_download(os.fspath(path_or_repo_id), TAG_SET_CONFIG_NAME, **kwargs))

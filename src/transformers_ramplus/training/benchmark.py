@@ -32,7 +32,7 @@ from ..models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
 from ..models.ram_plus.modeling_ram_plus import RamPlusModel
 from ..models.remote_code import save_model_folder
 from ..pipelines.zero_shot_image_tagging import resolve_device
-from ..tags.tag_set import load_descriptions
+from ..tags.descriptions import load_descriptions
 from .metrics import (
     calibrate_thresholds,
     compute_metrics,

@@ -43,6 +43,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 from ..models.ram_plus.image_processing_ram_plus import ImageLoadingError, RamPlusImageProcessor, load_image
+from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
 
 
 logger = logging.getLogger(__name__)

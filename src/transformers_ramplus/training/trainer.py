@@ -20,12 +20,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
+from ..models.ram_plus.modeling_ram_plus import RamPlusModel
+from ..tags.tag_set import TagSet
 from .adapters import check_vocabulary_travels, save_adapter_vocabulary
+from .metrics import compute_metrics
 from .wrappers import unwrap_model
 
 
@@ -197,7 +201,6 @@ class RamPlusTrainer(Trainer):
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         """Reload a full-model checkpoint through `from_pretrained`: transformers v5 saves Swin weights under their
         serialized (original) names, which the base Trainer's plain `load_state_dict` does not map back."""
-        from ..models.ram_plus.modeling_ram_plus import RamPlusModel
 
         target = model if model is not None else self.model
         target = target.module if hasattr(target, "module") else target
@@ -217,7 +220,6 @@ class RamPlusTrainer(Trainer):
         del loaded
 
     def _load_best_model(self) -> None:
-        from ..models.ram_plus.modeling_ram_plus import RamPlusModel
 
         checkpoint = self.state.best_model_checkpoint
         target = self.model.module if hasattr(self.model, "module") else self.model
@@ -251,10 +253,6 @@ class RamPlusTrainer(Trainer):
 def compute_tagging_metrics(eval_prediction, threshold: float = 0.5) -> dict[str, float]:
     """`compute_metrics` for `Trainer`: mAP, CP, CR, CF1, OP, OR, OF1 of `sigmoid(logits)` against the labels
     (`transformers_ramplus.training.metrics.compute_metrics`)."""
-    import numpy as np
-
-    from .metrics import compute_metrics
-
     logits, labels = eval_prediction.predictions, eval_prediction.label_ids
     scores = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
     return compute_metrics(scores, np.asarray(labels).round().astype(np.int64), threshold)
@@ -270,7 +268,6 @@ def add_tags(model: nn.Module, tags, tokenizer=None, keep_existing: bool = True)
     `keep_existing=True` appends them to the current tags (a name that already exists is replaced in place); `False`
     drops the old vocabulary. New tags get threshold 0.5, as the original's open-set mode. Returns their ids.
     """
-    from ..tags.tag_set import TagSet
 
     inner = unwrap_model(model)
     tag_set = tags if isinstance(tags, TagSet) else TagSet.from_model(inner, tags, tokenizer=tokenizer)
