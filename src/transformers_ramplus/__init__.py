@@ -22,8 +22,8 @@ from .models.ram_plus.modeling_ram_plus import (
     asymmetric_loss,
 )
 from .models.ram_plus.processing_ram_plus import RamPlusProcessor
-from .models.remote_code import save_model_folder, write_remote_code
-from .pipelines.zero_shot_image_tagging import TASK, ZeroShotImageTaggingPipeline
+from .models.remote_code import TASK, save_model_folder, write_remote_code
+from .pipelines.zero_shot_image_tagging import ZeroShotImageTaggingPipeline
 from .tags.descriptions import load_descriptions, save_descriptions
 from .tags.encoding import encode_texts
 from .tags.tag_set import TagSet

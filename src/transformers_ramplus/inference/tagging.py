@@ -15,7 +15,8 @@ from transformers import pipeline
 
 from ..hub import reading, resolve_model_name
 from ..models.ram_plus.image_processing_ram_plus import load_image
-from ..pipelines.zero_shot_image_tagging import TASK, check_tagging_options, resolve_device
+from ..models.remote_code import TASK
+from ..pipelines.zero_shot_image_tagging import check_tagging_options, resolve_device
 from .fast_paths import PRECISIONS
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from transformers.dynamic_module_utils import get_relative_import_files
 
 from ..io.atomic import atomic_file
-from ..pipelines.zero_shot_image_tagging import TASK
 from .ram_plus.image_processing_ram_plus import RamPlusImageProcessor
 from .ram_plus.processing_ram_plus import RamPlusProcessor
 
@@ -40,6 +39,7 @@ AUTO_MAP = {
     "AutoImageProcessor": "image_processing_ram_plus.RamPlusImageProcessor",
     "AutoProcessor": "processing_ram_plus.RamPlusProcessor",
 }
+TASK = "zero-shot-image-tagging"  # the pipeline task the package registers and saved folders declare
 CUSTOM_PIPELINES = {
     TASK: {
         "impl": "pipeline_zero_shot_image_tagging.ZeroShotImageTaggingPipeline",

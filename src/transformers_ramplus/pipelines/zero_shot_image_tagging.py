@@ -22,16 +22,16 @@ from ..models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
 from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
 
 
-try:  # the package's tag sets and fast paths; absent where a saved folder's copy of this module runs as remote code
-    # without transformers_ramplus (absolute imports inside `try`: transformers' import check skips them)
+try:  # the package's tag sets, fast paths and folder writer; absent where a saved folder's copy of this module runs
+    # as remote code without transformers_ramplus (absolute imports inside `try`: transformers' import check skips them)
     from transformers_ramplus.inference.fast_paths import optimize_for_inference
+    from transformers_ramplus.models.remote_code import save_model_folder
     from transformers_ramplus.tags.encoding import tokenizer_for_model
     from transformers_ramplus.tags.tag_set import TagSet, _freeze
 except ImportError:
-    optimize_for_inference = TagSet = _freeze = tokenizer_for_model = None
+    optimize_for_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
 
 
-TASK = "zero-shot-image-tagging"
 _UNSET = object()
 
 
@@ -212,7 +212,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         **kwargs,
     ):
         if kwargs:
-            raise TypeError(f"unexpected argument(s) for the {TASK} pipeline: {sorted(kwargs)}")
+            raise TypeError(f"unexpected argument(s) for the {self.task or 'zero-shot-image-tagging'} pipeline: {sorted(kwargs)}")
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
         if timeout is not _UNSET:
             if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
@@ -311,9 +311,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         """Save a complete model folder (model, processor, tokenizer) with the project's remote-code bundle, so that
         `pipeline("zero-shot-image-tagging", model=save_directory, trust_remote_code=True)` works without
         `transformers_ramplus` installed."""
-        try:  # the package's folder writer (imported here: it imports this module for TASK)
-            from transformers_ramplus.models.remote_code import save_model_folder
-        except ImportError:  # remote code without the package: transformers saves the model and its code, then ours
+        if save_model_folder is None:  # remote code without the package: transformers saves the model and its code
             super().save_pretrained(save_directory, **kwargs)
             custom_object_save(self, save_directory)  # this module and the modules it imports relatively
             return
@@ -322,4 +320,4 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         )
 
 
-__all__ = ["TASK", "ZeroShotImageTaggingPipeline", "check_tagging_options", "resolve_device"]
+__all__ = ["ZeroShotImageTaggingPipeline", "check_tagging_options", "resolve_device"]
