@@ -69,6 +69,8 @@ def original_model(checkpoint, config):
 
     state, _ = convert_state_dict(load_original_state_dict(checkpoint), config)
     model = RamPlusModel(config)
+    if "label_embeds" in state:  # the checkpoint layout's key; the model keeps it in its tag_embeddings module
+        state["tag_embeddings.label_embeds"] = state.pop("label_embeds")
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("relative_position_index") and not k.startswith("text_model.")]
     if missing or unexpected:

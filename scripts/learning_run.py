@@ -247,7 +247,7 @@ def main(argv=None) -> int:
         "\n".join(json.dumps({"file_name": r["file_name"], "tags": r["tags"], "captions": r["captions"]}) for r in tune)
     )
     tune_dataset = load_imagefolder_dataset(root / "finetune", model.config.label2id)
-    lora_model = apply_lora(model, default_lora_config(r=16, lora_alpha=32, lora_dropout=0.0))
+    lora_model = apply_lora(model, default_lora_config(r=16, lora_alpha=32, lora_dropout=0.0, save_vocabulary=model.vocabulary_changed))
     trainable = sum(p.numel() for p in lora_model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in lora_model.parameters())
     collator2 = RamPlusDataCollator(model.config.num_tags, transform=transform, caption_encoder=embed_texts, seed=args.seed)

@@ -96,7 +96,7 @@ raw, image_root = load_training_dataset(str(train_folder))
 train_dataset = prepare_dataset(raw, model.config.label2id, image_root=image_root)
 collator = RamPlusDataCollator(model.config.num_tags, image_processor=processor.image_processor, seed=0)
 
-lora_model = apply_lora(model, default_lora_config(vision=False))
+lora_model = apply_lora(model, default_lora_config(vision=False, save_vocabulary=model.vocabulary_changed))
 lora_model.print_trainable_parameters()
 arguments = RamPlusTrainingArguments(
     output_dir=str(tiny_models.work_dir("run")), max_steps=32, per_device_train_batch_size=8, learning_rate=1e-2,
