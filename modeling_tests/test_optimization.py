@@ -1,8 +1,11 @@
-"""`optimize_for_inference`: the fast paths give the reference model's outputs, and only where they apply."""
+"""`enable_fast_inference` (alias `optimize_for_inference`): the fast paths give the reference model's outputs, and
+only where they apply; they are installed by replacing submodules, never by changing a class."""
 
 import copy
 import importlib.util
 import json
+import pickle
+import re
 import sys
 
 import pytest
@@ -10,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from transformers import AutoModel
-from transformers_ramplus import RamPlusModel, optimize_for_inference
+from transformers.models.swin.modeling_swin import SwinLayer
+from transformers_ramplus import RamPlusModel, enable_fast_inference, optimize_for_inference
 from transformers_ramplus.inference import fast_paths as optimization
-from transformers_ramplus.inference.fast_paths import FoldedCrossAttentionMixin, OneDnnLinearMode, is_optimized
+from transformers_ramplus.inference.fast_paths import FastSwinLayer, OneDnnLinearMode, RamPlusFastInference, is_optimized
 
 from conftest import PROJECT_ROOT, spread_model
 
@@ -28,18 +32,16 @@ def _pixels(batch=3, seed=1):
 def _pair(**overrides):
     """A spread reference model and an optimized copy of it."""
     reference = spread_model(**overrides)
-    return reference, optimize_for_inference(copy.deepcopy(reference))
+    return reference, enable_fast_inference(copy.deepcopy(reference))
 
 
-def _count_folded_calls(monkeypatch):
+def _count_attention_calls(monkeypatch, model):
+    """True per folded cross-attention, False per call of a reference cross-attention module of `model`."""
     calls = []
-    original = FoldedCrossAttentionMixin.forward
-
-    def counting(self, hidden_states, image_embeds, folded_image=None, **kwargs):
-        calls.append(folded_image is not None)
-        return original(self, hidden_states, image_embeds, folded_image=folded_image, **kwargs)
-
-    monkeypatch.setattr(FoldedCrossAttentionMixin, "forward", counting)
+    original = optimization.folded_cross_attention
+    monkeypatch.setattr(optimization, "folded_cross_attention", lambda *args: calls.append(True) or original(*args))
+    for layer in model.decoder.layers:
+        layer.cross_attention.register_forward_hook(lambda *_: calls.append(False))
     return calls
 
 
@@ -47,8 +49,8 @@ def _count_folded_calls(monkeypatch):
 def test_optimized_matches_reference_and_takes_the_fast_path(monkeypatch, batch):
     reference, optimized = _pair(num_tags=9, descriptions_per_tag=3)
     assert is_optimized(optimized) and not is_optimized(reference)
-    assert isinstance(optimized, RamPlusModel) and not optimized.training
-    calls = _count_folded_calls(monkeypatch)
+    assert type(optimized) is RamPlusModel and not optimized.training
+    calls = _count_attention_calls(monkeypatch, optimized)
     x = _pixels(batch)
     with torch.no_grad():
         expected = reference(pixel_values=x).logits
@@ -58,6 +60,66 @@ def test_optimized_matches_reference_and_takes_the_fast_path(monkeypatch, batch)
     assert expected.std() > 1.0  # logits that spread: an error in the fast path would show
     torch.testing.assert_close(fast.logits, expected, atol=ATOL, rtol=0)
     torch.testing.assert_close(fast.image_embeds, reference.get_image_embeds(x), atol=ATOL, rtol=0)
+
+
+def test_fast_inference_replaces_submodules_over_the_same_parameters():
+    """No class changes: the model and its modules keep their classes, except the Swin blocks, which are replaced by
+    `FastSwinLayer`s over the same Parameters; the state dict is the same tensors; output capturing hooks installed
+    before still record."""
+    model = spread_model(num_tags=5)
+    x = _pixels(2)
+    with torch.no_grad():
+        before = model(pixel_values=x, output_hidden_states=True)  # installs transformers' output capturing hooks
+    classes = {name: type(module) for name, module in model.named_modules()}
+    parameters = dict(model.named_parameters())
+    state = model.state_dict()
+    assert enable_fast_inference(model) is model
+    assert isinstance(model.fast_inference, RamPlusFastInference) and "precision='fp32'" in repr(model.fast_inference)
+    after = {name: type(module) for name, module in model.named_modules()}
+    assert set(after) == set(classes) | {"fast_inference"}
+    changed = {name for name in classes if after[name] is not classes[name]}
+    assert changed and all(classes[name] is SwinLayer and after[name] is FastSwinLayer for name in changed)
+    assert len(changed) == sum(len(stage.blocks) for stage in model.vision_model.encoder.layers)
+    assert all(param is parameters[name] for name, param in model.named_parameters())
+    assert model.state_dict().keys() == state.keys()
+    assert all(tensor.data_ptr() == state[name].data_ptr() for name, tensor in model.state_dict().items())
+    with torch.no_grad():
+        again = model(pixel_values=x, output_hidden_states=True)
+        fast = model(pixel_values=x).logits
+    assert len(again.hidden_states) == len(before.hidden_states)
+    torch.testing.assert_close(again.hidden_states[-1], before.hidden_states[-1], atol=ATOL, rtol=0)
+    torch.testing.assert_close(fast, before.logits, atol=ATOL, rtol=0)
+
+
+def test_the_sources_change_no_class_and_no_private_registry():
+    """The fast paths are installed through public mechanisms only: nothing in `src/` assigns `__class__`, creates a
+    class with `type(name, bases, namespace)`, writes `globals()` or touches transformers' `_CAN_RECORD_REGISTRY`."""
+    forbidden = re.compile(r"__class__\s*=(?!=)|globals\(\)\s*\[|_CAN_RECORD|\btype\(\s*[^()]+,\s*\(")
+    sources = sorted((PROJECT_ROOT / "src").rglob("*.py"))
+    assert len(sources) > 20
+    hits = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}"
+        for path in sources
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if forbidden.search(line)
+    ]
+    assert not hits, hits
+    assert forbidden.search("module.__class__ = Other") and forbidden.search('type("Fast", (Base,), {})')
+
+
+def test_fast_models_deepcopy_and_pickle():
+    reference, optimized = _pair(num_tags=6)
+    x = _pixels(2)
+    with torch.no_grad():
+        expected = optimized(pixel_values=x).logits
+        for clone in (copy.deepcopy(optimized), pickle.loads(pickle.dumps(optimized))):
+            assert is_optimized(clone) and type(clone) is RamPlusModel
+            assert all(a is not b for a, b in zip(clone.parameters(), optimized.parameters()))
+            torch.testing.assert_close(clone(pixel_values=x).logits, expected, atol=0, rtol=0)
+            # the forward hooks came along: a call that records hidden states runs the reference layers
+            hidden_states = clone(pixel_values=x, output_hidden_states=True).hidden_states
+            assert len(hidden_states) == clone.config.num_hidden_layers + 1
+    torch.testing.assert_close(expected, reference(pixel_values=x).logits.detach(), atol=ATOL, rtol=0)
 
 
 def test_open_set_subsets_and_masks_match():
@@ -130,7 +192,7 @@ def test_onednn_kernels_route_fp32_inference_only(monkeypatch):
 
 def test_training_mode_and_recorded_outputs_take_the_reference_path(monkeypatch):
     reference, optimized = _pair(num_tags=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    calls = _count_folded_calls(monkeypatch)
+    calls = _count_attention_calls(monkeypatch, optimized)
     x = _pixels(2)
     optimized.train()
     train_logits = optimized(pixel_values=x).logits
@@ -162,15 +224,16 @@ def test_same_signature_and_checks():
         as_tuple = optimized(pixel_values=_pixels(1), return_dict=False)
     assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 5)
     with pytest.raises(ValueError, match="int4"):
-        optimize_for_inference(optimized, precision="int4")
+        enable_fast_inference(optimized, precision="int4")
     with pytest.raises(TypeError, match="RamPlusModel"):
-        optimize_for_inference(torch.nn.Linear(2, 2))
+        enable_fast_inference(torch.nn.Linear(2, 2))
+    assert optimize_for_inference is enable_fast_inference  # the earlier name
 
 
 def test_bf16_precision():
     reference = spread_model(num_tags=6)
-    optimized = optimize_for_inference(copy.deepcopy(reference), precision="bf16")
-    assert optimized.classifier.weight.dtype == torch.bfloat16 and optimized.inference_precision == "bf16"
+    optimized = enable_fast_inference(copy.deepcopy(reference), precision="bf16")
+    assert optimized.classifier.weight.dtype == torch.bfloat16 and optimized.fast_inference.precision == "bf16"
     x = _pixels(3)
     with torch.no_grad():
         expected = reference(pixel_values=x).logits
@@ -187,7 +250,8 @@ def test_save_pretrained_writes_the_reference_checkpoint(tmp_path):
     assert is_optimized(optimized)  # still optimized after saving
     assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["RamPlusModel"]
     loaded = AutoModel.from_pretrained(tmp_path)
-    assert type(loaded) is RamPlusModel
+    assert type(loaded) is RamPlusModel and not is_optimized(loaded)
+    assert set(loaded.state_dict()) == set(optimized.state_dict()) == set(reference.state_dict())
     x = _pixels(2)
     with torch.no_grad():
         torch.testing.assert_close(loaded(pixel_values=x).logits, reference(pixel_values=x).logits, atol=0, rtol=0)
@@ -205,15 +269,15 @@ def test_lora_wrapped_projections_take_the_reference_attention():
     x = _pixels(2)
     with torch.no_grad():
         expected = peft_model(pixel_values=x).logits
-        optimized = optimize_for_inference(peft_model)
-        assert optimized is peft_model and is_optimized(peft_model.get_base_model())
+        optimized = enable_fast_inference(peft_model)
+        assert optimized is peft_model and is_optimized(peft_model) and is_optimized(peft_model.get_base_model())
         torch.testing.assert_close(optimized(pixel_values=x).logits, expected, atol=ATOL, rtol=0)
         assert (expected - reference(pixel_values=x).logits).abs().max() > 0.1  # the adapter mattered
 
 
 def test_optimized_matches_the_golden_outputs(converted_tiny, reference_outputs):
     """The authors' logits of the golden tiny checkpoint, closed and open set, batch 2 and batch 1."""
-    model = optimize_for_inference(RamPlusModel.from_pretrained(converted_tiny))
+    model = enable_fast_inference(RamPlusModel.from_pretrained(converted_tiny))
     pixel_values = reference_outputs["pixel_values"]
     with torch.no_grad():
         torch.testing.assert_close(model(pixel_values=pixel_values).logits, reference_outputs["logits"], atol=1e-4, rtol=0)
@@ -283,7 +347,7 @@ def test_full_size_optimized_matches_reference():
     reference = RamPlusModel(config).eval()
     with torch.no_grad():
         reference.query_projection.weight.mul_(10.0)
-    optimized = optimize_for_inference(copy.deepcopy(reference))
+    optimized = enable_fast_inference(copy.deepcopy(reference))
     x = torch.randn(3, 3, 384, 384, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = reference(pixel_values=x).logits
@@ -312,8 +376,8 @@ def _count_int8_calls(monkeypatch):
 @needs_int8
 def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch):
     reference = spread_model(num_tags=40)
-    optimized = optimize_for_inference(copy.deepcopy(reference), precision="int8")
-    assert optimized.inference_precision == "int8" and is_optimized(optimized)
+    optimized = enable_fast_inference(copy.deepcopy(reference), precision="int8")
+    assert optimized.fast_inference.precision == "int8" and is_optimized(optimized)
     int8 = [name for name, module in optimized.named_modules() if isinstance(module, optimization.Int8DynamicLinear)]
     assert set(int8) == set(optimization.int8_linear_targets(reference)) and int8
     assert any(name.startswith("vision_model.encoder.layers.0.") for name in int8)
@@ -343,7 +407,7 @@ def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch):
 
 @needs_int8
 def test_int8_takes_the_float_path_with_autograd_and_in_training(monkeypatch):
-    optimized = optimize_for_inference(spread_model(num_tags=5), precision="int8")
+    optimized = enable_fast_inference(spread_model(num_tags=5), precision="int8")
     calls = _count_int8_calls(monkeypatch)
     x = _pixels(1)
     optimized(pixel_values=x).logits.float().sum().backward()  # autograd: float linears, gradients flow
@@ -358,7 +422,7 @@ def test_int8_takes_the_float_path_with_autograd_and_in_training(monkeypatch):
 @needs_int8
 def test_int8_save_pretrained_writes_the_standard_checkpoint(tmp_path):
     reference = spread_model(num_tags=5)
-    optimized = optimize_for_inference(copy.deepcopy(reference), precision="int8")
+    optimized = enable_fast_inference(copy.deepcopy(reference), precision="int8")
     assert set(optimized.state_dict()) == set(reference.state_dict())
     optimized.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["RamPlusModel"]
@@ -372,36 +436,35 @@ def test_int8_save_pretrained_writes_the_standard_checkpoint(tmp_path):
 
 @needs_int8
 def test_int8_copies_pickles_and_switches_precision(tmp_path):
-    import pickle
-
-    optimized = optimize_for_inference(spread_model(num_tags=5), precision="int8")
+    optimized = enable_fast_inference(spread_model(num_tags=5), precision="int8")
     x = _pixels(2)
     with torch.no_grad():
         logits = optimized(pixel_values=x).logits
         for clone in (copy.deepcopy(optimized), pickle.loads(pickle.dumps(optimized))):
             torch.testing.assert_close(clone(pixel_values=x).logits, logits, atol=0, rtol=0)
-        again = optimize_for_inference(optimized, precision="int8")  # idempotent
+        again = enable_fast_inference(optimized, precision="int8")  # idempotent
         torch.testing.assert_close(again(pixel_values=x).logits, logits, atol=0, rtol=0)
-        back = optimize_for_inference(optimized, precision="bf16")
+        back = enable_fast_inference(optimized, precision="bf16")
         assert not any(isinstance(m, optimization.Int8DynamicLinear) for m in back.modules())
-        assert back.inference_precision == "bf16" and back(pixel_values=x).logits.dtype == torch.bfloat16
+        assert back.fast_inference.precision == "bf16" and back(pixel_values=x).logits.dtype == torch.bfloat16
+        assert optimization.int8_linear_targets(back)  # plain linears again, over the same weights
 
 
 def test_bad_precision_values_fail_clearly():
     model = spread_model(num_tags=5)
     for bad in ("int4", "INT8", "fp16", None, 8):
         with pytest.raises(ValueError, match="precision.*'fp32', 'bf16', 'int8'"):
-            optimize_for_inference(model, precision=bad)
+            enable_fast_inference(model, precision=bad)
     if optimization.onednn_int8_available():
         meta = spread_model(num_tags=5).to("meta")
         with pytest.raises(ValueError, match="int8.*CPU.*meta"):
-            optimize_for_inference(meta, precision="int8")
+            enable_fast_inference(meta, precision="int8")
 
 
 def test_int8_without_the_kernel_fails_clearly(monkeypatch):
     monkeypatch.setattr(optimization, "onednn_int8_available", lambda: False)
     with pytest.raises(RuntimeError, match="oneDNN.*int8.*bf16"):
-        optimize_for_inference(spread_model(num_tags=5), precision="int8")
+        enable_fast_inference(spread_model(num_tags=5), precision="int8")
 
 
 def test_quantize_activation_round_trips_and_refuses_non_finite():
@@ -426,7 +489,7 @@ def test_pipeline_and_cli_precision(converted_tiny, tmp_path, capsys):
     from transformers_ramplus.cli.main import main
 
     tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny), precision="int8")
-    assert tagger.model.inference_precision == "int8"
+    assert tagger.model.fast_inference.precision == "int8"
     fp32 = pipeline("zero-shot-image-tagging", model=str(converted_tiny))
     image = str(REFERENCE_IMAGES[0])
     ours, theirs = tagger(image, threshold=0.0, top_k=3), fp32(image, threshold=0.0, top_k=3)
@@ -457,13 +520,13 @@ def test_benchmark_rejects_a_bad_reference_src(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------ Swin blocks
 def _count_fast_swin(monkeypatch):
     calls = []
-    original = optimization.FastSwinLayerMixin._fast_forward
+    original = optimization.FastSwinLayer._fast_forward
 
     def counting(self, hidden_states, height, width, window):
         calls.append((self.shift_size, hidden_states.shape[0]))
         return original(self, hidden_states, height, width, window)
 
-    monkeypatch.setattr(optimization.FastSwinLayerMixin, "_fast_forward", counting)
+    monkeypatch.setattr(optimization.FastSwinLayer, "_fast_forward", counting)
     return calls
 
 
@@ -516,7 +579,7 @@ def test_grids_that_are_not_multiples_of_the_window_take_the_reference_blocks(mo
 @needs_int8
 def test_int8_vocabulary_only_for_the_built_in_tags_and_follows_changes(monkeypatch):
     reference = spread_model(num_tags=12)
-    optimized = optimize_for_inference(copy.deepcopy(reference), precision="int8")
+    optimized = enable_fast_inference(copy.deepcopy(reference), precision="int8")
     x = _pixels(2)
     width = reference.config.text_embed_dim
     calls = _count_int8_calls(monkeypatch)
@@ -535,6 +598,6 @@ def test_int8_vocabulary_only_for_the_built_in_tags_and_follows_changes(monkeypa
         optimized.label_embeds.mul_(-1.0)
         reference.label_embeds.mul_(-1.0)
         changed = optimized(pixel_values=x).logits
-        fresh = optimize_for_inference(copy.deepcopy(reference), precision="int8")(pixel_values=x).logits
+        fresh = enable_fast_inference(copy.deepcopy(reference), precision="int8")(pixel_values=x).logits
     torch.testing.assert_close(changed, fresh, atol=0, rtol=0)
     assert not torch.equal(changed, full)

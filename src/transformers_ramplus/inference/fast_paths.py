@@ -1,5 +1,5 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Faster RAM++ inference, applied by one call: `optimize_for_inference(model, precision="fp32")`.
+"""Faster RAM++ inference, applied by one call: `enable_fast_inference(model, precision="fp32")`.
 
 The reference model (`modeling_ram_plus.py`) computes RAM++ plainly. This module adds, for inference only:
 
@@ -29,15 +29,24 @@ The reference model (`modeling_ram_plus.py`) computes RAM++ plainly. This module
   linears (`int8_linear_targets`): int8 weights per output channel, inputs quantized per call per tensor, oneDNN's
   int8 linear kernel (`Int8DynamicLinear`).
 
-The optimized model keeps the reference model's call signature, outputs and parameters. It runs the reference
-computation whenever the fast paths do not apply: in training mode, while `torch.compile`/`torch.export`/the ONNX
-exporter trace it, and when hidden states or attention weights are requested. `save_pretrained` writes the standard
-checkpoint (a bf16-optimized model writes bf16 weights).
+How they are installed: `enable_fast_inference` replaces submodules, each new one built over the Parameters of the
+one it replaces (the state dict keeps its keys and tensors): every Swin block becomes a `FastSwinLayer`, and with
+`"int8"` the selected linears become `Int8DynamicLinear`s. It adds a `fast_inference` submodule
+(`RamPlusFastInference`, no weights) that the model's `get_image_embeds`, `description_similarity` and `tag_logits`
+consult (`RamPlusModel._fast_inference`), and a forward pre-hook and hook on the model (public torch API) that open
+the oneDNN kernels around a call and mark the calls that record hidden states or attention weights. The model's own
+class, and every other module's, stay as they are.
+
+The fast model keeps the reference model's class, call signature, outputs and parameters. It runs the reference
+computation whenever the fast paths do not apply: in training mode, with autograd, while `torch.compile`/
+`torch.export`/the ONNX exporter trace it, and when hidden states or attention weights are requested.
+`save_pretrained` writes the standard checkpoint (a bf16 model writes bf16 weights).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 import threading
@@ -46,11 +55,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
-
 from transformers.models.swin.modeling_swin import SwinLayer
 
-from ..models.ram_plus.modeling_ram_plus import RamPlusCrossAttention, RamPlusModel
+from ..models.ram_plus.modeling_ram_plus import FAST_INFERENCE_MODULE, RamPlusCrossAttention, RamPlusModel
 
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}
@@ -187,11 +194,27 @@ class Int8DynamicLinear(nn.Linear):
     weight quantized per output channel (symmetric int8, prepacked once), the input quantized per call over its
     own range (per tensor), the product accumulated in int32 and rescaled to the input's dtype, with the bias.
 
-    The float `weight` and `bias` stay as they are (the state dict, `save_pretrained` and training mode see a plain
-    `nn.Linear`); with autograd, in training mode and while tracing, `forward` is the float linear. Made by
-    `optimize_for_inference(model, precision="int8")`, which swaps the class of selected linears."""
+    Its `weight` and `bias` are the float Parameters of the linear it was made from (`from_linear`: the same
+    objects, so the state dict, `save_pretrained` and training mode see the linear's own weights); with autograd, in
+    training mode and while tracing, `forward` is the float linear. `enable_fast_inference(model, precision="int8")`
+    puts one in place of each of the selected linears (`int8_linear_targets`)."""
 
     int8_symmetric_inputs: bool = True
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8DynamicLinear:
+        """An int8 linear over `linear`'s own `weight` and `bias` Parameters (shared, not copied), prepacked."""
+        int8 = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
+        int8.weight, int8.bias = linear.weight, linear.bias
+        int8.train(linear.training)
+        int8._int8_prepare()
+        return int8
+
+    def to_linear(self) -> nn.Linear:
+        """The plain `nn.Linear` over the same `weight` and `bias` Parameters."""
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
+        linear.weight, linear.bias = self.weight, self.bias
+        return linear.train(self.training)
 
     def _int8_prepare(self):
         weight = self.weight.detach()
@@ -206,7 +229,7 @@ class Int8DynamicLinear(nn.Linear):
         self._int8_bias = None if self.bias is None else self.bias.detach().float()
 
     def __getstate__(self):  # the prepacked weight is an opaque oneDNN tensor: rebuilt after copying/unpickling
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_int8_weight", None)
         return state
 
@@ -267,7 +290,7 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
     Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
     output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
     feed-forward layer of each layer. (The description re-weighting's similarity product also runs in int8: see
-    `OptimizedModelMixin.description_similarity`.)
+    `RamPlusFastInference.description_similarity`.)
 
     Kept in bf16, by measurement on a 2-core Xeon with AMX (see the README's Performance section): the second MLP
     layers (their 4x wider inputs cost more to quantize per call than the int8 product saves, and they add the most
@@ -300,15 +323,13 @@ INT8_DECODER_LINEARS = ("fc1",)
 INT8_ONE_SIDED = ("mlp.fc2", "fc2")
 
 
-def _quantize_linears(model) -> int:
-    count = 0
+def _quantize_linears(model) -> None:
+    """Put an `Int8DynamicLinear` in place of each of `int8_linear_targets(model)`."""
     targets = int8_linear_targets(model)
     for name, (owner, attr) in targets.items():
-        linear = getattr(owner, attr)
         one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
-        linear.__class__ = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
-        linear._int8_prepare()
-        count += 1
+        int8_class = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
+        setattr(owner, attr, int8_class.from_linear(getattr(owner, attr)))
     # a Swin attention passes one tensor to its query, key and value projections: quantize it once for the three
     for name, (owner, attr) in targets.items():
         if attr == "q_proj" and all(f"{name[:-6]}{other}" in targets for other in ("k_proj", "v_proj")):
@@ -316,7 +337,18 @@ def _quantize_linears(model) -> int:
             for other, role in (("q_proj", "first"), ("k_proj", "middle"), ("v_proj", "last")):
                 linear = getattr(owner, other)
                 linear._int8_shared_input, linear._int8_shared_role = shared, role
-    return count
+
+
+def _dequantize_linears(model) -> None:
+    """Put the plain `nn.Linear` back in place of each `Int8DynamicLinear` (same Parameters), dropping the int8
+    products built from them."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Int8DynamicLinear):
+            owner_name, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(owner_name), attr, module.to_linear())
+        elif isinstance(module, (FastSwinLayer, RamPlusFastInference)):
+            module.__dict__.pop("_int8_qkv", None)
+            module.__dict__.pop("_int8_vocabulary", None)
 
 
 def _int8_linears(model):
@@ -351,37 +383,26 @@ def can_fold(attention: nn.Module) -> bool:
     return type(attention.q_proj) is nn.Linear and type(attention.o_proj) is nn.Linear
 
 
-class FoldedCrossAttentionMixin:
-    """Cross-attention that takes the folded path when given `folded_image` (see `fold_image`), else the reference
-    path. Mixed into the model's own attention class by `optimize_for_inference`."""
-
-    def forward(self, hidden_states, image_embeds, folded_image=None, **kwargs):
-        if folded_image is None:
-            return super().forward(hidden_states, image_embeds, **kwargs)
-        folded_keys, score_bias, folded_values = folded_image
-        batch_size, num_queries, _ = hidden_states.shape
-        if batch_size == 1:  # plain linear maps: the linear kernel is faster than the batched matmul kernel
-            scores = F.linear(hidden_states, folded_keys[0], None if score_bias is None else score_bias[0])
-        else:
-            scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
-            if score_bias is not None:
-                scores = scores + score_bias.unsqueeze(1)
-        probs = scores.view(batch_size, num_queries, self.num_heads, -1).softmax(dim=-1, dtype=torch.float32)
-        probs = probs.to(folded_values.dtype).view(batch_size, num_queries, folded_keys.shape[1])
-        if batch_size == 1:
-            attn_output = F.linear(probs, folded_values[0], self.o_proj.bias)
-        else:
-            attn_output = torch.matmul(probs, folded_values.transpose(1, 2))
-            if self.o_proj.bias is not None:
-                attn_output = attn_output + self.o_proj.bias
-        return attn_output, None
+def folded_cross_attention(attention: RamPlusCrossAttention, hidden_states: torch.Tensor, folded_image) -> torch.Tensor:
+    """The output of `attention` (its projected attention output, as `RamPlusCrossAttention.forward` gives it) for
+    the tag queries `hidden_states` `(B, tags, H)`, from the image side folded by `fold_image`."""
+    folded_keys, score_bias, folded_values = folded_image
+    batch_size, num_queries, _ = hidden_states.shape
+    if batch_size == 1:  # plain linear maps: the linear kernel is faster than the batched matmul kernel
+        scores = F.linear(hidden_states, folded_keys[0], None if score_bias is None else score_bias[0])
+    else:
+        scores = torch.matmul(hidden_states, folded_keys.transpose(1, 2))
+        if score_bias is not None:
+            scores = scores + score_bias.unsqueeze(1)
+    probs = scores.view(batch_size, num_queries, attention.num_heads, -1).softmax(dim=-1, dtype=torch.float32)
+    probs = probs.to(folded_values.dtype).view(batch_size, num_queries, folded_keys.shape[1])
+    if batch_size == 1:
+        return F.linear(probs, folded_values[0], attention.o_proj.bias)
+    attn_output = torch.matmul(probs, folded_values.transpose(1, 2))
+    return attn_output if attention.o_proj.bias is None else attn_output + attention.o_proj.bias
 
 
 # ------------------------------------------------------------------------------------------------ Swin blocks
-# set (per thread) while an optimized model encodes images on its fast path: the Swin blocks take theirs
-_FAST_SWIN = threading.local()
-
-
 def window_order(height: int, width: int, window: int, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token `k` of the (shifted) window partition of an `height x width` grid is raster token `order[k]`
     (`torch.roll` by `-shift` on both axes, then windows of `window x window` in row-major order, as Swin does);
@@ -403,9 +424,9 @@ def _exact_gelu(module: nn.Module) -> bool:
     return type(module).__name__ == "GELUActivation" and getattr(module, "act", None) is F.gelu
 
 
-class FastSwinLayerMixin:
-    """A Swin block's inference in fewer passes over memory, mixed into transformers' `SwinLayer` by
-    `optimize_for_inference`. The same arithmetic as the reference block:
+class FastSwinLayer(SwinLayer):
+    """transformers' `SwinLayer` with a faster inference, put in place of each Swin block by `enable_fast_inference`
+    (`from_reference`: over the block's own submodules and Parameters). The same arithmetic as the reference block:
 
     - the cyclic shift and the window partition are one gather of the tokens (`window_order`), and the window
       reverse and the shift back one more, instead of a roll and a copy each;
@@ -414,19 +435,29 @@ class FastSwinLayerMixin:
       product of the concatenated projections (the block's input quantized once), and the first MLP layer runs in
       int8 with the GELU fused into the kernel.
 
-    It applies only while the optimized model encodes images on its fast path (never in training, with autograd,
-    while tracing or when attention weights are recorded), and only for grids that are multiples of the window;
-    otherwise the reference block runs."""
+    It applies only while a fast model encodes images on its fast path (never in training, with autograd, while
+    tracing or when attention weights are recorded), and only for grids that are multiples of the window; otherwise
+    the reference block's `forward` runs."""
+
+    @classmethod
+    def from_reference(cls, layer: SwinLayer) -> FastSwinLayer:
+        """A fast block over `layer`'s own state: the same submodules, Parameters, buffers, settings and hooks (the
+        containers are copied, their contents shared), so the state dict and the outputs are unchanged."""
+        fast = cls.__new__(cls)
+        fast.__dict__.update(
+            {key: copy.copy(value) if isinstance(value, (dict, set)) else value for key, value in layer.__dict__.items()}
+        )
+        return fast
 
     def __getstate__(self):  # the caches hold an opaque oneDNN tensor: rebuilt after copying/unpickling
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_fast_cache", None)
         state.pop("_int8_qkv", None)
         return state
 
     def forward(self, hidden_states, input_dimensions, always_partition=False, **kwargs):
         if (
-            not getattr(_FAST_SWIN, "active", False)
+            not _THREAD.fast_swin
             or always_partition
             or kwargs.get("output_attentions")
             or self.training
@@ -491,6 +522,13 @@ class FastSwinLayerMixin:
         return hidden_states.index_select(1, inverse)
 
 
+def _install_fast_swin_layers(model) -> None:
+    for stage in model.vision_model.encoder.layers:
+        for index, block in enumerate(stage.blocks):
+            if isinstance(block, SwinLayer) and not isinstance(block, FastSwinLayer):
+                stage.blocks[index] = FastSwinLayer.from_reference(block)
+
+
 class _PlainWeight:
     """A weight matrix seen as a bias-free linear (for `_fused_int8_linear`)."""
 
@@ -502,14 +540,13 @@ class _PlainWeight:
 def _fused_int8_linear(linears) -> Int8DynamicLinear:
     """One int8 linear for several linears that share their input (outputs concatenated): a module that is not
     registered anywhere (no parameters in the state dict), prepacked once."""
-    first = linears[0]
-    out_features = sum(linear.out_features for linear in linears)
-    fused = nn.Linear(first.in_features, out_features, bias=first.bias is not None, device="meta")
     join = lambda tensors: tensors[0].detach() if len(tensors) == 1 else torch.cat([t.detach() for t in tensors])  # noqa: E731
-    fused.weight = nn.Parameter(join([linear.weight for linear in linears]), requires_grad=False)
-    if first.bias is not None:
-        fused.bias = nn.Parameter(join([linear.bias for linear in linears]), requires_grad=False)
-    fused.__class__ = Int8DynamicLinear
+    weight = join([linear.weight for linear in linears])
+    bias = None if linears[0].bias is None else join([linear.bias for linear in linears])
+    fused = Int8DynamicLinear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    fused.weight = nn.Parameter(weight, requires_grad=False)
+    if bias is not None:
+        fused.bias = nn.Parameter(bias, requires_grad=False)
     fused.eval()
     fused._int8_prepare()
     fused.weight = fused.bias = None  # the int8 codes are all it needs (its `int8_forward` only)
@@ -527,205 +564,211 @@ def _feed_forward(fc1, activation_fn, fc2, inputs: torch.Tensor) -> torch.Tensor
     return fc2(activated)
 
 
-def _decoder_layer(layer, hidden_states: torch.Tensor, image_embeds: torch.Tensor, folded_image) -> torch.Tensor:
-    """A decoder layer at inference (`RamPlusDecoderLayer.forward` without its identity dropouts), with the GELU
-    fused into an int8 first feed-forward layer (`_feed_forward`)."""
-    if torch.is_grad_enabled() or not isinstance(layer.fc1, Int8DynamicLinear):
-        return layer(hidden_states, image_embeds, folded_image=folded_image)
-    attn_output, _ = layer.cross_attention(hidden_states, image_embeds, folded_image=folded_image)
+def _decoder_layer(layer, hidden_states: torch.Tensor, folded_image) -> torch.Tensor:
+    """A decoder layer at inference on the folded cross-attention: `RamPlusDecoderLayer.forward` without its
+    identity dropouts, with the GELU fused into an int8 first feed-forward layer (`_feed_forward`)."""
+    attn_output = folded_cross_attention(layer.cross_attention, hidden_states, folded_image)
     hidden_states = layer.cross_attention_layer_norm(hidden_states + attn_output)
     feed_forward = _feed_forward(layer.fc1, layer.activation_fn, layer.fc2, hidden_states)
     return layer.final_layer_norm(hidden_states + feed_forward)
 
 
-# ------------------------------------------------------------------------------------------------ optimized model
-class OptimizedModelMixin:
-    """Mixed into the model's own class by `optimize_for_inference`: the same signature and outputs, faster."""
+# ---------------------------------------------------------------------------------------------- the fast model
+class _ThreadState(threading.local):
+    """What is in progress in this thread."""
 
-    inference_precision: str = "fp32"
+    def __init__(self):
+        self.calls: list = []  # (model, reference, kernel context) per forward call of a fast model, innermost last
+        self.kernels = False  # the oneDNN linear routing is on
+        self.fast_swin = False  # a fast model encodes images on its fast path: the Swin blocks take theirs
 
-    def _fast_paths_apply(self) -> bool:
-        return not self.training and not _is_tracing() and not getattr(self, "_reference_call", False)
 
-    def _kernels(self):
-        """oneDNN linear kernels for fp32 CPU calls without autograd (and not already active)."""
-        weight = self.image_projection.weight
-        if (
-            getattr(self, "_kernels_active", False)
-            or not _routing_enabled()
-            or torch.is_grad_enabled()
-            or torch.is_autocast_enabled("cpu")  # autocast picks the matmul dtype itself
-            or weight.device.type != "cpu"
-            or weight.dtype != torch.float32
-            or not onednn_linear_available()
-        ):
-            return contextlib.nullcontext()
-        return _active_kernels(self)
+_THREAD = _ThreadState()
 
-    def forward(self, *args, **kwargs):
-        config = self.config
-        wants_outputs = kwargs.get("output_attentions", config.output_attentions) or kwargs.get(
-            "output_hidden_states", config.output_hidden_states
-        )
-        if wants_outputs or not self._fast_paths_apply():
-            # hidden states and attention weights come from the reference layers
-            previous, self._reference_call = getattr(self, "_reference_call", False), True
-            try:
-                return super().forward(*args, **kwargs)
-            finally:
-                self._reference_call = previous
-        with self._kernels():
-            return super().forward(*args, **kwargs)
 
-    def get_image_embeds(self, pixel_values):
-        if not self._fast_paths_apply() or not isinstance(pixel_values, torch.Tensor):
-            return super().get_image_embeds(pixel_values)
-        encode = super().get_image_embeds
-        previous, _FAST_SWIN.active = getattr(_FAST_SWIN, "active", False), True
+@contextlib.contextmanager
+def _kernels(model):
+    """oneDNN linear kernels for fp32 CPU calls without autograd (and not already active)."""
+    weight = model.image_projection.weight
+    if (
+        _THREAD.kernels
+        or not _routing_enabled()
+        or torch.is_grad_enabled()
+        or torch.is_autocast_enabled("cpu")  # autocast picks the matmul dtype itself
+        or weight.device.type != "cpu"
+        or weight.dtype != torch.float32
+        or not onednn_linear_available()
+    ):
+        yield
+        return
+    _THREAD.kernels = True
+    try:
+        with OneDnnLinearMode():
+            yield
+    finally:
+        _THREAD.kernels = False
+
+
+def _records_outputs(model, kwargs) -> bool:
+    """Whether a forward call with `kwargs` returns hidden states or attention weights (recorded by hooks on the
+    reference layers)."""
+    config = model.config
+    attentions, hidden_states = kwargs.get("output_attentions"), kwargs.get("output_hidden_states")
+    attentions = config.output_attentions if attentions is None else attentions
+    hidden_states = config.output_hidden_states if hidden_states is None else hidden_states
+    return bool(attentions or hidden_states)
+
+
+def _enter_forward(model, args, kwargs):
+    """Forward pre-hook of a fast model: a call that records hidden states or attention weights runs the reference
+    computation throughout; the others run with the oneDNN kernels (`_kernels`)."""
+    if _is_tracing():
+        return None
+    reference = _records_outputs(model, kwargs)
+    kernels = contextlib.nullcontext() if reference or model.training else _kernels(model)
+    kernels.__enter__()
+    _THREAD.calls.append((model, reference, kernels))
+    return None
+
+
+def _exit_forward(model, args, output):
+    """Forward hook of a fast model (called also when the forward raised): closes what `_enter_forward` opened."""
+    calls = _THREAD.calls
+    if calls and calls[-1][0] is model:
+        calls.pop()[2].__exit__(None, None, None)
+    return None
+
+
+def _in_reference_call(model) -> bool:
+    for caller, reference, _ in reversed(_THREAD.calls):
+        if caller is model:
+            return reference
+    return False
+
+
+class RamPlusFastInference(nn.Module):
+    """The fast paths of a [`RamPlusModel`], installed as its `fast_inference` submodule by `enable_fast_inference`.
+
+    It holds no weights (the state dict is unchanged) and no reference to the model: the model's `get_image_embeds`,
+    `description_similarity` and `tag_logits` hand it their inputs (see `RamPlusModel._fast_inference`), and it
+    returns their results computed faster, or None where its paths do not apply (training mode, autograd, tracing,
+    a forward call that records hidden states or attention weights), so that the model computes them as written.
+
+    Args:
+        precision (`str`): `"fp32"`, `"bf16"` or `"int8"` (see `enable_fast_inference`).
+    """
+
+    def __init__(self, precision: str):
+        super().__init__()
+        self.precision = precision
+
+    def extra_repr(self) -> str:
+        return f"precision={self.precision!r}"
+
+    def __getstate__(self):  # the int8 vocabulary is an opaque oneDNN tensor: rebuilt after copying/unpickling
+        state = super().__getstate__()
+        state.pop("_int8_vocabulary", None)
+        return state
+
+    def applies(self, model) -> bool:
+        """Whether `model`'s computation takes the fast paths now."""
+        return not (_is_tracing() or model.training or torch.is_grad_enabled() or _in_reference_call(model))
+
+    def image_embeds(self, model, pixel_values: torch.Tensor) -> torch.Tensor | None:
+        """`model.get_image_embeds` (checked inputs): on the CPU, in blocks of `VISION_CHUNK_IMAGES` images, through
+        the fast Swin blocks and the oneDNN kernels."""
+        if not self.applies(model):
+            return None
+        previous, _THREAD.fast_swin = _THREAD.fast_swin, True
         try:
-            with self._kernels():
-                if (
-                    pixel_values.dim() != 4
-                    or pixel_values.device.type != "cpu"
-                    or pixel_values.shape[0] <= VISION_CHUNK_IMAGES
-                ):
-                    return encode(pixel_values)
-                return torch.cat([encode(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
+            with _kernels(model):
+                if pixel_values.device.type != "cpu" or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
+                    return model.compute_image_embeds(pixel_values)
+                return torch.cat([model.compute_image_embeds(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
         finally:
-            _FAST_SWIN.active = previous
+            _THREAD.fast_swin = previous
 
-    def description_similarity(self, cls, label_embeds):
+    def description_similarity(self, model, cls: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor | None:
         """With `precision="int8"`, the similarity of each image to the built-in tags' descriptions (a product with
         the whole `(tags * descriptions, dim)` vocabulary, read from memory once per image) runs as an int8 product
         with the vocabulary quantized once per row (fp32 out); the softmax over descriptions and the weighted sum
-        stay as in the reference. Other precisions, other label embeddings (open-set, subsets) and autograd: the
-        reference product."""
-        vocabulary = self.label_embeds
+        stay as in the reference. Other precisions, other label embeddings (open-set, subsets): None (the reference
+        product)."""
+        vocabulary = model.label_embeds
         if (
-            self.inference_precision != "int8"
-            or not self._fast_paths_apply()
-            or torch.is_grad_enabled()
+            self.precision != "int8"
+            or not self.applies(model)
             or label_embeds.device.type != "cpu"
             or label_embeds.data_ptr() != vocabulary.data_ptr()
             or label_embeds.numel() != vocabulary.numel()
             or label_embeds.dtype != vocabulary.dtype
         ):
-            return super().description_similarity(cls, label_embeds)
+            return None
         key = (vocabulary.data_ptr(), vocabulary._version, tuple(label_embeds.shape))
         packed = self.__dict__.get("_int8_vocabulary")
         if packed is None or packed[0] != key:
             flat = label_embeds.reshape(-1, label_embeds.shape[-1])
-            packed = self._int8_vocabulary = (key, _fused_int8_linear([_PlainWeight(flat)]))
-        similarity = packed[1].int8_forward(cls, output_dtype=torch.float32)
-        return super().description_similarity(cls, label_embeds) if similarity is None else similarity
+            packed = self.__dict__["_int8_vocabulary"] = (key, _fused_int8_linear([_PlainWeight(flat)]))
+        return packed[1].int8_forward(cls, output_dtype=torch.float32)
 
-    def __getstate__(self):  # the int8 vocabulary is an opaque oneDNN tensor: rebuilt after copying/unpickling
-        state = self.__dict__.copy()
-        state.pop("_int8_vocabulary", None)
-        return state
-
-    def tag_logits(self, queries, image_embeds):
-        layers = self.decoder.layers
-        if not self._fast_paths_apply() or not all(can_fold(layer.cross_attention) for layer in layers):
-            return super().tag_logits(queries, image_embeds)
+    def tag_logits(self, model, queries: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor | None:
+        """`model.tag_logits` per image, on the folded cross-attention (`fold_image`, computed once per image and
+        layer), in near-equal blocks of tags (`decoder_blocks`), through the oneDNN kernels. None where a decoder
+        attention's query or output projection is not a plain linear (LoRA: the reference attention)."""
+        layers = model.decoder.layers
+        if not self.applies(model) or not all(can_fold(layer.cross_attention) for layer in layers):
+            return None
         batch_size, num_queries = queries.shape[:2]
+        blocks = decoder_blocks(num_queries, model.config.intermediate_size, queries.element_size())
         logits = []
-        with self._kernels():
+        with _kernels(model):
             for index in range(batch_size):
                 tokens = image_embeds[index : index + 1]
                 folded = [fold_image(layer.cross_attention, tokens) for layer in layers]  # shared by the blocks
-                blocks = decoder_blocks(num_queries, self.config.intermediate_size, queries.element_size())
                 for rows in queries[index : index + 1].tensor_split(blocks, dim=1):
                     hidden_states = rows.contiguous()
                     for layer, folded_image in zip(layers, folded):
-                        hidden_states = _decoder_layer(layer, hidden_states, tokens, folded_image)
-                    logits.append(self.classifier(hidden_states).squeeze(-1))
+                        hidden_states = _decoder_layer(layer, hidden_states, folded_image)
+                    logits.append(model.classifier(hidden_states).squeeze(-1))
         return torch.cat(logits, dim=1).view(batch_size, num_queries)
 
-    # ------------------------------------------------------------------ saving writes the reference checkpoint
-    def save_pretrained(self, *args, **kwargs):
-        with reference_classes(self):  # inside, `self` is the reference model again
-            return self.save_pretrained(*args, **kwargs)
 
-    @classmethod
-    def register_for_auto_class(cls, auto_class="AutoModel"):
-        return cls._reference_class.register_for_auto_class(auto_class)
+def _base_model(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-@contextlib.contextmanager
-def _active_kernels(model):
-    model._kernels_active = True
-    try:
-        with OneDnnLinearMode():
-            yield
-    finally:
-        model._kernels_active = False
-
-
-@functools.cache
-def _optimized_class(reference_class: type, mixin: type) -> type:
-    """`mixin` over the model's own class (the installed one, or the one loaded as remote code)."""
-    name = f"Optimized{reference_class.__name__}"
-    optimized = type(name, (mixin, reference_class), {})
-    optimized._reference_class = reference_class
-    optimized.__module__ = __name__
-    if reference_class in (RamPlusModel, RamPlusCrossAttention, SwinLayer):
-        globals()[name] = optimized  # importable by name, so that an optimized model pickles
-    return optimized
-
-
-def _attention_modules(model):
-    return [layer.cross_attention for layer in model.decoder.layers]
-
-
-def _swin_layers(model):
-    return [block for stage in model.vision_model.encoder.layers for block in stage.blocks]
-
-
-def _dequantize_linears(model) -> None:
-    for module in [model, *_swin_layers(model)]:
-        module.__dict__.pop("_int8_qkv", None)
-        module.__dict__.pop("_int8_vocabulary", None)
-    for linear in _int8_linears(model):
-        linear.__class__ = nn.Linear
-        for name in ("_int8_weight", "_int8_scales", "_int8_zero_points", "_int8_bias", "_int8_shared_input", "_int8_shared_role"):
-            linear.__dict__.pop(name, None)
-
-
-@contextlib.contextmanager
-def reference_classes(model):
-    """Temporarily give an optimized model (and its attention modules) back their reference classes, so that what
-    is saved (weights, `architectures`, remote code) is the reference model's."""
-    modules = [model, *_attention_modules(model), *_swin_layers(model), *_int8_linears(model)]
-    optimized = [type(module) for module in modules]
-    try:
-        for module in modules:
-            module.__class__ = nn.Linear if isinstance(module, Int8DynamicLinear) else getattr(
-                type(module), "_reference_class", type(module)
-            )
-        yield model
-    finally:
-        for module, cls in zip(modules, optimized):
-            module.__class__ = cls
+def supports_fast_inference(model) -> bool:
+    """Whether `model` (or the base model of a PEFT model) is a `RamPlusModel` whose code has the fast-inference hook
+    points (`RamPlusModel._fast_inference`; remote code saved by earlier versions has none)."""
+    target = _base_model(model)
+    is_ram_plus = any(cls.__name__ == RamPlusModel.__name__ for cls in type(target).__mro__)
+    return is_ram_plus and callable(getattr(type(target), "_fast_inference", None))
 
 
 def is_optimized(model) -> bool:
-    return isinstance(model, OptimizedModelMixin)
+    """Whether `enable_fast_inference` was applied to `model` (or to the base model of a PEFT model)."""
+    target = _base_model(model)
+    return isinstance(target, nn.Module) and isinstance(target._modules.get(FAST_INFERENCE_MODULE), RamPlusFastInference)
 
 
-def optimize_for_inference(model, precision: str = "fp32"):
+def enable_fast_inference(model, precision: str = "fp32"):
     """
-    Make a [`RamPlusModel`] faster for inference, in place, and return it.
+    Make a [`RamPlusModel`] faster for inference, in place, and return it (also exported as
+    `optimize_for_inference`, its earlier name).
 
-    The returned model has the same call signature, outputs (within float rounding: fp32 logits agree with the
-    reference computation to ~1e-5) and parameters; it is put in eval mode. The fast paths (see the module
-    docstring: oneDNN fp32 linear kernels on CPU, folded decoder cross-attention, image and tag blocking) apply at
-    inference; training mode, tracing and requests for hidden states or attention weights run the reference
-    computation. `save_pretrained` writes the standard checkpoint.
+    The model keeps its class, call signature, outputs (within float rounding: fp32 logits agree with the reference
+    computation to ~1e-5), state dict and Parameters; it is put in eval mode. What changes is a few submodules: the
+    Swin blocks become [`FastSwinLayer`]s over the same weights, a `fast_inference` submodule
+    ([`RamPlusFastInference`], no weights) is added, which the model's `get_image_embeds`, `description_similarity`
+    and `tag_logits` consult, and with `precision="int8"` the selected linears become [`Int8DynamicLinear`]s over the
+    same weights. The fast paths (see the module docstring: oneDNN fp32 linear kernels on CPU, folded decoder
+    cross-attention, image and tag blocking) apply at inference without autograd; training mode, autograd, tracing
+    and calls that record hidden states or attention weights run the reference computation. `save_pretrained` writes
+    the standard checkpoint, which loads into a plain `RamPlusModel`. Calling it again switches the precision.
 
     Args:
-        model: a `RamPlusModel` (or a PEFT model wrapping one: its base model is optimized; LoRA-adapted attention
-            projections take the reference attention).
+        model: a `RamPlusModel` (or a PEFT model wrapping one: its base model gets the fast paths; LoRA-adapted
+            attention projections take the reference attention).
         precision (`str`, defaults to `"fp32"`): `"fp32"` keeps float32 weights; `"bf16"` casts the weights to
             bfloat16 (about twice as fast on CPUs with bf16 matrix units, tag decisions within ~0.1% of fp32);
             `"int8"` (CPU only) is `"bf16"` plus int8 weights and dynamically quantized inputs for the Swin blocks'
@@ -734,16 +777,20 @@ def optimize_for_inference(model, precision: str = "fp32"):
     Example:
 
     ```python
-    >>> from transformers_ramplus import RamPlusModel, optimize_for_inference
-    >>> model = optimize_for_inference(RamPlusModel.from_pretrained("ram-plus-swin-large"), precision="bf16")
+    >>> from transformers_ramplus import RamPlusModel, enable_fast_inference
+    >>> model = enable_fast_inference(RamPlusModel.from_pretrained("ram-plus-swin-large"), precision="bf16")
     >>> logits = model(pixel_values=pixel_values).logits
     ```
     """
     if precision not in PRECISIONS:
         raise ValueError(f"`precision` must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
-    target = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not any(cls.__name__ == RamPlusModel.__name__ for cls in type(target).__mro__):
-        raise TypeError(f"optimize_for_inference expects a RamPlusModel, got {type(model).__name__}")
+    target = _base_model(model)
+    if not supports_fast_inference(target):
+        raise TypeError(
+            f"enable_fast_inference expects a RamPlusModel whose code has the fast-inference hook points, got "
+            f"{type(model).__name__} (remote code saved by an earlier version: load the model with this package's "
+            "RamPlusModel)"
+        )
     dtype = PRECISIONS[precision]
     if precision == "int8":
         device = target.image_projection.weight.device
@@ -758,24 +805,30 @@ def optimize_for_inference(model, precision: str = "fp32"):
         _dequantize_linears(target)
     if target.image_projection.weight.dtype != dtype:
         target.to(dtype)
+    _install_fast_swin_layers(target)
     if precision == "int8" and not _int8_linears(target):
         # from the bf16 weights, so that a copy of the model (which prepacks again from them) computes the same
         _quantize_linears(target)
-    if not is_optimized(target):
-        for attention in _attention_modules(target):
-            attention.__class__ = _optimized_class(type(attention), FoldedCrossAttentionMixin)
-        for block in _swin_layers(target):
-            block.__class__ = _optimized_class(type(block), FastSwinLayerMixin)
-        target.__class__ = _optimized_class(type(target), OptimizedModelMixin)
-        _CAN_RECORD_REGISTRY[target] = target._can_record_outputs  # output capture is registered per class
-    target.inference_precision = precision
+    fast = target._modules.get(FAST_INFERENCE_MODULE)
+    if not isinstance(fast, RamPlusFastInference):
+        target.add_module(FAST_INFERENCE_MODULE, RamPlusFastInference(precision))
+        target.register_forward_pre_hook(_enter_forward, with_kwargs=True)
+        target.register_forward_hook(_exit_forward, always_call=True)
+    else:
+        fast.precision = precision
     model.eval()
     return model
 
 
+optimize_for_inference = enable_fast_inference  # the earlier name, kept as an alias
+
+
 __all__ = [
     "PRECISIONS",
+    "FastSwinLayer",
     "Int8DynamicLinear",
+    "RamPlusFastInference",
+    "enable_fast_inference",
     "int8_linear_targets",
     "is_optimized",
     "onednn_int8_available",
@@ -783,4 +836,5 @@ __all__ = [
     "onednn_routing",
     "onednn_routing_by_default",
     "optimize_for_inference",
+    "supports_fast_inference",
 ]

@@ -7,8 +7,9 @@ linear head giving one logit per tag. The training losses (asymmetric tagging an
 are computed when their targets are given.
 
 This file is the computation written plainly. Faster inference (oneDNN fp32 linear kernels, the decoder's
-cross-attention folded into the image tokens, image and tag blocking) lives in `optimization.py` and is applied by
-`optimize_for_inference(model)`, which gives the same outputs.
+cross-attention folded into the image tokens, image and tag blocking) lives in `inference/fast_paths.py`:
+`enable_fast_inference(model)` installs it as the `fast_inference` submodule, which `get_image_embeds`,
+`description_similarity` and `tag_logits` consult (see `RamPlusModel._fast_inference`); it gives the same outputs.
 
 This file imports only its configuration, `transformers` and `torch`, so that `save_pretrained` after
 `register_for_auto_class` ships working remote code.
@@ -423,6 +424,10 @@ class RamPlusPreTrainedModel(PreTrainedModel):
 
 
 # ------------------------------------------------------------------------------------------------------------ model
+# the submodule that `enable_fast_inference` installs (see `RamPlusModel._fast_inference`)
+FAST_INFERENCE_MODULE = "fast_inference"
+
+
 class RamPlusModel(RamPlusPreTrainedModel):
     """
     The RAM++ image tagger: `forward(pixel_values)` returns one logit per tag, and the training losses when their
@@ -498,9 +503,21 @@ class RamPlusModel(RamPlusPreTrainedModel):
                 f"image height and width must be multiples of the patch size {patch}, got {tuple(pixel_values.shape[-2:])}"
             )
         pixel_values = pixel_values.to(self.image_projection.weight.dtype)
+        fast = self._fast_inference()
+        image_embeds = None if fast is None else fast.image_embeds(self, pixel_values)
+        return self.compute_image_embeds(pixel_values) if image_embeds is None else image_embeds
+
+    def compute_image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`get_image_embeds` without its input checks: the Swin encoder and the projection."""
         vision_outputs = self.vision_model(pixel_values=pixel_values)
         tokens = torch.cat([vision_outputs.pooler_output.unsqueeze(1), vision_outputs.last_hidden_state], dim=1)
         return self.image_projection(tokens)
+
+    def _fast_inference(self) -> nn.Module | None:
+        """The `fast_inference` submodule that `transformers_ramplus.enable_fast_inference` installs, or None.
+        `get_image_embeds`, `description_similarity` and `tag_logits` take its result unless it returns None (training,
+        autograd, tracing, recorded outputs, inputs it does not handle), and then compute as written here."""
+        return self._modules.get(FAST_INFERENCE_MODULE)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalized CLIP text embeddings `(num_texts, text_embed_dim)` from the bundled frozen text tower."""
@@ -690,11 +707,17 @@ class RamPlusModel(RamPlusPreTrainedModel):
     def description_similarity(self, cls: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor:
         """Each normalized image embedding `cls` `(B, T)` against every description of `label_embeds` `(C, D, T)`:
         `(B, C * D)`."""
-        return torch.matmul(cls, label_embeds.reshape(-1, label_embeds.shape[-1]).t())
+        fast = self._fast_inference()
+        similarity = None if fast is None else fast.description_similarity(self, cls, label_embeds)
+        if similarity is None:
+            similarity = torch.matmul(cls, label_embeds.reshape(-1, label_embeds.shape[-1]).t())
+        return similarity
 
     def tag_logits(self, queries: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Decoder and head: one logit per query, `(batch, num_queries)`."""
-        return self.classifier(self.decoder(queries, image_embeds)).squeeze(-1)
+        fast = self._fast_inference()
+        logits = None if fast is None else fast.tag_logits(self, queries, image_embeds)
+        return self.classifier(self.decoder(queries, image_embeds)).squeeze(-1) if logits is None else logits
 
     def alignment_logits(self, image_embeds: torch.Tensor, caption_embeds: torch.Tensor) -> torch.Tensor:
         """Every caption as a query for every image, through the same decoder and head: `(batch, num_captions)`."""
@@ -779,7 +802,7 @@ class RamPlusModel(RamPlusPreTrainedModel):
         Where each tag looks: the decoder's cross-attention of each tag query over the image tokens.
 
         The attention probabilities are computed explicitly from the decoder's own projections (so any
-        `attn_implementation` works, and models wrapped by `optimize_for_inference` or PEFT give the same maps),
+        `attn_implementation` works, and models with `enable_fast_inference` or PEFT give the same maps),
         without gradients. The global (mean) image token is left out of the maps (its share is `global_attention`).
 
         Args:
