@@ -171,7 +171,7 @@ def test_the_pipeline_runs_the_optimized_model_and_can_keep_the_reference(conver
     plain = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu", optimize=False)
     bf16 = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu", precision="bf16")
     assert is_optimized(optimized.model) and not is_optimized(plain.model)
-    assert bf16.model.dtype == torch.bfloat16 and bf16.model.inference_precision == "bf16"
+    assert bf16.model.dtype == torch.bfloat16 and bf16.model.fast_inference.precision == "bf16"
     expected = torch.sigmoid(reference_outputs["logits"][1])
     names = optimized.model.config.tag_names
     for tagger, tolerance in ((optimized, 1e-5), (plain, 1e-5), (bf16, 0.15)):  # bf16: 8-bit mantissas
@@ -179,6 +179,44 @@ def test_the_pipeline_runs_the_optimized_model_and_can_keep_the_reference(conver
         assert len(scores) == len(names)
         got = torch.tensor([scores[name] for name in names])
         torch.testing.assert_close(got, expected, atol=tolerance, rtol=0)
+
+
+@pytest.mark.parametrize("precision", [None, "bf16", "int8"])
+def test_the_pipeline_leaves_the_model_it_is_given_as_it_was(converted_tiny, precision):
+    """The pipeline works on its own copy of the modules (sharing the weights' memory): the model object passed in
+    keeps its classes, parameters (objects, dtypes, values), training flag and outputs, and the results are those of
+    a pipeline that loaded the model itself."""
+    from transformers_ramplus import RamPlusModel
+    from transformers_ramplus.inference.fast_paths import is_optimized, onednn_int8_available
+
+    if precision == "int8" and not onednn_int8_available():
+        pytest.skip("this PyTorch build has no oneDNN int8 linear kernel")
+    model = RamPlusModel.from_pretrained(converted_tiny).eval()
+    size = model.config.vision_config.image_size
+    pixel_values = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(pixel_values=pixel_values).logits
+    model.train()
+    classes = {name: type(module) for name, module in model.named_modules()}
+    parameters = {name: (param, param.dtype, param.detach().clone()) for name, param in model.named_parameters()}
+
+    tagger = pipeline("zero-shot-image-tagging", model=model, device="cpu", precision=precision)
+    results = tagger(IMAGES, threshold=0.0)
+
+    assert tagger.model is not model
+    assert is_optimized(tagger.model) and not is_optimized(model)
+    assert {name: type(module) for name, module in model.named_modules()} == classes
+    assert all(module.training for module in model.modules() if module is not model.text_model)
+    for name, param in model.named_parameters():
+        original, dtype, values = parameters[name]
+        assert param is original and param.dtype == dtype and torch.equal(param, values), name
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=pixel_values).logits, expected, atol=0, rtol=0)
+    loaded = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu", precision=precision)
+    for ours, theirs in zip(results, loaded(IMAGES, threshold=0.0)):
+        assert [tag["label"] for tag in ours] == [tag["label"] for tag in theirs]
+        np.testing.assert_allclose([tag["score"] for tag in ours], [tag["score"] for tag in theirs], atol=1e-6)
 
 
 def test_pipeline_keeps_the_requested_device_under_torch_distributed(tmp_path, converted_tiny):

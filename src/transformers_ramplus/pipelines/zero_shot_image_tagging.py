@@ -8,12 +8,14 @@ ships it as a custom pipeline that `pipeline(model=..., trust_remote_code=True)`
 
 from __future__ import annotations
 
+import copy
 import os
 import types
 from collections import OrderedDict
 from collections.abc import Mapping
 
 import torch
+from torch import nn
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines.base import Pipeline
 
@@ -23,13 +25,13 @@ from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
 
 
 try:  # the package's tag sets, fast paths and folder writer; absent where a saved folder's copy of this module runs
-    # as remote code without transformers_ramplus (absolute imports inside `try`: transformers' import check skips them)
-    from transformers_ramplus.inference.fast_paths import optimize_for_inference
+    # as remote code without transformers_ramplus (absolute imports inside `try`: transformers' check skips them)
+    from transformers_ramplus.inference.fast_paths import enable_fast_inference, supports_fast_inference
     from transformers_ramplus.models.remote_code import save_model_folder
     from transformers_ramplus.tags.encoding import tokenizer_for_model
     from transformers_ramplus.tags.tag_set import TagSet, _freeze
 except ImportError:
-    optimize_for_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
+    enable_fast_inference = supports_fast_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
 
 
 _UNSET = object()
@@ -66,6 +68,16 @@ def check_tagging_options(threshold=None, top_k=None, language="en", names=None)
         validate_top_k(top_k, names.get("top_k", "top_k")),
         validate_language(language),
     )
+
+
+def _own_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model`'s module tree for a pipeline to own, without copying any weights: new modules, and new
+    Parameter objects over the same tensor memory (the buffers are the same tensors). Moving or casting the copy
+    replaces its Parameters' data and its buffers, and installing fast paths replaces its submodules, so none of it
+    reaches `model`, which keeps its classes, dtypes, device and training flag."""
+    memo = {id(param): nn.Parameter(param.detach(), requires_grad=param.requires_grad) for param in model.parameters()}
+    memo.update((id(buffer), buffer) for buffer in model.buffers())
+    return copy.deepcopy(model, memo)
 
 
 class _Indexed:
@@ -151,11 +163,16 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             the tag set's order, instead of the tags: no threshold, no `top_k` (for benchmarks and calibration).
 
     Construction arguments (besides the usual `model`, `device`, `dtype`...):
-        optimize (`bool`, defaults to `True`): run the model through [`optimize_for_inference`] (same outputs,
-            faster; the model passed in is optimized in place). `False` keeps the reference model as it is.
+        optimize (`bool`, defaults to `True`): run the model with [`enable_fast_inference`] (same outputs, faster).
+            `False` keeps the reference computation.
         precision (`str`, *optional*): `"fp32"`, `"bf16"` or `"int8"` (CPU only: int8 linears, bf16 elsewhere) for
-            [`optimize_for_inference`]; default: the model's own dtype (fp32, or bf16 when loaded with
+            [`enable_fast_inference`]; default: the model's own dtype (fp32, or bf16 when loaded with
             `dtype=torch.bfloat16`).
+
+    The pipeline never changes the model object it is given: it works on its own copy of the model's modules
+    (`_own_copy`: the weights' memory is shared, not copied), which it moves to `device`, casts to `precision` (new
+    tensors for the copy only) and gives the fast paths. (A model spread over several devices by a `device_map` is used
+    as it is, with its reference computation.)
     """
 
     _load_processor = False
@@ -168,15 +185,20 @@ class ZeroShotImageTaggingPipeline(Pipeline):
 
     def __init__(self, *args, optimize: bool = True, precision: str | None = None, **kwargs):
         if precision is not None and not optimize:
-            raise ValueError(f"precision={precision!r} needs optimize=True (it is applied by optimize_for_inference)")
-        super().__init__(*args, **kwargs)
+            raise ValueError(f"precision={precision!r} needs optimize=True (it is applied by enable_fast_inference)")
+        model = args[0] if args else kwargs.pop("model")
+        # spread over several devices by accelerate, whose hooks hold the weights: used as it is
+        dispatched = len(set((getattr(model, "hf_device_map", None) or {}).values())) > 1
+        if not dispatched:
+            model = _own_copy(model)  # before `Pipeline` moves it to the device
+        super().__init__(model, *args[1:], **kwargs)
         self._place_on_requested_device(kwargs.get("device"))
-        if optimize and optimize_for_inference is not None:
+        if optimize and not dispatched and enable_fast_inference is not None and supports_fast_inference(self.model):
             dtype = self.model.dtype
             if precision is None and dtype in (torch.float32, torch.bfloat16):
                 precision = "bf16" if dtype == torch.bfloat16 else "fp32"
             if precision is not None:  # other dtypes (fp16 on a GPU) keep the reference model
-                self.model = optimize_for_inference(self.model, precision=precision)
+                self.model = enable_fast_inference(self.model, precision=precision)
         if self.image_processor is None:
             size = self.model.config.vision_config.image_size
             size = size if isinstance(size, int) else size[0]
