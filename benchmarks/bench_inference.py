@@ -8,8 +8,8 @@ the original computation in fp32 at batch 1 (`baseline_fp32_b1`):
 - `baseline_*`: the original computation order (`ramplus_bench/baseline.py`) in fp32 with the default BLAS, fp32 with
   oneDNN's linear kernel (the routing our fp32 path uses, given to the baseline too), bf16 weights, and the naive int8
   route (`torch.ao.quantization.quantize_dynamic` on its linears);
-- `reference_fp32`: our model as `from_pretrained` gives it (no `optimize_for_inference`);
-- `ours_*`: `optimize_for_inference(model, precision=...)`: fp32 without and with the oneDNN routing, bf16, int8;
+- `reference_fp32`: our model as `from_pretrained` gives it (no `enable_fast_inference`);
+- `ours_*`: `enable_fast_inference(model, precision=...)`: fp32 without and with the oneDNN routing, bf16, int8;
 - `onnx_*`: the ONNX export under onnxruntime, fp32 and dynamically quantized int8 (`ramplus export-onnx --quantize
   int8`);
 - `authors_code_fp32`: the authors' own `RAM_plus` when a checkout is given with `--reference-src`.
@@ -64,7 +64,7 @@ from ramplus_bench.scenes import (  # noqa: E402
 from ramplus_bench.timing import PeakMemory, environment, interleaved_timings, timed  # noqa: E402,F401
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
-from transformers_ramplus import RamPlusModel, optimize_for_inference  # noqa: E402
+from transformers_ramplus import RamPlusModel, enable_fast_inference  # noqa: E402
 from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
 from transformers_ramplus.inference.fast_paths import OneDnnLinearMode, onednn_linear_available, onednn_routing  # noqa: E402
 
@@ -78,12 +78,12 @@ ROWS = [
     ("baseline_fp32_onednn", "original computation, fp32, linears on oneDNN"),
     ("baseline_bf16", "original computation, bf16 weights"),
     ("baseline_int8_naive", "original computation, torch.ao quantize_dynamic (fp32 rest)"),
-    ("reference_fp32", "our model as loaded (no optimize_for_inference), fp32"),
-    ("ours_fp32_no_onednn", "optimize_for_inference fp32, oneDNN routing off"),
-    ("ours_fp32_onednn", "optimize_for_inference fp32, oneDNN routing on"),
-    ("ours_fp32", "optimize_for_inference fp32 (routing by CPU: off on Intel)"),
-    ("ours_bf16", "optimize_for_inference bf16"),
-    ("ours_int8", "optimize_for_inference int8 (int8 linears, bf16 rest)"),
+    ("reference_fp32", "our model as loaded (no enable_fast_inference), fp32"),
+    ("ours_fp32_no_onednn", "enable_fast_inference fp32, oneDNN routing off"),
+    ("ours_fp32_onednn", "enable_fast_inference fp32, oneDNN routing on"),
+    ("ours_fp32", "enable_fast_inference fp32 (routing by CPU: off on Intel)"),
+    ("ours_bf16", "enable_fast_inference bf16"),
+    ("ours_int8", "enable_fast_inference int8 (int8 linears, bf16 rest)"),
     ("onnx_fp32", "ONNX export, onnxruntime fp32"),
     ("onnx_int8", "ONNX export, onnxruntime dynamic int8 quantization"),
 ]
@@ -215,13 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         loaded = RamPlusModel.from_pretrained(model_dir, dtype=dtype).eval()
         load[label] = time.perf_counter() - start
         if label == "fp32":
-            model = optimize_for_inference(loaded, precision="fp32")
+            model = enable_fast_inference(loaded, precision="fp32")
         else:
-            model_bf16 = optimize_for_inference(loaded, precision="bf16")
+            model_bf16 = enable_fast_inference(loaded, precision="bf16")
     start = time.perf_counter()
-    model_int8 = optimize_for_inference(RamPlusModel.from_pretrained(model_dir, dtype=torch.bfloat16), precision="int8")
+    model_int8 = enable_fast_inference(RamPlusModel.from_pretrained(model_dir, dtype=torch.bfloat16), precision="int8")
     load["int8_quantize_and_load"] = time.perf_counter() - start
-    reference_model = RamPlusModel.from_pretrained(model_dir).eval()  # what optimize_for_inference buys
+    reference_model = RamPlusModel.from_pretrained(model_dir).eval()  # what enable_fast_inference buys
     results["from_pretrained_s"] = load
     results["weights_file_mib"] = file_bytes / 2**20
     config = model.config
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "oneDNN routing, on ours (b1)": gain("ours_fp32_no_onednn_b1", "ours_fp32_onednn_b1"),
         "port's algebra, no oneDNN on either side (b1)": gain("baseline_fp32_b1", "ours_fp32_no_onednn_b1"),
         "port's algebra, oneDNN on both sides (b1)": gain("baseline_fp32_onednn_b1", "ours_fp32_onednn_b1"),
-        "optimize_for_inference over the plain model, fp32 (b1)": gain("reference_fp32_b1", "ours_fp32_b1"),
+        "enable_fast_inference over the plain model, fp32 (b1)": gain("reference_fp32_b1", "ours_fp32_b1"),
         "bf16 over fp32, ours (b1)": gain("ours_fp32_b1", "ours_bf16_b1"),
         "bf16 over fp32, baseline (b1)": gain("baseline_fp32_b1", "baseline_bf16_b1"),
         "int8 over bf16, ours (b1)": gain("ours_bf16_b1", "ours_int8_b1"),

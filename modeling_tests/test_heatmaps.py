@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REFERENCE_IMAGES, spread_model
-from transformers_ramplus import RamPlusModel, TagSet, optimize_for_inference
+from transformers_ramplus import RamPlusModel, TagSet, enable_fast_inference
 from transformers_ramplus.cli.main import main
 
 
@@ -86,7 +86,7 @@ def test_sdpa_eager_optimized_and_no_grad(pixel_values):
     eager = copy.deepcopy(model)
     eager.set_attn_implementation("eager")
     torch.testing.assert_close(eager.tag_heatmaps(pixel_values, tags=[2, 0, 1]).heatmaps, sdpa.heatmaps, atol=1e-6, rtol=1e-5)
-    optimized = optimize_for_inference(copy.deepcopy(model))
+    optimized = enable_fast_inference(copy.deepcopy(model))
     fast = optimized.tag_heatmaps(pixel_values, tags=[2, 0, 1])
     torch.testing.assert_close(fast.heatmaps, sdpa.heatmaps, atol=1e-6, rtol=1e-5)
     with torch.no_grad():

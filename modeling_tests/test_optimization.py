@@ -16,7 +16,12 @@ from transformers import AutoModel
 from transformers.models.swin.modeling_swin import SwinLayer
 from transformers_ramplus import RamPlusModel, enable_fast_inference, optimize_for_inference
 from transformers_ramplus.inference import fast_paths as optimization
-from transformers_ramplus.inference.fast_paths import FastSwinLayer, OneDnnLinearMode, RamPlusFastInference, is_optimized
+from transformers_ramplus.inference.fast_paths import (
+    FastSwinLayer,
+    OneDnnLinearMode,
+    RamPlusFastInference,
+    is_optimized,
+)
 
 from conftest import PROJECT_ROOT, spread_model
 

@@ -40,7 +40,7 @@ def golden():
     out = {}
     for precision in ("fp32", "bf16"):
         model = RamPlusModel.from_pretrained(tiny).eval()
-        model = transformers_ramplus.optimize_for_inference(model.to(cuda), precision=precision)
+        model = transformers_ramplus.enable_fast_inference(model.to(cuda), precision=precision)
         with torch.no_grad():
             logits = model(pixel_values=ref["pixel_values"].to(cuda)).logits.float().cpu()
         diff = (logits - ref["logits"]).abs().max().item()
@@ -51,7 +51,7 @@ def golden():
         logits = model(pixel_values=ref["pixel_values"].to(cuda)).logits.cpu()
     out["reference_model_fp32"] = {"max_abs_diff": (logits - ref["logits"]).abs().max().item()}
     try:
-        transformers_ramplus.optimize_for_inference(RamPlusModel.from_pretrained(tiny).to(cuda), precision="int8")
+        transformers_ramplus.enable_fast_inference(RamPlusModel.from_pretrained(tiny).to(cuda), precision="int8")
         out["int8_on_cuda"] = "accepted"
     except Exception as error:  # noqa: BLE001
         out["int8_on_cuda"] = f"{type(error).__name__}: {error}"
@@ -115,7 +115,7 @@ def full_size():
     out = {"parameters_M": sum(p.numel() for p in model.parameters()) / 1e6}
     pixel = torch.randn(32, 3, 384, 384, device=cuda)
     for precision in ("fp32", "bf16"):
-        fast = transformers_ramplus.optimize_for_inference(model, precision=precision)
+        fast = transformers_ramplus.enable_fast_inference(model, precision=precision)
         for batch in (1, 8, 32):
             x = pixel[:batch]
             with torch.no_grad():

@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .hub import DEFAULT_MODEL, add_original_repo_aliases
-from .inference.fast_paths import enable_fast_inference, optimize_for_inference  # optimize_for_inference: its earlier name
+from .inference.fast_paths import enable_fast_inference, optimize_for_inference  # the latter: the earlier name
 from .inference.tag_dataset import tag_dataset
 from .models.ram_plus.configuration_ram_plus import RamPlusConfig
 from .models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor

@@ -65,7 +65,7 @@ def add_arguments(parser):
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for an image URL's server (default 10)")
     parser.add_argument("--max-image-pixels", type=int, default=None, help="refuse encoded images declaring more pixels (decompression bombs; default about 179 million)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="inference precision (optimize_for_inference): fp32 (default), bf16, or int8 (CPU: int8 linears, bf16 elsewhere)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="inference precision (enable_fast_inference): fp32 (default), bf16, or int8 (CPU: int8 linears, bf16 elsewhere)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--window", help="DICOM display window CENTER,WIDTH (default: each scan's own VOI window)")
     parser.add_argument(

@@ -444,9 +444,8 @@ class FastSwinLayer(SwinLayer):
         """A fast block over `layer`'s own state: the same submodules, Parameters, buffers, settings and hooks (the
         containers are copied, their contents shared), so the state dict and the outputs are unchanged."""
         fast = cls.__new__(cls)
-        fast.__dict__.update(
-            {key: copy.copy(value) if isinstance(value, (dict, set)) else value for key, value in layer.__dict__.items()}
-        )
+        for key, value in layer.__dict__.items():
+            fast.__dict__[key] = copy.copy(value) if isinstance(value, (dict, set)) else value
         return fast
 
     def __getstate__(self):  # the caches hold an opaque oneDNN tensor: rebuilt after copying/unpickling
@@ -457,12 +456,12 @@ class FastSwinLayer(SwinLayer):
 
     def forward(self, hidden_states, input_dimensions, always_partition=False, **kwargs):
         if (
-            not _THREAD.fast_swin
+            _is_tracing()
+            or not _THREAD.fast_swin
             or always_partition
             or kwargs.get("output_attentions")
             or self.training
             or torch.is_grad_enabled()
-            or _is_tracing()
         ):
             return super().forward(hidden_states, input_dimensions, always_partition, **kwargs)
         self.set_shift_and_window_size(input_dimensions)
@@ -684,7 +683,8 @@ class RamPlusFastInference(nn.Module):
             with _kernels(model):
                 if pixel_values.device.type != "cpu" or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
                     return model.compute_image_embeds(pixel_values)
-                return torch.cat([model.compute_image_embeds(block) for block in pixel_values.split(VISION_CHUNK_IMAGES)])
+                blocks = pixel_values.split(VISION_CHUNK_IMAGES)
+                return torch.cat([model.compute_image_embeds(block) for block in blocks])
         finally:
             _THREAD.fast_swin = previous
 
@@ -747,8 +747,8 @@ def supports_fast_inference(model) -> bool:
 
 def is_optimized(model) -> bool:
     """Whether `enable_fast_inference` was applied to `model` (or to the base model of a PEFT model)."""
-    target = _base_model(model)
-    return isinstance(target, nn.Module) and isinstance(target._modules.get(FAST_INFERENCE_MODULE), RamPlusFastInference)
+    fast = getattr(_base_model(model), "_modules", {}).get(FAST_INFERENCE_MODULE)
+    return isinstance(fast, RamPlusFastInference)
 
 
 def enable_fast_inference(model, precision: str = "fp32"):
