@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from transformers_ramplus.cli.main import main
+from transformers_ramplus.inference.fast_paths import enable_fast_inference, is_optimized
 from transformers_ramplus.inference.onnx import builtin_label_inputs, export_onnx
 
 from conftest import tiny_model
@@ -51,6 +52,15 @@ def test_onnx_export_matches_pytorch(tmp_path):
     model = _model()
     path = export_onnx(model, tmp_path / "tagger.onnx", dynamo=False)
     assert [p.name for p in tmp_path.iterdir()] == ["tagger.onnx"]  # no temporary file left behind
+    _check_session(model, path)
+
+
+def test_a_fast_model_exports_its_reference_computation(tmp_path):
+    """The exporter traces the reference computation of a model with `enable_fast_inference` (its oneDNN kernels and
+    folded attention are not traceable ops): the graph gives the fast model's logits, within float rounding."""
+    model = enable_fast_inference(_model())
+    path = export_onnx(model, tmp_path / "tagger.onnx", dynamo=False)
+    assert is_optimized(model)
     _check_session(model, path)
 
 

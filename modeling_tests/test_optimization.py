@@ -205,6 +205,9 @@ def test_training_mode_and_recorded_outputs_take_the_reference_path(monkeypatch)
     assert optimized.decoder.layers[0].cross_attention.q_proj.weight.grad.abs().sum() > 0
     assert calls and not any(calls)  # the reference attention ran
     optimized.eval()
+    calls.clear()
+    optimized(pixel_values=x).logits.sum().backward()  # autograd in eval mode: the reference computation too
+    assert calls and not any(calls)
     with torch.no_grad():
         torch.testing.assert_close(train_logits.detach(), reference(pixel_values=x).logits, atol=ATOL, rtol=0)
         hidden = optimized(pixel_values=x, output_hidden_states=True)
