@@ -153,7 +153,7 @@ def tag_dataset(
         batch_size: images per forward pass (and per `map` batch).
         device: torch device (default: under `accelerate launch`/`torchrun` this process's GPU, else the first GPU,
             else the CPU; `num_proc` workers spread over the GPUs).
-        precision: `"fp32"` or `"bf16"` (see `optimize_for_inference`).
+        precision: `"fp32"` or `"bf16"` (see `enable_fast_inference`).
         num_proc: worker processes for a `Dataset` (each loads the model once; CPU workers share the cores).
         map_kwargs: passed on to `map` (e.g. `desc`, `load_from_cache_file`, `writer_batch_size`).
 

@@ -23,7 +23,7 @@ from transformers import AutoProcessor
 
 from .. import __version__
 from ..hub import reading
-from ..inference.fast_paths import optimize_for_inference
+from ..inference.fast_paths import enable_fast_inference
 from ..inference.tag_files import OPTION_NAMES
 from ..inference.tagging import check_options
 from ..io.atomic import atomic_directory, atomic_file
@@ -115,7 +115,7 @@ def _source_tokenizer(model_path):
 def _load_model(options: BenchmarkOptions, classes):
     """The model with every benchmark class in its vocabulary (new ones embedded), and the names it lacked."""
     with reading(f"cannot load the model {options.model!r}"):
-        model = optimize_for_inference(RamPlusModel.from_pretrained(options.model).to(resolve_device(options.device)))
+        model = enable_fast_inference(RamPlusModel.from_pretrained(options.model).to(resolve_device(options.device)))
     unknown = [name for name in dict.fromkeys(classes) if name not in model.config.label2id]
     if unknown:
         descriptions = load_descriptions(options.descriptions) if options.descriptions else {}

@@ -30,7 +30,6 @@ prefetched. Without them, torch's global generator is used.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os

@@ -42,7 +42,7 @@ VISION_PRESETS = {"swin_l": SWIN_L_384, "swin_b": SWIN_B_384}
 LANGUAGES = ("en", "zh")
 
 # Keys that configs written by earlier versions may hold and that no longer mean anything (the inference fast paths
-# are applied by `optimize_for_inference`, never switched by the config). They are dropped when such a file is read.
+# are applied by `enable_fast_inference`, never switched by the config). They are dropped when such a file is read.
 _RETIRED_KEYS = ("cpu_onednn_linear",)
 
 
