@@ -178,12 +178,12 @@ def test_saved_model_with_register_for_auto_class_still_loads(tmp_path):
 def test_the_packages_optional_parts_are_found_where_it_is_installed():
     """The bundle modules import the package's optional parts inside try blocks; an import circle would make them
     silently None (the remote-code fallback) while the package is installed."""
-    from transformers_ramplus import TagSet, optimize_for_inference, save_model_folder
+    from transformers_ramplus import TagSet, enable_fast_inference, save_model_folder
     from transformers_ramplus.io import dicom
     from transformers_ramplus.models.ram_plus import image_processing_ram_plus
     from transformers_ramplus.pipelines import zero_shot_image_tagging
 
     assert zero_shot_image_tagging.TagSet is TagSet
-    assert zero_shot_image_tagging.optimize_for_inference is optimize_for_inference
+    assert zero_shot_image_tagging.enable_fast_inference is enable_fast_inference
     assert zero_shot_image_tagging.save_model_folder is save_model_folder
     assert image_processing_ram_plus.read_dicom is dicom.read_dicom
