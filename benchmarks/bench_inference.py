@@ -67,6 +67,7 @@ from transformers.utils import logging as transformers_logging  # noqa: E402
 from transformers_ramplus import RamPlusModel, enable_fast_inference  # noqa: E402
 from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
 from transformers_ramplus.inference.fast_paths import OneDnnLinearMode, onednn_linear_available, onednn_routing  # noqa: E402
+from transformers_ramplus.inference.precision import cpu_precision_support  # noqa: E402
 
 
 GOALS = {"ours_int8": 5.0, "ours_bf16": 4.0, "ours_fp32": 2.0}
@@ -144,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX rows (they need onnxruntime)")
     parser.add_argument("--reference-src", type=Path, help="a checkout of the authors' repository: time their code too")
     parser.add_argument("--output", type=Path, help="write the JSON results to this file (default: none)")
+    parser.add_argument(
+        "--include-emulated", action="store_true",
+        help="also time bf16/int8 rows on a CPU that only emulates them (no AMX/AVX-512 BF16/VNNI: very slow)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
@@ -287,6 +292,20 @@ def main(argv: list[str] | None = None) -> int:
         candidates.pop("ours_fp32_onednn")
     if authors is not None:
         candidates["authors_code_fp32"] = lambda pv: authors.generate_tag(pv)
+    # precisions this CPU only emulates (no AMX / AVX-512 BF16 / VNNI: bf16 ~5x, int8 > 45x slower than fp32 on an
+    # AVX2-only EPYC) are left out unless asked for: their rows would take most of an hour and say only that
+    support = cpu_precision_support()
+    emulated = {"baseline_bf16": "bf16", "ours_bf16": "bf16", "ours_int8": "int8"}
+    left_out = {
+        label: f"{precision} is emulated on this CPU ({results['environment']['cpu']})"
+        for label, precision in emulated.items()
+        if support[precision] == "emulated" and not args.include_emulated and label in candidates
+    }
+    for label in left_out:
+        candidates.pop(label)
+    results["rows_left_out"] = left_out
+    for label, why in left_out.items():
+        log(f"left out {label}: {why} (--include-emulated times it)")
 
     checked = min(2, len(pixel_values))  # the baseline is slow: compare it with the model on the first images
     with torch.inference_mode():
@@ -338,11 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         times = interleaved_timings(plan, repeats, log)
 
         # ------------------------------------------------------------ components at batch 1 (the breakdown)
-        embeds = {
-            "fp32": model.get_image_embeds(one),
-            "bf16": model_bf16.get_image_embeds(one.to(torch.bfloat16)),
-            "int8": model_int8.get_image_embeds(one.to(torch.bfloat16)),
-        }
+        timed_precisions = {"fp32"} | {p for p in ("bf16", "int8") if support[p] != "emulated" or args.include_emulated}
+        embeds = {"fp32": model.get_image_embeds(one)}
+        if "bf16" in timed_precisions:
+            embeds["bf16"] = model_bf16.get_image_embeds(one.to(torch.bfloat16))
+        if "int8" in timed_precisions:
+            embeds["int8"] = model_int8.get_image_embeds(one.to(torch.bfloat16))
         component_plan = [
             ("swin_baseline_fp32", lambda: baseline.image_embeds(one)),
             ("swin_reference_fp32", lambda: reference_model.get_image_embeds(one)),
@@ -356,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
             ("decoder_bf16", lambda: model_bf16(image_embeds=embeds["bf16"]).logits),
             ("decoder_int8", lambda: model_int8(image_embeds=embeds["int8"]).logits),
         ]
+        component_plan = [
+            (label, fn) for label, fn in component_plan if not label.endswith(("_bf16", "_int8")) or label.split("_")[-1] in timed_precisions
+        ]
         components = interleaved_timings([(label, fn, 1, False, fn) for label, fn in component_plan], repeats, log)
         subset_logits = model(image_embeds=embeds["fp32"], tag_indices=subset).logits
         results["subset_matches_full"] = (subset_logits - model(image_embeds=embeds["fp32"]).logits[:, subset]).abs().max().item()
@@ -368,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     results["speedup_vs_baseline_fp32_b1"] = ratios
     per_image = lambda label: times[label]["per_image_s"]  # noqa: E731
     gain = lambda slow, fast: per_image(slow) / per_image(fast) if slow in times and fast in times else None  # noqa: E731
-    component = lambda slow, fast: components[slow]["median_s"] / components[fast]["median_s"]  # noqa: E731
+    component = lambda slow, fast: (  # noqa: E731
+        components[slow]["median_s"] / components[fast]["median_s"] if slow in components and fast in components else None
+    )
     breakdown = {
         "oneDNN routing, on the baseline (b1)": gain("baseline_fp32_b1", "baseline_fp32_onednn_b1"),
         "oneDNN routing, on ours (b1)": gain("ours_fp32_no_onednn_b1", "ours_fp32_onednn_b1"),

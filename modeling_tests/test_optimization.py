@@ -509,7 +509,8 @@ def test_pipeline_and_cli_precision(converted_tiny, tmp_path, capsys):
     assert json.loads(output.read_text().splitlines()[0])["path"].endswith(REFERENCE_IMAGES[0].name)
     # the precision changes scores: resuming the output at another precision is refused
     assert main(["tag", image, "--model", str(converted_tiny), "--output", str(output), "--no-progress"]) == 2
-    assert "--precision: 'int8' before, None now" in capsys.readouterr().err
+    # (the resolved precision is recorded: "auto" picks fp32 or bf16 by machine)
+    assert re.search(r"--precision: 'int8' before, '(fp32|bf16)' now", capsys.readouterr().err)
     with pytest.raises(SystemExit):
         main(["tag", image, "--model", str(converted_tiny), "--precision", "int4"])
 

@@ -119,16 +119,17 @@ def interleaved_timings(plan, repeats: int, log) -> dict:
 
 
 def environment() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine a result was measured on: the CPU model, PyTorch's vector capability and the CPU flags that decide
+    which precisions run natively (AMX, AVX-512 BF16/VNNI, AVX2...), cores, threads and versions."""
+    from transformers_ramplus.inference.precision import cpu_description, cpu_precision_support
+
+    described = cpu_description()
     return {
-        "cpu": cpu,
+        "cpu": described["cpu_model"] or "unknown",
+        "machine": described["machine"],
+        "cpu_capability": described["cpu_capability"],
+        "cpu_flags": described["cpu_flags"],
+        "cpu_precision_support": cpu_precision_support(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

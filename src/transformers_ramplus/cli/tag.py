@@ -31,6 +31,7 @@ from dataclasses import fields
 from tqdm.auto import tqdm
 
 from ..inference.heatmaps import DEFAULT_TAGS
+from ..inference.precision import PRECISION_CHOICES
 from ..inference.sharding import sharded_run, tag_files_sharded
 from ..inference.tag_files import TagFilesOptions, TagFilesSummary, tag_files
 from ..io.records import FORMATS
@@ -65,7 +66,7 @@ def add_arguments(parser):
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for an image URL's server (default 10)")
     parser.add_argument("--max-image-pixels", type=int, default=None, help="refuse encoded images declaring more pixels (decompression bombs; default about 179 million)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="inference precision (enable_fast_inference): fp32 (default), bf16, or int8 (CPU: int8 linears, bf16 elsewhere)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help="inference precision (enable_fast_inference): auto (default: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs with bf16, else fp32; logged), fp32, bf16, or int8 (CPU: int8 linears, bf16 elsewhere); bf16/int8 on a CPU that emulates them warn")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--window", help="DICOM display window CENTER,WIDTH (default: each scan's own VOI window)")
     parser.add_argument(

@@ -127,7 +127,7 @@ def tag_dataset(
     error_column: str = "tag_error",
     on_error: str = "record",
     device=None,
-    precision: str | None = None,
+    precision: str | None = "auto",
     num_proc: int | None = None,
     templates=None,
     revision: str | None = None,
@@ -153,7 +153,8 @@ def tag_dataset(
         batch_size: images per forward pass (and per `map` batch).
         device: torch device (default: under `accelerate launch`/`torchrun` this process's GPU, else the first GPU,
             else the CPU; `num_proc` workers spread over the GPUs).
-        precision: `"fp32"` or `"bf16"` (see `enable_fast_inference`).
+        precision: `"auto"` (default: what this device runs well, see `transformers_ramplus.inference.precision`),
+            `"fp32"`, `"bf16"` or `"int8"` (see `enable_fast_inference`).
         num_proc: worker processes for a `Dataset` (each loads the model once; CPU workers share the cores).
         map_kwargs: passed on to `map` (e.g. `desc`, `load_from_cache_file`, `writer_batch_size`).
 

@@ -33,6 +33,7 @@ from ..tags.files import read_tag_list
 from ..tags.descriptions import load_descriptions, select_descriptions
 from ..tags.tag_set import TagSet
 from .heatmaps import HeatmapWriter, check_heatmap_options, parse_heatmap_tags, without_heatmaps
+from .precision import applied_precision
 from .tagging import check_options, load_tagger, tag_batches
 
 
@@ -70,7 +71,7 @@ class TagFilesOptions:
     max_image_pixels: int | None = None
     window: str | None = None
     device: str | None = None
-    precision: str | None = None
+    precision: str | None = "auto"  # see transformers_ramplus.inference.precision
     heatmaps: str | None = None
     heatmap_tags: str | None = None
     progress: bool = True
@@ -215,16 +216,21 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) ->
             "exif": exif,
             "max_image_pixels": max_pixels,
             "dicom": [None if window is None else [float(v) for v in window], frame],
-            "precision": options.precision,  # scores differ with the precision (None: the default)
+            # scores differ with the precision: the one applied ("auto" resolves per machine)
+            "precision": applied_precision(tagger.model) or str(tagger.model.dtype).replace("torch.", ""),
         }
     return FileTagger(tagger, tag_set, read_settings, settings)
 
 
-def tag_into(options, todo, tagger: FileTagger, writer, stamps=None, progress=True, after_batch=None, report=logger.warning) -> int:
+def tag_into(
+    options, todo, tagger: FileTagger, writer, stamps=None, progress=True, after_batch=None, report=logger.warning,
+    prefetch: bool = True,
+) -> int:
     """Tag `todo` (`(index, path)` pairs) batch by batch into `writer`: records in input order, unreadable images as
     error records (reported); the number of failures. With `stamps`, the size and modification time of each tagged
     file (taken before it is read) is recorded after its record is written. `after_batch(paths, images, results)`
-    sees each batch's readable images and their tags before their records are written."""
+    sees each batch's readable images and their tags before their records are written. `prefetch`: the next batch
+    is read and resized in a reader thread while the model tags this one (see `tag_batches`)."""
     stamped: dict[int, object] = {}
 
     def read(path, index):
@@ -245,6 +251,7 @@ def tag_into(options, todo, tagger: FileTagger, writer, stamps=None, progress=Tr
             batch_size=options.batch_size,
             read=read,
             indices=[index for index, _ in todo],
+            prefetch=prefetch,
         )
         for batch in batches:
             paths = [todo[tagged.index][1] for tagged in batch]

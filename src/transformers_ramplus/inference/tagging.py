@@ -8,6 +8,7 @@ every tag's score with `raw_scores=True`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..hub import reading, resolve_model_name
 from ..models.ram_plus.image_processing_ram_plus import load_image
 from ..models.remote_code import TASK
 from ..pipelines.zero_shot_image_tagging import check_tagging_options, resolve_device
-from .fast_paths import PRECISIONS
+from .precision import PRECISION_CHOICES
 
 
 # what reading an input may raise for that input alone (the loaders name the input and its position)
@@ -34,6 +35,7 @@ class TaggedImage:
     image: Any = None
     result: Any = None
     error: str | None = None
+    model_input: Any = None  # what the pipeline is given (the image, or its resized copy); not kept after tagging
 
 
 def check_options(threshold=None, top_k=None, language="en", precision=None, batch_size=8, on_error="record", names=None):
@@ -41,9 +43,9 @@ def check_options(threshold=None, top_k=None, language="en", precision=None, bat
     pipeline takes them (see `check_tagging_options`). `names` maps an option to what the caller calls it (e.g.
     `{"batch_size": "--batch-size"}`), for the messages."""
     names = names or {}
-    if precision is not None and precision not in PRECISIONS:
+    if precision is not None and precision not in PRECISION_CHOICES:
         raise ValueError(
-            f"`{names.get('precision', 'precision')}` must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}"
+            f"`{names.get('precision', 'precision')}` must be one of {', '.join(map(repr, PRECISION_CHOICES))}, got {precision!r}"
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"`{names.get('batch_size', 'batch_size')}` must be a positive integer, got {batch_size!r}")
@@ -87,6 +89,7 @@ def tag_batches(
     read: Callable | None = None,
     indices: Sequence[int] | None = None,
     on_error: str = "record",
+    prefetch: bool = True,
 ) -> Iterator[list[TaggedImage]]:
     """Tag `items` (paths, URLs, bytes, images...) `batch_size` at a time; yields each batch's `TaggedImage`s in
     item order.
@@ -95,34 +98,60 @@ def tag_batches(
     EXIF, timeout, pixel-limit and DICOM settings); `indices` are the positions named in its errors (default: the
     items' positions). An item that cannot be read is recorded as its `TaggedImage.error` (`on_error="raise"`:
     raised). The others go through `tagger` in one batch, with the pipeline's call options (`tag_set` as
-    `candidate_labels`)."""
+    `candidate_labels`).
+
+    With `prefetch` (default), a reader thread reads the next batch, and resizes its images for the model with the
+    image processor's `resize_ahead` (the same resize its call does: identical pixel values), while the model tags
+    the current one: decoding large photos overlaps the model instead of adding to it. `TaggedImage.image` stays
+    the image as read (heatmaps draw on it)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
-    for start in range(0, len(items), batch_size):
+    resize_ahead = getattr(tagger.image_processor, "resize_ahead", None) if prefetch else None
+
+    def read_batch(start: int) -> list[TaggedImage]:
         batch = []
         for position in range(start, min(start + batch_size, len(items))):
             tagged = TaggedImage(position)
             try:
                 tagged.image = read(items[position], indices[position])
+                tagged.model_input = tagged.image if resize_ahead is None else resize_ahead(tagged.image)
             except READ_ERRORS as error:
                 if on_error == "raise":
                     raise
-                tagged.error = str(error)
+                tagged.image, tagged.error = None, str(error)
             batch.append(tagged)
-        readable = [tagged for tagged in batch if tagged.error is None]
-        if readable:
-            results = tagger(
-                [tagged.image for tagged in readable],
-                candidate_labels=tag_set,
-                threshold=threshold,
-                top_k=top_k,
-                language=language,
-                raw_scores=raw_scores,
-                batch_size=len(readable),
-            )
-            for tagged, result in zip(readable, results):
-                tagged.result = result
-        yield batch
+        return batch
+
+    starts = range(0, len(items), batch_size)
+    # with `prefetch`, one reader thread decodes and resizes the next batch while the model tags this one (PIL and
+    # torch release the GIL); the batches still come in order and a read error still belongs to its input
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ramplus-read") if prefetch and len(starts) > 1 else None
+    try:
+        pending = reader.submit(read_batch, starts[0]) if reader is not None else None
+        for number, start in enumerate(starts):
+            if reader is None:
+                batch = read_batch(start)
+            else:
+                batch = pending.result()
+                if number + 1 < len(starts):
+                    pending = reader.submit(read_batch, starts[number + 1])
+            readable = [tagged for tagged in batch if tagged.error is None]
+            if readable:
+                results = tagger(
+                    [tagged.model_input for tagged in readable],
+                    candidate_labels=tag_set,
+                    threshold=threshold,
+                    top_k=top_k,
+                    language=language,
+                    raw_scores=raw_scores,
+                    batch_size=len(readable),
+                )
+                for tagged, result in zip(readable, results):
+                    tagged.result, tagged.model_input = result, None
+            yield batch
+    finally:
+        if reader is not None:
+            reader.shutdown(wait=True, cancel_futures=True)
 
 
 __all__ = ["ON_ERROR", "READ_ERRORS", "TaggedImage", "check_options", "load_tagger", "tag_batches"]

@@ -27,11 +27,13 @@ from ..models.ram_plus.processing_ram_plus import post_process_image_tagging
 try:  # the package's tag sets, fast paths and folder writer; absent where a saved folder's copy of this module runs
     # as remote code without transformers_ramplus (absolute imports inside `try`: transformers' check skips them)
     from transformers_ramplus.inference.fast_paths import enable_fast_inference, supports_fast_inference
+    from transformers_ramplus.inference.precision import resolve_precision
     from transformers_ramplus.models.remote_code import save_model_folder
     from transformers_ramplus.tags.encoding import tokenizer_for_model
     from transformers_ramplus.tags.tag_set import TagSet, _freeze
 except ImportError:
     enable_fast_inference = supports_fast_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
+    resolve_precision = None
 
 
 _UNSET = object()
@@ -165,9 +167,11 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     Construction arguments (besides the usual `model`, `device`, `dtype`...):
         optimize (`bool`, defaults to `True`): run the model with [`enable_fast_inference`] (same outputs, faster).
             `False` keeps the reference computation.
-        precision (`str`, *optional*): `"fp32"`, `"bf16"` or `"int8"` (CPU only: int8 linears, bf16 elsewhere) for
-            [`enable_fast_inference`]; default: the model's own dtype (fp32, or bf16 when loaded with
-            `dtype=torch.bfloat16`).
+        precision (`str`, defaults to `"auto"`): `"fp32"`, `"bf16"` or `"int8"` (CPU only: int8 linears, bf16
+            elsewhere) for [`enable_fast_inference`], or `"auto"`: the fastest precision this device runs well (see
+            `transformers_ramplus.inference.precision`: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs that
+            support it, else fp32; a model loaded with `dtype=torch.bfloat16` keeps bf16; one log line says what was
+            chosen and why). An explicit bf16 or int8 on a CPU that only emulates it warns once.
 
     The pipeline never changes the model object it is given: it works on its own copy of the model's modules
     (`_own_copy`: the weights' memory is shared, not copied), which it moves to `device`, casts to `precision` (new
@@ -183,8 +187,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     _pipeline_calls_generate = False
     _non_generation_params = ("top_k",)
 
-    def __init__(self, *args, optimize: bool = True, precision: str | None = None, **kwargs):
-        if precision is not None and not optimize:
+    def __init__(self, *args, optimize: bool = True, precision: str | None = "auto", **kwargs):
+        if precision not in (None, "auto") and not optimize:
             raise ValueError(f"precision={precision!r} needs optimize=True (it is applied by enable_fast_inference)")
         model = args[0] if args else kwargs.pop("model")
         # spread over several devices by accelerate, whose hooks hold the weights: used as it is
@@ -194,9 +198,11 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         super().__init__(model, *args[1:], **kwargs)
         self._place_on_requested_device(kwargs.get("device"))
         if optimize and not dispatched and enable_fast_inference is not None and supports_fast_inference(self.model):
-            dtype = self.model.dtype
-            if precision is None and dtype in (torch.float32, torch.bfloat16):
-                precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+            if resolve_precision is not None:
+                precision = resolve_precision(precision, self.model.device, self.model.dtype)
+            elif precision in (None, "auto"):
+                dtype = self.model.dtype
+                precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype)
             if precision is not None:  # other dtypes (fp16 on a GPU) keep the reference model
                 self.model = enable_fast_inference(self.model, precision=precision)
         if self.image_processor is None:

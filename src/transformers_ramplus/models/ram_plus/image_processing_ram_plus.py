@@ -387,6 +387,21 @@ class RamPlusImageProcessor(PilBackend):
         )
         return [self.load_image(item, index, **settings) for index, item in enumerate(_flatten_inputs(images))]
 
+    def resize_ahead(self, image):
+        """`image` (an RGB PIL image, as `load_image` returns it) resized now exactly as this processor's call would
+        resize it (the same PIL resize to `size` with `resample`), so that the processor's call on the result gives the
+        same pixel values (its own resize is then the identity). Lets a reader thread do the costly resize of a large
+        photo while the model runs (`inference.tagging.tag_batches`). Other inputs, and settings without a fixed
+        height and width, come back unchanged."""
+        size = self.size if isinstance(self.size, dict) else {}
+        height, width = size.get("height"), size.get("width")
+        if not (isinstance(image, Image.Image) and image.mode == "RGB" and self.do_resize and height and width):
+            return image
+        if image.size == (width, height):
+            return image
+        resample = self.resample if self.resample is not None else PILImageResampling.BILINEAR
+        return image.resize((width, height), resample=int(resample))
+
     def _prepare_image_like_inputs(self, images, *args, expected_ndims: int = 3, **kwargs) -> list[np.ndarray]:
         loaded = self.load_images(images, **{name: kwargs.get(name) for name in self._READ_SETTINGS})
         return [self.process_image(image, *args, **kwargs) for image in loaded]
