@@ -134,10 +134,13 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(model)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-e2e", action="store_true", help="the model alone only")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     transformers_logging.disable_progress_bar()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU here (use --device cpu --tiny for a smoke run)")
     precisions = [p for p in args.precisions.split(",") if p]

@@ -156,8 +156,11 @@ def bench_model(sizes: dict, repeats: int, budget: float, emulated: bool) -> dic
     pixel_values = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     reference = copy.deepcopy(model).eval()
     routes = {"reference_fp32": lambda: reference(pixel_values=pixel_values).logits}
-    log("quantizing the plain model's linears with fbgemm")
-    fbgemm = fbgemm_int8(reference).eval()
+    log("quantizing the plain model's Swin and decoder linears with fbgemm")
+    fbgemm = copy.deepcopy(reference)
+    fbgemm.vision_model = fbgemm_int8(fbgemm.vision_model)
+    fbgemm.decoder = fbgemm_int8(fbgemm.decoder)
+    fbgemm.eval()
     routes["reference_fbgemm_int8"] = lambda: fbgemm(pixel_values=pixel_values).logits
     ours = enable_fast_inference(copy.deepcopy(model), precision="fp32")
     routes["ours_fp32"] = lambda: ours(pixel_values=pixel_values).logits

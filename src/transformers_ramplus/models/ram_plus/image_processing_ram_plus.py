@@ -393,8 +393,13 @@ class RamPlusImageProcessor(PilBackend):
         same pixel values (its own resize is then the identity). Lets a reader thread do the costly resize of a large
         photo while the model runs (`inference.tagging.tag_batches`). Other inputs, and settings without a fixed
         height and width, come back unchanged."""
-        size = self.size if isinstance(self.size, dict) else {}
-        height, width = size.get("height"), size.get("width")
+        size = self.size
+        if isinstance(size, dict):
+            height, width = size.get("height"), size.get("width")
+        else:  # transformers' SizeDict
+            height, width = getattr(size, "height", None), getattr(size, "width", None)
+        if getattr(size, "shortest_edge", None) or getattr(size, "max_height", None):
+            return image  # other resize rules: left to the processor
         if not (isinstance(image, Image.Image) and image.mode == "RGB" and self.do_resize and height and width):
             return image
         if image.size == (width, height):
