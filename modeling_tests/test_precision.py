@@ -111,7 +111,7 @@ def test_explicit_emulated_precision_warns_once(monkeypatch):
         warnings.simplefilter("error")
         assert prec.resolve_precision("bf16", "cpu") == "bf16"  # once per process
         assert prec.resolve_precision("fp32", "cpu") == "fp32"
-    with pytest.warns(UserWarning, match=r'precision="int8".*more than 45x slower.*Use precision="fp32"'):
+    with pytest.warns(UserWarning, match=r'precision="int8".*more than 45x.*slower.*Use precision="fp32".*export-onnx --quantize int8'):
         prec.resolve_precision("int8", "cpu")
 
 

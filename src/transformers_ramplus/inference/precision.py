@@ -4,7 +4,8 @@
 
 bf16 and int8 pay only where the hardware runs them: on an Intel Xeon with AMX they are 3-5x faster than fp32, on an
 AMD EPYC without AVX-512 (Zen 3, AVX2 only) bf16 is ~5x *slower* than fp32 and int8 more than 45x slower (measured
-at full size, batch 1, 2 threads: fp32 3.3 s, bf16 17.1 s, int8 more than 150 s per image). So:
+at full size, batch 1, 2 threads: fp32 3.3 s, bf16 17.1 s, int8 more than 150 s per image; int8 products alone
+hundreds of times slower, see `benchmarks/bench_int8_cpu.py`). So:
 
 - **On a CPU**, `"auto"` reads the CPU's capabilities: `torch.backends.cpu.get_cpu_capability()` (the vector ISA
   PyTorch dispatches to: `"AVX2"`, `"AVX512"`...) and the flags of `/proc/cpuinfo` (`amx_bf16`, `amx_int8`,
@@ -46,7 +47,7 @@ RELEVANT_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnn
 
 # measured slowdowns against fp32 on a CPU without bf16/int8 instructions (AMD EPYC Zen 3, AVX2 only, full size,
 # batch 1, 2 threads: fp32 3.30 s, bf16 17.1 s, int8 more than 150 s per image; see docs/performance.md)
-EMULATED_SLOWDOWN = {"bf16": "about 5x", "int8": "more than 45x"}
+EMULATED_SLOWDOWN = {"bf16": "about 5x", "int8": "more than 45x (hundreds of times per product)"}
 
 # the probe: bf16 must beat fp32 by this factor to be chosen
 PROBE_MIN_SPEEDUP = 1.2
@@ -290,7 +291,13 @@ def warn_if_emulated(precision: str, device=None, flags: frozenset | None = None
             f'precision="{precision}"{asked} runs emulated on {_short_cpu(flags, capability)}: it has no '
             f"{'bf16' if precision == 'bf16' else 'bf16/int8 (VNNI, AMX)'} matrix instructions, so expect it "
             f'{EMULATED_SLOWDOWN[precision]} slower than "fp32" (measured on an AMD EPYC Zen 3, AVX2 only). Use '
-            'precision="fp32" (what "auto" picks here).',
+            'precision="fp32" (what "auto" picks here)'
+            + (
+                "; for int8 on this CPU, the ONNX export under onnxruntime (`ramplus export-onnx --quantize int8`) "
+                "runs its products 2-2.5x faster than fp32."
+                if precision == "int8"
+                else "."
+            ),
             UserWarning,
             stacklevel=3,
         )
