@@ -21,6 +21,7 @@ CASCADE_LAKE = AVX512_ONLY | {"avx512_vnni"}
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch, tmp_path):
     monkeypatch.setattr(prec, "_WARNED", set())
+    monkeypatch.delenv(prec.PRECISION_ENV, raising=False)
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / "hf_home"))
@@ -166,3 +167,13 @@ def test_options_accept_auto():
         check_options(precision="fp16")
     args = build_parser().parse_args(["tag", "x.jpg"])
     assert args.precision == "auto"
+
+
+def test_environment_fixes_what_auto_means(monkeypatch):
+    fake_cpu(monkeypatch, XEON_AMX, "AVX512")
+    monkeypatch.setenv("RAMPLUS_PRECISION", "fp32")
+    assert prec.resolve_precision("auto", "cpu", torch.float32) == "fp32"
+    assert prec.resolve_precision("bf16", "cpu") == "bf16"  # an explicit precision wins
+    monkeypatch.setenv("RAMPLUS_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="RAMPLUS_PRECISION"):
+        prec.resolve_precision("auto", "cpu")

@@ -17,7 +17,9 @@ hundreds of times slower, see `benchmarks/bench_int8_cpu.py`). So:
 - **On a GPU**: `"bf16"` where `torch.cuda.is_bf16_supported()`, else `"fp32"`.
 - `"auto"` never picks `"int8"`: its tag decisions differ from fp32's in about 1% (bf16: about 0.1%); ask for it.
 
-One log line (logger `transformers_ramplus.inference.precision`, level INFO) says what was chosen and why. An
+`$RAMPLUS_PRECISION` (`fp32`, `bf16`, `int8`), when set, is what `"auto"` means (e.g. fp32 for reproducible results
+on every machine). One log line (logger `transformers_ramplus.inference.precision`, level INFO) says what was chosen
+and why. An
 explicit `"bf16"` or `"int8"` on a CPU that emulates it runs, and warns once per process with the expected slowdown
 and the better choice (`warn_if_emulated`).
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import platform
 import time
 import warnings
@@ -41,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # every precision a caller may ask for ("auto" resolves to one of the others)
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
+# what "auto" resolves to when set (a deployment's or a test run's fixed choice)
+PRECISION_ENV = "RAMPLUS_PRECISION"
 
 # the CPU flags that matter (Linux /proc/cpuinfo names)
 RELEVANT_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "fma")
@@ -267,6 +272,13 @@ def resolve_precision(precision: str | None, device=None, model_dtype: torch.dty
         return "bf16"
     if model_dtype is not None and model_dtype != torch.float32:
         return None
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if forced and forced != "auto":
+        if forced not in PRECISION_CHOICES:
+            raise ValueError(f"${PRECISION_ENV} must be one of {', '.join(map(repr, PRECISION_CHOICES))}, got {forced!r}")
+        logger.info("precision auto: %s (set by $%s)", forced, PRECISION_ENV)
+        warn_if_emulated(forced, device, why=f"${PRECISION_ENV}")
+        return forced
     choice = choose_precision(device)
     logger.info(choice.reason)
     return choice.precision
@@ -314,6 +326,7 @@ def applied_precision(model) -> str | None:
 __all__ = [
     "EMULATED_SLOWDOWN",
     "PRECISION_CHOICES",
+    "PRECISION_ENV",
     "PrecisionChoice",
     "applied_precision",
     "choose_precision",
