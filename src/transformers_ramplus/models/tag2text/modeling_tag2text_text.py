@@ -51,10 +51,16 @@ class SharedLayerTaggingDecoder(nn.Module):
         self.attention_dropout = dropout
         self.is_causal = False
 
-    def forward(self, queries: torch.Tensor, image_embeds: torch.Tensor, layers: Sequence[nn.Module]) -> torch.Tensor:
+    def forward(
+        self,
+        queries: torch.Tensor,
+        image_embeds: torch.Tensor,
+        layers: Sequence[nn.Module],
+        attn_implementation: str | None = None,
+    ) -> torch.Tensor:
         hidden_states = queries
         interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.attn_implementation or "eager", _eager_attention
+            attn_implementation or self.attn_implementation or "eager", _eager_attention
         )
         for layer in layers:
             cross = layer.crossattention
