@@ -29,11 +29,11 @@ from .models.ram_plus.modeling_ram_plus import (
     asymmetric_loss,
 )
 from .models.ram_plus.processing_ram_plus import RamPlusProcessor
+from .models.remote_code import TASK, save_model_folder, write_remote_code
 from .models.tag2text.configuration_tag2text import Tag2TextConfig
 from .models.tag2text.configuration_tag2text_text import Tag2TextTextConfig
 from .models.tag2text.modeling_tag2text import Tag2TextForConditionalGeneration, Tag2TextOutput
 from .models.tag2text.processing_tag2text import Tag2TextProcessor
-from .models.remote_code import TASK, save_model_folder, write_remote_code
 from .pipelines.zero_shot_image_tagging import ZeroShotImageTaggingPipeline
 from .tags.descriptions import load_descriptions, save_descriptions
 from .tags.encoding import encode_texts

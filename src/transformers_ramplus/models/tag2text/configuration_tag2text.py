@@ -6,6 +6,7 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import SwinConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from ..ram_plus.configuration_ram_plus import SWIN_B_384, validate_threshold, validate_thresholds
 from .configuration_tag2text_text import Tag2TextTextConfig
@@ -121,6 +122,28 @@ class Tag2TextConfig(PreTrainedConfig):
                 raise ValueError(f"`delete_tag_index` holds {index!r}, not a tag index below {num_tags}")
         if self.tag_token_ids is not None and len(self.tag_token_ids) != num_tags:
             raise ValueError(f"`tag_token_ids` has {len(self.tag_token_ids)} entries for {num_tags} tags")
+
+    # ------------------------------------------------------------------ custom pipelines
+    @property
+    def custom_pipelines(self) -> dict:
+        """The folder's `custom_pipelines` less the tasks whose registered pipeline class has the name of the one the
+        folder ships (as [`RamPlusConfig.custom_pipelines`]): where this package is installed, `pipeline(task,
+        model=DIR)` uses its pipeline without `trust_remote_code`."""
+        stored = self.__dict__.get("custom_pipelines")
+        if not stored:
+            return {}
+        local = {}
+        for task, options in stored.items():
+            registered = PIPELINE_REGISTRY.supported_tasks.get(task)
+            impl = registered.get("impl") if registered else None
+            if impl is not None and impl.__name__ == str(options.get("impl", "")).rsplit(".", 1)[-1]:
+                continue
+            local[task] = options
+        return local
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value) -> None:
+        self.__dict__["custom_pipelines"] = value
 
     # ------------------------------------------------------------------ vocabulary
     @property

@@ -33,7 +33,7 @@ from .configuration_tag2text import (
     RELEASED_THRESHOLD_OVERRIDES,
     Tag2TextConfig,
 )
-from .modeling_tag2text import Tag2TextForConditionalGeneration
+from .modeling_tag2text import CAPTION_GENERATION_DEFAULTS, Tag2TextForConditionalGeneration
 from .processing_tag2text import Tag2TextProcessor
 
 
@@ -42,14 +42,21 @@ logger = logging.getLogger(__name__)
 _BLOCK = re.compile(r"^visual_encoder\.layers\.(\d+)\.blocks\.(\d+)\.(.+)$")
 _TEXT_LAYER = re.compile(r"^tag_encoder\.encoder\.layer\.(\d+)\.")
 _DROPPED = re.compile(r"(relative_position_index|attn_mask|position_ids)$")
-# the released model's generation defaults (SPEC section 9): beam search, 3 beams, 10 to 30 tokens with the prompt
-GENERATION_DEFAULTS = {"num_beams": 3, "max_length": 30, "min_length": 10, "repetition_penalty": 1.0}
 TAG2TEXT_FORMAT_KEYS = ("label_embed.weight", "fc.W", "tag_encoder.embeddings.word_embeddings.weight")
 
 
 def is_tag2text_state_dict(state) -> bool:
     """Whether an original state dict is a Tag2Text one (learned tag embeddings, group-wise head, text side)."""
     return all(key in state for key in TAG2TEXT_FORMAT_KEYS)
+
+
+def is_tag2text_checkpoint(path) -> bool:
+    """Whether a checkpoint file holds a Tag2Text state dict (False for anything unreadable: the RAM++ converter
+    then reports what is wrong)."""
+    try:
+        return is_tag2text_state_dict(load_original_state_dict(path))
+    except (ConversionError, OSError):
+        return False
 
 
 @dataclass
@@ -309,7 +316,7 @@ def convert_checkpoint(
         image_processor=RamPlusImageProcessor(size={"height": size, "width": size}), tokenizer=tokenizer
     )
     generation = GenerationConfig(
-        **GENERATION_DEFAULTS,
+        **CAPTION_GENERATION_DEFAULTS,
         bos_token_id=config.text_config.bos_token_id,
         eos_token_id=config.text_config.sep_token_id,
         pad_token_id=config.text_config.pad_token_id,
@@ -335,4 +342,11 @@ def convert_checkpoint(
     return report
 
 
-__all__ = ["convert_checkpoint", "convert_state_dict", "infer_config", "is_tag2text_state_dict", "prepare_tokenizer"]
+__all__ = [
+    "is_tag2text_checkpoint",
+    "convert_checkpoint",
+    "convert_state_dict",
+    "infer_config",
+    "is_tag2text_state_dict",
+    "prepare_tokenizer",
+]

@@ -12,6 +12,7 @@ This file imports only torch, transformers and its sibling files, so it ships as
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 from transformers import SwinModel
 from transformers import initialization as init
-from transformers.generation import GenerationMixin
+from transformers.generation import GenerationConfig, GenerationMixin
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
@@ -28,6 +29,9 @@ from .modeling_tag2text_text import SharedLayerTaggingDecoder, Tag2TextTextModel
 
 
 logger = logging.get_logger(__name__)
+
+# the released model's caption defaults (SPEC section 9): beam search, 3 beams, 10 to 30 tokens with the prompt
+CAPTION_GENERATION_DEFAULTS = {"num_beams": 3, "max_length": 30, "min_length": 10, "repetition_penalty": 1.0}
 
 
 def _asymmetric_loss(logits, targets, gamma_neg, gamma_pos, clip, eps):
@@ -126,6 +130,13 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
         )
         self.fc = Tag2TextGroupWiseLinear(config.num_tags, text.hidden_size)
         self.post_init()
+        # the released caption defaults (a converted folder's generation_config.json holds the same)
+        self.generation_config = GenerationConfig(
+            **CAPTION_GENERATION_DEFAULTS,
+            bos_token_id=text.bos_token_id,
+            eos_token_id=text.sep_token_id,
+            pad_token_id=text.pad_token_id,
+        )
 
     # ------------------------------------------------------------------ parts
     def get_input_embeddings(self):
@@ -370,14 +381,18 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
             attention_mask = torch.ones_like(input_ids)
         input_ids = input_ids.to(device)
         text = self.config.text_config
-        generate_kwargs.setdefault("generation_config", self.generation_config)
-        generate_kwargs.setdefault("eos_token_id", text.sep_token_id)
-        generate_kwargs.setdefault("pad_token_id", text.pad_token_id)
+        generation_config = copy.deepcopy(generate_kwargs.pop("generation_config", None) or self.generation_config)
+        other_kwargs = generation_config.update(**generate_kwargs)  # the generation options given override
+        if generation_config.eos_token_id is None:
+            generation_config.eos_token_id = text.sep_token_id
+        if generation_config.pad_token_id is None:
+            generation_config.pad_token_id = text.pad_token_id
         sequences = self.text_model.text_decoder.generate(
             input_ids=input_ids,
             attention_mask=attention_mask.to(device),
             encoder_hidden_states=tag_states,
-            **generate_kwargs,
+            generation_config=generation_config,
+            **other_kwargs,
         )
         return (sequences, tag_texts) if return_tags else sequences
 

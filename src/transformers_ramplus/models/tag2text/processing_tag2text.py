@@ -31,7 +31,8 @@ class Tag2TextProcessor(ProcessorMixin):
     - `processor(images=..., text=...)`: also the caption start (`input_ids`, `[DEC]` + the text without `[SEP]`)
       for `generate` (the `image-text-to-text` pipeline passes its `text` here; an empty text means the prompt);
     - `processor(images=..., captions=...)`: training captions (`input_ids`, `attention_mask`, `caption_labels`
-      with the padding and the prompt masked), the prompt prepended to captions that lack it;
+      with the padding and the prompt masked), the prompt prepended to captions that lack it (`add_prompt=False`:
+      the captions as given, as the original's training forward takes them);
     - `processor(tags=...)`: tag text for the tag encoder (`tag_input_ids`, `tag_attention_mask`);
     - `post_process_image_tagging(logits)`: the tags above their thresholds, `delete_tag_index` dropped;
     - `batch_decode` / `post_process_image_text_to_text`: captions, with the prompt cut off.
@@ -72,7 +73,9 @@ class Tag2TextProcessor(ProcessorMixin):
     def _ids(self, texts, **options) -> dict:
         return self.tokenizer(list(texts), truncation=True, return_tensors="pt", **options)
 
-    def __call__(self, images=None, text=None, captions=None, tags=None, return_tensors="pt", **kwargs):
+    def __call__(
+        self, images=None, text=None, captions=None, tags=None, add_prompt: bool = True, return_tensors="pt", **kwargs
+    ):
         if images is None and text is None and captions is None and tags is None:
             raise ValueError("pass `images`, `text`, `captions` or `tags`")
         if text is not None and captions is not None:
@@ -96,7 +99,8 @@ class Tag2TextProcessor(ProcessorMixin):
             data["attention_mask"] = encoded["attention_mask"][:, :-1]
         if captions is not None:
             texts = [captions] if isinstance(captions, str) else list(captions)
-            texts = [t if t.lower().startswith(self.prompt.strip().lower()) else self.prompt + t for t in texts]
+            if add_prompt:  # as the authors' caption datasets: the prompt starts every training caption
+                texts = [t if t.lower().startswith(self.prompt.strip().lower()) else self.prompt + t for t in texts]
             encoded = self._ids(texts, padding="longest", max_length=CAPTION_MAX_LENGTH)
             input_ids = encoded["input_ids"].clone()
             input_ids[:, 0] = self.tokenizer.bos_token_id
