@@ -243,3 +243,20 @@ print("OK", processor.batch_decode(ids)[0])
     result = run_without_package(script, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
+
+
+def test_cli_tag_captions(converted_t2t, converted_tiny, tmp_path, capsys):
+    """`ramplus tag --captions`: records gain the caption written from their tags (the golden ones for the golden
+    photos); a model that only tags is refused with a clear message."""
+    from transformers_ramplus.cli.main import main
+
+    meta = _golden("reference_meta.json")
+    output = tmp_path / "tags.jsonl"
+    paths = [str(p) for p in REFERENCE_IMAGES]
+    code = main(["tag", *paths, "--model", str(converted_t2t), "--captions", "--output", str(output), "--no-progress"])
+    assert code == 0
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["caption"] for r in records] == meta["captions"]
+    code = main(["tag", paths[0], "--model", str(converted_tiny), "--captions", "--no-progress"])
+    assert code != 0
+    assert "--captions needs a captioning model" in capsys.readouterr().err

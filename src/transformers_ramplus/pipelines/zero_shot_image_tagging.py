@@ -263,6 +263,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
     def get_tag_set(self, candidate_labels=None, templates=None):
         """The [`TagSet`] for `candidate_labels` (cached: the same labels again cost no text work)."""
         if getattr(self.model.config, "model_type", None) == "tag2text":  # learned tag embeddings: no open set
+            if isinstance(candidate_labels, _BuiltinTags) and templates is None:
+                return candidate_labels  # this pipeline's own tag set, handed back (`tag_batches`)
             if candidate_labels is not None or templates is not None:
                 raise ValueError(
                     "Tag2Text has no open set: it tags with its own built-in tags only (its tag embeddings are learned, "

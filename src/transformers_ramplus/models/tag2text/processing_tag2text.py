@@ -23,6 +23,13 @@ TAG_MAX_LENGTH = 40
 CAPTION_MAX_LENGTH = 40
 
 
+def decode_captions(tokenizer, sequences, prompt: str = DEFAULT_PROMPT) -> list[str]:
+    """Captions from generated ids: the decoded text without special tokens and, as the original, with the prompt's
+    characters cut off the front."""
+    texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+    return [t[len(prompt) :] if t.startswith(prompt.strip()) else t for t in texts]
+
+
 class Tag2TextProcessor(ProcessorMixin):
     r"""
     Wraps a [`RamPlusImageProcessor`] and a BERT tokenizer for [`Tag2TextForConditionalGeneration`].
@@ -157,10 +164,9 @@ class Tag2TextProcessor(ProcessorMixin):
     def batch_decode(self, sequences, skip_special_tokens: bool = True, cut_prompt: bool = True, **kwargs) -> list[str]:
         """Captions: the decoded text without special tokens and, as the original, with the prompt's characters
         cut off the front."""
-        texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens, **kwargs)
-        if cut_prompt:
-            texts = [t[len(self.prompt) :] if t.startswith(self.prompt.strip()) else t for t in texts]
-        return texts
+        if cut_prompt and skip_special_tokens and not kwargs:
+            return decode_captions(self.tokenizer, sequences, self.prompt)
+        return self.tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens, **kwargs)
 
     def decode(self, sequence, **kwargs) -> str:
         return self.batch_decode([sequence], **kwargs)[0]
@@ -170,4 +176,4 @@ class Tag2TextProcessor(ProcessorMixin):
         return self.tokenizer.batch_decode(generated_outputs, skip_special_tokens=skip_special_tokens, **kwargs)
 
 
-__all__ = ["Tag2TextProcessor"]
+__all__ = ["Tag2TextProcessor", "decode_captions"]
