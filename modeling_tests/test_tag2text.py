@@ -260,3 +260,51 @@ def test_cli_tag_captions(converted_t2t, converted_tiny, tmp_path, capsys):
     code = main(["tag", paths[0], "--model", str(converted_tiny), "--captions", "--no-progress"])
     assert code != 0
     assert "--captions needs a captioning model" in capsys.readouterr().err
+
+
+def test_caption_lora_training_steps(converted_t2t, tmp_path):
+    """LoRA caption fine-tuning through `CaptionTrainer` on a `datasets` image + text set: the loss is the model's,
+    only the LoRA matrices change, and a row with an unreadable image is skipped and counted."""
+    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("peft")
+    from peft import get_peft_model
+    from PIL import Image
+    from transformers import TrainingArguments
+
+    from transformers_ramplus import Tag2TextForConditionalGeneration, Tag2TextProcessor
+    from transformers_ramplus.training.captioning import CaptionCollator, CaptionTrainer, caption_lora_config
+
+    model = Tag2TextForConditionalGeneration.from_pretrained(converted_t2t)
+    processor = Tag2TextProcessor.from_pretrained(converted_t2t)
+    paths, texts = [], []
+    for color, name in (((200, 0, 0), "red"), ((0, 0, 200), "blue"), ((0, 160, 0), "green")):
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", (32, 32), color).save(path)
+        paths.append(str(path))
+        texts.append(f"a {name} square")
+    paths.append(str(tmp_path / "missing.png"))  # unreadable: skipped, counted
+    texts.append("a black square")
+    train = datasets.Dataset.from_dict({"image": paths, "text": texts})
+    model = get_peft_model(model, caption_lora_config(r=4))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = CaptionTrainer(
+        model=model,
+        args=TrainingArguments(
+            output_dir=str(tmp_path / "run"),
+            per_device_train_batch_size=4,
+            max_steps=2,
+            learning_rate=1e-2,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+        ),
+        train_dataset=train,
+        data_collator=CaptionCollator(processor),
+    )
+    result = trainer.train()
+    assert torch.isfinite(torch.tensor(result.training_loss))
+    assert trainer.num_skipped_images == 2  # the missing file, in each of the 2 steps
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and all("lora_" in n for n in changed)
+    assert any("text_decoder" in n for n in changed)
