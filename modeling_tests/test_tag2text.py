@@ -139,7 +139,7 @@ def test_bad_inputs_are_named(t2t):
         model(pixel_values=torch.zeros(1, 3, 64, 64))
     with pytest.raises(ValueError, match="tags of each of the 2 images"):
         model.generate(pixel_values=pixels, tags=["dog"])
-    with pytest.raises(ValueError, match="string or a list of strings"):
+    with pytest.raises(TypeError, match="string or a list of strings"):
         model.generate(pixel_values=pixels[:1], tags=[3])
     with pytest.raises(ValueError, match=r"labels.*shape"):
         model(pixel_values=pixels, labels=torch.zeros(2, 5))

@@ -64,8 +64,8 @@ def main(argv=None) -> int:
     from transformers_ramplus.training.captioning import (
         CaptionCollator,
         CaptionTrainer,
-        caption_loss_on,
         caption_lora_config,
+        caption_loss_on,
     )
 
     torch.manual_seed(0)

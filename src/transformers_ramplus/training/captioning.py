@@ -118,4 +118,4 @@ def caption_loss_on(model, collator, rows, batch_size: int = 8) -> float:
     return total / max(count, 1)
 
 
-__all__ = ["CaptionCollator", "CaptionTrainer", "caption_loss_on", "caption_lora_config"]
+__all__ = ["CaptionCollator", "CaptionTrainer", "caption_lora_config", "caption_loss_on"]

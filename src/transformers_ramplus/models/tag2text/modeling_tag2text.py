@@ -305,7 +305,7 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
             if isinstance(entry, (list, tuple)) and all(isinstance(tag, str) for tag in entry):
                 entry = " | ".join(tag.strip() for tag in entry)
             if not isinstance(entry, str):
-                raise ValueError(f"each entry of `tags` must be a string or a list of strings, got {entry!r}")
+                raise TypeError(f"each entry of `tags` must be a string or a list of strings, got {entry!r}")
             texts.append(entry)
         if tokenizer is None:
             tokenizer = _tokenizer_of(self.config.name_or_path)
