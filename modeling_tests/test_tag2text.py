@@ -308,3 +308,41 @@ def test_caption_lora_training_steps(converted_t2t, tmp_path):
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert changed and all("lora_" in n for n in changed)
     assert any("text_decoder" in n for n in changed)
+
+
+def test_convert_from_hub_names_the_file(tmp_path):
+    """A Hub repository holding several checkpoints (as xinyu1205/recognize_anything_model): `--original-file` picks
+    one, and without it the command says which files there are."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    from local_hub import LocalHub, hub_env
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(T2T_DIR / "tag2text_original.pth", repo / "tag2text_swin_14m.pth")
+    shutil.copy(FIXTURES_DIR / "tiny" / "ram_plus_original.pth", repo / "ram_swin_large_14m.pth")
+    out = tmp_path / "converted"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from transformers_ramplus.cli.main import main
+        common = ["--tag-list", {str(T2T_DIR / "tag2text_ori_tag_list.txt")!r}, "--tokenizer",
+                  {str(T2T_DIR / "tokenizer")!r}, "--text-heads", "4"]
+        print("without", main(["convert", "someone/family", {str(tmp_path / "none")!r}, *common]))
+        print("with", main(["convert", "someone/family", {str(out)!r}, "--original-file", "tag2text_swin_14m.pth",
+                            *common]))
+        """
+    )
+    with LocalHub() as hub:
+        hub.add_repo("someone/family", repo)
+        env = hub_env(hub, tmp_path / "hf")
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert "without 1" in result.stdout or "without 2" in result.stdout, result.stdout + result.stderr
+    assert "several .pth files" in result.stderr
+    assert "with 0" in result.stdout, result.stdout + result.stderr
+    assert json.loads((out / "config.json").read_text())["model_type"] == "tag2text"
+    assert not os.path.exists(tmp_path / "none")
