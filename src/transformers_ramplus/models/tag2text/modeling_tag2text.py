@@ -212,7 +212,7 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
         caption_labels: torch.Tensor | None = None,
         tag_input_ids: torch.Tensor | None = None,
         tag_attention_mask: torch.Tensor | None = None,
-        **kwargs,
+        return_dict: bool | None = None,
     ) -> Tag2TextOutput:
         r"""
         Args:
@@ -227,6 +227,9 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
                 with the padding and the prompt masked.
             tag_input_ids / tag_attention_mask (`torch.LongTensor`, *optional*): tag text for the caption loss
                 (the processor's `tags=`), instead of the tags of `labels` (or, with neither, the predicted tags).
+            return_dict (`bool`, *optional*): accepted for `Trainer`; the output is always a [`Tag2TextOutput`].
+
+        A misspelled argument is a `TypeError`, not silently ignored.
         """
         if (pixel_values is None) == (image_embeds is None):
             raise ValueError("pass exactly one of `pixel_values` and `image_embeds`")
