@@ -75,6 +75,7 @@ def test_logits_and_tag_strings_match_golden(t2t):
     assert [processor.format_tags(t) for t in tags] == meta["tags"]
 
 
+@pytest.mark.slow
 def test_captions_match_golden_ids(t2t):
     model, processor = t2t
     golden, meta = _golden("reference_outputs.pt"), _golden("reference_meta.json")
@@ -90,7 +91,8 @@ def test_captions_match_golden_ids(t2t):
 
 
 def test_batched_captions_equal_one_at_a_time(t2t):
-    model, _ = t2t
+    """Each row of a batch equals the golden one-at-a-time ids (predicted and specified tags) and their captions."""
+    model, processor = t2t
     golden, meta = _golden("reference_outputs.pt"), _golden("reference_meta.json")
     for tags in (None, meta["specified_tags"]):
         batched = model.generate(pixel_values=golden["pixel_values"], tags=tags)
@@ -100,6 +102,8 @@ def test_batched_captions_equal_one_at_a_time(t2t):
             row = batched[i]
             assert row[: len(single)].tolist() == single.tolist()
             assert (row[len(single) :] == model.config.text_config.pad_token_id).all()
+        captions = meta["captions"] if tags is None else meta["specified_captions"]
+        assert processor.batch_decode(batched) == captions
 
 
 @pytest.mark.slow
@@ -310,6 +314,7 @@ def test_caption_lora_training_steps(converted_t2t, tmp_path):
     assert any("text_decoder" in n for n in changed)
 
 
+@pytest.mark.slow
 def test_convert_from_hub_names_the_file(tmp_path):
     """A Hub repository holding several checkpoints (as xinyu1205/recognize_anything_model): `--original-file` picks
     one, and without it the command says which files there are."""

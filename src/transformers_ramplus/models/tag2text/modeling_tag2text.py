@@ -294,8 +294,9 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
         ids = [self.config.text_config.bos_token_id, *self.config.prompt_token_ids]
         return torch.tensor([ids] * batch_size, dtype=torch.long, device=device)
 
-    def _tags_as_inputs(self, tags, batch_size: int, tokenizer, device) -> dict:
-        """Tag-encoder input for user tags: one entry per image, each a `" | "`-joined string or a list of tags."""
+    @staticmethod
+    def _tag_texts(tags, batch_size: int) -> list[str]:
+        """User tags as tag texts: one entry per image, each a `" | "`-joined string or a list of tags."""
         if isinstance(tags, str):
             tags = [tags]
         if not isinstance(tags, (list, tuple)) or len(tags) != batch_size:
@@ -310,9 +311,7 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
             if not isinstance(entry, str):
                 raise TypeError(f"each entry of `tags` must be a string or a list of strings, got {entry!r}")
             texts.append(entry)
-        if tokenizer is None:
-            tokenizer = _tokenizer_of(self.config.name_or_path)
-        return self.text_model.tag_inputs(tokenizer, texts, device=device)
+        return texts
 
     @torch.no_grad()
     def generate(
@@ -351,6 +350,10 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
         """
         if (pixel_values is None) == (image_embeds is None):
             raise ValueError("pass exactly one of `pixel_values` and `image_embeds`")
+        if tags is not None and tag_input_ids is not None:
+            raise ValueError("pass either `tags` or `tag_input_ids`, not both")
+        if tags is not None:  # checked before any image is encoded
+            texts = self._tag_texts(tags, (pixel_values if image_embeds is None else image_embeds).shape[0])
         if image_embeds is None:
             image_embeds = self.get_image_embeds(pixel_values)
         batch_size, device = image_embeds.shape[0], image_embeds.device
@@ -361,13 +364,11 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
                 tag_texts = self.tag_names_of(indices)
                 tag_inputs = self.tag_text_inputs(indices, device=device)
             else:
-                tag_inputs = self._tags_as_inputs(tags, batch_size, tokenizer, device)
-                tag_texts = [
-                    t if isinstance(t, str) else " | ".join(t) for t in ([tags] if isinstance(tags, str) else tags)
-                ]
+                if tokenizer is None:
+                    tokenizer = _tokenizer_of(self.config.name_or_path)
+                tag_inputs = self.text_model.tag_inputs(tokenizer, texts, device=device)
+                tag_texts = texts
             tag_input_ids, tag_attention_mask = tag_inputs["input_ids"], tag_inputs["attention_mask"]
-        elif tags is not None:
-            raise ValueError("pass either `tags` or `tag_input_ids`, not both")
         if tag_input_ids.shape[0] != batch_size:
             raise ValueError(f"{tag_input_ids.shape[0]} tag texts for {batch_size} images")
         tag_states = self.text_model.encode_tags(tag_input_ids, tag_attention_mask, image_embeds)
