@@ -38,7 +38,7 @@ class Tag2TextConfig(PreTrainedConfig):
         tagging_num_attention_heads (`int`, defaults to 4): heads of the tagging decoder's cross-attention.
         tagging_num_hidden_layers (`int`, defaults to 2): tagging decoder layers (the tag encoder's lowest ones).
         tag_thresholds (`list[float]`, *optional*): per-tag decision thresholds; `None`: `default_threshold` for all.
-        default_threshold (`float`, defaults to 0.68).
+        default_threshold (`float`, defaults to 0.68): the threshold of every tag when `tag_thresholds` is not set.
         delete_tag_index (`list[int]`, *optional*): tags never output (nor used for captions) after thresholding.
         tag_token_ids (`list[list[int]]`, *optional*): the word-piece ids of every tag name (the tokenizer's, without
             special tokens), so that predicted tags become tag-encoder input without a tokenizer.

@@ -63,7 +63,8 @@ class Tag2TextOutput(ModelOutput):
             (`text_generation` of the original).
         logits (`torch.FloatTensor` of shape `(batch_size, num_tags)`): tag logits (scores are their sigmoid).
         image_embeds (`torch.FloatTensor` of shape `(batch_size, 145, 1024)`): the image tokens, mean token first.
-        caption_logits (`torch.FloatTensor` of shape `(batch_size, caption_length, vocab_size)`, *optional*).
+        caption_logits (`torch.FloatTensor` of shape `(batch_size, caption_length, vocab_size)`, *optional*): the
+            caption decoder's next-token logits.
     """
 
     loss: torch.FloatTensor | None = None
