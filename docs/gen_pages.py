@@ -29,6 +29,10 @@ API_MODULES = [
     "transformers_ramplus.io.dicom",
     "transformers_ramplus.io.atomic",
     "transformers_ramplus.models.remote_code",
+    "transformers_ramplus.models.tag2text.modeling_tag2text_text",
+    "transformers_ramplus.models.tag2text.processing_tag2text",
+    "transformers_ramplus.models.tag2text.convert_tag2text",
+    "transformers_ramplus.training.captioning",
 ]
 
 
