@@ -1,4 +1,4 @@
-"""transformers-ramplus: the Recognize Anything family (RAM++) for Hugging Face transformers.
+"""transformers-ramplus: the Recognize Anything family (RAM++, RAM) for Hugging Face transformers.
 
 Importing the package registers its classes with transformers' public registration APIs (`AutoConfig.register`,
 `AutoModel.register`, `AutoImageProcessor.register`, `AutoProcessor.register`, `PIPELINE_REGISTRY.register_pipeline`)
@@ -12,6 +12,8 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .hub import DEFAULT_MODEL, add_original_repo_aliases
 from .inference.fast_paths import enable_fast_inference, optimize_for_inference  # the latter: the earlier name
 from .inference.tag_dataset import tag_dataset
+from .models.ram.configuration_ram import RamConfig
+from .models.ram.modeling_ram import RamModel
 from .models.ram_plus.configuration_ram_plus import RamPlusConfig
 from .models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
 from .models.ram_plus.modeling_ram_plus import (
@@ -37,6 +39,12 @@ AutoModel.register(RamPlusConfig, RamPlusModel, exist_ok=True)
 AutoModelForImageClassification.register(RamPlusConfig, RamPlusModel, exist_ok=True)
 AutoImageProcessor.register(RamPlusConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
 AutoProcessor.register(RamPlusConfig, RamPlusProcessor, exist_ok=True)
+# RAM: its own model_type, sharing RAM++'s image processor, processor and pipeline
+AutoConfig.register(RamConfig.model_type, RamConfig, exist_ok=True)
+AutoModel.register(RamConfig, RamModel, exist_ok=True)
+AutoModelForImageClassification.register(RamConfig, RamModel, exist_ok=True)
+AutoImageProcessor.register(RamConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
+AutoProcessor.register(RamConfig, RamPlusProcessor, exist_ok=True)
 # pipeline("zero-shot-image-tagging", model=...); without model=, the authors' release (converted on first use)
 PIPELINE_REGISTRY.register_pipeline(
     TASK, pipeline_class=ZeroShotImageTaggingPipeline, pt_model=AutoModel, default={"model": (DEFAULT_MODEL, "main")},
@@ -50,6 +58,8 @@ add_original_repo_aliases(
 
 __all__ = [
     "DEFAULT_MODEL",
+    "RamConfig",
+    "RamModel",
     "RamPlusConfig",
     "RamPlusHeatmapOutput",
     "RamPlusImageProcessor",

@@ -15,8 +15,9 @@ from ..models.ram_plus.convert_ram_plus import convert_checkpoint
 def add_arguments(parser):
     parser.add_argument(
         "checkpoint",
-        help="original RAM++ checkpoint: a .pth file (e.g. ram_plus_swin_large_14m.pth) or a Hub repository id "
-        "holding one (e.g. xinyu1205/recognize-anything-plus-model)",
+        help="original RAM++ or RAM checkpoint (the format is detected from its keys): a .pth file (e.g. "
+        "ram_plus_swin_large_14m.pth, ram_swin_large_14m.pth) or a Hub repository id holding one (e.g. "
+        "xinyu1205/recognize-anything-plus-model, xinyu1205/recognize_anything_model)",
     )
     parser.add_argument("output_dir", help="directory to write (must not exist unless --overwrite)")
     parser.add_argument("--tag-list", help="ram_tag_list.txt (one English tag per line; default: the repository's, "
@@ -62,8 +63,9 @@ def run(args) -> int:
     )
     config = report.config
     sys.stderr.write(
-        f"converted {report.converted_keys} tensors ({config.num_tags} tags x {config.descriptions_per_tag} "
-        f"descriptions, Swin embed_dim {config.vision_config.embed_dim}) -> {report.output_dir}\n"
+        f"converted {report.converted_keys} tensors ({config.model_type}: {config.num_tags} tags x "
+        f"{config.descriptions_per_tag} descriptions, Swin embed_dim {config.vision_config.embed_dim}) -> "
+        f"{report.output_dir}\n"
         f"dropped {len(report.dropped_buffers)} recomputed buffers; skipped {len(report.unknown_keys)} unknown keys\n"
     )
     if getattr(args, "verbose", False):  # the converter's warning already names the first ten

@@ -39,6 +39,15 @@ AUTO_MAP = {
     "AutoImageProcessor": "image_processing_ram_plus.RamPlusImageProcessor",
     "AutoProcessor": "processing_ram_plus.RamPlusProcessor",
 }
+# the same for a RAM folder (`model_type` "ram"): its configuration and model subclass RAM++'s
+RAM_AUTO_MAP = {
+    **AUTO_MAP,
+    "AutoConfig": "configuration_ram.RamConfig",
+    "AutoModel": "modeling_ram.RamModel",
+    "AutoModelForImageClassification": "modeling_ram.RamModel",
+}
+# a folder's `model_type` -> its auto_map
+AUTO_MAPS = {"ram_plus": AUTO_MAP, "ram": RAM_AUTO_MAP}
 TASK = "zero-shot-image-tagging"  # the pipeline task the package registers and saved folders declare
 CUSTOM_PIPELINES = {
     TASK: {
@@ -61,6 +70,8 @@ _ENTRY_FILES = {
     "modeling_ram_plus": "models/ram_plus/modeling_ram_plus.py",
     "image_processing_ram_plus": "models/ram_plus/image_processing_ram_plus.py",
     "processing_ram_plus": "models/ram_plus/processing_ram_plus.py",
+    "configuration_ram": "models/ram/configuration_ram.py",
+    "modeling_ram": "models/ram/modeling_ram.py",
     "pipeline_zero_shot_image_tagging": "pipelines/zero_shot_image_tagging.py",
 }
 # a relative import of the package: `from ..models.ram_plus.processing_ram_plus import x` (any number of dots)
@@ -68,7 +79,7 @@ _RELATIVE_IMPORT = re.compile(r"^(?P<indent>\s*)from\s+(?P<dots>\.+)(?P<module>[
 
 
 def _entry_modules() -> list[str]:
-    modules = [reference.rsplit(".", 1)[0] for reference in AUTO_MAP.values()]
+    modules = [reference.rsplit(".", 1)[0] for auto_map in AUTO_MAPS.values() for reference in auto_map.values()]
     modules += [task["impl"].rsplit(".", 1)[0] for task in CUSTOM_PIPELINES.values()]
     return list(dict.fromkeys(modules))
 
@@ -157,12 +168,12 @@ def _write_json(path: Path, data: dict) -> None:
         stream.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _auto_map(data: dict, names) -> dict:
+def _auto_map(data: dict, names, model_auto_map: dict = AUTO_MAP) -> dict:
     auto_map = dict(data.get("auto_map") or {})
     for name in names:
         # the image processor's entry is keyed by backend (transformers' format for image processors), which also
         # keeps AutoVideoProcessor from deriving a non-existent "RamPlusVideoProcessor" from it
-        auto_map[name] = {"pil": AUTO_MAP[name]} if name == "AutoImageProcessor" else AUTO_MAP[name]
+        auto_map[name] = {"pil": model_auto_map[name]} if name == "AutoImageProcessor" else model_auto_map[name]
     return auto_map
 
 
@@ -175,6 +186,9 @@ def write_remote_code(directory) -> list[Path]:
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{os.fspath(directory)!r} has no config.json: save the model before its code")
+    with open(directory / "config.json", encoding="utf-8") as stream:
+        model_type = json.load(stream).get("model_type")
+    model_auto_map = AUTO_MAPS.get(model_type, AUTO_MAP)
     copied = []
     for name, text in bundle_sources().items():
         target = directory / name
@@ -187,11 +201,13 @@ def write_remote_code(directory) -> list[Path]:
             continue
         with open(path, encoding="utf-8") as stream:
             data = json.load(stream)
-        data["auto_map"] = _auto_map(data, names)
+        data["auto_map"] = _auto_map(data, names, model_auto_map)
         if filename == "preprocessor_config.json" and (directory / "processor_config.json").is_file():
-            data["auto_map"]["AutoProcessor"] = AUTO_MAP["AutoProcessor"]
+            data["auto_map"]["AutoProcessor"] = model_auto_map["AutoProcessor"]
         if isinstance(data.get("image_processor"), dict):  # processor_config.json nests the image processor's
-            data["image_processor"]["auto_map"] = _auto_map(data["image_processor"], ("AutoImageProcessor",))
+            data["image_processor"]["auto_map"] = _auto_map(
+                data["image_processor"], ("AutoImageProcessor",), model_auto_map
+            )
         if filename == "config.json":
             data["custom_pipelines"] = {**(data.get("custom_pipelines") or {}), **CUSTOM_PIPELINES}
         _write_json(path, data)
@@ -222,4 +238,4 @@ def save_model_folder(directory, model, processor=None, image_processor=None, to
     return directory
 
 
-__all__ = ["AUTO_MAP", "CUSTOM_PIPELINES", "bundle_files", "save_model_folder", "write_remote_code"]
+__all__ = ["AUTO_MAP", "AUTO_MAPS", "RAM_AUTO_MAP", "CUSTOM_PIPELINES", "bundle_files", "save_model_folder", "write_remote_code"]

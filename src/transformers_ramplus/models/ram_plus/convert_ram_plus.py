@@ -1,5 +1,10 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Convert the authors' RAM++ checkpoint (`ram_plus_swin_large_14m.pth`) to a transformers model directory.
+"""Convert the authors' RAM++ checkpoint (`ram_plus_swin_large_14m.pth`) or RAM checkpoint (`ram_swin_large_14m.pth`)
+to a transformers model directory.
+
+The format is detected from the keys (`detect_format`): RAM++ stores `reweight_scale` and D description embeddings
+per tag; RAM stores one embedding per tag and no `reweight_scale` (its model is [`RamModel`], RAM++'s graph with D = 1
+and no re-weighting).
 
 Geometry is read from the tensor shapes; the file is loaded with `weights_only=True` and memory-mapped. The output is
 written to a temporary directory next to the destination and renamed into place at the end, so a failed or
@@ -21,6 +26,8 @@ from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
 from ...io.atomic import atomic_directory
 from ...tags.files import read_tag_list, read_thresholds
+from ..ram.configuration_ram import RamConfig
+from ..ram.modeling_ram import RamModel
 from ..remote_code import write_remote_code
 from .configuration_ram_plus import VISION_PRESETS, RamPlusConfig
 from .image_processing_ram_plus import RamPlusImageProcessor
@@ -98,6 +105,26 @@ def load_original_state_dict(path) -> dict[str, torch.Tensor]:
     return obj
 
 
+FORMATS = ("ram_plus", "ram")
+
+
+def detect_format(state: dict[str, torch.Tensor]) -> str:
+    """`"ram_plus"` (a `reweight_scale` key) or `"ram"` (a `label_embed` key without `reweight_scale`); raises
+    [`ConversionError`] for a Tag2Text checkpoint (a learned `label_embed.weight`) or anything else."""
+    if "reweight_scale" in state:
+        return "ram_plus"
+    if "label_embed.weight" in state or "fc.W" in state:
+        raise ConversionError(
+            "this is a Tag2Text checkpoint (a learned `label_embed.weight` and a group-wise head `fc.W`), not RAM or "
+            "RAM++; this converter handles RAM++ and RAM checkpoints"
+        )
+    if "label_embed" in state:
+        return "ram"
+    raise ConversionError(
+        "the checkpoint has neither `label_embed` nor `reweight_scale`: not a RAM++ or RAM checkpoint of the authors"
+    )
+
+
 def _require(state, key):
     if key not in state:
         raise ConversionError(f"the checkpoint is missing the key {key!r}")
@@ -111,7 +138,9 @@ def infer_config(
     num_attention_heads: int = 4,
     image_size: int | None = None,
 ) -> RamPlusConfig:
-    """Build a [`RamPlusConfig`] from the shapes of an original state dict."""
+    """Build a [`RamPlusConfig`] (a RAM++ checkpoint) or [`RamConfig`] (RAM) from the shapes of an original state
+    dict."""
+    checkpoint_format = detect_format(state)
     prefix = "tagging_head" if any(k.startswith("tagging_head.") for k in state) else "vision_multi"
     patch_weight = _require(state, "visual_encoder.patch_embed.proj.weight")
     embed_dim, num_channels, patch_size = patch_weight.shape[0], patch_weight.shape[1], patch_weight.shape[2]
@@ -171,6 +200,13 @@ def infer_config(
         raise ConversionError(f"the checkpoint has no decoder layers (`{prefix}.encoder.layer.N.*`)")
     intermediate = _require(state, f"{prefix}.encoder.layer.0.intermediate.dense.weight").shape[0]
     label_rows = _require(state, "label_embed").shape[0]
+    if checkpoint_format == "ram":  # one embedding per tag
+        if tag_names is None:
+            tag_names = [f"tag_{i}" for i in range(label_rows)]
+        if len(tag_names) != label_rows:
+            raise ConversionError(
+                f"this RAM checkpoint has {label_rows} tags (label_embed rows) but the tag list has {len(tag_names)}"
+            )
     if tag_names is None:
         descriptions = 51
         if label_rows % descriptions:
@@ -184,7 +220,8 @@ def infer_config(
         )
     if hidden_size % num_attention_heads:
         raise ConversionError(f"decoder width {hidden_size} is not divisible by {num_attention_heads} heads")
-    return RamPlusConfig(
+    config_class = RamConfig if checkpoint_format == "ram" else RamPlusConfig
+    return config_class(
         vision_config=vision,
         hidden_size=int(hidden_size),
         num_hidden_layers=len(layers),
@@ -230,8 +267,9 @@ def map_key(key: str) -> list[str] | str | None:
 def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) -> tuple[dict, ConversionReport]:
     """Map an original state dict onto [`RamPlusModel`] keys, checking every key and shape."""
 
+    model_class = RamModel if isinstance(config, RamConfig) else RamPlusModel
     with torch.device("meta"):
-        expected = {k: v.shape for k, v in RamPlusModel(config).state_dict().items()}
+        expected = {k: v.shape for k, v in model_class(config).state_dict().items()}
     expected = {k: v for k, v in expected.items() if not k.startswith("text_model.")}
     # folders store the label embeddings at the top level (`from_pretrained` maps the key onto `tag_embeddings.`)
     expected["label_embeds"] = expected.pop("tag_embeddings.label_embeds")
@@ -313,7 +351,8 @@ def convert_checkpoint(
     text_tower=None,
 ) -> ConversionReport:
     """
-    Convert an original RAM++ checkpoint into `output_dir` (safetensors weights, `config.json` with tags, Chinese
+    Convert an original RAM++ or RAM checkpoint (the format detected from its keys, `detect_format`) into
+    `output_dir` (safetensors weights, `config.json` with tags, Chinese
     names and thresholds, and `preprocessor_config.json`/`processor_config.json`).
 
     `text_tower`: optional transformers CLIP checkpoint (Hub id or directory) whose text tower and tokenizer are
@@ -333,7 +372,7 @@ def convert_checkpoint(
         config._set_vocabulary(config.tag_names, thresholds=threshold_values, chinese_names=chinese)
     except ValueError as error:
         raise ConversionError(str(error)) from error
-    config.architectures = ["RamPlusModel"]
+    config.architectures = ["RamModel" if isinstance(config, RamConfig) else "RamPlusModel"]
     converted, report = convert_state_dict(state, config)
 
     tokenizer = None
@@ -387,6 +426,7 @@ __all__ = [
     "ConversionReport",
     "convert_checkpoint",
     "convert_state_dict",
+    "detect_format",
     "infer_config",
     "load_original_state_dict",
 ]
