@@ -51,16 +51,17 @@ class RamModel(RamPlusModel):
 
     @staticmethod
     def pool_label_embeds(label_embeds: torch.Tensor, description_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """One embedding per tag from `(num_tags, D, dim)` label embeddings: the row itself when D = 1 (the original's
-        computation), else the L2-normalized mean of the tag's real rows (`description_mask`)."""
+        """One embedding per tag from `(num_tags, D, dim)` label embeddings: a tag's row itself when it has one real
+        row (the original's computation, also for built-in tags padded into a mixed tag set), else the L2-normalized
+        mean of its real rows (`description_mask`)."""
         if label_embeds.shape[1] == 1:
             return label_embeds[:, 0]
         if description_mask is None:
-            pooled = label_embeds.mean(dim=1)
-        else:
-            weights = description_mask.to(label_embeds.dtype).unsqueeze(-1)
-            pooled = (label_embeds * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
-        return F.normalize(pooled, dim=-1)
+            return F.normalize(label_embeds.mean(dim=1), dim=-1)
+        weights = description_mask.to(label_embeds.dtype).unsqueeze(-1)
+        counts = weights.sum(dim=1)
+        pooled = (label_embeds * weights).sum(dim=1) / counts.clamp_min(1.0)
+        return torch.where(counts == 1, pooled, F.normalize(pooled, dim=-1))
 
     def compute_label_queries(
         self,
