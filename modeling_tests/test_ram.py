@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import RAM_TINY_DIR, REFERENCE_IMAGES, TINY_DIR
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
 
@@ -19,7 +20,6 @@ from transformers_ramplus.models.ram_plus.convert_ram_plus import (
     load_original_state_dict,
 )
 
-from conftest import RAM_TINY_DIR, REFERENCE_IMAGES, TINY_DIR
 
 META = json.loads((RAM_TINY_DIR / "reference_meta.json").read_text(encoding="utf-8"))
 IMAGES = [str(p) for p in REFERENCE_IMAGES]
@@ -138,7 +138,7 @@ def test_losses_and_gradients_match_the_authors(ram, ram_reference_outputs, ram_
             scale = float(reference.abs().max())
             torch.testing.assert_close(
                 gradient, reference.reshape(gradient.shape), rtol=1e-4, atol=max(scale, 1e-6) * 1e-4,
-                msg=lambda m: f"gradient of the {loss_name} loss for {original} ({ours}): {m}",
+                msg=lambda m, loss_name=loss_name, original=original: f"{loss_name} loss, {original}: {m}",
             )
 
 
@@ -205,3 +205,50 @@ def test_open_set_by_names_and_descriptions_with_a_text_tower(tmp_path, tiny_cli
     abacus = [next(t["score"] for t in image if t["label"] == "abacus") for image in results]
     expected = torch.sigmoid(ram_reference_outputs["logits"][:, tagger.model.config.label2id["abacus"]])
     torch.testing.assert_close(torch.tensor(abacus), expected, atol=1e-4, rtol=0)
+
+
+def test_converted_ram_folder_loads_as_remote_code_without_the_package(converted_ram_tiny, ram_reference_outputs, tmp_path):
+    import textwrap
+
+    from conftest import run_without_package
+
+    torch.save(ram_reference_outputs, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["transformers_ramplus"] = None  # importing the package now fails
+        import torch
+        from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
+        folder = {str(converted_ram_tiny)!r}
+        expected = torch.load({str(tmp_path / "expected.pt")!r}, weights_only=True)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        assert (type(config).__name__, type(model).__name__) == ("RamConfig", "RamModel"), (type(config), type(model))
+        for obj in (config, model, processor):
+            assert "transformers_ramplus" not in type(obj).__module__, type(obj).__module__
+        with torch.no_grad():
+            logits = model(**processor(images={IMAGES!r})).logits
+        torch.testing.assert_close(logits, expected["logits"], atol=1e-4, rtol=0)
+        tagger = pipeline("zero-shot-image-tagging", model=folder, trust_remote_code=True, device="cpu")
+        tagger.save_pretrained("resaved")  # transformers' own copy of the remote code: the same files
+        import pathlib
+        names = lambda folder: sorted(p.name for p in pathlib.Path(folder).glob("*.py"))  # noqa: E731
+        assert names("resaved") == names(folder), (names("resaved"), names(folder))
+        print(sorted(t["label"] for t in tagger({IMAGES[1]!r})))
+        print("remote-ok")
+        """
+    )
+    result = run_without_package(script, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "remote-ok" in result.stdout
+    assert result.stdout.splitlines()[-2] == str(sorted(split_tags(META["tags"][1])))
+    # the package's writers ship the same RAM bundle and auto_map
+    from transformers_ramplus import save_model_folder
+
+    save_model_folder(tmp_path / "saved", AutoModel.from_pretrained(converted_ram_tiny))
+    for name in ("config.json", "preprocessor_config.json", "processor_config.json"):
+        ours, theirs = (json.loads((folder / name).read_text()).get("auto_map") for folder in (tmp_path / "saved", converted_ram_tiny))
+        assert ours == theirs, name
+    assert sorted(p.name for p in (tmp_path / "saved").glob("*.py")) == sorted(p.name for p in converted_ram_tiny.glob("*.py"))
+    assert {"configuration_ram.py", "modeling_ram.py", "modeling_ram_plus.py"} <= {p.name for p in converted_ram_tiny.glob("*.py")}

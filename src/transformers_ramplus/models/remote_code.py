@@ -78,8 +78,11 @@ _ENTRY_FILES = {
 _RELATIVE_IMPORT = re.compile(r"^(?P<indent>\s*)from\s+(?P<dots>\.+)(?P<module>[\w.]*)\s+import\s", re.MULTILINE)
 
 
-def _entry_modules() -> list[str]:
-    modules = [reference.rsplit(".", 1)[0] for auto_map in AUTO_MAPS.values() for reference in auto_map.values()]
+def _entry_modules(model_type: str = "ram_plus") -> list[str]:
+    """The modules a folder of `model_type` names in its auto_map, and the pipeline: a folder ships only those and
+    what they import, so that transformers' own re-saving of remote code (which copies exactly that) gives the same
+    files."""
+    modules = [reference.rsplit(".", 1)[0] for reference in AUTO_MAPS.get(model_type, AUTO_MAP).values()]
     modules += [task["impl"].rsplit(".", 1)[0] for task in CUSTOM_PIPELINES.values()]
     return list(dict.fromkeys(modules))
 
@@ -95,10 +98,10 @@ def _resolve(source: Path, dots: str, module: str, root: Path) -> Path:
     return target.resolve()
 
 
-def _package_bundle(root: Path) -> dict[str, Path]:
+def _package_bundle(root: Path, model_type: str = "ram_plus") -> dict[str, Path]:
     """bundle module name -> package file: the entry files and, recursively, what they import relatively."""
     flat_names = {(root / path).resolve(): name for name, path in _ENTRY_FILES.items()}
-    pending = [(root / _ENTRY_FILES[name]).resolve() for name in _entry_modules()]
+    pending = [(root / _ENTRY_FILES[name]).resolve() for name in _entry_modules(model_type)]
     found: dict[Path, str] = {}
     while pending:
         source = pending.pop()
@@ -117,11 +120,11 @@ def _package_bundle(root: Path) -> dict[str, Path]:
     return bundle
 
 
-def _flat_bundle(folder: Path) -> dict[str, Path]:
+def _flat_bundle(folder: Path, model_type: str = "ram_plus") -> dict[str, Path]:
     """bundle module name -> file of a flat folder (a saved model folder, or remote code run from one)."""
 
     files: dict[str, Path] = {}
-    for module in _entry_modules():
+    for module in _entry_modules(model_type):
         entry = folder / f"{module}.py"
         if not entry.is_file():
             raise FileNotFoundError(f"remote-code entry module {entry} does not exist")
@@ -143,24 +146,26 @@ def _flattened(source: Path, bundle: dict[str, Path], root: Path) -> str:
     return _RELATIVE_IMPORT.sub(sibling, source.read_text(encoding="utf-8"))
 
 
-def bundle_files(source_dir=None) -> list[Path]:
-    """The source files of the bundle: the entry modules and, recursively, the modules they import relatively (from
-    the installed package, or from a flat folder `source_dir`)."""
+def bundle_files(source_dir=None, model_type: str = "ram_plus") -> list[Path]:
+    """The source files of the bundle of a `model_type` folder: the entry modules and, recursively, the modules they
+    import relatively (from the installed package, or from a flat folder `source_dir`)."""
     if source_dir is None:
-        bundle = _package_bundle(_PACKAGE_DIR)
+        bundle = _package_bundle(_PACKAGE_DIR, model_type)
     else:
-        bundle = _flat_bundle(Path(source_dir))
+        bundle = _flat_bundle(Path(source_dir), model_type)
     return sorted(bundle.values(), key=lambda p: p.name)
 
 
-def bundle_sources(source_dir=None, package_dir=None) -> dict[str, str]:
-    """File name -> text of the bundle as a saved folder holds it (flat: the package's relative imports rewritten
-    to sibling imports), from the package (or the package tree `package_dir`) or from a flat folder `source_dir`."""
+def bundle_sources(source_dir=None, package_dir=None, model_type: str = "ram_plus") -> dict[str, str]:
+    """File name -> text of the bundle of a `model_type` folder as it holds it (flat: the package's relative imports
+    rewritten to sibling imports), from the package (or the package tree `package_dir`) or from a flat folder
+    `source_dir`."""
     if source_dir is None:
         root = Path(package_dir).resolve() if package_dir is not None else _PACKAGE_DIR
-        bundle = _package_bundle(root)
+        bundle = _package_bundle(root, model_type)
         return {f"{name}.py": _flattened(path, bundle, root) for name, path in bundle.items()}
-    return {f"{name}.py": path.read_text(encoding="utf-8") for name, path in _flat_bundle(Path(source_dir)).items()}
+    flat = _flat_bundle(Path(source_dir), model_type)
+    return {f"{name}.py": path.read_text(encoding="utf-8") for name, path in flat.items()}
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -190,7 +195,7 @@ def write_remote_code(directory) -> list[Path]:
         model_type = json.load(stream).get("model_type")
     model_auto_map = AUTO_MAPS.get(model_type, AUTO_MAP)
     copied = []
-    for name, text in bundle_sources().items():
+    for name, text in bundle_sources(model_type=model_type if model_type in AUTO_MAPS else "ram_plus").items():
         target = directory / name
         with atomic_file(target) as stream:
             stream.write(text)
@@ -238,4 +243,4 @@ def save_model_folder(directory, model, processor=None, image_processor=None, to
     return directory
 
 
-__all__ = ["AUTO_MAP", "AUTO_MAPS", "RAM_AUTO_MAP", "CUSTOM_PIPELINES", "bundle_files", "save_model_folder", "write_remote_code"]
+__all__ = ["AUTO_MAP", "AUTO_MAPS", "CUSTOM_PIPELINES", "RAM_AUTO_MAP", "bundle_files", "save_model_folder", "write_remote_code"]
