@@ -6,7 +6,14 @@ and lets `from_pretrained` load the authors' original-format repositories by the
 Loading any other model is unchanged.
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoProcessor
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+)
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .hub import DEFAULT_MODEL, add_original_repo_aliases
@@ -25,6 +32,10 @@ from .models.ram_plus.modeling_ram_plus import (
 )
 from .models.ram_plus.processing_ram_plus import RamPlusProcessor
 from .models.remote_code import TASK, save_model_folder, write_remote_code
+from .models.tag2text.configuration_tag2text import Tag2TextConfig
+from .models.tag2text.configuration_tag2text_text import Tag2TextTextConfig
+from .models.tag2text.modeling_tag2text import Tag2TextForConditionalGeneration, Tag2TextOutput
+from .models.tag2text.processing_tag2text import Tag2TextProcessor
 from .pipelines.zero_shot_image_tagging import ZeroShotImageTaggingPipeline
 from .tags.descriptions import load_descriptions, save_descriptions
 from .tags.encoding import encode_texts
@@ -45,6 +56,13 @@ AutoModel.register(RamConfig, RamModel, exist_ok=True)
 AutoModelForImageClassification.register(RamConfig, RamModel, exist_ok=True)
 AutoImageProcessor.register(RamConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
 AutoProcessor.register(RamConfig, RamPlusProcessor, exist_ok=True)
+# Tag2Text: tags + captions; pipeline("image-to-text" / "image-text-to-text", model=DIR) through
+# AutoModelForImageTextToText, pipeline("zero-shot-image-tagging", model=DIR) through AutoModel
+AutoConfig.register(Tag2TextConfig.model_type, Tag2TextConfig, exist_ok=True)
+AutoModel.register(Tag2TextConfig, Tag2TextForConditionalGeneration, exist_ok=True)
+AutoModelForImageTextToText.register(Tag2TextConfig, Tag2TextForConditionalGeneration, exist_ok=True)
+AutoImageProcessor.register(Tag2TextConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
+AutoProcessor.register(Tag2TextConfig, Tag2TextProcessor, exist_ok=True)
 # pipeline("zero-shot-image-tagging", model=...); without model=, the authors' release (converted on first use)
 PIPELINE_REGISTRY.register_pipeline(
     TASK, pipeline_class=ZeroShotImageTaggingPipeline, pt_model=AutoModel, default={"model": (DEFAULT_MODEL, "main")},
@@ -67,6 +85,11 @@ __all__ = [
     "RamPlusOutput",
     "RamPlusPreTrainedModel",
     "RamPlusProcessor",
+    "Tag2TextConfig",
+    "Tag2TextForConditionalGeneration",
+    "Tag2TextOutput",
+    "Tag2TextProcessor",
+    "Tag2TextTextConfig",
     "TagSet",
     "ZeroShotImageTaggingPipeline",
     "enable_fast_inference",

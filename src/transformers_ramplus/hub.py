@@ -192,7 +192,7 @@ def resolve_original_checkpoint(
     return _resolve(repo_id, revision, cache_dir, token, local_files_only, force_download, strict)[0]
 
 
-def _locate(repo_id, revision, cache_dir, token, local_files_only, strict):
+def _locate(repo_id, revision, cache_dir, token, local_files_only, strict, original_file=None):
     """
     Look the repository up (one request without retries, or the cache when offline or unreachable).
     Returns (kind, commit, files, checkpoint name, offline): kind is "transformers", "original", "converted-only"
@@ -228,6 +228,12 @@ def _locate(repo_id, revision, cache_dir, token, local_files_only, strict):
         _remember_revision(repo_id, revision, commit, cache_dir)
     if "config.json" in files:
         return "transformers", commit, files, None, offline
+    if original_file is not None:  # the caller names the file (repositories holding several checkpoints)
+        if original_file not in files:
+            raise UnsupportedRepositoryError(
+                f"{repo_id} (revision {revision or 'main'}) has no file {original_file!r}; it holds {_describe_files(files)}"
+            )
+        return "original", commit, files, original_file, offline
     checkpoint = _checkpoint_name(repo_id, files)
     if checkpoint is None:
         if offline and _any_converted(repo_id, commit, cache_dir) is not None:
@@ -264,13 +270,18 @@ def _download(repo_id, commit, files, checkpoint, cache_dir, token, offline, for
     return checkpoint_path, bundled_tag_files(), "the 4585-tag files shipped with transformers-ramplus"
 
 
-def download_original_checkpoint(repo_id: str, revision=None, cache_dir=None, token=None, local_files_only=False):
+def download_original_checkpoint(
+    repo_id: str, revision=None, cache_dir=None, token=None, local_files_only=False, original_file=None
+):
     """
     Download the original checkpoint of a Hub repository (and its tag files, else the bundled 4585-tag files):
-    `(checkpoint_path, {tag file name: path})`. Raises [`UnsupportedRepositoryError`] for a transformers model
+    `(checkpoint_path, {tag file name: path})`. `original_file` names the checkpoint in a repository that holds
+    several (e.g. `tag2text_swin_14m.pth`). Raises [`UnsupportedRepositoryError`] for a transformers model
     repository or one that holds neither format.
     """
-    kind, commit, files, checkpoint, offline = _locate(repo_id, revision, cache_dir, token, local_files_only, True)
+    kind, commit, files, checkpoint, offline = _locate(
+        repo_id, revision, cache_dir, token, local_files_only, True, original_file
+    )
     if kind == "transformers":
         raise UnsupportedRepositoryError(
             f"{repo_id} is already a transformers model (it has a config.json); load it with from_pretrained"

@@ -10,6 +10,8 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from ..hub import bundled_tag_files, download_original_checkpoint, label_rows
 from ..io.repo_ids import looks_like_repo_id
 from ..models.ram_plus.convert_ram_plus import convert_checkpoint
+from ..models.tag2text.convert_tag2text import convert_checkpoint as convert_tag2text_checkpoint
+from ..models.tag2text.convert_tag2text import is_tag2text_checkpoint
 
 
 def add_arguments(parser):
@@ -20,14 +22,32 @@ def add_arguments(parser):
         "xinyu1205/recognize-anything-plus-model, xinyu1205/recognize_anything_model)",
     )
     parser.add_argument("output_dir", help="directory to write (must not exist unless --overwrite)")
-    parser.add_argument("--tag-list", help="ram_tag_list.txt (one English tag per line; default: the repository's, "
-                        "else the 4585-tag files shipped with the package when the checkpoint has 4585 tags)")
+    parser.add_argument(
+        "--tag-list",
+        help="ram_tag_list.txt (one English tag per line; default: the repository's, "
+        "else the 4585-tag files shipped with the package when the checkpoint has 4585 tags)",
+    )
     parser.add_argument("--tag-list-chinese", help="ram_tag_list_chinese.txt (same order)")
     parser.add_argument("--thresholds", help="ram_tag_list_threshold.txt (one threshold per tag)")
     parser.add_argument("--variant", default="auto", choices=["auto", "swin_l", "swin_b"], help="image encoder")
     parser.add_argument("--decoder-heads", type=int, default=4, help="decoder attention heads (not in the shapes)")
     parser.add_argument("--text-tower", help="transformers CLIP checkpoint to bundle (Hub id or directory)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument(
+        "--original-file",
+        help="Hub id only: the checkpoint file to convert, for repositories holding "
+        "several (e.g. tag2text_swin_14m.pth in xinyu1205/recognize_anything_model)",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        help="Tag2Text: the BERT tokenizer (folder or Hub id; the released model uses "
+        "bert-base-uncased, [DEC] and [ENC] are added when missing)",
+    )
+    parser.add_argument(
+        "--text-heads",
+        type=int,
+        help="Tag2Text: attention heads of the BERT text side (default: width / 64, i.e. 12 for the released model)",
+    )
     parser.add_argument("--revision", help="Hub id only: branch, tag or commit to download (default: main)")
     parser.add_argument("--cache-dir", help="Hub id only: Hugging Face cache directory (default: HF_HUB_CACHE)")
 
@@ -36,16 +56,20 @@ def run(args) -> int:
     checkpoint, tag_files = args.checkpoint, {}
     if not os.path.exists(checkpoint):
         if looks_like_repo_id(checkpoint):
-
             try:
                 checkpoint, tag_files = download_original_checkpoint(
-                    args.checkpoint, revision=args.revision, cache_dir=args.cache_dir
+                    args.checkpoint,
+                    revision=args.revision,
+                    cache_dir=args.cache_dir,
+                    original_file=getattr(args, "original_file", None),
                 )
             except RepositoryNotFoundError:
                 raise ValueError(
                     f"{args.checkpoint!r} is neither a file nor a model repository on the Hugging Face Hub "
                     "(not found, or private without a token)"
                 ) from None
+    if is_tag2text_checkpoint(checkpoint):
+        return _convert_tag2text(checkpoint, args)
     if args.tag_list is None:
         tag_files = tag_files or _bundled_if_4585(checkpoint)
     else:
@@ -81,3 +105,30 @@ def _bundled_if_4585(checkpoint) -> dict:
     if rows and rows % 4585 == 0:
         return {name: os.fspath(path) for name, path in bundled_tag_files().items()}
     return {}
+
+
+def _convert_tag2text(checkpoint, args) -> int:
+    """A Tag2Text checkpoint (detected from its keys): it needs its tag list and the BERT tokenizer."""
+    if args.tag_list is None or args.tokenizer is None:
+        raise ValueError(
+            f"{args.checkpoint!r} is a Tag2Text checkpoint: pass --tag-list (tag2text_ori_tag_list.txt, 3429 tags) and "
+            "--tokenizer (a BERT tokenizer folder or Hub id, e.g. bert-base-uncased)"
+        )
+    report = convert_tag2text_checkpoint(
+        checkpoint,
+        args.output_dir,
+        tag_list=args.tag_list,
+        tokenizer=args.tokenizer,
+        thresholds=args.thresholds,
+        text_num_attention_heads=args.text_heads,
+        tagging_num_attention_heads=args.decoder_heads,
+        overwrite=args.overwrite,
+    )
+    config = report.config
+    sys.stderr.write(
+        f"converted {report.converted_keys} tensors (Tag2Text: {config.num_tags} tags, Swin embed_dim "
+        f"{config.vision_config.embed_dim}, text vocabulary {config.text_config.vocab_size}) -> {report.output_dir}\n"
+        f"checked {report.shared_keys_checked} tagging-head tensors equal to the tag encoder's; skipped "
+        f"{len(report.unknown_keys)} unknown keys\n"
+    )
+    return 0

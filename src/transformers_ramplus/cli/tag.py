@@ -80,6 +80,12 @@ def add_arguments(parser):
         help=f"which tags get a heatmap: N (each image's N best tags, default {DEFAULT_TAGS}) or comma-separated tag "
         "names (the same tags for every image)",
     )
+    parser.add_argument(
+        "--captions",
+        action="store_true",
+        help="also write a caption per image, written from its tags (captioning models: Tag2Text); records gain a "
+        "`caption` (jsonl/json; text: after a tab)",
+    )
 
 
 def _report(message: str) -> None:

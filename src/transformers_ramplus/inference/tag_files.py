@@ -33,6 +33,7 @@ from ..tags.files import read_tag_list
 from ..tags.descriptions import load_descriptions, select_descriptions
 from ..tags.tag_set import TagSet
 from .heatmaps import HeatmapWriter, check_heatmap_options, parse_heatmap_tags, without_heatmaps
+from ..models.tag2text.processing_tag2text import decode_captions
 from .tagging import check_options, load_tagger, tag_batches
 
 
@@ -73,6 +74,7 @@ class TagFilesOptions:
     precision: str | None = None
     heatmaps: str | None = None
     heatmap_tags: str | None = None
+    captions: bool = False  # also write each image's caption (captioning models: Tag2Text)
     progress: bool = True
 
 
@@ -191,6 +193,11 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) ->
         options.model, device=options.device if device is None else device, precision=options.precision,
         revision=options.revision,
     )
+    if options.captions and getattr(tagger.model.config, "model_type", None) != "tag2text":
+        raise ValueError(
+            f"--captions needs a captioning model (Tag2Text); {options.model!r} is a "
+            f"{getattr(tagger.model.config, 'model_type', 'tagging')} model, which only tags"
+        )
     tag_set = tagger.get_tag_set(labels, templates=options.name_templates)
     processor = tagger.image_processor
     exif = bool(getattr(processor, "apply_exif_orientation", False))
@@ -217,6 +224,8 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) ->
             "dicom": [None if window is None else [float(v) for v in window], frame],
             "precision": options.precision,  # scores differ with the precision (None: the default)
         }
+        if options.captions:  # only then: outputs of earlier runs (without the key) still resume
+            settings["captions"] = True
     return FileTagger(tagger, tag_set, read_settings, settings)
 
 
@@ -253,10 +262,19 @@ def tag_into(options, todo, tagger: FileTagger, writer, stamps=None, progress=Tr
                     failures += 1
                     report(f"ramplus tag: skipped {tagged.error}")
             done = [(tagged, path) for tagged, path in zip(batch, paths) if tagged.error is None]
+            captions = {}
+            if options.captions and done:
+                texts = caption_images(tagger.pipeline, [t.image for t, _ in done], [t.result for t, _ in done])
+                captions = {id(t): text for (t, _), text in zip(done, texts)}
             if after_batch is not None and done:  # e.g. heatmaps: before the records, so every record has its PNG
                 after_batch([path for _, path in done], [t.image for t, _ in done], [t.result for t, _ in done])
             for tagged, path in zip(batch, paths):  # in input order
-                writer.write({"path": path, "error": tagged.error} if tagged.error else {"path": path, "tags": tagged.result})
+                if tagged.error:
+                    writer.write({"path": path, "error": tagged.error})
+                elif id(tagged) in captions:
+                    writer.write({"path": path, "tags": tagged.result, "caption": captions[id(tagged)]})
+                else:
+                    writer.write({"path": path, "tags": tagged.result})
                 bar.update(1)
             writer.flush_batch()
             if stamps is not None:  # after the records are on disk: a kill in between only redoes them
@@ -264,6 +282,22 @@ def tag_into(options, todo, tagger: FileTagger, writer, stamps=None, progress=Tr
     finally:
         bar.close()
     return failures
+
+
+def caption_images(pipeline, images, results) -> list[str]:
+    """Captions of `images` by the pipeline's captioning model (Tag2Text), each written from the tags of its result
+    (in vocabulary order, as the authors join them), so the caption follows the options that chose the tags."""
+    model = pipeline.model
+    pixel_values = pipeline.image_processor(images, return_tensors="pt")["pixel_values"].to(model.device)
+    order = model.config.label2id
+    tags = [" | ".join(sorted((t["label"] for t in result), key=lambda name: order.get(name, -1))) for result in results]
+    tokenizer = getattr(pipeline, "tokenizer", None)
+    sequences = model.generate(pixel_values=pixel_values, tags=tags, tokenizer=tokenizer)
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model.config.name_or_path)
+    return decode_captions(tokenizer, sequences, model.config.text_config.prompt)
 
 
 # ------------------------------------------------------------------------------------------------ one process

@@ -166,6 +166,8 @@ def render_record(record: dict, fmt: str) -> str:
         line = f"{escape_text(record['path'])}\tERROR: {escape_text(record['error'])}"
     else:
         line = f"{escape_text(record['path'])}\t{_format_tags(record['tags'])}"
+        if "caption" in record:  # `ramplus tag --captions`
+            line += f"\t{escape_text(record['caption'])}"
     return line + "\n"
 
 

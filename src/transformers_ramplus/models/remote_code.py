@@ -39,15 +39,6 @@ AUTO_MAP = {
     "AutoImageProcessor": "image_processing_ram_plus.RamPlusImageProcessor",
     "AutoProcessor": "processing_ram_plus.RamPlusProcessor",
 }
-# the same for a RAM folder (`model_type` "ram"): its configuration and model subclass RAM++'s
-RAM_AUTO_MAP = {
-    **AUTO_MAP,
-    "AutoConfig": "configuration_ram.RamConfig",
-    "AutoModel": "modeling_ram.RamModel",
-    "AutoModelForImageClassification": "modeling_ram.RamModel",
-}
-# a folder's `model_type` -> its auto_map
-AUTO_MAPS = {"ram_plus": AUTO_MAP, "ram": RAM_AUTO_MAP}
 TASK = "zero-shot-image-tagging"  # the pipeline task the package registers and saved folders declare
 CUSTOM_PIPELINES = {
     TASK: {
@@ -59,7 +50,7 @@ CUSTOM_PIPELINES = {
 }
 # which JSON file of a saved folder carries which auto_map entries (transformers reads them from there)
 _JSON_AUTO_MAP = {
-    "config.json": ("AutoConfig", "AutoModel", "AutoModelForImageClassification"),
+    "config.json": ("AutoConfig", "AutoModel", "AutoModelForImageClassification", "AutoModelForImageTextToText"),
     "preprocessor_config.json": ("AutoImageProcessor",),
     "processor_config.json": ("AutoProcessor",),
 }
@@ -70,19 +61,57 @@ _ENTRY_FILES = {
     "modeling_ram_plus": "models/ram_plus/modeling_ram_plus.py",
     "image_processing_ram_plus": "models/ram_plus/image_processing_ram_plus.py",
     "processing_ram_plus": "models/ram_plus/processing_ram_plus.py",
-    "configuration_ram": "models/ram/configuration_ram.py",
-    "modeling_ram": "models/ram/modeling_ram.py",
     "pipeline_zero_shot_image_tagging": "pipelines/zero_shot_image_tagging.py",
 }
+# Tag2Text's folders (`model_type` "tag2text"): its own classes, RAM++'s image processor, the same tagging pipeline
+TAG2TEXT_AUTO_MAP = {
+    "AutoConfig": "configuration_tag2text.Tag2TextConfig",
+    "AutoModel": "modeling_tag2text.Tag2TextForConditionalGeneration",
+    "AutoModelForImageTextToText": "modeling_tag2text.Tag2TextForConditionalGeneration",
+    "AutoImageProcessor": "image_processing_ram_plus.RamPlusImageProcessor",
+    "AutoProcessor": "processing_tag2text.Tag2TextProcessor",
+}
+_TAG2TEXT_ENTRY_FILES = {
+    "configuration_tag2text": "models/tag2text/configuration_tag2text.py",
+    "modeling_tag2text": "models/tag2text/modeling_tag2text.py",
+    "image_processing_ram_plus": "models/ram_plus/image_processing_ram_plus.py",
+    "processing_tag2text": "models/tag2text/processing_tag2text.py",
+    "pipeline_zero_shot_image_tagging": "pipelines/zero_shot_image_tagging.py",
+}
+# RAM's folders (`model_type` "ram"): its configuration and model, subclasses of RAM++'s, and RAM++'s other classes
+RAM_AUTO_MAP = {
+    **AUTO_MAP,
+    "AutoConfig": "configuration_ram.RamConfig",
+    "AutoModel": "modeling_ram.RamModel",
+    "AutoModelForImageClassification": "modeling_ram.RamModel",
+}
+_RAM_ENTRY_FILES = {
+    **_ENTRY_FILES,
+    "configuration_ram": "models/ram/configuration_ram.py",
+    "modeling_ram": "models/ram/modeling_ram.py",
+}
+# model_type -> (auto map, entry files) of its bundle
+_BUNDLES = {
+    "ram_plus": (AUTO_MAP, _ENTRY_FILES),
+    "ram": (RAM_AUTO_MAP, _RAM_ENTRY_FILES),
+    "tag2text": (TAG2TEXT_AUTO_MAP, _TAG2TEXT_ENTRY_FILES),
+}
+
+
+def _bundle_of(model_type: str | None) -> tuple[dict, dict]:
+    if model_type is None:
+        model_type = "ram_plus"
+    if model_type not in _BUNDLES:
+        raise ValueError(f"no remote-code bundle for model_type {model_type!r}; known: {', '.join(_BUNDLES)}")
+    return _BUNDLES[model_type]
+
+
 # a relative import of the package: `from ..models.ram_plus.processing_ram_plus import x` (any number of dots)
 _RELATIVE_IMPORT = re.compile(r"^(?P<indent>\s*)from\s+(?P<dots>\.+)(?P<module>[\w.]*)\s+import\s", re.MULTILINE)
 
 
-def _entry_modules(model_type: str = "ram_plus") -> list[str]:
-    """The modules a folder of `model_type` names in its auto_map, and the pipeline: a folder ships only those and
-    what they import, so that transformers' own re-saving of remote code (which copies exactly that) gives the same
-    files."""
-    modules = [reference.rsplit(".", 1)[0] for reference in AUTO_MAPS.get(model_type, AUTO_MAP).values()]
+def _entry_modules(model_type: str | None = None) -> list[str]:
+    modules = [reference.rsplit(".", 1)[0] for reference in _bundle_of(model_type)[0].values()]
     modules += [task["impl"].rsplit(".", 1)[0] for task in CUSTOM_PIPELINES.values()]
     return list(dict.fromkeys(modules))
 
@@ -98,10 +127,11 @@ def _resolve(source: Path, dots: str, module: str, root: Path) -> Path:
     return target.resolve()
 
 
-def _package_bundle(root: Path, model_type: str = "ram_plus") -> dict[str, Path]:
+def _package_bundle(root: Path, model_type: str | None = None) -> dict[str, Path]:
     """bundle module name -> package file: the entry files and, recursively, what they import relatively."""
-    flat_names = {(root / path).resolve(): name for name, path in _ENTRY_FILES.items()}
-    pending = [(root / _ENTRY_FILES[name]).resolve() for name in _entry_modules(model_type)]
+    entry_files = _bundle_of(model_type)[1]
+    flat_names = {(root / path).resolve(): name for name, path in entry_files.items()}
+    pending = [(root / entry_files[name]).resolve() for name in _entry_modules(model_type)]
     found: dict[Path, str] = {}
     while pending:
         source = pending.pop()
@@ -120,7 +150,7 @@ def _package_bundle(root: Path, model_type: str = "ram_plus") -> dict[str, Path]
     return bundle
 
 
-def _flat_bundle(folder: Path, model_type: str = "ram_plus") -> dict[str, Path]:
+def _flat_bundle(folder: Path, model_type: str | None = None) -> dict[str, Path]:
     """bundle module name -> file of a flat folder (a saved model folder, or remote code run from one)."""
 
     files: dict[str, Path] = {}
@@ -146,9 +176,9 @@ def _flattened(source: Path, bundle: dict[str, Path], root: Path) -> str:
     return _RELATIVE_IMPORT.sub(sibling, source.read_text(encoding="utf-8"))
 
 
-def bundle_files(source_dir=None, model_type: str = "ram_plus") -> list[Path]:
-    """The source files of the bundle of a `model_type` folder: the entry modules and, recursively, the modules they
-    import relatively (from the installed package, or from a flat folder `source_dir`)."""
+def bundle_files(source_dir=None, model_type: str | None = None) -> list[Path]:
+    """The source files of the bundle: the entry modules and, recursively, the modules they import relatively (from
+    the installed package, or from a flat folder `source_dir`)."""
     if source_dir is None:
         bundle = _package_bundle(_PACKAGE_DIR, model_type)
     else:
@@ -156,16 +186,16 @@ def bundle_files(source_dir=None, model_type: str = "ram_plus") -> list[Path]:
     return sorted(bundle.values(), key=lambda p: p.name)
 
 
-def bundle_sources(source_dir=None, package_dir=None, model_type: str = "ram_plus") -> dict[str, str]:
-    """File name -> text of the bundle of a `model_type` folder as it holds it (flat: the package's relative imports
-    rewritten to sibling imports), from the package (or the package tree `package_dir`) or from a flat folder
-    `source_dir`."""
+def bundle_sources(source_dir=None, package_dir=None, model_type: str | None = None) -> dict[str, str]:
+    """File name -> text of the bundle as a saved folder holds it (flat: the package's relative imports rewritten
+    to sibling imports), from the package (or the package tree `package_dir`) or from a flat folder `source_dir`."""
     if source_dir is None:
         root = Path(package_dir).resolve() if package_dir is not None else _PACKAGE_DIR
         bundle = _package_bundle(root, model_type)
         return {f"{name}.py": _flattened(path, bundle, root) for name, path in bundle.items()}
-    flat = _flat_bundle(Path(source_dir), model_type)
-    return {f"{name}.py": path.read_text(encoding="utf-8") for name, path in flat.items()}
+    return {
+        f"{name}.py": path.read_text(encoding="utf-8") for name, path in _flat_bundle(Path(source_dir), model_type).items()
+    }
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -173,16 +203,18 @@ def _write_json(path: Path, data: dict) -> None:
         stream.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _auto_map(data: dict, names, model_auto_map: dict = AUTO_MAP) -> dict:
+def _auto_map(data: dict, names, auto_classes: dict = AUTO_MAP) -> dict:
     auto_map = dict(data.get("auto_map") or {})
     for name in names:
+        if name not in auto_classes:
+            continue
         # the image processor's entry is keyed by backend (transformers' format for image processors), which also
         # keeps AutoVideoProcessor from deriving a non-existent "RamPlusVideoProcessor" from it
-        auto_map[name] = {"pil": model_auto_map[name]} if name == "AutoImageProcessor" else model_auto_map[name]
+        auto_map[name] = {"pil": auto_classes[name]} if name == "AutoImageProcessor" else auto_classes[name]
     return auto_map
 
 
-def write_remote_code(directory) -> list[Path]:
+def write_remote_code(directory, model_type: str | None = None) -> list[Path]:
     """
     Add the remote-code bundle to a saved model folder: write the bundle's modules (flat) and set `auto_map` in
     `config.json`, `preprocessor_config.json` and `processor_config.json` (those present) and `custom_pipelines` in
@@ -191,11 +223,12 @@ def write_remote_code(directory) -> list[Path]:
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{os.fspath(directory)!r} has no config.json: save the model before its code")
-    with open(directory / "config.json", encoding="utf-8") as stream:
-        model_type = json.load(stream).get("model_type")
-    model_auto_map = AUTO_MAPS.get(model_type, AUTO_MAP)
+    if model_type is None:  # the folder's own model
+        with open(directory / "config.json", encoding="utf-8") as stream:
+            model_type = json.load(stream).get("model_type") or "ram_plus"
+    auto_classes = _bundle_of(model_type)[0]
     copied = []
-    for name, text in bundle_sources(model_type=model_type if model_type in AUTO_MAPS else "ram_plus").items():
+    for name, text in bundle_sources(model_type=model_type).items():
         target = directory / name
         with atomic_file(target) as stream:
             stream.write(text)
@@ -206,12 +239,12 @@ def write_remote_code(directory) -> list[Path]:
             continue
         with open(path, encoding="utf-8") as stream:
             data = json.load(stream)
-        data["auto_map"] = _auto_map(data, names, model_auto_map)
+        data["auto_map"] = _auto_map(data, names, auto_classes)
         if filename == "preprocessor_config.json" and (directory / "processor_config.json").is_file():
-            data["auto_map"]["AutoProcessor"] = model_auto_map["AutoProcessor"]
+            data["auto_map"]["AutoProcessor"] = auto_classes["AutoProcessor"]
         if isinstance(data.get("image_processor"), dict):  # processor_config.json nests the image processor's
             data["image_processor"]["auto_map"] = _auto_map(
-                data["image_processor"], ("AutoImageProcessor",), model_auto_map
+                data["image_processor"], ("AutoImageProcessor",), auto_classes
             )
         if filename == "config.json":
             data["custom_pipelines"] = {**(data.get("custom_pipelines") or {}), **CUSTOM_PIPELINES}
@@ -243,4 +276,4 @@ def save_model_folder(directory, model, processor=None, image_processor=None, to
     return directory
 
 
-__all__ = ["AUTO_MAP", "AUTO_MAPS", "CUSTOM_PIPELINES", "RAM_AUTO_MAP", "bundle_files", "save_model_folder", "write_remote_code"]
+__all__ = ["AUTO_MAP", "CUSTOM_PIPELINES", "bundle_files", "save_model_folder", "write_remote_code"]

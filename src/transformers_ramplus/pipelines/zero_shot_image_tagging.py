@@ -117,6 +117,11 @@ class _BuiltinTags:
         self.names = [all_names[i] for i in chosen]
         self.thresholds = [thresholds[i] for i in chosen]
         self.chinese_names = [chinese[i] if chinese else None for i in chosen]
+        # Tag2Text's `delete_tag_index`: tags its authors never output (they disturb captions)
+        deleted = getattr(config, "delete_tag_index", None) or []
+        self.keep = None
+        if deleted:
+            self.keep = torch.tensor([i not in set(deleted) for i in chosen], dtype=torch.bool)
 
     def labels(self, language: str = "en") -> list[str]:
         if validate_language(language) == "en" or all(c is None for c in self.chinese_names):
@@ -257,6 +262,16 @@ class ZeroShotImageTaggingPipeline(Pipeline):
 
     def get_tag_set(self, candidate_labels=None, templates=None):
         """The [`TagSet`] for `candidate_labels` (cached: the same labels again cost no text work)."""
+        if getattr(self.model.config, "model_type", None) == "tag2text":  # learned tag embeddings: no open set
+            if isinstance(candidate_labels, _BuiltinTags) and templates is None:
+                return candidate_labels  # this pipeline's own tag set, handed back (`tag_batches`)
+            if candidate_labels is not None or templates is not None:
+                raise ValueError(
+                    "Tag2Text has no open set: it tags with its own built-in tags only (its tag embeddings are learned, "
+                    "not text embeddings); call the pipeline without `candidate_labels` / `templates`, or use RAM++ "
+                    "or RAM for new tags"
+                )
+            return _BuiltinTags(self.model.config, None)
         if TagSet is None:  # remote code without the package: built-in tags only
             if templates is not None:
                 raise ValueError("`templates` need the transformers-ramplus package (pip install transformers-ramplus)")
@@ -326,7 +341,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             tag_set = self.get_tag_set(None)
         logits = model_outputs["logits"].reshape(1, -1)
         thresholds = tag_set.thresholds if threshold is None else threshold
-        return post_process_image_tagging(logits, thresholds, tag_set.labels(language), top_k=top_k)[0]
+        keep = getattr(tag_set, "keep", None)
+        return post_process_image_tagging(logits, thresholds, tag_set.labels(language), top_k=top_k, keep=keep)[0]
 
     # ------------------------------------------------------------------ sharing
     def save_pretrained(self, save_directory, **kwargs):

@@ -116,7 +116,8 @@ def detect_format(state: dict[str, torch.Tensor]) -> str:
     if "label_embed.weight" in state or "fc.W" in state:
         raise ConversionError(
             "this is a Tag2Text checkpoint (a learned `label_embed.weight` and a group-wise head `fc.W`), not RAM or "
-            "RAM++; this converter handles RAM++ and RAM checkpoints"
+            "RAM++: `ramplus convert` detects and converts it (with --tag-list and --tokenizer), or use "
+            "`transformers_ramplus.models.tag2text.convert_tag2text.convert_checkpoint`"
         )
     if "label_embed" in state:
         return "ram"

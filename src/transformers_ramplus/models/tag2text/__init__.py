@@ -1,0 +1,1 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
