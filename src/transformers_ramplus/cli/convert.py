@@ -40,8 +40,8 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--tokenizer",
-        help="Tag2Text: the BERT tokenizer (folder or Hub id; the released model uses "
-        "bert-base-uncased, [DEC] and [ENC] are added when missing)",
+        help="Tag2Text, and RAM's text side (its caption loss): the BERT tokenizer (folder or Hub id; the released "
+        "models use bert-base-uncased, [DEC] and [ENC] are added when missing for Tag2Text)",
     )
     parser.add_argument(
         "--text-heads",
@@ -84,6 +84,8 @@ def run(args) -> int:
         num_attention_heads=args.decoder_heads,
         overwrite=args.overwrite,
         text_tower=args.text_tower,
+        tokenizer=args.tokenizer,  # RAM: its text side (the text_generation loss)
+        text_num_attention_heads=args.text_heads,
     )
     config = report.config
     sys.stderr.write(

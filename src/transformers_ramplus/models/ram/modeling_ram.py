@@ -11,12 +11,15 @@ This file imports only RAM++'s modeling file, its configuration, `transformers` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
 from transformers.core_model_loading import WeightRenaming
 
 from ..ram_plus.modeling_ram_plus import RamPlusModel, RamPlusOutput
+from ..tag2text.modeling_tag2text_text import Tag2TextTextModel
 from .configuration_ram import RamConfig
 
 
@@ -26,6 +29,39 @@ register_checkpoint_conversion_mapping(
     [WeightRenaming(source_patterns=r"^label_embeds", target_patterns="tag_embeddings.label_embeds")],
     overwrite=True,
 )
+
+
+@dataclass
+class RamOutput(RamPlusOutput):
+    """
+    Output of [`RamModel`]: [`RamPlusOutput`] and `text_generation_loss` (`torch.FloatTensor` of shape `()`,
+    *optional*), the caption decoder's mean token cross-entropy (label smoothing 0.1) given the image and the tags.
+    """
+
+    text_generation_loss: torch.FloatTensor | None = None
+
+
+# the tagging decoder's modules that ARE the tag encoder's (`decoder.layers.N.<ours>` = `...layer.N.<theirs>`)
+_SHARED_MODULES = {
+    "cross_attention.q_proj": "crossattention.self.query",
+    "cross_attention.k_proj": "crossattention.self.key",
+    "cross_attention.v_proj": "crossattention.self.value",
+    "cross_attention.o_proj": "crossattention.output.dense",
+    "cross_attention_layer_norm": "crossattention.output.LayerNorm",
+    "fc1": "intermediate.dense",
+    "fc2": "output.dense",
+    "final_layer_norm": "output.LayerNorm",
+}
+_CAPTION_LM_TIES = {
+    "caption_model.text_decoder.cls.predictions.decoder.weight": "caption_model.text_decoder.bert.embeddings.word_embeddings.weight",
+    "caption_model.text_decoder.cls.predictions.decoder.bias": "caption_model.text_decoder.cls.predictions.bias",
+}
+
+
+def _submodule(module, path: str):
+    for name in path.split("."):
+        module = getattr(module, name)
+    return module
 
 
 class RamModel(RamPlusModel):
@@ -48,6 +84,26 @@ class RamModel(RamPlusModel):
 
     def __init__(self, config: RamConfig):
         super().__init__(config)
+
+    def _add_modules(self, config: RamConfig) -> None:
+        """The optional caption model (`config.caption_config`): the BERT tag encoder, whose lowest layers' cross-
+        attention and feed-forward modules are the tagging decoder's own (one set of weights, as the original ties
+        them), and the caption decoder."""
+        self.caption_model = None
+        if config.caption_config is None:
+            return
+        self.caption_model = Tag2TextTextModel(config.caption_config)
+        ties = dict(_CAPTION_LM_TIES)
+        for index, layer in enumerate(self.decoder.layers):
+            encoder_layer = self.caption_model.tag_encoder.encoder.layer[index]
+            for ours, theirs in _SHARED_MODULES.items():
+                parent, _, name = ours.rpartition(".")
+                setattr(_submodule(layer, parent) if parent else layer, name, _submodule(encoder_layer, theirs))
+                for leaf in ("weight", "bias"):
+                    ties[f"caption_model.tag_encoder.encoder.layer.{index}.{theirs}.{leaf}"] = (
+                        f"decoder.layers.{index}.{ours}.{leaf}"
+                    )
+        self._tied_weights_keys = ties  # saved once, under the tagging decoder's names
 
     @staticmethod
     def pool_label_embeds(label_embeds: torch.Tensor, description_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,25 +139,41 @@ class RamModel(RamPlusModel):
         tag_indices: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         teacher_image_embeds: torch.Tensor | None = None,
+        tag_input_ids: torch.Tensor | None = None,
+        tag_attention_mask: torch.Tensor | None = None,
         caption_input_ids: torch.Tensor | None = None,
         caption_attention_mask: torch.Tensor | None = None,
+        caption_labels: torch.Tensor | None = None,
         caption_embeds: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> RamPlusOutput:
+    ) -> RamOutput:
         r"""
         As [`RamPlusModel.forward`]: `pixel_values` (or `image_embeds`), optional open-set `label_embeds`
         (`(num_tags, D, text_embed_dim)`, or 2-D with `descriptions_per_tag`; several rows per tag are averaged),
-        `tag_indices`, `labels` (tagging loss) and `teacher_image_embeds` (distillation loss). RAM has no image-caption
-        alignment loss: caption inputs are refused.
+        `tag_indices`, `labels` (tagging loss) and `teacher_image_embeds` (distillation loss). With a caption model
+        (`config.caption_config`), the `text_generation` loss: `tag_input_ids` / `tag_attention_mask` (the image's
+        tags as text, `Tag2TextTextModel.tag_inputs`) and `caption_input_ids` / `caption_attention_mask` /
+        `caption_labels` (the caption, `Tag2TextTextModel.caption_inputs`). RAM has no image-caption alignment loss
+        (`caption_embeds` is refused).
         """
-        if caption_input_ids is not None or caption_embeds is not None or caption_attention_mask is not None:
+        if caption_embeds is not None:
             raise ValueError(
-                "RAM has no image-caption alignment loss (that objective is RAM++'s): pass `labels` and/or "
-                "`teacher_image_embeds` for its tagging and distillation losses"
+                "RAM has no image-caption alignment loss (that objective is RAM++'s): its caption loss takes BERT "
+                "`caption_input_ids` / `caption_labels` with `tag_input_ids`"
             )
-        return super().forward(
+        text_inputs = (tag_input_ids, caption_input_ids, caption_labels)
+        wants_text = any(x is not None for x in (*text_inputs, tag_attention_mask, caption_attention_mask))
+        if wants_text:
+            if self.caption_model is None:
+                raise ValueError(
+                    "this RAM model has no caption model (converted without its text side: pass --tokenizer to "
+                    "`ramplus convert`), so it has no text_generation loss"
+                )
+            if any(x is None for x in text_inputs):
+                raise ValueError("the text_generation loss needs `tag_input_ids`, `caption_input_ids` and `caption_labels`")
+        output = super().forward(
             pixel_values=pixel_values,
             image_embeds=image_embeds,
             label_embeds=label_embeds,
@@ -114,6 +186,13 @@ class RamModel(RamPlusModel):
             output_hidden_states=output_hidden_states,
             **kwargs,
         )
+        output = RamOutput(**output)
+        if wants_text:
+            tag_states = self.caption_model.encode_tags(tag_input_ids, tag_attention_mask, output.image_embeds)
+            loss = self.caption_model.caption_loss(tag_states, caption_input_ids, caption_attention_mask, caption_labels)
+            total = loss if output.loss is None else output.loss + loss
+            output = RamOutput(**{**output, "loss": total, "text_generation_loss": loss})
+        return output
 
 
-__all__ = ["RamModel"]
+__all__ = ["RamModel", "RamOutput"]

@@ -82,6 +82,7 @@ class ConversionReport:
     converted_keys: int = 0
     dropped_buffers: list[str] = field(default_factory=list)
     unknown_keys: list[str] = field(default_factory=list)
+    shared_keys_checked: int = 0
 
 
 def load_original_state_dict(path) -> dict[str, torch.Tensor]:
@@ -279,11 +280,25 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) ->
     if len(prefixes) > 1:
         raise ConversionError("the checkpoint holds both `tagging_head.` and `vision_multi.` decoders")
     converted: dict[str, torch.Tensor] = {}
+    ties = {}
+    if isinstance(config, RamConfig) and config.caption_config is not None:
+        with torch.device("meta"):
+            ties = dict(model_class(config)._tied_weights_keys)  # caption-model name -> the name it is saved under
     for key, tensor in state.items():
         if _DROPPED.search(key):
             report.dropped_buffers.append(key)
             continue
-        target = map_key(key)
+        if ties and key.startswith(("tag_encoder.", "text_decoder.")):
+            name = f"caption_model.{key}"
+            if key.endswith("embeddings.position_ids"):  # a buffer transformers rebuilds
+                report.dropped_buffers.append(key)
+                continue
+            if name in ties:  # one tensor with the tagging decoder's (or the LM head's embeddings): checked, stored once
+                report.shared_keys_checked += 1
+                continue
+            target = name if name in expected else None
+        else:
+            target = map_key(key)
         if target is None:
             report.unknown_keys.append(key)
             continue
@@ -302,11 +317,52 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) ->
                     f"model {tuple(expected[name])}"
                 )
             converted[name] = piece.to(torch.float32).contiguous()
-    missing = sorted(set(expected) - set(converted) - _recomputed_buffers(expected))
+    for name, source in ties.items():  # the original stores tied tensors twice: they must be equal
+        original = name[len("caption_model."):]
+        source_key = source[len("caption_model."):] if source.startswith("caption_model.") else None
+        if source_key is None:  # a tagging-decoder tensor: compare with the tagging head's copy
+            layer, _, rest = original[len("tag_encoder.encoder.layer."):].partition(".")
+            prefix = "tagging_head" if any(k.startswith("tagging_head.") for k in state) else "vision_multi"
+            source_key = f"{prefix}.encoder.layer.{layer}.{rest}"
+        if original in state and source_key in state and not torch.equal(state[original], state[source_key]):
+            raise ConversionError(
+                f"{original} differs from {source_key}: RAM's tag encoder shares these weights (the released "
+                "checkpoints store them twice, equal)"
+            )
+    missing = sorted(set(expected) - set(converted) - set(ties) - _recomputed_buffers(expected))
     if missing:
         raise ConversionError(f"the checkpoint is missing {len(missing)} needed tensors, e.g. {missing[:5]}")
     report.converted_keys = len(converted)
     return converted, report
+
+
+def _caption_config(state, tokenizer, num_attention_heads=None):
+    """RAM's text side (`Tag2TextTextConfig`) from the shapes of the tag encoder and the tokenizer's special ids."""
+    from ..tag2text.configuration_tag2text_text import Tag2TextTextConfig
+
+    if isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    vocab, hidden = _require(state, "tag_encoder.embeddings.word_embeddings.weight").shape
+    if len(tokenizer) != vocab:
+        raise ConversionError(f"the tokenizer has {len(tokenizer)} tokens but the checkpoint's text vocabulary {vocab}")
+    enc = tokenizer.convert_tokens_to_ids("[ENC]")
+    if enc == tokenizer.unk_token_id or tokenizer.bos_token_id is None:
+        raise ConversionError("the tokenizer needs [DEC] as its bos token and an [ENC] token (the authors' BERT setup)")
+    layers = {int(m.group(1)) for k in state if (m := re.match(r"^tag_encoder\.encoder\.layer\.(\d+)\.", k))}
+    return Tag2TextTextConfig(
+        vocab_size=int(vocab),
+        hidden_size=int(hidden),
+        encoder_hidden_size=int(_require(state, "tag_encoder.encoder.layer.0.crossattention.self.key.weight").shape[1]),
+        intermediate_size=int(_require(state, "tag_encoder.encoder.layer.0.intermediate.dense.weight").shape[0]),
+        num_hidden_layers=len(layers),
+        num_attention_heads=int(num_attention_heads or max(1, hidden // 64)),
+        max_position_embeddings=int(_require(state, "tag_encoder.embeddings.position_embeddings.weight").shape[0]),
+        bos_token_id=int(tokenizer.bos_token_id),
+        enc_token_id=int(enc),
+        pad_token_id=int(tokenizer.pad_token_id),
+        sep_token_id=int(tokenizer.sep_token_id),
+        eos_token_id=int(tokenizer.sep_token_id),
+    )
 
 
 def _recomputed_buffers(expected) -> set[str]:
@@ -350,6 +406,8 @@ def convert_checkpoint(
     num_attention_heads: int = 4,
     overwrite: bool = False,
     text_tower=None,
+    tokenizer=None,
+    text_num_attention_heads: int | None = None,
 ) -> ConversionReport:
     """
     Convert an original RAM++ or RAM checkpoint (the format detected from its keys, `detect_format`) into
@@ -358,6 +416,10 @@ def convert_checkpoint(
 
     `text_tower`: optional transformers CLIP checkpoint (Hub id or directory) whose text tower and tokenizer are
     bundled, for open-set tagging with new tag names or descriptions.
+
+    `tokenizer` (RAM only): the BERT tokenizer of the checkpoint's text side (a folder or Hub id; bert-base-uncased
+    plus `[DEC]` and `[ENC]` for the released model). With it, the tag encoder and caption decoder are converted too
+    (`config.caption_config`, RAM's `text_generation` loss); without it they are skipped.
     """
     output_dir = Path(output_dir)
     _check_output_dir(output_dir, overwrite, [checkpoint_path, tag_list, tag_list_chinese, thresholds, text_tower])
@@ -373,6 +435,14 @@ def convert_checkpoint(
         config._set_vocabulary(config.tag_names, thresholds=threshold_values, chinese_names=chinese)
     except ValueError as error:
         raise ConversionError(str(error)) from error
+    if tokenizer is not None:
+        if not isinstance(config, RamConfig):
+            raise ConversionError("`tokenizer` is for RAM's text side; this is a RAM++ checkpoint")
+        config.caption_config = _caption_config(state, tokenizer, text_num_attention_heads)
+        try:
+            config.validate_caption_config()
+        except (TypeError, ValueError) as error:
+            raise ConversionError(str(error)) from error
     config.architectures = ["RamModel" if isinstance(config, RamConfig) else "RamPlusModel"]
     converted, report = convert_state_dict(state, config)
 

@@ -457,11 +457,15 @@ class RamPlusModel(RamPlusPreTrainedModel):
         self.decoder = RamPlusDecoder(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
+        self._add_modules(config)
         self.tag_embeddings = RamPlusTagEmbeddings(config)  # last: initialized after every random weight, as before
         # True once `set_vocabulary` changed the loaded vocabulary: adapters trained from here on must carry it
         self.vocabulary_changed = False
         self.post_init()
         self.freeze_text_model()
+
+    def _add_modules(self, config) -> None:
+        """Modules a subclass adds before the weights are initialized (RAM: its optional caption model)."""
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
