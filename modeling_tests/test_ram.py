@@ -145,6 +145,59 @@ def test_losses_and_gradients_match_the_authors(ram, ram_reference_outputs, ram_
 def test_captions_are_refused_with_a_clear_error(ram, image_embeds):
     with pytest.raises(ValueError, match="RAM has no image-caption alignment loss"):
         ram(image_embeds=image_embeds, caption_embeds=torch.zeros(2, 512))
+    with pytest.raises(ValueError, match="no caption model .*--tokenizer"):  # converted without its text side
+        ram(image_embeds=image_embeds, caption_input_ids=torch.ones(2, 5, dtype=torch.long))
+
+
+# ------------------------------------------------------------------ RAM's text side (text_generation loss)
+@pytest.fixture(scope="module")
+def converted_ram_text(tmp_path_factory):
+    """The golden tiny RAM converted with its BERT text side (the synthetic tokenizer; 4 text heads, as generated)."""
+    from conftest import convert_golden_ram_tiny
+
+    output = tmp_path_factory.mktemp("ram_text") / "ram_tiny_text"
+    return convert_golden_ram_tiny(output, "--tokenizer", str(RAM_TINY_DIR / "tokenizer"), "--text-heads", "4")
+
+
+# original parameter -> ours in a model with the text side (the tag encoder's first query IS the decoder's)
+TEXT_GRADIENTS = {
+    **GRADIENTS,
+    "text_decoder.cls": "caption_model.text_decoder.cls.predictions.transform.dense.weight",
+}
+
+
+def test_three_losses_and_gradients_match_the_authors(converted_ram_text, ram_reference_outputs, ram_reference_losses):
+    from transformers import AutoTokenizer
+
+    model = AutoModel.from_pretrained(converted_ram_text).eval()
+    shared = model.caption_model.tag_encoder.encoder.layer[0].crossattention.self.query
+    assert model.decoder.layers[0].cross_attention.q_proj is shared  # one set of weights, after saving and loading
+    tokenizer = AutoTokenizer.from_pretrained(RAM_TINY_DIR / "tokenizer")
+    inputs = ram_reference_losses["inputs"]
+    tag_texts = model.caption_model.tag_texts_from_multi_hot(inputs["parse_tag"], model.config.tag_names)
+    tags = model.caption_model.tag_inputs(tokenizer, tag_texts)
+    captions = model.caption_model.caption_inputs(tokenizer, inputs["captions"])
+    output = model(
+        pixel_values=ram_reference_outputs["pixel_values"], labels=inputs["image_tag"], teacher_image_embeds=inputs["clip_feature"],
+        tag_input_ids=tags["input_ids"], tag_attention_mask=tags["attention_mask"], caption_input_ids=captions["input_ids"],
+        caption_attention_mask=captions["attention_mask"], caption_labels=captions["labels"],
+    )
+    torch.testing.assert_close(output.logits.detach(), ram_reference_outputs["logits"], atol=1e-4, rtol=0)
+    losses = ram_reference_losses["losses"]
+    torch.testing.assert_close(output.loss.detach(), sum(losses.values()), rtol=1e-5, atol=0)
+    parameters = dict(model.named_parameters())
+    for loss_name, field in (("text_generation", "text_generation_loss"), ("tag", "tag_loss"), ("distillation", "distillation_loss")):
+        loss = getattr(output, field)
+        torch.testing.assert_close(loss.detach(), losses[loss_name], rtol=1e-5, atol=0)
+        gradients = torch.autograd.grad(loss, [parameters[n] for n in TEXT_GRADIENTS.values()], retain_graph=True, allow_unused=True)
+        for (original, ours), gradient in zip(TEXT_GRADIENTS.items(), gradients):
+            reference = ram_reference_losses["grads"][loss_name][original]
+            gradient = torch.zeros_like(parameters[ours]) if gradient is None else gradient
+            scale = float(reference.abs().max())
+            torch.testing.assert_close(
+                gradient, reference.reshape(gradient.shape), rtol=1e-4, atol=max(scale, 1e-6) * 1e-4,
+                msg=lambda m, loss_name=loss_name, original=original: f"{loss_name} loss, {original}: {m}",
+            )
 
 
 # ------------------------------------------------------------------ RAM++'s features on RAM
@@ -207,7 +260,7 @@ def test_open_set_by_names_and_descriptions_with_a_text_tower(tmp_path, tiny_cli
     torch.testing.assert_close(torch.tensor(abacus), expected, atol=1e-4, rtol=0)
 
 
-def test_converted_ram_folder_loads_as_remote_code_without_the_package(converted_ram_tiny, ram_reference_outputs, tmp_path):
+def test_converted_ram_folder_loads_as_remote_code_without_the_package(converted_ram_text, ram_reference_outputs, tmp_path):
     import textwrap
 
     from conftest import run_without_package
@@ -219,7 +272,7 @@ def test_converted_ram_folder_loads_as_remote_code_without_the_package(converted
         sys.modules["transformers_ramplus"] = None  # importing the package now fails
         import torch
         from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
-        folder = {str(converted_ram_tiny)!r}
+        folder = {str(converted_ram_text)!r}
         expected = torch.load({str(tmp_path / "expected.pt")!r}, weights_only=True)
         config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
         model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
@@ -246,9 +299,9 @@ def test_converted_ram_folder_loads_as_remote_code_without_the_package(converted
     # the package's writers ship the same RAM bundle and auto_map
     from transformers_ramplus import save_model_folder
 
-    save_model_folder(tmp_path / "saved", AutoModel.from_pretrained(converted_ram_tiny))
+    save_model_folder(tmp_path / "saved", AutoModel.from_pretrained(converted_ram_text))
     for name in ("config.json", "preprocessor_config.json", "processor_config.json"):
-        ours, theirs = (json.loads((folder / name).read_text()).get("auto_map") for folder in (tmp_path / "saved", converted_ram_tiny))
+        ours, theirs = (json.loads((folder / name).read_text()).get("auto_map") for folder in (tmp_path / "saved", converted_ram_text))
         assert ours == theirs, name
-    assert sorted(p.name for p in (tmp_path / "saved").glob("*.py")) == sorted(p.name for p in converted_ram_tiny.glob("*.py"))
-    assert {"configuration_ram.py", "modeling_ram.py", "modeling_ram_plus.py"} <= {p.name for p in converted_ram_tiny.glob("*.py")}
+    assert sorted(p.name for p in (tmp_path / "saved").glob("*.py")) == sorted(p.name for p in converted_ram_text.glob("*.py"))
+    assert {"configuration_ram.py", "modeling_ram.py", "modeling_ram_plus.py"} <= {p.name for p in converted_ram_text.glob("*.py")}
