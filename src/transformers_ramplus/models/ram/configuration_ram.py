@@ -36,7 +36,7 @@ class RamConfig(RamPlusConfig):
     """
 
     model_type = "ram"
-    sub_configs_defaults = {
+    sub_configs_defaults = {  # noqa: RUF012 (as transformers declares it)
         **RamPlusConfig.sub_configs_defaults,
         "caption_config": SubConfigSpec(Tag2TextTextConfig, optional=True),
     }

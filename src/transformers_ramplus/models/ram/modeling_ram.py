@@ -92,6 +92,8 @@ class RamModel(RamPlusModel):
         self.caption_model = None
         if config.caption_config is None:
             return
+        # transformers' BERT text layers (BlipText*) run the eager attention only, whatever the tagging side uses
+        config.caption_config._attn_implementation_internal = "eager"
         self.caption_model = Tag2TextTextModel(config.caption_config)
         ties = dict(_CAPTION_LM_TIES)
         for index, layer in enumerate(self.decoder.layers):
