@@ -305,3 +305,41 @@ def test_converted_ram_folder_loads_as_remote_code_without_the_package(converted
         assert ours == theirs, name
     assert sorted(p.name for p in (tmp_path / "saved").glob("*.py")) == sorted(p.name for p in converted_ram_text.glob("*.py"))
     assert {"configuration_ram.py", "modeling_ram.py", "modeling_ram_plus.py"} <= {p.name for p in converted_ram_text.glob("*.py")}
+
+
+def test_lora_with_a_new_tag_trains_saves_and_loads_as_ram(tmp_path):
+    """RAM++'s adapter path on RAM: a new tag given by two descriptions (one averaged row for RAM), LoRA training
+    lowers the loss, and the saved adapter loads by AutoModel as a RamModel with the new tag and the same logits."""
+    from conftest import tiny_config, tiny_word_text_config, tiny_word_tokenizer
+
+    from transformers_ramplus import RamPlusImageProcessor
+    from transformers_ramplus.training.adapters import apply_lora, save_adapter
+    from transformers_ramplus.training.trainer import add_tags
+
+    base = tiny_config(num_tags=4, descriptions_per_tag=1, text_config=tiny_word_text_config()).to_dict()
+    torch.manual_seed(0)
+    RamModel(RamConfig.from_dict({**base, "model_type": "ram"})).save_pretrained(tmp_path / "base")
+    tokenizer = tiny_word_tokenizer(["a", "photo", "of", "lesion", "scan"])
+    processor = RamPlusProcessor(image_processor=RamPlusImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer)
+    model = RamModel.from_pretrained(tmp_path / "base")
+    add_tags(model, {"lesion": ["a photo of lesion", "a scan"]}, tokenizer=tokenizer)
+    lora = apply_lora(model)
+    pixel_values, labels = torch.randn(4, 3, 64, 64), (torch.rand(4, 5) > 0.5).float()
+    optimizer = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-2)
+    lora.train()
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = lora(pixel_values=pixel_values, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    lora.eval()
+    with torch.no_grad():
+        expected = lora(pixel_values=pixel_values).logits
+    save_adapter(lora, tmp_path / "adapter", processor=processor)
+    loaded = AutoModel.from_pretrained(tmp_path / "adapter").eval()
+    assert type(loaded) is RamModel and loaded.config.tag_names[-1] == "lesion"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=pixel_values).logits, expected, atol=1e-5, rtol=0)
