@@ -75,6 +75,7 @@ def test_logits_and_tag_strings_match_golden(t2t):
     assert [processor.format_tags(t) for t in tags] == meta["tags"]
 
 
+@pytest.mark.slow
 def test_captions_match_golden_ids(t2t):
     model, processor = t2t
     golden, meta = _golden("reference_outputs.pt"), _golden("reference_meta.json")
@@ -90,7 +91,8 @@ def test_captions_match_golden_ids(t2t):
 
 
 def test_batched_captions_equal_one_at_a_time(t2t):
-    model, _ = t2t
+    """Each row of a batch equals the golden one-at-a-time ids (predicted and specified tags) and their captions."""
+    model, processor = t2t
     golden, meta = _golden("reference_outputs.pt"), _golden("reference_meta.json")
     for tags in (None, meta["specified_tags"]):
         batched = model.generate(pixel_values=golden["pixel_values"], tags=tags)
@@ -100,6 +102,8 @@ def test_batched_captions_equal_one_at_a_time(t2t):
             row = batched[i]
             assert row[: len(single)].tolist() == single.tolist()
             assert (row[len(single) :] == model.config.text_config.pad_token_id).all()
+        captions = meta["captions"] if tags is None else meta["specified_captions"]
+        assert processor.batch_decode(batched) == captions
 
 
 @pytest.mark.slow
@@ -139,7 +143,7 @@ def test_bad_inputs_are_named(t2t):
         model(pixel_values=torch.zeros(1, 3, 64, 64))
     with pytest.raises(ValueError, match="tags of each of the 2 images"):
         model.generate(pixel_values=pixels, tags=["dog"])
-    with pytest.raises(ValueError, match="string or a list of strings"):
+    with pytest.raises(TypeError, match="string or a list of strings"):
         model.generate(pixel_values=pixels[:1], tags=[3])
     with pytest.raises(ValueError, match=r"labels.*shape"):
         model(pixel_values=pixels, labels=torch.zeros(2, 5))
@@ -260,3 +264,90 @@ def test_cli_tag_captions(converted_t2t, converted_tiny, tmp_path, capsys):
     code = main(["tag", paths[0], "--model", str(converted_tiny), "--captions", "--no-progress"])
     assert code != 0
     assert "--captions needs a captioning model" in capsys.readouterr().err
+
+
+def test_caption_lora_training_steps(converted_t2t, tmp_path):
+    """LoRA caption fine-tuning through `CaptionTrainer` on a `datasets` image + text set: the loss is the model's,
+    only the LoRA matrices change, and a row with an unreadable image is skipped and counted."""
+    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("peft")
+    from peft import get_peft_model
+    from PIL import Image
+    from transformers import TrainingArguments
+
+    from transformers_ramplus import Tag2TextForConditionalGeneration, Tag2TextProcessor
+    from transformers_ramplus.training.captioning import CaptionCollator, CaptionTrainer, caption_lora_config
+
+    model = Tag2TextForConditionalGeneration.from_pretrained(converted_t2t)
+    processor = Tag2TextProcessor.from_pretrained(converted_t2t)
+    paths, texts = [], []
+    for color, name in (((200, 0, 0), "red"), ((0, 0, 200), "blue"), ((0, 160, 0), "green")):
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", (32, 32), color).save(path)
+        paths.append(str(path))
+        texts.append(f"a {name} square")
+    paths.append(str(tmp_path / "missing.png"))  # unreadable: skipped, counted
+    texts.append("a black square")
+    train = datasets.Dataset.from_dict({"image": paths, "text": texts})
+    model = get_peft_model(model, caption_lora_config(r=4))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = CaptionTrainer(
+        model=model,
+        args=TrainingArguments(
+            output_dir=str(tmp_path / "run"),
+            per_device_train_batch_size=4,
+            max_steps=2,
+            learning_rate=1e-2,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+        ),
+        train_dataset=train,
+        data_collator=CaptionCollator(processor),
+    )
+    result = trainer.train()
+    assert torch.isfinite(torch.tensor(result.training_loss))
+    assert trainer.num_skipped_images == 2  # the missing file, in each of the 2 steps
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and all("lora_" in n for n in changed)
+    assert any("text_decoder" in n for n in changed)
+
+
+@pytest.mark.slow
+def test_convert_from_hub_names_the_file(tmp_path):
+    """A Hub repository holding several checkpoints (as xinyu1205/recognize_anything_model): `--original-file` picks
+    one, and without it the command says which files there are."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    from local_hub import LocalHub, hub_env
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(T2T_DIR / "tag2text_original.pth", repo / "tag2text_swin_14m.pth")
+    shutil.copy(FIXTURES_DIR / "tiny" / "ram_plus_original.pth", repo / "ram_swin_large_14m.pth")
+    out = tmp_path / "converted"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from transformers_ramplus.cli.main import main
+        common = ["--tag-list", {str(T2T_DIR / "tag2text_ori_tag_list.txt")!r}, "--tokenizer",
+                  {str(T2T_DIR / "tokenizer")!r}, "--text-heads", "4"]
+        print("without", main(["convert", "someone/family", {str(tmp_path / "none")!r}, *common]))
+        print("with", main(["convert", "someone/family", {str(out)!r}, "--original-file", "tag2text_swin_14m.pth",
+                            *common]))
+        """
+    )
+    with LocalHub() as hub:
+        hub.add_repo("someone/family", repo)
+        env = hub_env(hub, tmp_path / "hf")
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert "without 1" in result.stdout or "without 2" in result.stdout, result.stdout + result.stderr
+    assert "several .pth files" in result.stderr
+    assert "with 0" in result.stdout, result.stdout + result.stderr
+    assert json.loads((out / "config.json").read_text())["model_type"] == "tag2text"
+    assert not os.path.exists(tmp_path / "none")

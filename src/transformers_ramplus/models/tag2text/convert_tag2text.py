@@ -343,10 +343,10 @@ def convert_checkpoint(
 
 
 __all__ = [
-    "is_tag2text_checkpoint",
     "convert_checkpoint",
     "convert_state_dict",
     "infer_config",
+    "is_tag2text_checkpoint",
     "is_tag2text_state_dict",
     "prepare_tokenizer",
 ]

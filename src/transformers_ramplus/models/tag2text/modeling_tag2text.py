@@ -212,7 +212,7 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
         caption_labels: torch.Tensor | None = None,
         tag_input_ids: torch.Tensor | None = None,
         tag_attention_mask: torch.Tensor | None = None,
-        **kwargs,
+        return_dict: bool | None = None,
     ) -> Tag2TextOutput:
         r"""
         Args:
@@ -227,6 +227,9 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
                 with the padding and the prompt masked.
             tag_input_ids / tag_attention_mask (`torch.LongTensor`, *optional*): tag text for the caption loss
                 (the processor's `tags=`), instead of the tags of `labels` (or, with neither, the predicted tags).
+            return_dict (`bool`, *optional*): accepted for `Trainer`; the output is always a [`Tag2TextOutput`].
+
+        A misspelled argument is a `TypeError`, not silently ignored.
         """
         if (pixel_values is None) == (image_embeds is None):
             raise ValueError("pass exactly one of `pixel_values` and `image_embeds`")
@@ -291,8 +294,9 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
         ids = [self.config.text_config.bos_token_id, *self.config.prompt_token_ids]
         return torch.tensor([ids] * batch_size, dtype=torch.long, device=device)
 
-    def _tags_as_inputs(self, tags, batch_size: int, tokenizer, device) -> dict:
-        """Tag-encoder input for user tags: one entry per image, each a `" | "`-joined string or a list of tags."""
+    @staticmethod
+    def _tag_texts(tags, batch_size: int) -> list[str]:
+        """User tags as tag texts: one entry per image, each a `" | "`-joined string or a list of tags."""
         if isinstance(tags, str):
             tags = [tags]
         if not isinstance(tags, (list, tuple)) or len(tags) != batch_size:
@@ -305,11 +309,9 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
             if isinstance(entry, (list, tuple)) and all(isinstance(tag, str) for tag in entry):
                 entry = " | ".join(tag.strip() for tag in entry)
             if not isinstance(entry, str):
-                raise ValueError(f"each entry of `tags` must be a string or a list of strings, got {entry!r}")
+                raise TypeError(f"each entry of `tags` must be a string or a list of strings, got {entry!r}")
             texts.append(entry)
-        if tokenizer is None:
-            tokenizer = _tokenizer_of(self.config.name_or_path)
-        return self.text_model.tag_inputs(tokenizer, texts, device=device)
+        return texts
 
     @torch.no_grad()
     def generate(
@@ -348,6 +350,10 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
         """
         if (pixel_values is None) == (image_embeds is None):
             raise ValueError("pass exactly one of `pixel_values` and `image_embeds`")
+        if tags is not None and tag_input_ids is not None:
+            raise ValueError("pass either `tags` or `tag_input_ids`, not both")
+        if tags is not None:  # checked before any image is encoded
+            texts = self._tag_texts(tags, (pixel_values if image_embeds is None else image_embeds).shape[0])
         if image_embeds is None:
             image_embeds = self.get_image_embeds(pixel_values)
         batch_size, device = image_embeds.shape[0], image_embeds.device
@@ -358,13 +364,11 @@ class Tag2TextForConditionalGeneration(Tag2TextPreTrainedModel, GenerationMixin)
                 tag_texts = self.tag_names_of(indices)
                 tag_inputs = self.tag_text_inputs(indices, device=device)
             else:
-                tag_inputs = self._tags_as_inputs(tags, batch_size, tokenizer, device)
-                tag_texts = [
-                    t if isinstance(t, str) else " | ".join(t) for t in ([tags] if isinstance(tags, str) else tags)
-                ]
+                if tokenizer is None:
+                    tokenizer = _tokenizer_of(self.config.name_or_path)
+                tag_inputs = self.text_model.tag_inputs(tokenizer, texts, device=device)
+                tag_texts = texts
             tag_input_ids, tag_attention_mask = tag_inputs["input_ids"], tag_inputs["attention_mask"]
-        elif tags is not None:
-            raise ValueError("pass either `tags` or `tag_input_ids`, not both")
         if tag_input_ids.shape[0] != batch_size:
             raise ValueError(f"{tag_input_ids.shape[0]} tag texts for {batch_size} images")
         tag_states = self.text_model.encode_tags(tag_input_ids, tag_attention_mask, image_embeds)

@@ -67,7 +67,7 @@ class Tag2TextProcessor(ProcessorMixin):
         return processor
 
     @classmethod
-    def from_model_config(cls, config, image_processor=None, tokenizer=None) -> "Tag2TextProcessor":
+    def from_model_config(cls, config, image_processor=None, tokenizer=None) -> Tag2TextProcessor:
         processor = cls(image_processor=image_processor, tokenizer=tokenizer)
         processor.model_config = config
         return processor
@@ -121,7 +121,7 @@ class Tag2TextProcessor(ProcessorMixin):
                 if isinstance(entry, (list, tuple)):
                     entry = " | ".join(str(tag).strip() for tag in entry)
                 if not isinstance(entry, str):
-                    raise ValueError(f"each entry of `tags` must be a string or a list of strings, got {entry!r}")
+                    raise TypeError(f"each entry of `tags` must be a string or a list of strings, got {entry!r}")
                 texts.append(entry)
             encoded = self._ids(texts, padding="max_length", max_length=TAG_MAX_LENGTH)
             tag_ids = encoded["input_ids"].clone()
