@@ -19,6 +19,7 @@ REFERENCE_DIR = Path(os.environ.get("RAMPLUS_REFERENCE_DIR", FIXTURES_DIR))
 SHARED_DIR = Path(os.environ.get("RAMPLUS_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
 DATA_DIR = Path(os.environ.get("RAMPLUS_DATA_DIR", SHARED_DIR / "data"))
 TINY_DIR = REFERENCE_DIR / "tiny"
+RAM_TINY_DIR = REFERENCE_DIR / "ram_tiny"  # the golden tiny RAM (the predecessor model), see fixtures/README.md
 IMAGES_DIR = REFERENCE_DIR / "images"
 REFERENCE_IMAGES = [IMAGES_DIR / "openset_example.jpg", IMAGES_DIR / "demo2.jpg"]
 
@@ -157,6 +158,39 @@ def convert_golden_tiny(output, *extra_args) -> Path:
 def converted_tiny(tmp_path_factory):
     """The golden original-format checkpoint converted with the `ramplus convert` command."""
     return convert_golden_tiny(tmp_path_factory.mktemp("converted") / "ram_plus_tiny")
+
+
+def convert_golden_ram_tiny(output, *extra_args) -> Path:
+    """Convert the golden tiny RAM checkpoint with `ramplus convert` (the format is detected from its keys)."""
+    from transformers_ramplus.cli.main import main
+
+    files = [("--tag-list", "ram_tag_list.txt"), ("--tag-list-chinese", "ram_tag_list_chinese.txt"),
+             ("--thresholds", "ram_tag_list_threshold.txt")]
+    arguments = [argument for option, name in files for argument in (option, str(RAM_TINY_DIR / name))]
+    assert main(["convert", str(RAM_TINY_DIR / "ram_original.pth"), str(output), *arguments, *extra_args]) == 0
+    return output
+
+
+@pytest.fixture(scope="session")
+def converted_ram_tiny(tmp_path_factory):
+    """The golden tiny RAM checkpoint converted with the `ramplus convert` command."""
+    return convert_golden_ram_tiny(tmp_path_factory.mktemp("converted_ram") / "ram_tiny")
+
+
+@pytest.fixture(scope="session")
+def ram_reference_outputs():
+    path = RAM_TINY_DIR / "reference_outputs.pt"
+    if not path.is_file():
+        pytest.fail(f"golden data not found at {path}; set RAMPLUS_REFERENCE_DIR")
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def ram_reference_losses():
+    path = RAM_TINY_DIR / "reference_losses.pt"
+    if not path.is_file():
+        pytest.fail(f"golden data not found at {path}; set RAMPLUS_REFERENCE_DIR")
+    return torch.load(path, weights_only=True)
 
 
 # ------------------------------------------------------------------ tiny CLIP text tower + tokenizer

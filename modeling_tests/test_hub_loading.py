@@ -288,3 +288,41 @@ def test_the_package_serves_the_tagging_task_of_folders_that_ship_it(converted_t
     config = AutoConfig.from_pretrained(converted_tiny)
     assert "zero-shot-image-tagging" in config.to_dict()["custom_pipelines"]  # saved as is
     assert "zero-shot-image-tagging" not in (config.custom_pipelines or {})  # what pipeline() sees
+
+
+def test_ram_release_by_id_converts_and_loads(tmp_path, ram_reference_outputs):
+    """RAM's Hub id goes through the same cached conversion: the repository's known RAM file is picked among its
+    checkpoints (it also holds Tag2Text's), and the model is a RamModel with the golden logits."""
+    from conftest import RAM_TINY_DIR
+
+    repo = tmp_path / "ram_repo"
+    repo.mkdir()
+    shutil.copy(RAM_TINY_DIR / "ram_original.pth", repo / "ram_swin_large_14m.pth")
+    shutil.copy(TINY_DIR / "ram_plus_original.pth", repo / "tag2text_swin_14m.pth")  # a second .pth, not picked
+    for name in ("ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt"):
+        shutil.copy(RAM_TINY_DIR / name, repo / name)
+    torch.save(ram_reference_outputs, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        f"""
+        import torch
+        import transformers_ramplus
+        from transformers import AutoModel
+        from transformers_ramplus import RamModel
+        from transformers_ramplus.cli.main import main
+        ID = "xinyu1205/recognize_anything_model"
+        expected = torch.load({str(tmp_path / 'expected.pt')!r})
+        for model in (AutoModel.from_pretrained(ID), RamModel.from_pretrained(ID)):
+            assert type(model).__name__ == "RamModel", type(model)
+            with torch.no_grad():
+                logits = model.eval()(pixel_values=expected["pixel_values"]).logits
+            torch.testing.assert_close(logits, expected["logits"], atol=1e-4, rtol=0)
+        assert main(["convert", ID, {str(tmp_path / 'by_id')!r}]) == 0
+        assert type(AutoModel.from_pretrained({str(tmp_path / 'by_id')!r})).__name__ == "RamModel"
+        print("ram-ok")
+        """
+    )
+    with LocalHub() as hub:
+        hub.add_repo("xinyu1205/recognize_anything_model", repo)
+        result = run(script, hub_env(hub, tmp_path / "hf"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ram-ok" in result.stdout

@@ -1,4 +1,4 @@
-"""transformers-ramplus: the Recognize Anything family (RAM++) for Hugging Face transformers.
+"""transformers-ramplus: the Recognize Anything family (RAM++, RAM) for Hugging Face transformers.
 
 Importing the package registers its classes with transformers' public registration APIs (`AutoConfig.register`,
 `AutoModel.register`, `AutoImageProcessor.register`, `AutoProcessor.register`, `PIPELINE_REGISTRY.register_pipeline`)
@@ -19,6 +19,8 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .hub import DEFAULT_MODEL, add_original_repo_aliases
 from .inference.fast_paths import enable_fast_inference, optimize_for_inference  # the latter: the earlier name
 from .inference.tag_dataset import tag_dataset
+from .models.ram.configuration_ram import RamConfig
+from .models.ram.modeling_ram import RamModel
 from .models.ram_plus.configuration_ram_plus import RamPlusConfig
 from .models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor
 from .models.ram_plus.modeling_ram_plus import (
@@ -48,6 +50,12 @@ AutoModel.register(RamPlusConfig, RamPlusModel, exist_ok=True)
 AutoModelForImageClassification.register(RamPlusConfig, RamPlusModel, exist_ok=True)
 AutoImageProcessor.register(RamPlusConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
 AutoProcessor.register(RamPlusConfig, RamPlusProcessor, exist_ok=True)
+# RAM: its own model_type, sharing RAM++'s image processor, processor and pipeline
+AutoConfig.register(RamConfig.model_type, RamConfig, exist_ok=True)
+AutoModel.register(RamConfig, RamModel, exist_ok=True)
+AutoModelForImageClassification.register(RamConfig, RamModel, exist_ok=True)
+AutoImageProcessor.register(RamConfig, image_processor_classes={"pil": RamPlusImageProcessor}, exist_ok=True)
+AutoProcessor.register(RamConfig, RamPlusProcessor, exist_ok=True)
 # Tag2Text: tags + captions; pipeline("image-to-text" / "image-text-to-text", model=DIR) through
 # AutoModelForImageTextToText, pipeline("zero-shot-image-tagging", model=DIR) through AutoModel
 AutoConfig.register(Tag2TextConfig.model_type, Tag2TextConfig, exist_ok=True)
@@ -68,6 +76,8 @@ add_original_repo_aliases(
 
 __all__ = [
     "DEFAULT_MODEL",
+    "RamConfig",
+    "RamModel",
     "RamPlusConfig",
     "RamPlusHeatmapOutput",
     "RamPlusImageProcessor",

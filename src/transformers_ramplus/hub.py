@@ -1,5 +1,5 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Load the authors' RAM++ release (an original `.pth`, no `config.json`) by its Hub id.
+"""Load the authors' RAM++ and RAM releases (an original `.pth`, no `config.json`) by their Hub ids.
 
 `resolve_original_checkpoint(repo_id, ...)` downloads the checkpoint with `hf_hub_download` (honouring `revision`,
 `cache_dir`, `token`, `local_files_only` and `HF_HUB_OFFLINE`), converts it once and keeps the converted folder in the
@@ -54,7 +54,9 @@ AUTHORS_REPO_ID = "xinyu1205/recognize-anything-plus-model"
 AUTHORS_CHECKPOINT = "ram_plus_swin_large_14m.pth"
 DEFAULT_MODEL = AUTHORS_REPO_ID
 # known repositories holding an original-format checkpoint: id -> checkpoint file name
-ORIGINAL_REPOS = {AUTHORS_REPO_ID: AUTHORS_CHECKPOINT}
+RAM_REPO_ID = "xinyu1205/recognize_anything_model"  # RAM (and Tag2Text); RAM uses the same 4585-tag files
+RAM_CHECKPOINT = "ram_swin_large_14m.pth"
+ORIGINAL_REPOS = {AUTHORS_REPO_ID: AUTHORS_CHECKPOINT, RAM_REPO_ID: RAM_CHECKPOINT}
 TAG_FILES = ("ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt")
 # bump when the converter's output changes, so that cached conversions are redone
 CONVERTED_FORMAT_VERSION = "1"

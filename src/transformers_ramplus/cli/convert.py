@@ -17,8 +17,9 @@ from ..models.tag2text.convert_tag2text import is_tag2text_checkpoint
 def add_arguments(parser):
     parser.add_argument(
         "checkpoint",
-        help="original RAM++ checkpoint: a .pth file (e.g. ram_plus_swin_large_14m.pth) or a Hub repository id "
-        "holding one (e.g. xinyu1205/recognize-anything-plus-model)",
+        help="original RAM++ or RAM checkpoint (the format is detected from its keys): a .pth file (e.g. "
+        "ram_plus_swin_large_14m.pth, ram_swin_large_14m.pth) or a Hub repository id holding one (e.g. "
+        "xinyu1205/recognize-anything-plus-model, xinyu1205/recognize_anything_model)",
     )
     parser.add_argument("output_dir", help="directory to write (must not exist unless --overwrite)")
     parser.add_argument(
@@ -39,8 +40,8 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--tokenizer",
-        help="Tag2Text: the BERT tokenizer (folder or Hub id; the released model uses "
-        "bert-base-uncased, [DEC] and [ENC] are added when missing)",
+        help="Tag2Text, and RAM's text side (its caption loss): the BERT tokenizer (folder or Hub id; the released "
+        "models use bert-base-uncased, [DEC] and [ENC] are added when missing for Tag2Text)",
     )
     parser.add_argument(
         "--text-heads",
@@ -83,11 +84,14 @@ def run(args) -> int:
         num_attention_heads=args.decoder_heads,
         overwrite=args.overwrite,
         text_tower=args.text_tower,
+        tokenizer=args.tokenizer,  # RAM: its text side (the text_generation loss)
+        text_num_attention_heads=args.text_heads,
     )
     config = report.config
     sys.stderr.write(
-        f"converted {report.converted_keys} tensors ({config.num_tags} tags x {config.descriptions_per_tag} "
-        f"descriptions, Swin embed_dim {config.vision_config.embed_dim}) -> {report.output_dir}\n"
+        f"converted {report.converted_keys} tensors ({config.model_type}: {config.num_tags} tags x "
+        f"{config.descriptions_per_tag} descriptions, Swin embed_dim {config.vision_config.embed_dim}) -> "
+        f"{report.output_dir}\n"
         f"dropped {len(report.dropped_buffers)} recomputed buffers; skipped {len(report.unknown_keys)} unknown keys\n"
     )
     if getattr(args, "verbose", False):  # the converter's warning already names the first ten

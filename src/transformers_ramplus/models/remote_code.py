@@ -78,8 +78,24 @@ _TAG2TEXT_ENTRY_FILES = {
     "processing_tag2text": "models/tag2text/processing_tag2text.py",
     "pipeline_zero_shot_image_tagging": "pipelines/zero_shot_image_tagging.py",
 }
+# RAM's folders (`model_type` "ram"): its configuration and model, subclasses of RAM++'s, and RAM++'s other classes
+RAM_AUTO_MAP = {
+    **AUTO_MAP,
+    "AutoConfig": "configuration_ram.RamConfig",
+    "AutoModel": "modeling_ram.RamModel",
+    "AutoModelForImageClassification": "modeling_ram.RamModel",
+}
+_RAM_ENTRY_FILES = {
+    **_ENTRY_FILES,
+    "configuration_ram": "models/ram/configuration_ram.py",
+    "modeling_ram": "models/ram/modeling_ram.py",
+}
 # model_type -> (auto map, entry files) of its bundle
-_BUNDLES = {"ram_plus": (AUTO_MAP, _ENTRY_FILES), "tag2text": (TAG2TEXT_AUTO_MAP, _TAG2TEXT_ENTRY_FILES)}
+_BUNDLES = {
+    "ram_plus": (AUTO_MAP, _ENTRY_FILES),
+    "ram": (RAM_AUTO_MAP, _RAM_ENTRY_FILES),
+    "tag2text": (TAG2TEXT_AUTO_MAP, _TAG2TEXT_ENTRY_FILES),
+}
 
 
 def _bundle_of(model_type: str | None) -> tuple[dict, dict]:

@@ -1,5 +1,10 @@
 # Copyright 2026 The transformers-ramplus authors. Apache-2.0.
-"""Convert the authors' RAM++ checkpoint (`ram_plus_swin_large_14m.pth`) to a transformers model directory.
+"""Convert the authors' RAM++ checkpoint (`ram_plus_swin_large_14m.pth`) or RAM checkpoint (`ram_swin_large_14m.pth`)
+to a transformers model directory.
+
+The format is detected from the keys (`detect_format`): RAM++ stores `reweight_scale` and D description embeddings
+per tag; RAM stores one embedding per tag and no `reweight_scale` (its model is [`RamModel`], RAM++'s graph with D = 1
+and no re-weighting).
 
 Geometry is read from the tensor shapes; the file is loaded with `weights_only=True` and memory-mapped. The output is
 written to a temporary directory next to the destination and renamed into place at the end, so a failed or
@@ -21,6 +26,8 @@ from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
 from ...io.atomic import atomic_directory
 from ...tags.files import read_tag_list, read_thresholds
+from ..ram.configuration_ram import RamConfig
+from ..ram.modeling_ram import RamModel
 from ..remote_code import write_remote_code
 from .configuration_ram_plus import VISION_PRESETS, RamPlusConfig
 from .image_processing_ram_plus import RamPlusImageProcessor
@@ -75,6 +82,7 @@ class ConversionReport:
     converted_keys: int = 0
     dropped_buffers: list[str] = field(default_factory=list)
     unknown_keys: list[str] = field(default_factory=list)
+    shared_keys_checked: int = 0
 
 
 def load_original_state_dict(path) -> dict[str, torch.Tensor]:
@@ -98,6 +106,27 @@ def load_original_state_dict(path) -> dict[str, torch.Tensor]:
     return obj
 
 
+FORMATS = ("ram_plus", "ram")
+
+
+def detect_format(state: dict[str, torch.Tensor]) -> str:
+    """`"ram_plus"` (a `reweight_scale` key) or `"ram"` (a `label_embed` key without `reweight_scale`); raises
+    [`ConversionError`] for a Tag2Text checkpoint (a learned `label_embed.weight`) or anything else."""
+    if "reweight_scale" in state:
+        return "ram_plus"
+    if "label_embed.weight" in state or "fc.W" in state:
+        raise ConversionError(
+            "this is a Tag2Text checkpoint (a learned `label_embed.weight` and a group-wise head `fc.W`), not RAM or "
+            "RAM++: `ramplus convert` detects and converts it (with --tag-list and --tokenizer), or use "
+            "`transformers_ramplus.models.tag2text.convert_tag2text.convert_checkpoint`"
+        )
+    if "label_embed" in state:
+        return "ram"
+    raise ConversionError(
+        "the checkpoint has neither `label_embed` nor `reweight_scale`: not a RAM++ or RAM checkpoint of the authors"
+    )
+
+
 def _require(state, key):
     if key not in state:
         raise ConversionError(f"the checkpoint is missing the key {key!r}")
@@ -111,7 +140,9 @@ def infer_config(
     num_attention_heads: int = 4,
     image_size: int | None = None,
 ) -> RamPlusConfig:
-    """Build a [`RamPlusConfig`] from the shapes of an original state dict."""
+    """Build a [`RamPlusConfig`] (a RAM++ checkpoint) or [`RamConfig`] (RAM) from the shapes of an original state
+    dict."""
+    checkpoint_format = detect_format(state)
     prefix = "tagging_head" if any(k.startswith("tagging_head.") for k in state) else "vision_multi"
     patch_weight = _require(state, "visual_encoder.patch_embed.proj.weight")
     embed_dim, num_channels, patch_size = patch_weight.shape[0], patch_weight.shape[1], patch_weight.shape[2]
@@ -171,6 +202,13 @@ def infer_config(
         raise ConversionError(f"the checkpoint has no decoder layers (`{prefix}.encoder.layer.N.*`)")
     intermediate = _require(state, f"{prefix}.encoder.layer.0.intermediate.dense.weight").shape[0]
     label_rows = _require(state, "label_embed").shape[0]
+    if checkpoint_format == "ram":  # one embedding per tag
+        if tag_names is None:
+            tag_names = [f"tag_{i}" for i in range(label_rows)]
+        if len(tag_names) != label_rows:
+            raise ConversionError(
+                f"this RAM checkpoint has {label_rows} tags (label_embed rows) but the tag list has {len(tag_names)}"
+            )
     if tag_names is None:
         descriptions = 51
         if label_rows % descriptions:
@@ -184,7 +222,8 @@ def infer_config(
         )
     if hidden_size % num_attention_heads:
         raise ConversionError(f"decoder width {hidden_size} is not divisible by {num_attention_heads} heads")
-    return RamPlusConfig(
+    config_class = RamConfig if checkpoint_format == "ram" else RamPlusConfig
+    return config_class(
         vision_config=vision,
         hidden_size=int(hidden_size),
         num_hidden_layers=len(layers),
@@ -230,8 +269,9 @@ def map_key(key: str) -> list[str] | str | None:
 def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) -> tuple[dict, ConversionReport]:
     """Map an original state dict onto [`RamPlusModel`] keys, checking every key and shape."""
 
+    model_class = RamModel if isinstance(config, RamConfig) else RamPlusModel
     with torch.device("meta"):
-        expected = {k: v.shape for k, v in RamPlusModel(config).state_dict().items()}
+        expected = {k: v.shape for k, v in model_class(config).state_dict().items()}
     expected = {k: v for k, v in expected.items() if not k.startswith("text_model.")}
     # folders store the label embeddings at the top level (`from_pretrained` maps the key onto `tag_embeddings.`)
     expected["label_embeds"] = expected.pop("tag_embeddings.label_embeds")
@@ -240,11 +280,25 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) ->
     if len(prefixes) > 1:
         raise ConversionError("the checkpoint holds both `tagging_head.` and `vision_multi.` decoders")
     converted: dict[str, torch.Tensor] = {}
+    ties = {}
+    if isinstance(config, RamConfig) and config.caption_config is not None:
+        with torch.device("meta"):
+            ties = dict(model_class(config)._tied_weights_keys)  # caption-model name -> the name it is saved under
     for key, tensor in state.items():
         if _DROPPED.search(key):
             report.dropped_buffers.append(key)
             continue
-        target = map_key(key)
+        if ties and key.startswith(("tag_encoder.", "text_decoder.")):
+            name = f"caption_model.{key}"
+            if key.endswith("embeddings.position_ids"):  # a buffer transformers rebuilds
+                report.dropped_buffers.append(key)
+                continue
+            if name in ties:  # one tensor with the tagging decoder's (or the LM head's embeddings): checked, stored once
+                report.shared_keys_checked += 1
+                continue
+            target = name if name in expected else None
+        else:
+            target = map_key(key)
         if target is None:
             report.unknown_keys.append(key)
             continue
@@ -263,11 +317,52 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: RamPlusConfig) ->
                     f"model {tuple(expected[name])}"
                 )
             converted[name] = piece.to(torch.float32).contiguous()
-    missing = sorted(set(expected) - set(converted) - _recomputed_buffers(expected))
+    for name, source in ties.items():  # the original stores tied tensors twice: they must be equal
+        original = name[len("caption_model."):]
+        source_key = source[len("caption_model."):] if source.startswith("caption_model.") else None
+        if source_key is None:  # a tagging-decoder tensor: compare with the tagging head's copy
+            layer, _, rest = original[len("tag_encoder.encoder.layer."):].partition(".")
+            prefix = "tagging_head" if any(k.startswith("tagging_head.") for k in state) else "vision_multi"
+            source_key = f"{prefix}.encoder.layer.{layer}.{rest}"
+        if original in state and source_key in state and not torch.equal(state[original], state[source_key]):
+            raise ConversionError(
+                f"{original} differs from {source_key}: RAM's tag encoder shares these weights (the released "
+                "checkpoints store them twice, equal)"
+            )
+    missing = sorted(set(expected) - set(converted) - set(ties) - _recomputed_buffers(expected))
     if missing:
         raise ConversionError(f"the checkpoint is missing {len(missing)} needed tensors, e.g. {missing[:5]}")
     report.converted_keys = len(converted)
     return converted, report
+
+
+def _caption_config(state, tokenizer, num_attention_heads=None):
+    """RAM's text side (`Tag2TextTextConfig`) from the shapes of the tag encoder and the tokenizer's special ids."""
+    from ..tag2text.configuration_tag2text_text import Tag2TextTextConfig
+
+    if isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    vocab, hidden = _require(state, "tag_encoder.embeddings.word_embeddings.weight").shape
+    if len(tokenizer) != vocab:
+        raise ConversionError(f"the tokenizer has {len(tokenizer)} tokens but the checkpoint's text vocabulary {vocab}")
+    enc = tokenizer.convert_tokens_to_ids("[ENC]")
+    if enc == tokenizer.unk_token_id or tokenizer.bos_token_id is None:
+        raise ConversionError("the tokenizer needs [DEC] as its bos token and an [ENC] token (the authors' BERT setup)")
+    layers = {int(m.group(1)) for k in state if (m := re.match(r"^tag_encoder\.encoder\.layer\.(\d+)\.", k))}
+    return Tag2TextTextConfig(
+        vocab_size=int(vocab),
+        hidden_size=int(hidden),
+        encoder_hidden_size=int(_require(state, "tag_encoder.encoder.layer.0.crossattention.self.key.weight").shape[1]),
+        intermediate_size=int(_require(state, "tag_encoder.encoder.layer.0.intermediate.dense.weight").shape[0]),
+        num_hidden_layers=len(layers),
+        num_attention_heads=int(num_attention_heads or max(1, hidden // 64)),
+        max_position_embeddings=int(_require(state, "tag_encoder.embeddings.position_embeddings.weight").shape[0]),
+        bos_token_id=int(tokenizer.bos_token_id),
+        enc_token_id=int(enc),
+        pad_token_id=int(tokenizer.pad_token_id),
+        sep_token_id=int(tokenizer.sep_token_id),
+        eos_token_id=int(tokenizer.sep_token_id),
+    )
 
 
 def _recomputed_buffers(expected) -> set[str]:
@@ -311,13 +406,20 @@ def convert_checkpoint(
     num_attention_heads: int = 4,
     overwrite: bool = False,
     text_tower=None,
+    tokenizer=None,
+    text_num_attention_heads: int | None = None,
 ) -> ConversionReport:
     """
-    Convert an original RAM++ checkpoint into `output_dir` (safetensors weights, `config.json` with tags, Chinese
+    Convert an original RAM++ or RAM checkpoint (the format detected from its keys, `detect_format`) into
+    `output_dir` (safetensors weights, `config.json` with tags, Chinese
     names and thresholds, and `preprocessor_config.json`/`processor_config.json`).
 
     `text_tower`: optional transformers CLIP checkpoint (Hub id or directory) whose text tower and tokenizer are
     bundled, for open-set tagging with new tag names or descriptions.
+
+    `tokenizer` (RAM only): the BERT tokenizer of the checkpoint's text side (a folder or Hub id; bert-base-uncased
+    plus `[DEC]` and `[ENC]` for the released model). With it, the tag encoder and caption decoder are converted too
+    (`config.caption_config`, RAM's `text_generation` loss); without it they are skipped.
     """
     output_dir = Path(output_dir)
     _check_output_dir(output_dir, overwrite, [checkpoint_path, tag_list, tag_list_chinese, thresholds, text_tower])
@@ -333,7 +435,15 @@ def convert_checkpoint(
         config._set_vocabulary(config.tag_names, thresholds=threshold_values, chinese_names=chinese)
     except ValueError as error:
         raise ConversionError(str(error)) from error
-    config.architectures = ["RamPlusModel"]
+    if tokenizer is not None:
+        if not isinstance(config, RamConfig):
+            raise ConversionError("`tokenizer` is for RAM's text side; this is a RAM++ checkpoint")
+        config.caption_config = _caption_config(state, tokenizer, text_num_attention_heads)
+        try:
+            config.validate_caption_config()
+        except (TypeError, ValueError) as error:
+            raise ConversionError(str(error)) from error
+    config.architectures = ["RamModel" if isinstance(config, RamConfig) else "RamPlusModel"]
     converted, report = convert_state_dict(state, config)
 
     tokenizer = None
@@ -387,6 +497,7 @@ __all__ = [
     "ConversionReport",
     "convert_checkpoint",
     "convert_state_dict",
+    "detect_format",
     "infer_config",
     "load_original_state_dict",
 ]

@@ -414,7 +414,7 @@ class RamPlusPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, RamPlusModel):
+        if isinstance(module, RamPlusModel) and module.reweight_scale is not None:
             init.constant_(module.reweight_scale, self.config.reweight_scale_init)
         elif isinstance(module, RamPlusTagEmbeddings):
             if not getattr(module.label_embeds, "_is_hf_initialized", False) and module.label_embeds.device.type != "meta":
@@ -441,20 +441,31 @@ class RamPlusModel(RamPlusPreTrainedModel):
     frozen: its embedding space is the space of the label embeddings.
     """
 
+    # whether the tag queries weigh each tag's descriptions by their similarity to the image (RAM++); models without
+    # (RAM, `RamModel`) have no `reweight_scale` and override `compute_label_queries`
+    reweights_descriptions = True
+
     def __init__(self, config: RamPlusConfig):
         super().__init__(config)
         self.vision_model = SwinModel(config.vision_config, add_pooling_layer=True)
         self.image_projection = nn.Linear(config.vision_config.hidden_size, config.text_embed_dim)
-        self.reweight_scale = nn.Parameter(torch.tensor(float(config.reweight_scale_init)))
+        if self.reweights_descriptions:
+            self.reweight_scale = nn.Parameter(torch.tensor(float(config.reweight_scale_init)))
+        else:  # RAM: one embedding per tag, used as it is (see `RamModel`)
+            self.register_parameter("reweight_scale", None)
         self.query_projection = nn.Linear(config.text_embed_dim, config.hidden_size)
         self.decoder = RamPlusDecoder(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
+        self._add_modules(config)
         self.tag_embeddings = RamPlusTagEmbeddings(config)  # last: initialized after every random weight, as before
         # True once `set_vocabulary` changed the loaded vocabulary: adapters trained from here on must carry it
         self.vocabulary_changed = False
         self.post_init()
         self.freeze_text_model()
+
+    def _add_modules(self, config) -> None:
+        """Modules a subclass adds before the weights are initialized (RAM: its optional caption model)."""
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):

@@ -168,7 +168,10 @@ class RamPlusProcessor(ProcessorMixin):
         except OSError:
             found = None
         if found is not None:
-            processor.model_config = RamPlusConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            config_dict, _ = RamPlusConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            # a RAM folder (`model_type` "ram", a RamPlusConfig subclass): only its tag vocabulary is read here
+            config_dict = {key: value for key, value in config_dict.items() if key != "model_type"}
+            processor.model_config = RamPlusConfig.from_dict(config_dict)
         return processor
 
     @property
