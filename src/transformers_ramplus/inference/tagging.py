@@ -87,6 +87,7 @@ def tag_batches(
     read: Callable | None = None,
     indices: Sequence[int] | None = None,
     on_error: str = "record",
+    tag_map=None,
 ) -> Iterator[list[TaggedImage]]:
     """Tag `items` (paths, URLs, bytes, images...) `batch_size` at a time; yields each batch's `TaggedImage`s in
     item order.
@@ -95,9 +96,10 @@ def tag_batches(
     EXIF, timeout, pixel-limit and DICOM settings); `indices` are the positions named in its errors (default: the
     items' positions). An item that cannot be read is recorded as its `TaggedImage.error` (`on_error="raise"`:
     raised). The others go through `tagger` in one batch, with the pipeline's call options (`tag_set` as
-    `candidate_labels`)."""
+    `candidate_labels`; `tag_map`, when given, as the pipeline's `tag_map`)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
+    mapped = {} if tag_map is None else {"tag_map": tag_map}
     for start in range(0, len(items), batch_size):
         batch = []
         for position in range(start, min(start + batch_size, len(items))):
@@ -119,6 +121,7 @@ def tag_batches(
                 language=language,
                 raw_scores=raw_scores,
                 batch_size=len(readable),
+                **mapped,
             )
             for tagged, result in zip(readable, results):
                 tagged.result = result
