@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass
 
 from .atomic import atomic_write_bytes
@@ -65,6 +66,64 @@ def exiftool_path() -> str | None:
     return os.environ.get("RAMPLUS_EXIFTOOL") or shutil.which("exiftool")
 
 
+class _ExifToolProcess:
+    """One `exiftool -stay_open` process that runs command after command (starting Perl and ExifTool once, not per
+    image). Each command ends with `-executeN`; its end is `{readyN}` on stdout and (`-echo4`) on stderr."""
+
+    def __init__(self, program: str, config: str):
+        try:
+            self.process = subprocess.Popen(
+                [program, "-config", config, "-stay_open", "True", "-@", "-"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+        except OSError as error:
+            raise KeywordError(f"cannot start exiftool ({program}): {error}") from None
+        self.count = 0
+        self._finalizer = weakref.finalize(self, _stop, self.process)
+
+    def run(self, arguments: list[str], what: str) -> tuple[bytes, bytes]:
+        if any("\n" in argument or "\r" in argument for argument in arguments):
+            raise KeywordError(f"{what}: a file name or keyword holds a line break")
+        self.count += 1
+        marker = f"{{ready{self.count}}}".encode()
+        lines = ["-charset", "filename=utf8", *arguments, "-echo4", marker.decode(), f"-execute{self.count}"]
+        try:
+            self.process.stdin.write(("\n".join(lines) + "\n").encode("utf-8"))
+            self.process.stdin.flush()
+            return self._until(self.process.stdout, marker, what), self._until(self.process.stderr, marker, what)
+        except OSError as error:
+            raise KeywordError(f"{what}: exiftool stopped ({error})") from None
+
+    @staticmethod
+    def _until(stream, marker: bytes, what: str) -> bytes:
+        lines = []
+        while True:
+            line = stream.readline()
+            if not line:
+                raise KeywordError(f"{what}: exiftool stopped unexpectedly")
+            if line.rstrip(b"\r\n").endswith(marker):
+                lines.append(line.rstrip(b"\r\n")[: -len(marker)])
+                return b"\n".join(lines)
+            lines.append(line)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _stop(process) -> None:
+    try:
+        process.stdin.write(b"-stay_open\nFalse\n")
+        process.stdin.flush()
+        process.stdin.close()
+        process.wait(timeout=10)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+    finally:
+        for stream in (process.stdout, process.stderr):
+            stream.close()
+
+
 @dataclass
 class KeywordWriter:
     """Writes each image's tags as keywords (see the module docstring). `write(path, tags)` returns a line saying
@@ -85,6 +144,7 @@ class KeywordWriter:
             raise ValueError(f"the keyword parent must be a name without '|', got {self.parent!r}")
         self._exiftool = None
         self._config = None
+        self._process = None
         self._claimed: dict[str, str] = {}
         if self.mode == "embedded":
             self._exiftool = exiftool_path()
@@ -99,6 +159,10 @@ class KeywordWriter:
         return {"mode": self.mode, "sidecar_naming": self.sidecar_naming, "parent": self.parent, "scores": self.scores}
 
     def close(self) -> None:
+        """Stop the exiftool process (if one was started) and remove its configuration file."""
+        if self._process is not None:
+            self._process.close()
+            self._process = None
         if self._config is not None:
             os.unlink(self._config)
             self._config = None
@@ -161,28 +225,25 @@ class KeywordWriter:
                 stream.write(EXIFTOOL_CONFIG)
         return self._config
 
-    def _exiftool_run(self, arguments: list[str], what: str) -> subprocess.CompletedProcess:
-        """Run exiftool with `arguments` given through an argument file (UTF-8, one per line: any file name)."""
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".args", delete=False) as args:
-            args.write("\n".join(arguments) + "\n")
-        try:
-            command = [self._exiftool, "-config", self._config_file(), "-charset", "filename=utf8", "-@", args.name]
-            done = subprocess.run(command, capture_output=True, timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise KeywordError(f"{what}: exiftool failed to run ({error})") from None
-        finally:
-            os.unlink(args.name)
-        if done.returncode != 0:
-            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise KeywordError(f"{what}: {'; '.join(message[-3:]) or f'exiftool exit code {done.returncode}'}")
-        return done
+    def _exiftool_run(self, arguments: list[str], what: str, writes: bool = False) -> bytes:
+        """Run one exiftool command (in the one exiftool process of this writer); its standard output. Errors (and
+        for `writes` a file that was not updated) raise KeywordError starting with `what`."""
+        if self._process is None:
+            self._process = _ExifToolProcess(self._exiftool, self._config_file())
+        out, err = self._process.run(arguments, what)
+        problems = [line for line in err.decode("utf-8", "replace").splitlines() if line.startswith("Error")]
+        if writes and b"1 image files updated" not in out:
+            problems = problems or [out.decode("utf-8", "replace").strip() or "exiftool updated nothing"]
+        if problems:
+            raise KeywordError(f"{what}: {'; '.join(problems[-3:])}")
+        return out
 
     def read_embedded(self, path: str) -> Keywords:
         """The keyword fields embedded in `path` (IPTC keywords only for JPEG and TIFF)."""
         arguments = ["-j", "-G1", "-charset", "iptc=UTF8", "-struct"] + ["-" + name for name in FIELDS.values()] + [path]
-        done = self._exiftool_run(arguments, f"cannot read the metadata of {path!r}")
+        out = self._exiftool_run(arguments, f"cannot read the metadata of {path!r}")
         try:  # numbers as their text (a keyword "2023" or "1.50" stays as written)
-            found = json.loads(done.stdout.decode("utf-8"), parse_int=str, parse_float=str)[0]
+            found = json.loads(out.decode("utf-8"), parse_int=str, parse_float=str)[0]
         except (ValueError, IndexError) as error:
             raise KeywordError(f"cannot read the metadata of {path!r} ({error})") from None
 
@@ -237,7 +298,7 @@ class KeywordWriter:
                     continue
                 arguments += [f"-{tag}=" + item for item in items] if items else [f"-{tag}="]
             arguments.append(temporary)
-            self._exiftool_run(arguments, f"cannot write the keywords of {path!r}")
+            self._exiftool_run(arguments, f"cannot write the keywords of {path!r}", writes=True)
             os.chmod(temporary, stat.st_mode & 0o7777)
             os.utime(temporary, ns=(stat.st_atime_ns, stat.st_mtime_ns))
             os.replace(temporary, real)
