@@ -354,3 +354,49 @@ def test_cli_tag_map_captions_and_sidecars(converted_tiny, tmp_path, capsys):
     tag_map.write_text(json.dumps({"rename": {names[0]: "hound"}}), encoding="utf-8")
     assert main(run) == 2
     assert "--tag-map" in capsys.readouterr().err
+
+
+def test_tag_dataset_applies_the_tag_map(converted_tiny, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from transformers_ramplus import tag_dataset
+
+    paths = [str(p) for p in REFERENCE_IMAGES]
+    dataset = datasets.Dataset.from_dict({"image": paths})
+    names = AutoConfig.from_pretrained(converted_tiny).tag_names
+    tag_map = {"rename": {names[0]: "first", names[1]: "first"}, "drop": names[2:10]}
+    tagged = tag_dataset(dataset, str(converted_tiny), threshold=0.0, top_k=4, chinese=True, tag_map=tag_map,
+                         load_from_cache_file=False)
+    tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny))
+    for row, path in zip(tagged, paths):
+        expected = tagger(path, threshold=0.0, top_k=4, tag_map=tag_map)
+        assert row["tags"] == [t["label"] for t in expected] and row["scores"] == pytest.approx([t["score"] for t in expected], abs=1e-4)
+        assert not set(row["tags"]) & set(names[:10]) and len(row["tags_zh"]) == 4
+    assert tag_dataset(dataset, str(converted_tiny), tag_map=None, threshold=0.0, top_k=4)._fingerprint != tagged._fingerprint
+
+
+@needs_exiftool
+def test_cli_embedded_keywords_resume(converted_tiny, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(REFERENCE_IMAGES[0], photos / "a.jpg")
+    read_only = photos / "b.jpg"
+    shutil.copy(REFERENCE_IMAGES[1], read_only)
+    read_only.chmod(0o444)
+    with Image.open(REFERENCE_IMAGES[0]) as image:  # readable, but no embedded keywords in BMP: an error record
+        image.convert("RGB").resize((32, 32)).save(photos / "c.bmp")
+    pixels = image_data(photos / "a.jpg")
+    output = tmp_path / "tags.jsonl"
+    run = ["tag", str(photos), "--model", str(converted_tiny), "--threshold", "0.0", "--top-k", "3", "-o", str(output),
+           "--write-keywords", "embedded", "--keyword-scores"]
+    writable = os.access(read_only, os.W_OK)  # root may write a read-only file
+    assert main(run) == 1
+    records = {os.path.basename(r["path"]): r for r in read_jsonl(output)}
+    keywords = exiftool_keywords(photos / "a.jpg")
+    assert keywords["XMP-dc:Subject"] == keywords["IPTC:Keywords"] == [t["label"] for t in records["a.jpg"]["tags"]]
+    assert image_data(photos / "a.jpg") == pixels
+    assert "not JPEG, TIFF, PNG or WebP" in records["c.bmp"]["error"]
+    if not writable:
+        assert "read-only" in records["b.jpg"]["error"]
+    capsys.readouterr()
+    assert main(run) == 1  # the keywords changed a.jpg's size: it is not tagged again
+    assert f"resuming: {2 if writable else 1} of 3" in capsys.readouterr().err
