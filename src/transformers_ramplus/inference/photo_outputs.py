@@ -107,6 +107,16 @@ def photo_outputs_from(options, report=logger.warning) -> PhotoOutputs | None:
     return PhotoOutputs(keywords, captions, dry_run, report)
 
 
+def without_side_files(options, inputs: list[str]) -> list[str]:
+    """`inputs` without XMP sidecars (`.xmp`) and, when the run writes caption files, without files of the caption
+    extension: what this tool writes beside the images is not tagged as an image on the next run."""
+    skipped = (".xmp",)
+    if getattr(options, "write_captions", None):
+        extension = options.caption_extension or ".txt"
+        skipped += ((extension if extension.startswith(".") else "." + extension).lower(),)
+    return [path for path in inputs if not str(path).lower().endswith(skipped)]
+
+
 def raw_file_note(path: str) -> str:
     """A hint for a RAW file the image reader could not open."""
     if os.path.splitext(path)[1].lower() in RAW_EXTENSIONS:
@@ -114,4 +124,4 @@ def raw_file_note(path: str) -> str:
     return ""
 
 
-__all__ = ["RAW_EXTENSIONS", "PhotoOutputError", "PhotoOutputs", "photo_outputs_from", "raw_file_note"]
+__all__ = ["RAW_EXTENSIONS", "PhotoOutputError", "PhotoOutputs", "photo_outputs_from", "raw_file_note", "without_side_files"]

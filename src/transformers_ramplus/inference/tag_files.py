@@ -34,7 +34,7 @@ from ..tags.files import read_tag_list
 from ..tags.tag_map import TagMap
 from ..tags.tag_set import TagSet
 from .heatmaps import HeatmapWriter, check_heatmap_options, parse_heatmap_tags, without_heatmaps
-from .photo_outputs import PhotoOutputError, photo_outputs_from, raw_file_note
+from .photo_outputs import PhotoOutputError, photo_outputs_from, raw_file_note, without_side_files
 from .tagging import check_options, load_tagger, tag_batches
 
 
@@ -183,6 +183,7 @@ def collect(options: TagFilesOptions, report=logger.warning) -> tuple[list[str],
         empty_folders=empty_folders,
     )
     inputs = without_heatmaps(options.heatmaps, inputs)
+    inputs = without_side_files(options, inputs)  # XMP sidecars and caption files are not images
     for folder in empty_folders:
         report(f"ramplus tag: no image files in folder {folder!r}")
     return inputs, empty_folders
