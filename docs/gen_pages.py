@@ -28,6 +28,10 @@ API_MODULES = [
     "transformers_ramplus.inference.onnx",
     "transformers_ramplus.io.dicom",
     "transformers_ramplus.io.atomic",
+    "transformers_ramplus.tags.tag_map",
+    "transformers_ramplus.io.keywords",
+    "transformers_ramplus.io.xmp",
+    "transformers_ramplus.inference.caption_files",
     "transformers_ramplus.models.remote_code",
 ]
 
