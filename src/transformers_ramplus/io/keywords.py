@@ -240,7 +240,8 @@ class KeywordWriter:
 
     def read_embedded(self, path: str) -> Keywords:
         """The keyword fields embedded in `path` (IPTC keywords only for JPEG and TIFF)."""
-        arguments = ["-j", "-G1", "-charset", "iptc=UTF8", "-struct"] + ["-" + name for name in FIELDS.values()] + [path]
+        arguments = ["-j", "-G1", "-charset", "iptc=UTF8", "-struct"] + ["-" + name for name in FIELDS.values()]
+        arguments.append(os.path.abspath(path))  # never read as an option (a name starting with "-")
         out = self._exiftool_run(arguments, f"cannot read the metadata of {path!r}")
         try:  # numbers as their text (a keyword "2023" or "1.50" stays as written)
             found = json.loads(out.decode("utf-8"), parse_int=str, parse_float=str)[0]
