@@ -31,11 +31,19 @@ NS = {
     "lr": "http://ns.adobe.com/lightroom/1.0/",
     "ramplus": NAMESPACE,
 }
-RDF = "{%s}" % NS["rdf"]
-SUBJECT = "{%s}subject" % NS["dc"]
-HIERARCHICAL = "{%s}hierarchicalSubject" % NS["lr"]
-OURS = "{%s}Tags" % NAMESPACE
-SCORES = "{%s}Scores" % NAMESPACE
+
+
+def _qualified(prefix: str, name: str = "") -> str:
+    """ElementTree's name of `prefix:name` (`{namespace}name`)."""
+    return "{" + NS[prefix] + "}" + name
+
+
+RDF = _qualified("rdf")
+XMPMETA = _qualified("x", "xmpmeta")
+SUBJECT = _qualified("dc", "subject")
+HIERARCHICAL = _qualified("lr", "hierarchicalSubject")
+OURS = _qualified("ramplus", "Tags")
+SCORES = _qualified("ramplus", "Scores")
 
 
 def clean_keyword(label: str) -> str:
@@ -114,7 +122,7 @@ def parse_xmp(data: bytes, name: str = "XMP") -> tuple[ET.ElementTree, Keywords]
             except ValueError:
                 pass
     root = tree.getroot()
-    if root.tag not in ("{%s}xmpmeta" % NS["x"], RDF + "RDF") and root.find(f".//{RDF}RDF") is None:
+    if root.tag not in (XMPMETA, RDF + "RDF") and root.find(f".//{RDF}RDF") is None:
         raise ValueError(f"{name} is XML but not XMP (no x:xmpmeta or rdf:RDF); it was left as it is")
     found = Keywords()
     for description in _descriptions(root):
@@ -140,7 +148,7 @@ def _bag(parent, tag: str, items: list[str], kind: str = "Bag") -> None:
 
 
 def new_xmp() -> ET.ElementTree:
-    root = ET.Element("{%s}xmpmeta" % NS["x"])
+    root = ET.Element(XMPMETA)
     rdf = ET.SubElement(root, RDF + "RDF")
     ET.SubElement(rdf, RDF + "Description", {RDF + "about": ""})
     return ET.ElementTree(root)

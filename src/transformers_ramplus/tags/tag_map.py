@@ -39,7 +39,7 @@ SECTIONS = ("rename", "drop", "keep")
 
 
 def _name(value, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip():  # a file's content: ValueError, as for every bad file
         raise ValueError(f"tag map: {where} must be a non-empty tag name, got {value!r}")
     return value.strip()
 
@@ -48,7 +48,7 @@ def _names(values, where: str) -> list[str]:
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, (list, tuple)):
-        raise ValueError(f"tag map: `{where}` must be a list of tag names, got {type(values).__name__}")
+        raise ValueError(f"tag map: `{where}` must be a list of tag names, got {type(values).__name__}")  # noqa: TRY004
     return [_name(value, f"an entry of `{where}`") for value in values]
 
 
@@ -67,7 +67,7 @@ class TagMap:
     def from_dict(cls, data: Mapping, source: str | None = None) -> TagMap:
         """A tag map from its sections (`rename`, `drop`, `keep`) or from a flat `{old: new-or-null}` mapping."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"tag map{_from(source)}: expected a mapping (rename/drop/keep), got {type(data).__name__}")
+            raise ValueError(f"tag map{_from(source)}: expected a mapping (rename/drop/keep), got {type(data).__name__}")  # noqa: TRY004 (a file's content)
         if data and all(key in SECTIONS for key in data):
             rename_data = data.get("rename") or {}
             if not isinstance(rename_data, Mapping):
