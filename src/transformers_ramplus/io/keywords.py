@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import weakref
 from dataclasses import dataclass
@@ -75,6 +77,7 @@ class _ExifToolProcess:
             self.process = subprocess.Popen(
                 [program, "-config", config, "-stay_open", "True", "-@", "-"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as error:
             raise KeywordError(f"cannot start exiftool ({program}): {error}") from None
@@ -108,6 +111,17 @@ class _ExifToolProcess:
 
     def close(self) -> None:
         self._finalizer()
+
+
+def _die_with_parent() -> None:
+    """In the exiftool child (Linux): end it when this process dies (a killed run leaves no exiftool waiting on a
+    closed pipe: with -stay_open it does not stop at the end of its input)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _stop(process) -> None:
@@ -231,6 +245,9 @@ class KeywordWriter:
         if self._process is None:
             self._process = _ExifToolProcess(self._exiftool, self._config_file())
         out, err = self._process.run(arguments, what)
+        if self._config is not None:  # read when exiftool started (it has answered): not needed any more
+            os.unlink(self._config)
+            self._config = None
         problems = [line for line in err.decode("utf-8", "replace").splitlines() if line.startswith("Error")]
         if writes and b"1 image files updated" not in out:
             problems = problems or [out.decode("utf-8", "replace").strip() or "exiftool updated nothing"]
