@@ -117,7 +117,7 @@ def test_caption_writer_keeps_existing_files_and_refuses_clashes(tmp_path):
     dry = CaptionWriter(dry_run=True, extension="caption")
     assert dry.write(str(tmp_path / "b.jpg"), tags(("dog", 0.9))) == f"would write {tmp_path / 'b.caption'}: dog"
     assert not (tmp_path / "b.caption").exists()
-    for bad in ("", "a/b", "."):
+    for bad in ("", "a/b", ".", "png", ".JPG", ".xmp"):  # an image extension would let captions replace images
         with pytest.raises(ValueError, match="caption-extension"):
             CaptionWriter(extension=bad)
     with pytest.raises(ValueError, match="max-tags"):

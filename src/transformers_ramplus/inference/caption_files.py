@@ -17,6 +17,11 @@ from ..io.atomic import atomic_write_text
 
 
 CAPTION_FORMATS = ("txt",)
+# extensions a caption file may never have: they would replace images (or their sidecars) with text
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .png .webp .tif .tiff .bmp .gif .heic .heif .avif .jxl .dcm .xmp .dng .cr2 .cr3 .nef .arw .raf .orf "
+    ".rw2 .pef .srw".split()
+)
 SPACING = ("spaces", "underscores")
 
 
@@ -60,6 +65,8 @@ class CaptionWriter:
         extension = self.extension if self.extension.startswith(".") else "." + self.extension
         if extension in (".", "") or any(c in extension for c in "/\\") or extension != extension.strip():
             raise ValueError(f"--caption-extension must be a file extension such as .txt or .caption, got {self.extension!r}")
+        if extension.lower() in IMAGE_EXTENSIONS:
+            raise ValueError(f"--caption-extension {extension} is an image or sidecar extension: caption files would replace them")
         self.extension = extension
         if self.max_tags is not None and (isinstance(self.max_tags, bool) or not isinstance(self.max_tags, int) or self.max_tags <= 0):
             raise ValueError(f"--max-tags must be a positive integer, got {self.max_tags!r}")
