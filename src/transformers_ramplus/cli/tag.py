@@ -34,7 +34,10 @@ from ..inference.heatmaps import DEFAULT_TAGS
 from ..inference.precision import PRECISION_CHOICES
 from ..inference.sharding import sharded_run, tag_files_sharded
 from ..inference.tag_files import TagFilesOptions, TagFilesSummary, tag_files
+from ..inference.caption_files import CAPTION_FORMATS, SPACING
+from ..io.keywords import MODES
 from ..io.records import FORMATS
+from ..io.xmp import SIDECAR_NAMING
 
 
 def add_arguments(parser):
@@ -87,6 +90,29 @@ def add_arguments(parser):
         help="also write a caption per image, written from its tags (captioning models: Tag2Text); records gain a "
         "`caption` (jsonl/json; text: after a tab)",
     )
+    parser.add_argument(
+        "--tag-map",
+        metavar="FILE",
+        help="YAML or JSON file that renames, translates, merges, drops or keeps tags after the thresholds, in every "
+        "output (sections rename: {old: new}, drop: [...], keep: [...]; or a flat {old: new-or-null})",
+    )
+    photo = parser.add_argument_group("keywords in photos and caption files")
+    photo.add_argument(
+        "--write-keywords",
+        choices=MODES,
+        help="write the tags as keywords photo managers read: xmp-sidecar (an XMP file beside each image, no extra "
+        "tool) or embedded (XMP dc:subject + IPTC Keywords inside JPEG/TIFF/PNG/WebP, pixels untouched; needs exiftool). "
+        "The user's keywords are kept; this tool's earlier ones are replaced",
+    )
+    photo.add_argument("--xmp-sidecar-name", choices=SIDECAR_NAMING, default="full", help="sidecar names: full = IMG_1.JPG.xmp (darktable, digiKam; default), stem = IMG_1.xmp (Lightroom)")
+    photo.add_argument("--keyword-parent", default="ramplus", help="parent of the hierarchical keywords (lr:hierarchicalSubject PARENT|tag; default ramplus)")
+    photo.add_argument("--keyword-scores", action="store_true", help="also write each tag's score (XMP ramplus:Scores, label=score)")
+    photo.add_argument("--write-captions", choices=CAPTION_FORMATS, help="write NAME.txt beside each image: the tags by score, comma-separated (kohya-ss, taggui, WD14 style)")
+    photo.add_argument("--caption-prefix", metavar="WORDS", help="trigger words written first in every caption file (comma-separated)")
+    photo.add_argument("--caption-extension", default=".txt", help="extension of the caption files (default .txt)")
+    photo.add_argument("--caption-spacing", choices=SPACING, default="spaces", help="multi-word tags with spaces (default) or underscores (WD14 style)")
+    photo.add_argument("--max-tags", type=int, help="at most this many tags per caption file")
+    photo.add_argument("--dry-run", action="store_true", help="write no keywords or caption files: list what would change (records go to stdout)")
 
 
 def _report(message: str) -> None:

@@ -306,6 +306,10 @@ def tag_files_sharded(options: TagFilesOptions, report=logger.warning) -> TagFil
                 "--heatmaps runs in one process only (not under accelerate launch/torchrun): tag with --heatmaps "
                 "without the launcher"
             )
+        if options.write_keywords or options.write_captions:
+            raise ValueError(
+                "--write-keywords and --write-captions run in one process only (not under accelerate launch/torchrun)"
+            )
         if group.rank == 0 and options.output:
             if os.path.isdir(options.output):
                 raise ValueError(f"--output {options.output!r} is a folder; name a file")

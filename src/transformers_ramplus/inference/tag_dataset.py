@@ -18,6 +18,7 @@ import torch
 from ..hub import DEFAULT_MODEL
 from ..io.fingerprints import model_fingerprint, tag_set_digest
 from ..pipelines.zero_shot_image_tagging import resolve_device
+from ..tags.tag_map import TagMap
 from ..tags.tag_set import TagSet
 from .tagging import check_options, load_tagger, tag_batches
 
@@ -44,7 +45,7 @@ class _Engine:
         # the same tags in the same order, named in Chinese (tag names are unique in a tag set)
         self.chinese = dict(zip(self.tag_set.names, self.tag_set.labels("zh"))) if "zh" in spec["languages"] else None
 
-    def tag(self, items, indices, threshold, top_k, on_error):
+    def tag(self, items, indices, threshold, top_k, on_error, tag_map=None):
         """`(tags per language, scores, errors)` for a batch of image values (rows `indices`, named in errors); a bad
         image is an error (not tagged)."""
         tags = {"en": [[] for _ in items]}
@@ -54,7 +55,7 @@ class _Engine:
         errors: list = [None] * len(items)
         batches = tag_batches(
             self.tagger, [_loadable(item) for item in items], tag_set=self.tag_set, threshold=threshold, top_k=top_k,
-            batch_size=max(1, len(items)), indices=indices, on_error=on_error,
+            batch_size=max(1, len(items)), indices=indices, on_error=on_error, tag_map=tag_map,
         )
         for tagged in (tagged for batch in batches for tagged in batch):
             if tagged.error is not None:
@@ -62,7 +63,8 @@ class _Engine:
                 continue
             tags["en"][tagged.index] = [t["label"] for t in tagged.result]
             if self.chinese is not None:
-                tags["zh"][tagged.index] = [self.chinese[t["label"]] for t in tagged.result]
+                # a tag renamed by a tag map keeps its new name
+                tags["zh"][tagged.index] = [self.chinese.get(t["label"], t["label"]) for t in tagged.result]
             scores[tagged.index] = [t["score"] for t in tagged.result]
         return tags, scores, errors
 
@@ -94,7 +96,9 @@ class _DatasetTagger:
         spec = self.spec
         items = batch[spec["image_column"]]
         indices = range(len(items)) if indices is None else indices
-        tags, scores, errors = self.engine(rank).tag(items, indices, spec["threshold"], spec["top_k"], spec["on_error"])
+        tags, scores, errors = self.engine(rank).tag(
+            items, indices, spec["threshold"], spec["top_k"], spec["on_error"], spec.get("tag_map")
+        )
         columns = {spec["tags_column"]: tags["en"], spec["scores_column"]: scores}
         if "zh" in tags:
             columns[spec["tags_column"] + "_zh"] = tags["zh"]
@@ -131,6 +135,7 @@ def tag_dataset(
     num_proc: int | None = None,
     templates=None,
     revision: str | None = None,
+    tag_map=None,
     **map_kwargs,
 ):
     """
@@ -156,6 +161,9 @@ def tag_dataset(
         precision: `"auto"` (default: what this device runs well, see `transformers_ramplus.inference.precision`),
             `"fp32"`, `"bf16"` or `"int8"` (see `enable_fast_inference`).
         num_proc: worker processes for a `Dataset` (each loads the model once; CPU workers share the cores).
+        tag_map: rename, translate, merge, drop or keep tags after the thresholds: a `TagMap`, a dict or a YAML/JSON
+            file (see `transformers_ramplus.tags.tag_map`); `tags_zh` then holds the Chinese name of each tag that kept
+            its name.
         map_kwargs: passed on to `map` (e.g. `desc`, `load_from_cache_file`, `writer_batch_size`).
 
     One process per GPU: under `accelerate launch`, give each process its part with
@@ -189,6 +197,7 @@ def tag_dataset(
         raise ValueError(f"the new columns {new_columns} must differ from each other and from `image_column`")
     if model is None:
         model = DEFAULT_MODEL
+    tag_map = TagMap.coerce(tag_map)
 
     workers = num_proc if num_proc and num_proc > 1 and not streaming else None
     spec = {
@@ -208,6 +217,7 @@ def tag_dataset(
         "scores_column": scores_column,
         "error_column": error_column,
         "on_error": on_error,
+        "tag_map": tag_map,
     }
     function = _DatasetTagger(spec)
 
@@ -233,7 +243,8 @@ def tag_dataset(
         )
     else:
         if "new_fingerprint" not in map_kwargs:
-            options = {k: v for k, v in spec.items() if k not in ("model", "processor", "candidate_labels", "device")}
+            options = {k: v for k, v in spec.items() if k not in ("model", "processor", "candidate_labels", "device", "tag_map")}
+            options["tag_map"] = None if tag_map is None else tag_map.digest()
             options["labels"] = _labels_digest(candidate_labels)
             options["processor"] = None if processor is None else uuid.uuid4().hex  # a processor object: no reuse
             key = json.dumps([dataset._fingerprint, _describe_model(model, revision), options], default=str, sort_keys=True)

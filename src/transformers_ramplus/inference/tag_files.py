@@ -29,12 +29,14 @@ from ..io.inputs import collect_inputs, input_key
 from ..io.records import infer_format, open_writer
 from ..io.resume import StampIndex, check_resume, settings_file
 from ..models.ram_plus.image_processing_ram_plus import load_image
-from ..tags.files import read_tag_list
 from ..tags.descriptions import load_descriptions, select_descriptions
+from ..tags.files import read_tag_list
+from ..tags.tag_map import TagMap
 from ..tags.tag_set import TagSet
 from .heatmaps import HeatmapWriter, check_heatmap_options, parse_heatmap_tags, without_heatmaps
 from ..models.tag2text.processing_tag2text import decode_captions
 from .precision import applied_precision
+from .photo_outputs import PhotoOutputError, photo_outputs_from, raw_file_note, without_side_files
 from .tagging import check_options, load_tagger, tag_batches
 
 
@@ -76,6 +78,17 @@ class TagFilesOptions:
     heatmaps: str | None = None
     heatmap_tags: str | None = None
     captions: bool = False  # also write each image's caption (captioning models: Tag2Text)
+    tag_map: str | None = None  # a YAML/JSON tag map file (transformers_ramplus.tags.tag_map)
+    write_keywords: str | None = None  # "xmp-sidecar" or "embedded" (transformers_ramplus.io.keywords)
+    xmp_sidecar_name: str = "full"  # IMG_1.JPG.xmp ("full") or IMG_1.xmp ("stem")
+    keyword_parent: str = "ramplus"
+    keyword_scores: bool = False
+    write_captions: str | None = None  # "txt" (transformers_ramplus.inference.caption_files)
+    caption_prefix: str | None = None
+    caption_extension: str = ".txt"
+    caption_spacing: str = "spaces"
+    max_tags: int | None = None
+    dry_run: bool = False
     progress: bool = True
 
 
@@ -131,6 +144,11 @@ def prepare(options: TagFilesOptions) -> str:
     if options.tag_set:
         _check_local_path("--tag-set", options.tag_set)
     check_heatmap_options(options.heatmaps, options.heatmap_tags)
+    if options.tag_map:
+        TagMap.load(options.tag_map)  # a bad file is reported before the model loads
+    if options.dry_run and (options.output or options.heatmaps):
+        raise ValueError("--dry-run writes nothing: leave out --output and --heatmaps (the records go to stdout)")
+    photo_outputs_from(options)  # checks the keyword and caption options (and finds exiftool)
     return infer_format(options.output, options.format)
 
 
@@ -168,6 +186,7 @@ def collect(options: TagFilesOptions, report=logger.warning) -> tuple[list[str],
         empty_folders=empty_folders,
     )
     inputs = without_heatmaps(options.heatmaps, inputs)
+    inputs = without_side_files(options, inputs)  # XMP sidecars and caption files are not images
     for folder in empty_folders:
         report(f"ramplus tag: no image files in folder {folder!r}")
     return inputs, empty_folders
@@ -182,14 +201,16 @@ class FileTagger:
     tag_set: object
     read_settings: dict
     settings: dict | None
+    tag_map: TagMap | None = None
 
     def read(self, path, index):
         return load_image(path, index=index, **self.read_settings)
 
 
-def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) -> FileTagger:
+def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, report=logger.warning) -> FileTagger:
     """Load the model once and build the tag set (all text work happens here, once). `device` overrides the
-    options' (each process of a sharded run computes on its own)."""
+    options' (each process of a sharded run computes on its own). Names of the tag map that the tag set lacks are
+    reported."""
     tagger, model = load_tagger(
         options.model, device=options.device if device is None else device, precision=options.precision,
         revision=options.revision,
@@ -200,6 +221,9 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) ->
             f"{getattr(tagger.model.config, 'model_type', 'tagging')} model, which only tags"
         )
     tag_set = tagger.get_tag_set(labels, templates=options.name_templates)
+    tag_map = TagMap.load(options.tag_map) if options.tag_map else None
+    if tag_map is not None:
+        tag_map.warn_unknown(tag_set.labels(options.language), report=report)
     processor = tagger.image_processor
     exif = bool(getattr(processor, "apply_exif_orientation", False))
     max_pixels = options.max_image_pixels if options.max_image_pixels is not None else getattr(processor, "max_image_pixels", None)
@@ -225,21 +249,29 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) ->
             "dicom": [None if window is None else [float(v) for v in window], frame],
             # scores differ with the precision: the one applied ("auto" resolves per machine)
             "precision": applied_precision(tagger.model) or str(tagger.model.dtype).replace("torch.", ""),
+            # None when unused, so that outputs written before these options existed still resume
+            "tag_map": None if tag_map is None else tag_map.digest(),
         }
+        photo = photo_outputs_from(options)
+        settings.update(photo.settings() if photo is not None else {"keywords": None, "captions": None})
+        if photo is not None:
+            photo.close()
         if options.captions:  # only then: outputs of earlier runs (without the key) still resume
-            settings["captions"] = True
-    return FileTagger(tagger, tag_set, read_settings, settings)
+            settings["generated_captions"] = True
+    return FileTagger(tagger, tag_set, read_settings, settings, tag_map)
 
 
 def tag_into(
     options, todo, tagger: FileTagger, writer, stamps=None, progress=True, after_batch=None, report=logger.warning,
-    prefetch: bool = True,
+    prefetch: bool = True, photo_outputs=None,
 ) -> int:
     """Tag `todo` (`(index, path)` pairs) batch by batch into `writer`: records in input order, unreadable images as
     error records (reported); the number of failures. With `stamps`, the size and modification time of each tagged
     file (taken before it is read) is recorded after its record is written. `after_batch(paths, images, results)`
-    sees each batch's readable images and their tags before their records are written. `prefetch`: the next batch
-    is read and resized in a reader thread while the model tags this one (see `tag_batches`)."""
+    sees each batch's readable images and their tags before their records are written; `photo_outputs` (a
+    `PhotoOutputs`) then writes each image's keywords and caption file: one that cannot be written makes the image's
+    record an error record. `prefetch`: the next batch is read and resized in a reader thread while the model tags
+    this one (see `tag_batches`)."""
     stamped: dict[int, object] = {}
 
     def read(path, index):
@@ -261,13 +293,14 @@ def tag_into(
             read=read,
             indices=[index for index, _ in todo],
             prefetch=prefetch,
+            tag_map=tagger.tag_map,
         )
         for batch in batches:
             paths = [todo[tagged.index][1] for tagged in batch]
-            for tagged in batch:
+            for tagged, path in zip(batch, paths):
                 if tagged.error is not None:
                     failures += 1
-                    report(f"ramplus tag: skipped {tagged.error}")
+                    report(f"ramplus tag: skipped {tagged.error}{raw_file_note(path)}")
             done = [(tagged, path) for tagged, path in zip(batch, paths) if tagged.error is None]
             captions = {}
             if options.captions and done:
@@ -275,6 +308,19 @@ def tag_into(
                 captions = {id(t): text for (t, _), text in zip(done, texts)}
             if after_batch is not None and done:  # e.g. heatmaps: before the records, so every record has its PNG
                 after_batch([path for _, path in done], [t.image for t, _ in done], [t.result for t, _ in done])
+            if photo_outputs is not None:  # keywords and captions before the records: a record means they are written
+                for tagged, path in done:
+                    try:
+                        record = {"path": path, "tags": tagged.result}
+                        if id(tagged) in captions:  # a caption file starts with the caption
+                            record["caption"] = captions[id(tagged)]
+                        photo_outputs.write(path, record)
+                        stamped[todo[tagged.index][0]] = file_stamp(path)  # embedded keywords change the file's size
+                    except PhotoOutputError as error:
+                        tagged.error = str(error)
+                        failures += 1
+                        report(f"ramplus tag: {error}")
+                done = [(tagged, path) for tagged, path in done if tagged.error is None]
             for tagged, path in zip(batch, paths):  # in input order
                 if tagged.error:
                     writer.write({"path": path, "error": tagged.error})
@@ -327,7 +373,7 @@ def tag_files(options: TagFilesOptions, report=logger.warning) -> TagFilesSummar
 def _tag_files_locked(options: TagFilesOptions, fmt: str, report) -> TagFilesSummary:
     labels = candidate_labels(options)
     inputs, empty_folders = collect(options, report)
-    tagger = load_file_tagger(options, fmt, labels)
+    tagger = load_file_tagger(options, fmt, labels, report=report)
     output = options.output
     fresh = check_resume(output, tagger.settings, options.overwrite) if output else True
     # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
@@ -352,13 +398,17 @@ def _tag_files_locked(options: TagFilesOptions, fmt: str, report) -> TagFilesSum
     skipped = len(inputs) - len(todo)
     if skipped:
         report(f"resuming: {skipped} of {len(inputs)} images already have results in {output}")
+    photo_outputs = photo_outputs_from(options, report)
     try:
         after_batch = heatmaps.write if heatmaps is not None else None
-        failures = tag_into(options, todo, tagger, writer, stamps, options.progress, after_batch, report)
+        failures = tag_into(options, todo, tagger, writer, stamps, options.progress, after_batch, report, photo_outputs=photo_outputs)
     finally:
         writer.close()
         if stamps is not None:
             stamps.close()
+        if photo_outputs is not None:
+            photo_outputs.close()
+            report(photo_outputs.summary())
     return TagFilesSummary(len(inputs), len(todo) - failures, failures, skipped, empty_folders)
 
 

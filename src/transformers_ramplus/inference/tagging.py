@@ -90,6 +90,7 @@ def tag_batches(
     indices: Sequence[int] | None = None,
     on_error: str = "record",
     prefetch: bool = True,
+    tag_map=None,
 ) -> Iterator[list[TaggedImage]]:
     """Tag `items` (paths, URLs, bytes, images...) `batch_size` at a time; yields each batch's `TaggedImage`s in
     item order.
@@ -98,7 +99,7 @@ def tag_batches(
     EXIF, timeout, pixel-limit and DICOM settings); `indices` are the positions named in its errors (default: the
     items' positions). An item that cannot be read is recorded as its `TaggedImage.error` (`on_error="raise"`:
     raised). The others go through `tagger` in one batch, with the pipeline's call options (`tag_set` as
-    `candidate_labels`).
+    `candidate_labels`; `tag_map`, when given, as the pipeline's `tag_map`).
 
     With `prefetch` (default), a reader thread reads the next batch, and resizes its images for the model with the
     image processor's `resize_ahead` (the same resize its call does: identical pixel values), while the model tags
@@ -106,6 +107,7 @@ def tag_batches(
     the image as read (heatmaps draw on it)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
+    mapped = {} if tag_map is None else {"tag_map": tag_map}
     resize_ahead = getattr(tagger.image_processor, "resize_ahead", None) if prefetch else None
 
     def read_batch(start: int) -> list[TaggedImage]:
@@ -145,6 +147,7 @@ def tag_batches(
                     language=language,
                     raw_scores=raw_scores,
                     batch_size=len(readable),
+                    **mapped,
                 )
                 for tagged, result in zip(readable, results):
                     tagged.result, tagged.model_input = result, None

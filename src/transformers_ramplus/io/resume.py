@@ -27,6 +27,10 @@ SETTING_NAMES = {
     "max_image_pixels": "--max-image-pixels",
     "dicom": "--window (DICOM window and frame)",
     "precision": "--precision",
+    "tag_map": "--tag-map (the map's contents)",
+    "keywords": "--write-keywords and its options",
+    "captions": "--write-captions and its options",
+    "generated_captions": "--captions",
 }
 
 

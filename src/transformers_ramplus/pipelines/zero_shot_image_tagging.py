@@ -30,10 +30,12 @@ try:  # the package's tag sets, fast paths and folder writer; absent where a sav
     from transformers_ramplus.inference.precision import resolve_precision
     from transformers_ramplus.models.remote_code import save_model_folder
     from transformers_ramplus.tags.encoding import tokenizer_for_model
+    from transformers_ramplus.tags.tag_map import TagMap
     from transformers_ramplus.tags.tag_set import TagSet, _freeze
 except ImportError:
     enable_fast_inference = supports_fast_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
     resolve_precision = None
+    TagMap = None
 
 
 _UNSET = object()
@@ -168,6 +170,9 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             list of your own templates (see [`TagSet.from_model`]).
         raw_scores: `True` returns, per image, the score (sigmoid) of every tag of the tag set as a float32 tensor in
             the tag set's order, instead of the tags: no threshold, no `top_k` (for benchmarks and calibration).
+        tag_map: rename, translate, merge, drop or keep tags after the thresholds (then `top_k`): a [`TagMap`], a
+            dict of its sections, or the path of a YAML/JSON tag map file (see `transformers_ramplus.tags.tag_map`).
+            Names of the map that the tag set lacks are logged once as a warning.
 
     Construction arguments (besides the usual `model`, `device`, `dtype`...):
         optimize (`bool`, defaults to `True`): run the model with [`enable_fast_inference`] (same outputs, faster).
@@ -219,6 +224,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         if self.tokenizer is None and tokenizer_for_model is not None and getattr(self.model, "text_model", None) is not None:
             self.tokenizer = tokenizer_for_model(self.model)  # a model object: the factory loaded no tokenizer
         self._tag_sets: OrderedDict = OrderedDict()
+        self._checked_tag_maps: set = set()
 
     def _place_on_requested_device(self, requested) -> None:
         """transformers' `Pipeline` ignores `device` while a torch.distributed process group exists (it keeps the
@@ -242,6 +248,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         templates=_UNSET,
         timeout=_UNSET,
         raw_scores=_UNSET,
+        tag_map=_UNSET,
         **kwargs,
     ):
         if kwargs:
@@ -264,7 +271,19 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         postprocess_params.update({name: checked[name] for name in given})
         if raw_scores is not _UNSET:
             postprocess_params["raw_scores"] = bool(raw_scores)
+        if tag_map is not _UNSET:
+            postprocess_params["tag_map"] = self._tag_map(tag_map)
+            if postprocess_params["tag_map"] is not None and postprocess_params.get("raw_scores"):
+                raise ValueError("`tag_map` applies to tags, not to `raw_scores` (every tag's score): pass one of them")
         return preprocess_params, forward_params, postprocess_params
+
+    def _tag_map(self, tag_map):
+        """`tag_map` as an object with `apply(tags, top_k)` (a `TagMap`; a dict or file needs the package)."""
+        if tag_map is None or callable(getattr(tag_map, "apply", None)):
+            return tag_map
+        if TagMap is None:
+            raise ValueError("a tag map given as a dict or file needs the transformers-ramplus package (pip install transformers-ramplus)")
+        return TagMap.coerce(tag_map)
 
     def get_tag_set(self, candidate_labels=None, templates=None):
         """The [`TagSet`] for `candidate_labels` (cached: the same labels again cost no text work)."""
@@ -340,15 +359,22 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             raise ValueError(f"the model produced NaN or infinite scores: {culprit} contain NaN or infinite values")
         return {"logits": outputs.logits}
 
-    def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False):
+    def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False, tag_map=None):
         if raw_scores:  # every tag's score, in the tag set's order
             return torch.sigmoid(model_outputs["logits"].reshape(-1).float()).cpu()
         if tag_set is None:
             tag_set = self.get_tag_set(None)
         logits = model_outputs["logits"].reshape(1, -1)
         thresholds = tag_set.thresholds if threshold is None else threshold
+        labels = tag_set.labels(language)
         keep = getattr(tag_set, "keep", None)
-        return post_process_image_tagging(logits, thresholds, tag_set.labels(language), top_k=top_k, keep=keep)[0]
+        if tag_map is None:
+            return post_process_image_tagging(logits, thresholds, labels, top_k=top_k, keep=keep)[0]
+        key = (id(tag_map), id(tag_set), language)
+        if key not in self._checked_tag_maps and callable(getattr(tag_map, "warn_unknown", None)):
+            tag_map.warn_unknown(labels)  # once per map, tag set and language
+            self._checked_tag_maps.add(key)
+        return tag_map.apply(post_process_image_tagging(logits, thresholds, labels, keep=keep)[0], top_k=top_k)
 
     # ------------------------------------------------------------------ sharing
     def save_pretrained(self, save_directory, **kwargs):
