@@ -1,0 +1,255 @@
+"""Reliability, round two (issue 22): nothing a user named as input is destroyed, links and special files are
+written through, resumes never mislabel, one record per input, escaped outputs, nested JSON, EXIF orientation."""
+
+import csv
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REFERENCE_IMAGES, tiny_model, tiny_word_text_config, tiny_word_tokenizer
+from transformers_ramplus.cli.main import main
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small-refs-2")
+    paths = []
+    for path in REFERENCE_IMAGES:
+        image = Image.open(path).convert("RGB")
+        image.thumbnail((96, 96))
+        image.save(folder / path.name, quality=90)
+        paths.append(folder / path.name)
+    return paths
+
+
+@pytest.fixture
+def photos(tmp_path, refs):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for path in refs:
+        shutil.copy(path, root / path.name)
+    return root
+
+
+def tag(model, *args):
+    return main(["tag", *map(str, args), "--model", str(model), "--no-progress"])
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+
+
+def make_training_folder(root, new_tag="lesion", count=4):
+    """A tiny base model (3 tags, a text tower) and a metadata.jsonl image folder that adds `new_tag`."""
+    base = root / "base"
+    if not base.exists():
+        from transformers_ramplus import RamPlusImageProcessor, RamPlusProcessor
+
+        model = tiny_model(num_tags=3, text_config=tiny_word_text_config())
+        model.config.id2label = {0: "red", 1: "green", 2: "blue"}
+        model.config.label2id = {"red": 0, "green": 1, "blue": 2}
+        model.save_pretrained(base)
+        tokenizer = tiny_word_tokenizer("a photo of red green blue lesion kitten square spot".split())
+        processor = RamPlusProcessor(image_processor=RamPlusImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer)
+        processor.save_pretrained(base)
+    images = root / "images"
+    images.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    records = []
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(images / f"{index}.png")
+        records.append({"file_name": f"{index}.png", "tags": ["red"] + ([new_tag] if index % 2 else [])})
+    (images / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    (root / "descriptions.json").write_text(json.dumps({"lesion": ["a lesion"], "kitten": ["a kitten"], "spot": ["a spot"]}))
+    return base, images
+
+
+def finetune(root, base, out, data, *extra):
+    return main([
+        "finetune", str(base), str(out), "--dataset", str(data), "--descriptions", str(root / "descriptions.json"),
+        "--max-steps", "1", "--batch-size", "2", "--save_steps", "1", "--no-captions", "--report_to", "none", *map(str, extra),
+    ])
+
+
+def tree(folder):
+    return sorted((p.relative_to(folder).as_posix(), p.read_bytes()) for p in folder.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------------------------------------ 1. finetune inputs
+def test_finetune_never_replaces_dataset_eval_dataset_or_teacher(tmp_path, capsys):
+    base, images = make_training_folder(tmp_path)
+    out = tmp_path / "out"
+    # the training data lives where the adapter goes
+    shutil.copytree(images, out / "adapter")
+    before = tree(out / "adapter")
+    assert finetune(tmp_path, base, out, out / "adapter", "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "would replace the input" in err and "adapter" in err
+    assert tree(out / "adapter") == before
+    # evaluation data where the merged model goes
+    shutil.copytree(images, out / "model")
+    before = tree(out / "model")
+    assert finetune(tmp_path, base, out, images, "--eval-dataset", out / "model", "--merge", "--overwrite") == 2
+    assert "would replace the input" in capsys.readouterr().err and tree(out / "model") == before
+    # a teacher inside the output; and data inside the Trainer's checkpoints (rotated away by save_total_limit)
+    shutil.copytree(base, out / "model" / "teacher")
+    assert finetune(tmp_path, base, out, images, "--teacher", out / "model" / "teacher", "--merge", "--overwrite") == 2
+    shutil.copytree(images, out / "checkpoints" / "data")
+    assert finetune(tmp_path, base, tmp_path / "out", out / "checkpoints" / "data", "--overwrite") == 2
+    assert "would replace the input" in capsys.readouterr().err
+    # the dataset reached through a symbolic link is recognised too
+    os.symlink(out / "adapter", tmp_path / "link")
+    assert finetune(tmp_path, base, out, tmp_path / "link", "--overwrite") == 2
+    assert tree(out / "adapter") == before
+
+
+# ------------------------------------------------------------------------------------------------ 3. resume vocabulary
+def test_resume_with_renamed_or_added_tags_stops_naming_them(tmp_path, capsys):
+    base, images = make_training_folder(tmp_path)
+    out = tmp_path / "out"
+    assert finetune(tmp_path, base, out, images) == 0
+    assert (out / "checkpoints" / "checkpoint-1").is_dir()
+    capsys.readouterr()
+    # same count, another name: would train `kitten` labels into the `lesion` slot
+    make_training_folder(tmp_path, new_tag="kitten")
+    assert finetune(tmp_path, base, out, images, "--resume", "--max-steps", "2") == 2
+    err = capsys.readouterr().err
+    assert "kitten" in err and "lesion" in err and "--resume" in err and "start afresh" in err
+    assert not (out / "checkpoints" / "checkpoint-2").exists()
+    # another count (was: a deep "labels must have shape" error)
+    records = [json.loads(line) for line in (images / "metadata.jsonl").read_text().splitlines()]
+    records[0]["tags"].append("spot")
+    (images / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert finetune(tmp_path, base, out, images, "--resume", "--max-steps", "2") == 2
+    err = capsys.readouterr().err
+    assert "spot" in err and "4 tags then, 5 now" in err
+    # without --resume or --overwrite the old checkpoints are not mixed with a new run
+    shutil.rmtree(out / "adapter")
+    assert finetune(tmp_path, base, out, images) == 2
+    assert "holds checkpoints of an earlier run" in capsys.readouterr().err
+    # asked to start afresh: the earlier checkpoints go, the new vocabulary is trained
+    assert finetune(tmp_path, base, out, images, "--overwrite") == 0
+    vocabulary = json.loads((out / "checkpoints" / "checkpoint-1" / "tag_vocabulary.json").read_text())
+    assert sorted(vocabulary["names"][3:]) == ["kitten", "spot"]
+
+
+# ------------------------------------------------------------------------------------------------ 4. output = input
+def test_an_output_that_is_an_input_is_refused(converted_tiny, photos, tmp_path, capsys):
+    photo = photos / sorted(os.listdir(photos))[0]
+    before = photo.read_bytes()
+    assert tag(converted_tiny, photo, "-o", photo, "--overwrite") == 2
+    assert "is also an input" in capsys.readouterr().err and photo.read_bytes() == before
+    # through another spelling, a symbolic link and a hard link
+    os.symlink(photo, tmp_path / "link.jpg")
+    os.link(photo, tmp_path / "hard.jpg")
+    for output in (f"{photos}/../photos/{photo.name}", tmp_path / "link.jpg", tmp_path / "hard.jpg"):
+        assert tag(converted_tiny, photo, "-o", output, "--overwrite", "--format", "jsonl") == 2
+        assert "is also an input" in capsys.readouterr().err
+    # a photo in a folder being tagged, named as the output
+    assert tag(converted_tiny, photos, "-o", photo, "--overwrite", "--format", "csv") == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert photo.read_bytes() == before and (tmp_path / "link.jpg").is_symlink()
+    # the usual case stays allowed: the output inside the folder, resumed and overwritten
+    output = photos / "tags.jsonl"
+    assert tag(converted_tiny, photos, "-o", output) == 0
+    assert tag(converted_tiny, photos, "-o", output, "--overwrite") == 0
+    assert len(read_jsonl(output)) == 2 and photo.read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------------------ 2. links, streams
+def test_links_are_written_through_and_special_files_stream(converted_tiny, photos, tmp_path, capfd):
+    target = tmp_path / "real" / "tags.jsonl"
+    target.parent.mkdir()
+    link = tmp_path / "link.jsonl"
+    os.symlink(target, link)  # dangling: its target is created
+    assert tag(converted_tiny, photos, "-o", link) == 0
+    assert link.is_symlink() and len(read_jsonl(target)) == 2
+    # state files next to the target, none next to the link
+    assert any(p.name.startswith(".tags.jsonl.") for p in target.parent.iterdir())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".link")]
+    assert tag(converted_tiny, photos, "-o", link) == 0  # resumed through the link
+    assert "2 of 2 images already have results" in capfd.readouterr().err
+    assert link.is_symlink() and len(read_jsonl(target)) == 2
+    # `-` and /dev/stdout stream; nothing is created next to them
+    for output in ("-", "/dev/stdout"):
+        if output != "-" and not os.path.exists(output):
+            continue
+        assert tag(converted_tiny, photos, "-o", output, "--format", "jsonl") == 0
+        out = capfd.readouterr().out
+        assert len([line for line in out.splitlines() if line.startswith("{")]) == 2, (output, out[:300])
+    assert not (tmp_path / "-").exists()
+    if os.path.exists("/dev/stdout"):
+        assert os.path.islink("/dev/stdout") or stat.S_ISCHR(os.stat("/dev/stdout").st_mode)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_fifo_output_streams(converted_tiny, photos, tmp_path):
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo, encoding="utf-8").read()), daemon=True)
+    reader.start()
+    assert tag(converted_tiny, photos, "-o", fifo, "--format", "csv") == 0
+    reader.join(30)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    rows = list(csv.DictReader(received[0].splitlines()))
+    assert len(rows) == 2 and sorted(os.listdir(tmp_path)) == ["out.fifo", "photos"]
+
+
+# ------------------------------------------------------------------------------------------------ 5. one record per input
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "text"])
+def test_reruns_keep_one_record_per_input(converted_tiny, photos, tmp_path, fmt):
+    from transformers_ramplus.io.inputs import input_key
+    from transformers_ramplus.io.records import record_path, split_records
+
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    output = tmp_path / f"tags.{fmt}"
+    for _ in range(3):
+        assert tag(converted_tiny, photos, "-o", output, "--format", fmt) == 1
+
+    def keys():
+        records, _ = split_records(output.read_bytes(), fmt)
+        return [input_key(p) for p in (record_path(r, fmt) for r in records) if p is not None]
+
+    assert sorted(keys()) == sorted(set(keys())) and len(keys()) == 3
+    shutil.copy(photos / sorted(p for p in os.listdir(photos) if p != "broken.jpg")[0], photos / "broken.jpg")
+    assert tag(converted_tiny, photos, "-o", output, "--format", fmt) == 0
+    assert len(keys()) == 3 and len(set(keys())) == 3
+    assert "ERROR" not in output.read_text() and '"error"' not in output.read_text()
+
+
+# ------------------------------------------------------------------------------------------------ 7. escaping
+def test_separator_and_formula_cells_are_escaped(converted_tiny_text, refs, tmp_path):
+    from transformers_ramplus.io.records import csv_cell_value, split_labels
+
+    photo = tmp_path / "=HYPERLINK(1).jpg"
+    shutil.copy(refs[0], photo)
+    labels = ["cat | dog", "@SUM(A1)", "+2-3"]
+    for fmt in ("csv", "text"):
+        output = tmp_path / f"t.{fmt}"
+        args = [photo, "-o", output, "--labels", *labels, "--threshold", "0.0"]
+        assert main(["tag", *map(str, args), "--model", str(converted_tiny_text), "--no-progress"]) == 0
+        if fmt == "csv":
+            rows = list(csv.DictReader(open(output, encoding="utf-8", newline="")))
+            assert len(rows) == 1
+            row = rows[0]
+            # no cell starts like a formula
+            assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values())
+            assert csv_cell_value(row["path"]) == str(photo)
+            names = split_labels(csv_cell_value(row["labels"]))
+            assert sorted(names) == sorted(labels) and len(row["scores"].split(" | ")) == 3
+        else:
+            line = output.read_text(encoding="utf-8").rstrip("\n")
+            assert line.split("\t", 1)[1].count(" | ") == 2  # 3 labels, 2 separators
+        # resumed: the escaped records are found again
+        assert main(["tag", *map(str, args), "--model", str(converted_tiny_text), "--no-progress"]) == 0
+        assert len(output.read_text(encoding="utf-8").strip().splitlines()) == (2 if fmt == "csv" else 1)
