@@ -253,3 +253,62 @@ def test_separator_and_formula_cells_are_escaped(converted_tiny_text, refs, tmp_
         # resumed: the escaped records are found again
         assert main(["tag", *map(str, args), "--model", str(converted_tiny_text), "--no-progress"]) == 0
         assert len(output.read_text(encoding="utf-8").strip().splitlines()) == (2 if fmt == "csv" else 1)
+
+
+# ------------------------------------------------------------------------------------------------ 6. nested JSON
+def test_deeply_nested_json_is_bad_input_naming_the_file(converted_tiny, refs, tmp_path, capsys):
+    from transformers_ramplus.training.data import collect_tag_names
+
+    deep = "[" * 50_000 + "]" * 50_000
+    (tmp_path / "descriptions.json").write_text(deep)
+    assert tag(converted_tiny, refs[0], "--descriptions", tmp_path / "descriptions.json") == 2
+    err = capsys.readouterr().err
+    assert "descriptions.json" in err and "nested" in err and "Traceback" not in err and "internal error" not in err
+    # metadata.jsonl: pyarrow (datasets) would crash the process, not raise
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "metadata.jsonl").write_text('{"file_name": "a.png", "tags": ' + deep + "}\n")
+    with pytest.raises(ValueError, match="metadata.jsonl.*nested"):
+        collect_tag_names(tmp_path / "data")
+    # brackets inside strings are text, not nesting
+    (tmp_path / "ok.json").write_text(json.dumps([{"lesion": ["[" * 500 + "a lesion"]}]))
+    assert tag(converted_tiny, refs[0], "--descriptions", tmp_path / "ok.json", "--labels", "lesion") in (0, 2)
+    assert "nested" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ 8. EXIF orientation
+def test_exif_orientation_is_applied_by_default_and_can_be_turned_off(converted_tiny, refs, tmp_path):
+    from PIL import ImageOps
+
+    image = Image.open(refs[0]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    with Image.open(tmp_path / "phone.jpg") as stored:
+        ImageOps.exif_transpose(stored).save(tmp_path / "upright.png")
+        stored.convert("RGB").save(tmp_path / "as_stored.png")
+
+    def scores(*extra):
+        output = tmp_path / f"t{len(extra)}.jsonl"
+        names = ["phone.jpg", "upright.png", "as_stored.png"]
+        assert tag(converted_tiny, *[tmp_path / n for n in names], "-o", output, "--threshold", "0", *extra) == 0
+        return {os.path.basename(r["path"]): {t["label"]: t["score"] for t in r["tags"]} for r in read_jsonl(output)}
+
+    default = scores()
+    assert default["phone.jpg"] == pytest.approx(default["upright.png"], abs=1e-5)
+    assert default["phone.jpg"] != pytest.approx(default["as_stored.png"], abs=1e-3)
+    ignored = scores("--no-exif-orientation")
+    assert ignored["phone.jpg"] == pytest.approx(ignored["as_stored.png"], abs=1e-5)
+    # the pipeline: on by default, off per call
+    from transformers import pipeline
+
+    tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu")
+    upright = tagger(str(tmp_path / "upright.png"), raw_scores=True)
+    assert torch_close(tagger(str(tmp_path / "phone.jpg"), raw_scores=True), upright)
+    off = tagger(str(tmp_path / "phone.jpg"), raw_scores=True, apply_exif_orientation=False)
+    assert torch_close(off, tagger(str(tmp_path / "as_stored.png"), raw_scores=True))
+
+
+def torch_close(a, b):
+    import torch
+
+    return torch.allclose(torch.as_tensor(a), torch.as_tensor(b), atol=1e-5)

@@ -64,6 +64,10 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true", help="start --output afresh instead of resuming it (also when it was written with other options)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for an image URL's server (default 10)")
     parser.add_argument("--max-image-pixels", type=int, default=None, help="refuse encoded images declaring more pixels (decompression bombs; default about 179 million)")
+    parser.add_argument(
+        "--no-exif-orientation", dest="exif_orientation", action="store_const", const=False, default=None,
+        help="read images as stored, ignoring their EXIF orientation tag (default: phone photos are turned upright)",
+    )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="inference precision (enable_fast_inference): fp32 (default), bf16, or int8 (CPU: int8 linears, bf16 elsewhere)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

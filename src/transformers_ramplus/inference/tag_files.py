@@ -69,6 +69,7 @@ class TagFilesOptions:
     batch_size: int = 8
     timeout: float | None = None
     max_image_pixels: int | None = None
+    exif_orientation: bool | None = None  # None: the image processor's setting (on unless its config turns it off)
     window: str | None = None
     device: str | None = None
     precision: str | None = None
@@ -222,7 +223,9 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None) ->
     )
     tag_set = tagger.get_tag_set(labels, templates=options.name_templates)
     processor = tagger.image_processor
-    exif = bool(getattr(processor, "apply_exif_orientation", False))
+    exif = options.exif_orientation
+    if exif is None:
+        exif = bool(getattr(processor, "apply_exif_orientation", True))
     max_pixels = options.max_image_pixels if options.max_image_pixels is not None else getattr(processor, "max_image_pixels", None)
     read_settings = {"apply_exif_orientation": exif, "max_image_pixels": max_pixels}
     if options.timeout is not None or getattr(processor, "timeout", None) is not None:

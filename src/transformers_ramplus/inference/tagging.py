@@ -119,6 +119,7 @@ def tag_batches(
                 language=language,
                 raw_scores=raw_scores,
                 batch_size=len(readable),
+                apply_exif_orientation=False,  # `read` has read them, upright or not as it was told
             )
             for tagged, result in zip(readable, results):
                 tagged.result = result

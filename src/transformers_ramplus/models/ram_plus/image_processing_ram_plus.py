@@ -31,9 +31,11 @@ except ImportError:
 
 class RamPlusImageProcessorKwargs(ImagesKwargs, total=False):
     """
-    apply_exif_orientation (`bool`, *optional*, defaults to `False`):
-        Rotate/flip images according to their EXIF orientation tag before resizing. The original RAM++ ignores the
-        tag (its published numbers are computed that way), so this is off by default.
+    apply_exif_orientation (`bool`, *optional*, defaults to `True`):
+        Rotate/flip images according to their EXIF orientation tag before resizing (as transformers' `load_image`
+        does), so that a phone photo is tagged upright. The original RAM++ code ignores the tag; pass `False` to read
+        images as it does (images without an orientation tag, such as the benchmark photos, are the same either
+        way).
     timeout (`float`, *optional*, defaults to `DEFAULT_TIMEOUT`):
         Seconds to wait for an image URL's server to connect or send data (the whole download may take at most ten
         times that). `None` waits forever.
@@ -260,7 +262,7 @@ def _is_dicom(item) -> bool:
 def load_image(
     item,
     index: int = 0,
-    apply_exif_orientation: bool = False,
+    apply_exif_orientation: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
     dicom_window=None,
@@ -350,7 +352,7 @@ class RamPlusImageProcessor(PilBackend):
     do_rescale = True
     do_normalize = True
     do_convert_rgb = True
-    apply_exif_orientation = False
+    apply_exif_orientation = True
     timeout = DEFAULT_TIMEOUT
     max_image_pixels = DEFAULT_MAX_IMAGE_PIXELS
     dicom_window = None
