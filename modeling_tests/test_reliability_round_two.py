@@ -312,3 +312,55 @@ def torch_close(a, b):
     import torch
 
     return torch.allclose(torch.as_tensor(a), torch.as_tensor(b), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ 9. small gaps
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_folder_scans_report_fifos_and_broken_links(tmp_path):
+    from transformers_ramplus.io.inputs import collect_inputs
+
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "broken.jpg")
+    (tmp_path / "sub").mkdir()
+    found = sorted(os.path.basename(p) for p in collect_inputs([str(tmp_path)]))
+    assert found == ["a.jpg", "broken.jpg", "pipe.jpg"]  # each gets an error record instead of vanishing
+
+
+def test_dicom_frame_must_be_a_whole_number():
+    from transformers_ramplus import RamPlusImageProcessor
+    from transformers_ramplus.models.ram_plus.image_processing_ram_plus import load_image
+
+    for bad in (1.5, "2", True):
+        with pytest.raises(ValueError, match="dicom_frame"):
+            RamPlusImageProcessor(dicom_frame=bad)
+        with pytest.raises(ValueError, match="dicom_frame"):
+            load_image(np.zeros((4, 4, 3), dtype=np.uint8), dicom_frame=bad)
+    assert RamPlusImageProcessor(dicom_frame=-1).dicom_frame == -1
+
+
+def test_tag_dataset_does_not_overwrite_an_existing_column():
+    datasets = pytest.importorskip("datasets")
+    from transformers_ramplus.inference.tag_dataset import tag_dataset
+
+    data = datasets.Dataset.from_dict({"image": ["a.jpg"], "tags": [["mine"]]})
+    with pytest.raises(ValueError, match=r"already has the column\(s\) \['tags'\].*overwrite=True"):
+        tag_dataset(data, model="unused")
+    assert data["tags"] == [["mine"]]
+
+
+def test_pydicom_logs_stay_out_of_the_cli_output_and_timeout_is_documented(capsys):
+    import logging
+
+    from transformers_ramplus.cli.main import configure_output
+
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    try:
+        configure_output(verbose=False)
+        assert not logger.isEnabledFor(logging.CRITICAL)
+    finally:
+        logger.setLevel(level)
+    with pytest.raises(SystemExit):
+        main(["tag", "--help"])
+    assert "10 times" in " ".join(capsys.readouterr().out.split())

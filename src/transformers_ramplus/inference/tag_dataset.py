@@ -131,6 +131,7 @@ def tag_dataset(
     num_proc: int | None = None,
     templates=None,
     revision: str | None = None,
+    overwrite: bool = False,
     **map_kwargs,
 ):
     """
@@ -155,6 +156,7 @@ def tag_dataset(
             else the CPU; `num_proc` workers spread over the GPUs).
         precision: `"fp32"` or `"bf16"` (see `enable_fast_inference`).
         num_proc: worker processes for a `Dataset` (each loads the model once; CPU workers share the cores).
+        overwrite: replace columns of the dataset that have the new columns' names (default: refused).
         map_kwargs: passed on to `map` (e.g. `desc`, `load_from_cache_file`, `writer_batch_size`).
 
     One process per GPU: under `accelerate launch`, give each process its part with
@@ -186,6 +188,12 @@ def tag_dataset(
         new_columns.append(error_name)
     if len(set(new_columns)) != len(new_columns) or image_column in new_columns:
         raise ValueError(f"the new columns {new_columns} must differ from each other and from `image_column`")
+    existing = [name for name in new_columns if columns is not None and name in columns]
+    if existing and not overwrite:
+        raise ValueError(
+            f"the dataset already has the column(s) {existing}: pass other names (tags_column=..., scores_column=..., "
+            "error_column=...) or overwrite=True to replace them"
+        )
     if model is None:
         model = DEFAULT_MODEL
 

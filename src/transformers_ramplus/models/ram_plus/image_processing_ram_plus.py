@@ -259,6 +259,12 @@ def _is_dicom(item) -> bool:
     return False
 
 
+def check_dicom_frame(frame) -> None:
+    """`dicom_frame` must be None or a whole number (0-based; negative counts from the end)."""
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, (int, np.integer))):
+        raise ValueError(f"dicom_frame must be a whole frame number (0-based) or None, got {frame!r}")
+
+
 def load_image(
     item,
     index: int = 0,
@@ -277,6 +283,7 @@ def load_image(
     empty or malformed, and `TypeError` for an unsupported input type. `dicom_window` (`(center, width)`) and
     `dicom_frame` apply to DICOM inputs (see `transformers_ramplus.io.dicom`).
     """
+    check_dicom_frame(dicom_frame)
     label = _describe(item, index)
     if _is_dicom(item):
         return _read_dicom(item, label, dicom_window, dicom_frame)
@@ -360,6 +367,10 @@ class RamPlusImageProcessor(PilBackend):
 
     _READ_SETTINGS = ("apply_exif_orientation", "timeout", "max_image_pixels", "dicom_window", "dicom_frame")
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        check_dicom_frame(self.dicom_frame)  # a bad setting is refused here, not once per image
+
     def load_image(self, item, index: int = 0, **overrides) -> Image.Image:
         """One input as an RGB PIL image, with this processor's EXIF, timeout, pixel-limit and DICOM settings (each
         can be overridden by keyword)."""
@@ -394,4 +405,12 @@ class RamPlusImageProcessor(PilBackend):
         return [self.process_image(image, *args, **kwargs) for image in loaded]
 
 
-__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "DEFAULT_TIMEOUT", "ImageLoadingError", "RamPlusImageProcessor", "fetch_url", "load_image"]
+__all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_TIMEOUT",
+    "ImageLoadingError",
+    "RamPlusImageProcessor",
+    "check_dicom_frame",
+    "fetch_url",
+    "load_image",
+]
