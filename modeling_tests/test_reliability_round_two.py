@@ -191,6 +191,7 @@ def test_links_are_written_through_and_special_files_stream(converted_tiny, phot
         assert os.path.islink("/dev/stdout") or stat.S_ISCHR(os.stat("/dev/stdout").st_mode)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
 def test_a_fifo_output_streams(converted_tiny, photos, tmp_path):
     fifo = tmp_path / "out.fifo"
@@ -206,7 +207,7 @@ def test_a_fifo_output_streams(converted_tiny, photos, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ 5. one record per input
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "text"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", pytest.param("text", marks=pytest.mark.slow)])
 def test_reruns_keep_one_record_per_input(converted_tiny, photos, tmp_path, fmt):
     from transformers_ramplus.io.inputs import input_key
     from transformers_ramplus.io.records import record_path, split_records
@@ -228,10 +229,11 @@ def test_reruns_keep_one_record_per_input(converted_tiny, photos, tmp_path, fmt)
 
 
 # ------------------------------------------------------------------------------------------------ 7. escaping
-def test_separator_and_formula_cells_are_escaped(converted_tiny_text, refs, tmp_path):
+def test_separator_and_formula_cells_are_escaped(converted_tiny_text, refs, tmp_path, monkeypatch):
     from transformers_ramplus.io.records import csv_cell_value, split_labels
 
-    photo = tmp_path / "=HYPERLINK(1).jpg"
+    monkeypatch.chdir(tmp_path)
+    photo = "=HYPERLINK(1).jpg"  # a relative path: the csv cell would start with "="
     shutil.copy(refs[0], photo)
     labels = ["cat | dog", "@SUM(A1)", "+2-3"]
     for fmt in ("csv", "text"):
@@ -244,7 +246,7 @@ def test_separator_and_formula_cells_are_escaped(converted_tiny_text, refs, tmp_
             row = rows[0]
             # no cell starts like a formula
             assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values())
-            assert csv_cell_value(row["path"]) == str(photo)
+            assert row["path"] == "'" + photo and csv_cell_value(row["path"]) == photo
             names = split_labels(csv_cell_value(row["labels"]))
             assert sorted(names) == sorted(labels) and len(row["scores"].split(" | ")) == 3
         else:
@@ -364,3 +366,42 @@ def test_pydicom_logs_stay_out_of_the_cli_output_and_timeout_is_documented(capsy
     with pytest.raises(SystemExit):
         main(["tag", "--help"])
     assert "10 times" in " ".join(capsys.readouterr().out.split())
+
+
+# ------------------------------------------------------------------------------------------------ more hostile cases
+def test_a_second_writer_through_a_link_is_stopped(converted_tiny, photos, tmp_path, capsys):
+    from transformers_ramplus.io.atomic import OutputLock
+
+    target = tmp_path / "tags.jsonl"
+    os.symlink(target, tmp_path / "link.jsonl")
+    with OutputLock(target):  # a run writing the target itself
+        assert tag(converted_tiny, photos, "-o", tmp_path / "link.jsonl") == 2
+    assert "being written by another process" in capsys.readouterr().err
+    # a link loop and a link to a folder are named, not followed forever
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    os.symlink(photos, tmp_path / "folder-link")
+    assert tag(converted_tiny, photos, "-o", tmp_path / "loop", "--format", "jsonl") == 2
+    assert "too many levels of symbolic links" in capsys.readouterr().err
+    assert tag(converted_tiny, photos, "-o", tmp_path / "folder-link") == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a subprocess (~15 s of imports)
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE")
+def test_a_full_disk_keeps_what_was_written_and_resumes(converted_tiny, photos, tmp_path):
+    import resource
+
+    output = tmp_path / "tags.jsonl"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (600, 600))  # a few hundred bytes: the first record does not fit
+
+    command = [sys.executable, "-m", "transformers_ramplus.cli", "tag", str(photos), "--model", str(converted_tiny),
+               "-o", str(output), "--no-progress"]
+    result = subprocess.run(command, preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "file-size limit" in result.stderr and "Traceback" not in result.stderr
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no temporary litter
+    assert tag(converted_tiny, photos, "-o", output) == 0  # the cut record is dropped and redone
+    records = read_jsonl(output)
+    assert len(records) == 2 and all("tags" in r for r in records)

@@ -15,6 +15,7 @@ over the processes of `accelerate launch`/`torchrun`. Both tag through `inferenc
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -310,6 +311,15 @@ def tag_files(options: TagFilesOptions, report=logger.warning) -> TagFilesSummar
         lock = OutputLock(options.output).acquire()
     try:
         return _tag_files_locked(options, fmt, report, stream)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        where = options.output or "the output"
+        raise OSError(
+            error.errno,
+            f"cannot write {where!r}: {error.strerror} (the disk is full or a file-size limit is set); the results "
+            "written so far are kept: free space and run the same command again to resume",
+        ) from error
     finally:
         if lock is not None:
             lock.release()
