@@ -121,7 +121,7 @@ def csv_cell(value: str) -> str:
 
 def csv_cell_value(cell: str) -> str:
     """The value written as `cell` by `csv_cell`."""
-    return cell[1:] if cell.startswith("'") else cell
+    return cell.removeprefix("'")
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -365,7 +365,7 @@ def open_stream(stream=None):
     `stream`, opened for appending (never truncated, never replaced)."""
     if stream is None or stream == "-":
         return sys.stdout, False
-    return open(stream, "a", encoding="utf-8", errors="surrogateescape", newline=""), True
+    return open(stream, "a", encoding="utf-8", errors="surrogateescape", newline=""), True  # noqa: SIM115 (the writer closes it)
 
 
 def open_writer(output, fmt, fresh=False, report=logger.warning, stream=None):

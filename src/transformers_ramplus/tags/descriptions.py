@@ -4,7 +4,6 @@ dataset or model repository, such as the authors' LLM descriptions of the 4585 b
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -18,8 +17,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from ..io.jsonfiles import load_json_file
 from ..io.atomic import atomic_write_json
+from ..io.jsonfiles import load_json_file
 from ..io.repo_ids import looks_like_repo_id
 
 

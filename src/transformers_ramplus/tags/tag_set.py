@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from huggingface_hub import HfApi, hf_hub_download
 from safetensors.torch import load_file, save_file
 
-from ..io.jsonfiles import check_json_file
 from ..io.atomic import atomic_file
+from ..io.jsonfiles import check_json_file
 from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold
 from .descriptions import load_descriptions, select_descriptions, write_json_atomic
 from .encoding import encode_texts, tokenizer_for_model
