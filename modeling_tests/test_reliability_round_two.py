@@ -410,3 +410,12 @@ def test_a_full_disk_keeps_what_was_written_and_resumes(converted_tiny, photos, 
     assert tag(converted_tiny, photos, "-o", output) == 0  # the cut record is dropped and redone
     records = read_jsonl(output)
     assert len(records) == 2 and all("tags" in r for r in records)
+
+
+def test_an_adapter_whose_base_model_moved_names_the_field(refs, tmp_path, capsys):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "moved" / "base"), "peft_type": "LORA"}))
+    assert main(["tag", str(refs[0]), "--model", str(adapter), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "base_model_name_or_path" in err and "moved" in err and "Repo id must be" not in err

@@ -365,7 +365,7 @@ def open_stream(stream=None):
     `stream`, opened for appending (never truncated, never replaced)."""
     if stream is None or stream == "-":
         return sys.stdout, False
-    return open(stream, "a", encoding="utf-8", errors="surrogateescape", newline=""), True  # noqa: SIM115 (the writer closes it)
+    return open(stream, "a", encoding="utf-8", errors="surrogateescape", newline=""), True
 
 
 def open_writer(output, fmt, fresh=False, report=logger.warning, stream=None):
