@@ -211,7 +211,7 @@ def test_a_fifo_output_streams(converted_tiny, photos, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ 5. one record per input
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", pytest.param("text", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("fmt", [pytest.param("jsonl", marks=pytest.mark.slow), "csv", pytest.param("text", marks=pytest.mark.slow)])
 def test_reruns_keep_one_record_per_input(converted_tiny, photos, tmp_path, fmt):
     from transformers_ramplus.io.inputs import input_key
     from transformers_ramplus.io.records import record_path, split_records
@@ -419,3 +419,17 @@ def test_an_adapter_whose_base_model_moved_names_the_field(refs, tmp_path, capsy
     assert main(["tag", str(refs[0]), "--model", str(adapter), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "base_model_name_or_path" in err and "moved" in err and "Repo id must be" not in err
+
+
+def test_evaluate_and_describe_refuse_outputs_that_are_inputs(tmp_path, capsys):
+    (tmp_path / "annotations.txt").write_text("a.jpg,red\n")
+    (tmp_path / "tags.txt").write_text("red\n")
+    (tmp_path / "images").mkdir()
+    for option in ("--output", "--cache"):
+        command = ["evaluate", str(tmp_path / "model"), "--images", str(tmp_path / "images"), "--annotations",
+                   str(tmp_path / "annotations.txt"), "--tag-list", str(tmp_path / "tags.txt"), option, str(tmp_path / "tags.txt")]
+        assert main(command) == 2
+        assert "is also an input" in capsys.readouterr().err
+    assert main(["describe", "--tags-file", str(tmp_path / "tags.txt"), "--model", "unused", "--output", str(tmp_path / "tags.txt")]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert (tmp_path / "tags.txt").read_text() == "red\n" and (tmp_path / "annotations.txt").read_text() == "a.jpg,red\n"
