@@ -305,8 +305,19 @@ def test_exif_orientation_is_applied_by_default_and_can_be_turned_off(converted_
     assert default["phone.jpg"] != pytest.approx(default["as_stored.png"], abs=1e-3)
     ignored = scores("--no-exif-orientation")
     assert ignored["phone.jpg"] == pytest.approx(ignored["as_stored.png"], abs=1e-5)
-    # the pipeline: on by default, off per call
+
+
+def test_the_pipeline_applies_exif_orientation_unless_told_not_to(converted_tiny, refs, tmp_path):
+    from PIL import ImageOps
     from transformers import pipeline
+
+    image = Image.open(refs[0]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    with Image.open(tmp_path / "phone.jpg") as stored:
+        ImageOps.exif_transpose(stored).save(tmp_path / "upright.png")
+        stored.convert("RGB").save(tmp_path / "as_stored.png")
 
     tagger = pipeline("zero-shot-image-tagging", model=str(converted_tiny), device="cpu")
     upright = tagger(str(tmp_path / "upright.png"), raw_scores=True)
