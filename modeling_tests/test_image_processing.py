@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from transformers_ramplus import RamPlusImageProcessor, RamPlusProcessor
 
@@ -84,17 +84,19 @@ def make_rotated_jpeg(path):
     image.save(path, exif=exif.tobytes())
 
 
-def test_exif_orientation_ignored_by_default_and_optional(processor, tmp_path):
+def test_exif_orientation_applied_by_default_and_optional(processor, tmp_path):
     path = tmp_path / "rotated.jpg"
     make_rotated_jpeg(path)
     with Image.open(path) as raw:
-        ignored_expected = original_transform(raw)
-    ignored = processor(str(path), return_tensors="pt")["pixel_values"][0]
+        ignored_expected = original_transform(raw)  # the original code ignores the tag
+        applied_expected = original_transform(ImageOps.exif_transpose(raw))
+    applied = processor(str(path), return_tensors="pt")["pixel_values"][0]
+    torch.testing.assert_close(applied, applied_expected, atol=1e-5, rtol=0)
+    ignored = processor(str(path), apply_exif_orientation=False, return_tensors="pt")["pixel_values"][0]
     torch.testing.assert_close(ignored, ignored_expected, atol=1e-5, rtol=0)
-    applied = processor(str(path), apply_exif_orientation=True, return_tensors="pt")["pixel_values"][0]
     assert not torch.allclose(applied, ignored, atol=1e-2)
-    always = RamPlusImageProcessor(apply_exif_orientation=True)
-    torch.testing.assert_close(always(str(path), return_tensors="pt")["pixel_values"][0], applied)
+    never = RamPlusImageProcessor(apply_exif_orientation=False)
+    torch.testing.assert_close(never(str(path), return_tensors="pt")["pixel_values"][0], ignored)
 
 
 def test_bad_inputs_name_the_input(processor, tmp_path):

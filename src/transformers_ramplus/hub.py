@@ -491,6 +491,30 @@ def reading(description: str):
         raise ValueError(f"{description}: {type(error).__name__}: {error}") from error
 
 
+def check_adapter_base(folder) -> None:
+    """A local adapter folder (`adapter_config.json`, no `config.json`) whose `base_model_name_or_path` is a local
+    path that no longer exists (the base model moved) is an error naming that field, instead of huggingface_hub's
+    "Repo id must be in the form ..."."""
+    folder = os.fspath(folder)
+    config = os.path.join(folder, "adapter_config.json")
+    if os.path.isfile(os.path.join(folder, "config.json")) or not os.path.isfile(config):
+        return
+    try:
+        with open(config, encoding="utf-8") as handle:
+            base = json.load(handle).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError, RecursionError) as error:
+        raise ValueError(f"cannot read {config!r} ({type(error).__name__}: {error})") from None
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{config!r} names no base model (`base_model_name_or_path`)")
+    if os.path.isdir(base) or (looks_like_repo_id(base) and not base.startswith(("/", ".", "~"))):
+        return
+    raise ValueError(
+        f"the adapter {folder!r} was trained on the base model {base!r} (`base_model_name_or_path` in "
+        "adapter_config.json), which is not a folder here nor a Hub id: if the base model moved, edit that field to "
+        "its new place (a folder or a Hub id)"
+    )
+
+
 def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]:
     """
     For command-line tools: `(name_or_folder, extra_kwargs)` to pass to `pipeline`/`from_pretrained`, failing within
@@ -502,6 +526,7 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
     says so.
     """
     if os.path.isdir(name):
+        check_adapter_base(name)
         return name, {}
     if os.path.exists(name):
         raise ValueError(f"--model {name!r} is a file, not a model folder (convert a .pth with `ramplus convert`)")
@@ -548,6 +573,7 @@ __all__ = [
     "HubUnreachableError",
     "UnsupportedRepositoryError",
     "bundled_tag_files",
+    "check_adapter_base",
     "add_original_repo_aliases",
     "reading",
     "resolve_model_name",

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
+from ..io.outputs import refuse_file_over_inputs
 from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
 from ..tags.files import read_tag_list
 from ..tags.descriptions import load_descriptions, save_descriptions
@@ -126,6 +127,7 @@ def run(args) -> int:
         raise ValueError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
     if args.temperature <= 0:
         raise ValueError(f"--temperature must be positive, got {args.temperature}")
+    refuse_file_over_inputs(args.output, [args.tags_file, args.model])
     tags = _read_tags(args)
     results: dict[str, list[str]] = {}
     if os.path.isfile(args.output) and os.path.getsize(args.output) > 0:

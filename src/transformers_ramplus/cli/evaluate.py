@@ -18,6 +18,7 @@ import sys
 from dataclasses import fields
 
 from ..io.atomic import atomic_write_text
+from ..io.outputs import refuse_file_over_inputs, refuse_folder_over_inputs
 from ..training.benchmark import BenchmarkOptions, evaluate_benchmark
 
 
@@ -44,6 +45,12 @@ def _report(message: str) -> None:
 
 
 def run(args) -> int:
+    inputs = [args.model, args.images, args.annotations, args.tag_list, args.descriptions]
+    for option, output in (("--output", args.output), ("--cache", getattr(args, "cache", None))):
+        if output:
+            refuse_file_over_inputs(output, inputs, option=option)
+    if getattr(args, "calibrate_output", None):
+        refuse_folder_over_inputs(args.calibrate_output, inputs, option="--calibrate-output")
     options = BenchmarkOptions(**{field.name: getattr(args, field.name) for field in fields(BenchmarkOptions)})
     report = evaluate_benchmark(options, report=_report)
     if not report["num_images"]:

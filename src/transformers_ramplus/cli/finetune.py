@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
+import shutil
 import sys
 
 import torch
@@ -35,6 +37,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..hub import reading
 from ..io.atomic import atomic_directory
+from ..io.outputs import refuse_folder_over_inputs
 from ..models.ram_plus.image_processing_ram_plus import load_image
 from ..models.ram_plus.modeling_ram_plus import RamPlusModel
 from ..models.ram_plus.processing_ram_plus import RamPlusProcessor
@@ -50,7 +53,13 @@ from ..training.data import (
     load_training_dataset,
     prepare_dataset,
 )
-from ..training.trainer import RamPlusTrainer, RamPlusTrainingArguments, add_tags, compute_tagging_metrics
+from ..training.trainer import (
+    RamPlusTrainer,
+    RamPlusTrainingArguments,
+    add_tags,
+    check_resume_vocabulary,
+    compute_tagging_metrics,
+)
 
 
 PARSER_CLASS = HfArgumentParser  # `ramplus finetune` is parsed by transformers' own argument parser
@@ -94,7 +103,7 @@ def add_arguments(parser):
     parser.add_argument("--teacher", help="CLIP ViT-B/16 (CLIPVisionModelWithProjection) for the distillation loss")
     parser.add_argument("--no-captions", action="store_true", help="train without the alignment loss")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing adapter/ and model/")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh: replace existing adapter/ and model/ and remove earlier checkpoints")
     # short names kept from earlier versions
     parser.add_argument("--epochs", dest="num_train_epochs", type=float, default=argparse.SUPPRESS, help="= --num_train_epochs")
     parser.add_argument("--batch-size", dest="per_device_train_batch_size", type=int, default=argparse.SUPPRESS,
@@ -147,6 +156,14 @@ def _save_atomically(target: str, write) -> None:
 
     with atomic_directory(target, overwrite=True) as temporary:
         write(os.fspath(temporary))
+
+
+def earlier_checkpoints(output_dir) -> list[str]:
+    """The `checkpoint-N` folders an earlier run left in OUTPUT_DIR/checkpoints."""
+    folder = os.path.join(output_dir, "checkpoints")
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if re.fullmatch(r"checkpoint-\d+", name)]
 
 
 def first_readable_image(rows, collator, image_processor=None):
@@ -233,16 +250,22 @@ def run(args) -> int:
     final_dirs = [os.path.join(args.output_dir, "adapter" if args.lora else "model")]
     if args.lora and args.merge:
         final_dirs.append(os.path.join(args.output_dir, "model"))
-    for final in final_dirs:
-        target = os.path.realpath(final)
-        for given in (args.model, args.train_json, args.train_folder, args.image_root, args.tag_set, args.descriptions):
-            if given and os.path.exists(given):
-                source = os.path.realpath(given)
-                if source == target or source.startswith(target + os.sep):
-                    raise ValueError(f"{final} would replace the input {given}; choose another OUTPUT_DIR")
+    # nothing named as input may be replaced: the result folders, and the Trainer's checkpoints (rotated, deleted)
+    inputs = (
+        args.model, args.dataset, args.train_json, args.train_folder, args.eval_dataset, args.image_root,
+        args.tag_set, args.descriptions, args.teacher,
+    )
+    for final in [*final_dirs, os.path.join(args.output_dir, "checkpoints")]:
+        refuse_folder_over_inputs(final, inputs, option=final)
     existing = [d for d in final_dirs if os.path.exists(d)]
     if existing and not (args.overwrite or args.resume):
         raise ValueError(f"{existing[0]} exists; pass --overwrite to replace it")
+    earlier = earlier_checkpoints(args.output_dir)
+    if earlier and not (args.resume or args.overwrite or getattr(args, "resume_from_checkpoint", None)):
+        raise ValueError(
+            f"{os.path.join(args.output_dir, 'checkpoints')} holds checkpoints of an earlier run; pass --resume to "
+            "continue it, or --overwrite to start afresh (its checkpoints are removed)"
+        )
     if getattr(args, "per_device_train_batch_size", 1) <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.per_device_train_batch_size}")
     window = parse_window(args.window)
@@ -275,6 +298,7 @@ def run(args) -> int:
                 names += [n for n in dataset_tag_names(raw, args.tags_column) if n not in names]
             except ValueError:
                 pass  # no tags column: captions / distillation only
+    base_names = list(model.config.tag_names)
     prepare_vocabulary(model, tokenizer, names, args.descriptions, args.name_prompts, args.tag_set, args.replace_tags)
 
     def prepare(raw, root):
@@ -330,8 +354,13 @@ def run(args) -> int:
         compute_metrics=compute_tagging_metrics if eval_dataset is not None else None,
     )
     resume = training_args.resume_from_checkpoint
+    if earlier and args.overwrite and not args.resume and resume is None:
+        for folder in earlier:  # start afresh: the earlier run's checkpoints would mix with this run's
+            shutil.rmtree(folder)
     if args.resume:
         resume = get_last_checkpoint(training_args.output_dir)
+        if resume is not None:  # before the first step: the labels must mean the tags the checkpoint learned
+            check_resume_vocabulary(resume, model.config.tag_names, base_names)
     trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 

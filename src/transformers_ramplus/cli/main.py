@@ -67,6 +67,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 # peft and the ONNX exporter, the exporter's note that torchvision's operators are not registered, and the axis-name
 # notes of dynamic shapes. Warnings about the user's model, data or options still show.
 NOISY_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+# pydicom logs (with a traceback) a file it cannot read, which the reading code reports as an error record already
+SILENCED_LOGGERS = ("pydicom",)
 NOISY_WARNINGS = (
     (FutureWarning, ""),
     (DeprecationWarning, ""),
@@ -92,6 +94,8 @@ def configure_output(verbose: bool = False, progress: bool = True) -> None:
         return
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in SILENCED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     for category, message in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     # datasets' "Map"/"Generating train split" bars over a few rows (read when datasets is imported)

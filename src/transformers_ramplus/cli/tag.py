@@ -66,8 +66,12 @@ def add_arguments(parser):
     parser.add_argument("--format", choices=FORMATS, help="output format (default: from --output's extension, else text)")
     parser.add_argument("--output", "-o", help="output file (default: stdout); rerunning with the same file resumes")
     parser.add_argument("--overwrite", action="store_true", help="start --output afresh instead of resuming it (also when it was written with other options)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for an image URL's server (default 10)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for an image URL's server to connect or send more data (default 10); a server that keeps sending slowly is given at most 10 times this for the whole download")
     parser.add_argument("--max-image-pixels", type=int, default=None, help="refuse encoded images declaring more pixels (decompression bombs; default about 179 million)")
+    parser.add_argument(
+        "--no-exif-orientation", dest="exif_orientation", action="store_const", const=False, default=None,
+        help="read images as stored, ignoring their EXIF orientation tag (default: phone photos are turned upright)",
+    )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help="inference precision (enable_fast_inference): auto (default: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs with bf16, else fp32; logged), fp32, bf16, or int8 (CPU: int8 linears, bf16 elsewhere); bf16/int8 on a CPU that emulates them warn")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

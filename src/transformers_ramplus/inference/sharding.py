@@ -49,7 +49,17 @@ from ..io.records import (
 )
 from ..io.resume import StampIndex, check_resume, read_json_lines, refuse_changed_settings, settings_file, stamps_file
 from ..pipelines.zero_shot_image_tagging import resolve_device
-from .tag_files import TagFilesOptions, TagFilesSummary, candidate_labels, collect, load_file_tagger, prepare, tag_into
+from .tag_files import (
+    TagFilesOptions,
+    TagFilesSummary,
+    candidate_labels,
+    collect,
+    load_file_tagger,
+    prepare,
+    refuse_output_inputs,
+    resolve_run_output,
+    tag_into,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -297,6 +307,9 @@ def tag_files_sharded(options: TagFilesOptions, report=logger.warning) -> TagFil
     group = ProcessGroup()
     lock = None
     say = report if group.rank == 0 else (lambda message: None)
+    options, stream = resolve_run_output(options)  # a link is written through
+    if stream not in (None, "-"):
+        raise ValueError(f"--output {stream!r} is not a regular file: a sharded run writes a stream only to stdout (-o -)")
 
     def check():
         nonlocal lock
@@ -311,8 +324,7 @@ def tag_files_sharded(options: TagFilesOptions, report=logger.warning) -> TagFil
                 "--write-keywords and --write-captions run in one process only (not under accelerate launch/torchrun)"
             )
         if group.rank == 0 and options.output:
-            if os.path.isdir(options.output):
-                raise ValueError(f"--output {options.output!r} is a folder; name a file")
+            refuse_output_inputs(options)
             lock = OutputLock(options.output).acquire()
         return fmt
 

@@ -136,6 +136,7 @@ def tag_dataset(
     templates=None,
     revision: str | None = None,
     tag_map=None,
+    overwrite: bool = False,
     **map_kwargs,
 ):
     """
@@ -164,6 +165,7 @@ def tag_dataset(
         tag_map: rename, translate, merge, drop or keep tags after the thresholds: a `TagMap`, a dict or a YAML/JSON
             file (see `transformers_ramplus.tags.tag_map`); `tags_zh` then holds the Chinese name of each tag that kept
             its name.
+        overwrite: replace columns of the dataset that have the new columns' names (default: refused).
         map_kwargs: passed on to `map` (e.g. `desc`, `load_from_cache_file`, `writer_batch_size`).
 
     One process per GPU: under `accelerate launch`, give each process its part with
@@ -195,6 +197,12 @@ def tag_dataset(
         new_columns.append(error_name)
     if len(set(new_columns)) != len(new_columns) or image_column in new_columns:
         raise ValueError(f"the new columns {new_columns} must differ from each other and from `image_column`")
+    existing = [name for name in new_columns if columns is not None and name in columns]
+    if existing and not overwrite:
+        raise ValueError(
+            f"the dataset already has the column(s) {existing}: pass other names (tags_column=..., scores_column=..., "
+            "error_column=...) or overwrite=True to replace them"
+        )
     if model is None:
         model = DEFAULT_MODEL
     tag_map = TagMap.coerce(tag_map)

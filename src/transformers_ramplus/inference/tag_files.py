@@ -15,9 +15,10 @@ over the processes of `accelerate launch`/`torchrun`. Both tag through `inferenc
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tqdm.auto import tqdm
 
@@ -26,6 +27,7 @@ from ..io.atomic import OutputLock, atomic_write_json
 from ..io.dicom import validate_window
 from ..io.fingerprints import file_stamp, model_fingerprint, tag_set_digest
 from ..io.inputs import collect_inputs, input_key
+from ..io.outputs import refuse_file_over_inputs, resolve_output
 from ..io.records import infer_format, open_writer
 from ..io.resume import StampIndex, check_resume, settings_file
 from ..models.ram_plus.image_processing_ram_plus import load_image
@@ -72,6 +74,7 @@ class TagFilesOptions:
     batch_size: int = 8
     timeout: float | None = None
     max_image_pixels: int | None = None
+    exif_orientation: bool | None = None  # None: the image processor's setting (on unless its config turns it off)
     window: str | None = None
     device: str | None = None
     precision: str | None = "auto"  # see transformers_ramplus.inference.precision
@@ -152,6 +155,34 @@ def prepare(options: TagFilesOptions) -> str:
     return infer_format(options.output, options.format)
 
 
+def resolve_run_output(options: TagFilesOptions) -> tuple[TagFilesOptions, str | None]:
+    """The options of a run with its output resolved (`io.outputs.resolve_output`), and the stream to write into
+    (or None). A link is followed (the file it points to is written, the link stays; a dangling link's target is
+    created); `-`, a device (`/dev/stdout`) or a FIFO is a stream: records are written into it in order, and there
+    is no resume, no lock and no state file next to it. The user's `options` are not changed."""
+    if not options.output:
+        return options, None
+    resolved = resolve_output(options.output)
+    if resolved.is_stream:
+        return replace(options, output=None), resolved.path
+    return replace(options, output=resolved.path), None
+
+
+def refuse_output_inputs(options: TagFilesOptions) -> None:
+    """The output file must not be an input named on the command line, nor an existing file that a folder scan
+    would take as an input and that `ramplus tag` did not write (a photo named as `--output`)."""
+    if not options.output:
+        return
+    refuse_file_over_inputs(options.output, options.paths)
+    if os.path.isfile(options.output) and not settings_file(options.output).exists():
+        others = collect_inputs(options.paths, recursive=options.recursive, extensions=options.extensions)
+        if input_key(options.output) in {input_key(p) for p in others}:
+            raise ValueError(
+                f"--output {options.output!r} is also an input (a file in a folder being tagged) that `ramplus tag` did "
+                "not write; writing it would destroy it. Choose another output"
+            )
+
+
 def candidate_labels(options: TagFilesOptions):
     """The tags to tag with: None (built-in), names, `{tag: descriptions}` or a `TagSet`."""
     labels = list(options.labels or [])
@@ -225,7 +256,9 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, re
     if tag_map is not None:
         tag_map.warn_unknown(tag_set.labels(options.language), report=report)
     processor = tagger.image_processor
-    exif = bool(getattr(processor, "apply_exif_orientation", False))
+    exif = options.exif_orientation
+    if exif is None:
+        exif = bool(getattr(processor, "apply_exif_orientation", True))
     max_pixels = options.max_image_pixels if options.max_image_pixels is not None else getattr(processor, "max_image_pixels", None)
     read_settings = {"apply_exif_orientation": exif, "max_image_pixels": max_pixels}
     if options.timeout is not None or getattr(processor, "timeout", None) is not None:
@@ -358,26 +391,35 @@ def tag_files(options: TagFilesOptions, report=logger.warning) -> TagFilesSummar
     """Tag the inputs of `options` in this process into its output (locked while the run lasts), resuming what an
     earlier run with the same options did. Messages (unreadable inputs, resumed results) go to `report`."""
     fmt = prepare(options)
+    options, stream = resolve_run_output(options)
+    refuse_output_inputs(options)
     lock = None
     if options.output:
-        if os.path.isdir(options.output):
-            raise ValueError(f"--output {options.output!r} is a folder; name a file")
         lock = OutputLock(options.output).acquire()
     try:
-        return _tag_files_locked(options, fmt, report)
+        return _tag_files_locked(options, fmt, report, stream)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        where = options.output or "the output"
+        raise OSError(
+            error.errno,
+            f"cannot write {where!r}: {error.strerror} (the disk is full or a file-size limit is set); the results "
+            "written so far are kept: free space and run the same command again to resume",
+        ) from error
     finally:
         if lock is not None:
             lock.release()
 
 
-def _tag_files_locked(options: TagFilesOptions, fmt: str, report) -> TagFilesSummary:
+def _tag_files_locked(options: TagFilesOptions, fmt: str, report, stream=None) -> TagFilesSummary:
     labels = candidate_labels(options)
     inputs, empty_folders = collect(options, report)
     tagger = load_file_tagger(options, fmt, labels, report=report)
     output = options.output
     fresh = check_resume(output, tagger.settings, options.overwrite) if output else True
     # a fresh output is emptied first and its options recorded second: a kill in between leaves an empty output
-    writer = open_writer(output, fmt, fresh, report=report)
+    writer = open_writer(output, fmt, fresh, report=report, stream=stream)
     if output and fresh:
         atomic_write_json(settings_file(output), tagger.settings)
     stamps = StampIndex(output, fresh) if output else None
@@ -395,6 +437,8 @@ def _tag_files_locked(options: TagFilesOptions, fmt: str, report) -> TagFilesSum
     if heatmaps is not None:  # results without their PNG are redone
         heatmaps.forget_missing(writer)
     todo = [(index, path) for index, path in enumerate(inputs) if input_key(path) not in writer.done]
+    if getattr(writer, "failed", None):  # one record per input: old error records of inputs tried again (or done) go
+        writer.drop_errors({input_key(path) for _, path in todo} | writer.done)
     skipped = len(inputs) - len(todo)
     if skipped:
         report(f"resuming: {skipped} of {len(inputs)} images already have results in {output}")
@@ -420,6 +464,8 @@ __all__ = [
     "collect",
     "load_file_tagger",
     "prepare",
+    "refuse_output_inputs",
+    "resolve_run_output",
     "tag_files",
     "tag_into",
 ]

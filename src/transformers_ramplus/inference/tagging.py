@@ -147,6 +147,7 @@ def tag_batches(
                     language=language,
                     raw_scores=raw_scores,
                     batch_size=len(readable),
+                    apply_exif_orientation=False,  # `read` has read them, upright or not as it was told
                     **mapped,
                 )
                 for tagged, result in zip(readable, results):

@@ -17,7 +17,8 @@ def input_key(path: str) -> str:
 
 
 def collect_inputs(paths, recursive=False, extensions=None, exclude=None, empty_folders=None) -> list[str]:
-    """Files named directly, files in folders (recursively with `recursive`; hidden files skipped), URLs, each once
+    """Files named directly, files in folders (recursively with `recursive`; hidden files skipped; entries that are
+    not regular files, such as FIFOs and broken links, are kept so that they are reported), URLs, each once
     (in the spelling first met). A missing path is kept, so that it gets an error record. Folders that yield no file
     are appended to `empty_folders` when it is a list."""
     wanted = None
@@ -47,7 +48,8 @@ def collect_inputs(paths, recursive=False, extensions=None, exclude=None, empty_
         else:
             for name in sorted(os.listdir(path)):
                 full = os.path.join(path, name)
-                if name.startswith(".") or not os.path.isfile(full):
+                # a FIFO, socket, device or broken link is taken (it gets an error record: reported, not hidden)
+                if name.startswith(".") or os.path.isdir(full):
                     continue
                 if wanted is None or Path(name).suffix.lower() in wanted:
                     taken += take(full)

@@ -41,7 +41,7 @@ def infer_format(output=None, fmt=None) -> str:
 
 # ------------------------------------------------------------------------------------------------ text escaping
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "|": "|"}
 
 
 def escape_text(value: str) -> str:
@@ -82,9 +82,51 @@ def unescape_text(value: str) -> str:
     return "".join(out)
 
 
+def escape_label(label: str) -> str:
+    """A tag name inside a ` | `-separated list (text records, the csv `labels` cell): `escape_text`, and `|` as
+    `\\|`, so that a tag named `cat | dog` stays one label (`unescape_text` reverses it)."""
+    return escape_text(label).replace("|", "\\|")
+
+
+def split_labels(cell: str) -> list[str]:
+    """The tag names of a ` | `-separated list written with `escape_label` (a csv `labels` cell)."""
+    if not cell:
+        return []
+    parts, current, i = [], [], 0
+    while i < len(cell):
+        if cell[i] == "\\" and i + 1 < len(cell):
+            current.append(cell[i : i + 2])
+            i += 2
+        elif cell.startswith(" | ", i):
+            parts.append("".join(current))
+            current = []
+            i += 3
+        else:
+            current.append(cell[i])
+            i += 1
+    parts.append("".join(current))
+    return [unescape_text(part) for part in parts]
+
+
+# spreadsheet programs run a cell starting with one of these as a formula (CSV injection); such a cell is written
+# with a leading `'` (shown by spreadsheets as text), and so is a cell that starts with `'` itself, so that reading
+# back (`csv_cell_value`) is exact
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def csv_cell(value: str) -> str:
+    """`value` safe for a spreadsheet: a leading `'` when it starts like a formula."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def csv_cell_value(cell: str) -> str:
+    """The value written as `cell` by `csv_cell`."""
+    return cell.removeprefix("'")
+
+
 # ------------------------------------------------------------------------------------------------ records
 def _format_tags(tags) -> str:
-    return " | ".join(f"{escape_text(t['label'])} ({t['score']:.4f})" for t in tags)
+    return " | ".join(f"{escape_label(t['label'])} ({t['score']:.4f})" for t in tags)
 
 
 def split_records(data: bytes, fmt: str) -> tuple[list[bytes], bytes]:
@@ -102,7 +144,9 @@ def split_records(data: bytes, fmt: str) -> tuple[list[bytes], bytes]:
 
 def _csv_row(text: str):
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    return rows[0] if len(rows) == 1 and rows[0] and rows[0] != CSV_FIELDS else None
+    if len(rows) == 1 and rows[0] and rows[0] != CSV_FIELDS:
+        return [csv_cell_value(cell) for cell in rows[0]]
+    return None
 
 
 def finished_path(raw: bytes, fmt: str) -> str | None:
@@ -152,14 +196,13 @@ def render_record(record: dict, fmt: str) -> str:
     """One record of a line format (jsonl, csv, text) as written to the output, newline included."""
     if fmt == "csv":
         tags = record.get("tags") or []
-        return _csv_line(
-            [
-                record["path"],
-                " | ".join(t["label"] for t in tags),
-                " | ".join(f"{t['score']:.6f}" for t in tags),
-                record.get("error", ""),
-            ]
-        )
+        cells = [
+            record["path"],
+            " | ".join(escape_label(t["label"]) for t in tags),
+            " | ".join(f"{t['score']:.6f}" for t in tags),
+            record.get("error", ""),
+        ]
+        return _csv_line([csv_cell(cell) for cell in cells])
     if fmt == "jsonl":
         line = json.dumps(record, ensure_ascii=False)
     elif "error" in record:
@@ -176,15 +219,15 @@ class LineWriter:
     """Appends one line per record to `output` (None: stdout) and flushes it. Opening an existing output (not
     `fresh`) reads its finished records (`done`: their input keys) and drops a last record cut short by a crash."""
 
-    def __init__(self, output, fmt, fresh=False, report=logger.warning):
+    def __init__(self, output, fmt, fresh=False, report=logger.warning, stream=None):
         self.fmt = fmt
         self.output = output
         self.report = report
         self.done: set[str] = set()
+        self.failed: set[str] = set()
         self._records: list[bytes] = []
         if output is None:
-            self.stream = sys.stdout
-            self.owned = False
+            self.stream, self.owned = open_stream(stream)
             if fmt == "csv":
                 self._write(CSV_HEADER)
             return
@@ -212,6 +255,8 @@ class LineWriter:
             path = finished_path(raw, self.fmt)
             if path is not None:
                 self.done.add(input_key(path))
+            elif (path := record_path(raw, self.fmt)) is not None:
+                self.failed.add(input_key(path))
         return data
 
     def _write(self, text: str) -> None:
@@ -223,10 +268,28 @@ class LineWriter:
         if not keys or self.output is None:
             return
         kept = [raw for raw in self._records if (path := finished_path(raw, self.fmt)) is None or input_key(path) not in keys]
+        self._records = kept
         self.stream.close()
         atomic_write_bytes(self.output, b"".join(kept))
         self.stream = open(self.output, "a", encoding="utf-8", errors="surrogateescape", newline="")
         self.done -= keys
+
+    def drop_errors(self, keys: set[str]) -> None:
+        """Remove the error records of `keys` (inputs tried again, or done since): one record per input. The output
+        is rewritten atomically."""
+        keys = set(keys) & self.failed
+        if not keys or self.output is None:
+            return
+
+        def stale(raw):
+            path = record_path(raw, self.fmt)
+            return path is not None and finished_path(raw, self.fmt) is None and input_key(path) in keys
+
+        self._records = [raw for raw in self._records if not stale(raw)]
+        self.stream.close()
+        atomic_write_bytes(self.output, b"".join(self._records))
+        self.stream = open(self.output, "a", encoding="utf-8", errors="surrogateescape", newline="")
+        self.failed -= keys
 
     def write(self, record):
         self._write(render_record(record, self.fmt))
@@ -240,10 +303,12 @@ class LineWriter:
 
 
 class JsonWriter:
-    """Keeps every record and rewrites the JSON array atomically after every batch (stdout: once, at the end)."""
+    """Keeps every record and rewrites the JSON array atomically after every batch (stdout or another stream: once,
+    at the end)."""
 
-    def __init__(self, output, fresh=False):
+    def __init__(self, output, fresh=False, stream=None):
         self.output = output
+        self.stream = stream
         self.records: list[dict] = []
         self.done: set[str] = set()
         if output is not None and not fresh and os.path.isfile(output) and os.path.getsize(output) > 0:
@@ -279,8 +344,13 @@ class JsonWriter:
 
     def close(self):
         if self.output is None:
-            sys.stdout.write(json.dumps(self.records, ensure_ascii=False, indent=1) + "\n")
-            sys.stdout.flush()
+            handle, owned = open_stream(self.stream)
+            try:
+                handle.write(json.dumps(self.records, ensure_ascii=False, indent=1) + "\n")
+                handle.flush()
+            finally:
+                if owned:
+                    handle.close()
         else:
             self.flush_batch()
 
@@ -292,9 +362,19 @@ def write_json_records(output, records) -> None:
         stream.write("\n")
 
 
-def open_writer(output, fmt, fresh=False, report=logger.warning):
-    """The writer of `fmt` for `output` (None: stdout)."""
-    return JsonWriter(output, fresh) if fmt == "json" else LineWriter(output, fmt, fresh, report=report)
+def open_stream(stream=None):
+    """`(handle, owned)` for a stream output: stdout for None or `-`, else the special file (device, FIFO) named
+    `stream`, opened for appending (never truncated, never replaced)."""
+    if stream is None or stream == "-":
+        return sys.stdout, False
+    return open(stream, "a", encoding="utf-8", errors="surrogateescape", newline=""), True
+
+
+def open_writer(output, fmt, fresh=False, report=logger.warning, stream=None):
+    """The writer of `fmt` for `output` (None: `stream`, a special file such as `/dev/stdout` or a FIFO, or stdout)."""
+    if fmt == "json":
+        return JsonWriter(output, fresh, stream=stream)
+    return LineWriter(output, fmt, fresh, report=report, stream=stream)
 
 
 class RecordCollector:
@@ -320,12 +400,17 @@ __all__ = [
     "JsonWriter",
     "LineWriter",
     "RecordCollector",
+    "csv_cell",
+    "csv_cell_value",
+    "escape_label",
     "escape_text",
     "finished_path",
     "infer_format",
+    "open_stream",
     "open_writer",
     "record_path",
     "render_record",
+    "split_labels",
     "split_records",
     "unescape_text",
     "write_json_records",

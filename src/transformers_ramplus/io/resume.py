@@ -23,7 +23,7 @@ SETTING_NAMES = {
     "threshold": "--threshold",
     "top_k": "--top-k",
     "language": "--language",
-    "exif": "the image processor's EXIF setting",
+    "exif": "the EXIF orientation (--no-exif-orientation, or the image processor's setting)",
     "max_image_pixels": "--max-image-pixels",
     "dicom": "--window (DICOM window and frame)",
     "precision": "--precision",

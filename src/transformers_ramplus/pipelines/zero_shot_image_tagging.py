@@ -166,6 +166,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         language: `"en"` or `"zh"` (Chinese names of built-in tags).
         batch_size: images per forward pass.
         timeout: seconds to wait for an image URL's server (default: the image processor's `timeout`, 10 s).
+        apply_exif_orientation: rotate/flip images by their EXIF orientation tag (default: the image processor's
+            `apply_exif_orientation`, on); `False` reads them as stored, as the original RAM++ code does.
         templates: how new tag names are embedded: `"ram_plus"` (default, the authors' ensemble), `"compact"`, or a
             list of your own templates (see [`TagSet.from_model`]).
         raw_scores: `True` returns, per image, the score (sigmoid) of every tag of the tag set as a float32 tensor in
@@ -249,11 +251,16 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         timeout=_UNSET,
         raw_scores=_UNSET,
         tag_map=_UNSET,
+        apply_exif_orientation=_UNSET,
         **kwargs,
     ):
         if kwargs:
             raise TypeError(f"unexpected argument(s) for the {self.task or 'zero-shot-image-tagging'} pipeline: {sorted(kwargs)}")
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if apply_exif_orientation is not _UNSET:
+            if apply_exif_orientation is not None and not isinstance(apply_exif_orientation, bool):
+                raise TypeError(f"apply_exif_orientation must be True, False or None, got {apply_exif_orientation!r}")
+            preprocess_params["apply_exif_orientation"] = apply_exif_orientation
         if timeout is not _UNSET:
             if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
                 raise ValueError(f"`timeout` must be None or a positive number of seconds, got {timeout!r}")
@@ -336,14 +343,16 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         return super().__call__(images, candidate_labels=candidate_labels, **kwargs)
 
     # ------------------------------------------------------------------ steps
-    def preprocess(self, image, timeout=None):
+    def preprocess(self, image, timeout=None, apply_exif_orientation=None):
         index = 0
         if isinstance(image, _Indexed):
             index, image = image.index, image.item
         reader = getattr(self.image_processor, "load_image", None)
-        if reader is not None:
-            image = reader(image, index, timeout=timeout)  # names the input and its position when it fails
-        return self.image_processor(image, return_tensors="pt")
+        if reader is None:
+            return self.image_processor(image, return_tensors="pt")
+        # names the input and its position when it fails; the EXIF orientation is applied here (unless turned off)
+        image = reader(image, index, timeout=timeout, apply_exif_orientation=apply_exif_orientation)
+        return self.image_processor(image, return_tensors="pt", apply_exif_orientation=False)
 
     def _forward(self, model_inputs, tag_set=None):
         if tag_set is None:

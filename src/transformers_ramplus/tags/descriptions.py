@@ -4,7 +4,6 @@ dataset or model repository, such as the authors' LLM descriptions of the 4585 b
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from huggingface_hub.errors import (
 )
 
 from ..io.atomic import atomic_write_json
+from ..io.jsonfiles import load_json_file
 from ..io.repo_ids import looks_like_repo_id
 
 
@@ -156,13 +156,7 @@ def _download_descriptions(repo_id, filename, repo_type, revision, token, cache_
 
 
 def _read_descriptions_json(path: Path, origin: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"descriptions file {origin!r} is not valid JSON: {error}") from error
-    except UnicodeDecodeError as error:
-        raise ValueError(f"descriptions file {origin!r} is not UTF-8 text: {error}") from error
+    return load_json_file(path, origin, what="descriptions file")
 
 
 def load_descriptions(

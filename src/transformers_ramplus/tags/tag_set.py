@@ -31,6 +31,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from safetensors.torch import load_file, save_file
 
 from ..io.atomic import atomic_file
+from ..io.jsonfiles import check_json_file
 from ..models.ram_plus.configuration_ram_plus import validate_language, validate_threshold
 from .descriptions import load_descriptions, select_descriptions, write_json_atomic
 from .encoding import encode_texts, tokenizer_for_model
@@ -499,6 +500,7 @@ class TagSet:
             config_file = Path(hf_hub_download(os.fspath(path_or_repo_id), TAG_SET_CONFIG_NAME, **kwargs))
             weights_file = None
         try:
+            check_json_file(config_file)
             with open(config_file, encoding="utf-8") as handle:
                 meta = json.load(handle)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
+from ..io.jsonfiles import check_json_file
 from ..models.ram_plus.image_processing_ram_plus import ImageLoadingError, RamPlusImageProcessor, load_image
 from ..models.ram_plus.processing_ram_plus import MAX_TEXT_TOKENS
 
@@ -111,6 +112,7 @@ def load_training_dataset(name_or_path: str | os.PathLike, split: str = "train",
 def _load_json_records(path: Path, **load_kwargs):
     import datasets
 
+    check_json_file(path)  # a deeply nested file crashes pyarrow (the process, not an exception)
     try:
         dataset = datasets.load_dataset("json", data_files=str(path), split="train", **load_kwargs)
     except Exception as error:  # datasets wraps JSON errors in its own exception types

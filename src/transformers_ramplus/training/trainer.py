@@ -274,10 +274,57 @@ def add_tags(model: nn.Module, tags, tokenizer=None, keep_existing: bool = True)
     return tag_set.apply_to(inner, keep_existing=keep_existing)
 
 
+# ------------------------------------------------------------------------------------------------ resuming
+def checkpoint_tag_names(checkpoint, base_names: list[str]) -> list[str]:
+    """The tag names a Trainer checkpoint was trained with, in label order: a full model's `config.json`, an
+    adapter's `tag_vocabulary.json`, or (an adapter trained on its base model's own vocabulary) `base_names`."""
+    import json
+
+    from ..models.ram_plus.modeling_ram_plus import ADAPTER_VOCABULARY_NAME
+
+    def read(name):
+        with open(os.path.join(checkpoint, name), encoding="utf-8") as handle:
+            return json.load(handle)
+
+    try:
+        if os.path.isfile(os.path.join(checkpoint, "config.json")):
+            id2label = read("config.json").get("id2label") or {}
+            return [id2label[key] for key in sorted(id2label, key=int)]
+        if os.path.isfile(os.path.join(checkpoint, ADAPTER_VOCABULARY_NAME)):
+            return list(read(ADAPTER_VOCABULARY_NAME)["names"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        raise ValueError(f"cannot read the tags of the checkpoint {checkpoint} ({type(error).__name__}: {error})") from None
+    return list(base_names)
+
+
+def check_resume_vocabulary(checkpoint, names: list[str], base_names: list[str]) -> None:
+    """Refuse (ValueError) to resume `checkpoint` when this run's tags (`names`, in label order) are not the ones it
+    was trained with: the new labels would be trained into the old tags' slots."""
+    before = checkpoint_tag_names(checkpoint, base_names)
+    if before == list(names):
+        return
+    added = [n for n in names if n not in set(before)]
+    removed = [n for n in before if n not in set(names)]
+    details = []
+    if added:
+        details.append(f"new: {added[:10]}")
+    if removed:
+        details.append(f"gone: {removed[:10]}")
+    if not details:
+        details.append("the same tags in another order")
+    raise ValueError(
+        f"--resume: the data's tags differ from those the checkpoint {checkpoint} was trained with "
+        f"({len(before)} tags then, {len(names)} now; {'; '.join(details)}); resuming would train the new labels into "
+        "the old tags. Restore the data, or pass --overwrite without --resume to start afresh"
+    )
+
+
 __all__ = [
     "RamPlusTrainer",
     "RamPlusTrainingArguments",
     "add_tags",
+    "check_resume_vocabulary",
+    "checkpoint_tag_names",
     "compute_tagging_metrics",
     "freeze_frozen_parts",
 ]

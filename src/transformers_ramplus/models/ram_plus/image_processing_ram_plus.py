@@ -31,9 +31,11 @@ except ImportError:
 
 class RamPlusImageProcessorKwargs(ImagesKwargs, total=False):
     """
-    apply_exif_orientation (`bool`, *optional*, defaults to `False`):
-        Rotate/flip images according to their EXIF orientation tag before resizing. The original RAM++ ignores the
-        tag (its published numbers are computed that way), so this is off by default.
+    apply_exif_orientation (`bool`, *optional*, defaults to `True`):
+        Rotate/flip images according to their EXIF orientation tag before resizing (as transformers' `load_image`
+        does), so that a phone photo is tagged upright. The original RAM++ code ignores the tag; pass `False` to read
+        images as it does (images without an orientation tag, such as the benchmark photos, are the same either
+        way).
     timeout (`float`, *optional*, defaults to `DEFAULT_TIMEOUT`):
         Seconds to wait for an image URL's server to connect or send data (the whole download may take at most ten
         times that). `None` waits forever.
@@ -257,10 +259,16 @@ def _is_dicom(item) -> bool:
     return False
 
 
+def check_dicom_frame(frame) -> None:
+    """`dicom_frame` must be None or a whole number (0-based; negative counts from the end)."""
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, (int, np.integer))):
+        raise ValueError(f"dicom_frame must be a whole frame number (0-based) or None, got {frame!r}")
+
+
 def load_image(
     item,
     index: int = 0,
-    apply_exif_orientation: bool = False,
+    apply_exif_orientation: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
     dicom_window=None,
@@ -275,6 +283,7 @@ def load_image(
     empty or malformed, and `TypeError` for an unsupported input type. `dicom_window` (`(center, width)`) and
     `dicom_frame` apply to DICOM inputs (see `transformers_ramplus.io.dicom`).
     """
+    check_dicom_frame(dicom_frame)
     label = _describe(item, index)
     if _is_dicom(item):
         return _read_dicom(item, label, dicom_window, dicom_frame)
@@ -350,13 +359,17 @@ class RamPlusImageProcessor(PilBackend):
     do_rescale = True
     do_normalize = True
     do_convert_rgb = True
-    apply_exif_orientation = False
+    apply_exif_orientation = True
     timeout = DEFAULT_TIMEOUT
     max_image_pixels = DEFAULT_MAX_IMAGE_PIXELS
     dicom_window = None
     dicom_frame = None
 
     _READ_SETTINGS = ("apply_exif_orientation", "timeout", "max_image_pixels", "dicom_window", "dicom_frame")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        check_dicom_frame(self.dicom_frame)  # a bad setting is refused here, not once per image
 
     def load_image(self, item, index: int = 0, **overrides) -> Image.Image:
         """One input as an RGB PIL image, with this processor's EXIF, timeout, pixel-limit and DICOM settings (each
@@ -412,4 +425,12 @@ class RamPlusImageProcessor(PilBackend):
         return [self.process_image(image, *args, **kwargs) for image in loaded]
 
 
-__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "DEFAULT_TIMEOUT", "ImageLoadingError", "RamPlusImageProcessor", "fetch_url", "load_image"]
+__all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_TIMEOUT",
+    "ImageLoadingError",
+    "RamPlusImageProcessor",
+    "check_dicom_frame",
+    "fetch_url",
+    "load_image",
+]
