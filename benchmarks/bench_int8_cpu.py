@@ -133,10 +133,10 @@ def bench_products(shapes: dict, repeats: int, budget: float, tmp: Path, emulate
             int8 = Int8DynamicLinear.from_linear(copy.deepcopy(linear_bf16))
             if slow_int8:
                 few_rows, few_fp32 = inputs_bf16[:64], inputs[:64]
-                routes["onednn_int8_ours_64_rows"] = lambda: int8(few_rows)
-                routes["fp32_onednn_64_rows"] = lambda: _with_onednn(linear, few_fp32)
+                routes["onednn_int8_ours_64_rows"] = lambda int8=int8, rows=few_rows: int8(rows)
+                routes["fp32_onednn_64_rows"] = lambda rows=few_fp32, linear=linear: _with_onednn(linear, rows)
             else:
-                routes["onednn_int8_ours"] = lambda: int8(inputs_bf16)
+                routes["onednn_int8_ours"] = lambda int8=int8, rows=inputs_bf16: int8(rows)
         onnx = onnxruntime_product(linear, rows, tmp)
         if onnx:
             routes.update({key: fn for key, fn in onnx.items()})

@@ -12,9 +12,9 @@ import torch
 from transformers_ramplus.inference import precision as prec
 
 
-EPYC = frozenset("fpu sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma f16c bmi2 sha_ni".split())
-XEON_AMX = EPYC | frozenset("avx512f avx512bw avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8".split())
-AVX512_ONLY = EPYC | frozenset("avx512f avx512bw avx512dq".split())
+EPYC = frozenset(["fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "sha_ni"])
+XEON_AMX = EPYC | frozenset(["avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"])
+AVX512_ONLY = EPYC | frozenset(["avx512f", "avx512bw", "avx512dq"])
 CASCADE_LAKE = AVX512_ONLY | {"avx512_vnni"}
 
 

@@ -10,9 +10,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+from conftest import PROJECT_ROOT, REFERENCE_IMAGES
 from PIL import Image
 
-from conftest import PROJECT_ROOT, REFERENCE_IMAGES
 from transformers_ramplus.inference.tagging import load_tagger, tag_batches
 from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor, load_image
 

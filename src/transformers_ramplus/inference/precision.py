@@ -40,6 +40,7 @@ import torch
 
 from ..models.ram_plus.modeling_ram_plus import FAST_INFERENCE_MODULE
 
+
 logger = logging.getLogger(__name__)
 
 # every precision a caller may ask for ("auto" resolves to one of the others)
