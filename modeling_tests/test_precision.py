@@ -177,3 +177,13 @@ def test_environment_fixes_what_auto_means(monkeypatch):
     monkeypatch.setenv("RAMPLUS_PRECISION", "fp16")
     with pytest.raises(ValueError, match="RAMPLUS_PRECISION"):
         prec.resolve_precision("auto", "cpu")
+
+
+def test_outputs_from_before_auto_resume_when_the_default_stays_fp32():
+    """Earlier versions recorded `"precision": null` for the default (fp32) path: resuming such an output with the
+    fp32 that "auto" picks is the same run; with bf16 it is not."""
+    from transformers_ramplus.io.resume import refuse_changed_settings
+
+    refuse_changed_settings("out.jsonl", {"precision": None, "threshold": 0.5}, {"precision": "fp32", "threshold": 0.5})
+    with pytest.raises(ValueError, match="--precision: None before, 'bf16' now"):
+        refuse_changed_settings("out.jsonl", {"precision": None}, {"precision": "bf16"})

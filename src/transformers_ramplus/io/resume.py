@@ -116,11 +116,18 @@ def check_resume(output, settings: dict, overwrite: bool) -> bool:
     return False
 
 
+def _same_setting(key, before, now) -> bool:
+    if before == now:
+        return True
+    # outputs written before precision="auto" recorded no precision for the default path, which was fp32
+    return key == "precision" and before is None and now in ("fp32", "float32")
+
+
 def refuse_changed_settings(output, recorded, settings: dict) -> None:
     """A ValueError naming every option whose recorded value (`recorded`, read from the options file) differs from
     this run's `settings`."""
     recorded = recorded if isinstance(recorded, dict) else {}
-    changed = [key for key in settings if recorded.get(key) != settings[key]]
+    changed = [key for key in settings if not _same_setting(key, recorded.get(key), settings[key])]
     if changed:
         details = "; ".join(
             f"{SETTING_NAMES.get(key, key)}: {recorded.get(key)!r} before, {settings[key]!r} now" for key in changed
