@@ -186,6 +186,9 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             `"This is a photo of {}."` (new tag names are embedded with it alone; `"{}"`: the names as written), or the
             name of a template ensemble (`"ram_plus"`, `"compact"`). The same as `templates=[template]` or
             `templates=name`; built-in tag names keep their trained embeddings either way.
+        all_labels: `True` returns every tag of the tag set (every candidate label) with its score, sorted by score,
+            without thresholds (`top_k` and an explicit `threshold` still apply); the default under the
+            `"zero-shot-image-classification"` task.
         raw_scores: `True` returns, per image, the score (sigmoid) of every tag of the tag set as a float32 tensor in
             the tag set's order, instead of the tags: no threshold, no `top_k` (for benchmarks and calibration).
 
@@ -265,6 +268,7 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         timeout=_UNSET,
         raw_scores=_UNSET,
         hypothesis_template=_UNSET,
+        all_labels=_UNSET,
         **kwargs,
     ):
         if kwargs:
@@ -293,8 +297,10 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         postprocess_params.update({name: checked[name] for name in given})
         if raw_scores is not _UNSET:
             postprocess_params["raw_scores"] = bool(raw_scores)
-        if classification:
-            postprocess_params["rank_all"] = True
+        if all_labels is not _UNSET:
+            postprocess_params["all_labels"] = bool(all_labels)
+        elif classification:
+            postprocess_params["all_labels"] = True
         return preprocess_params, forward_params, postprocess_params
 
     def get_tag_set(self, candidate_labels=None, templates=None):
@@ -366,14 +372,14 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         return {"logits": outputs.logits}
 
     def postprocess(
-        self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False, rank_all=False
+        self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False, all_labels=False
     ):
         if raw_scores:  # every tag's score, in the tag set's order
             return torch.sigmoid(model_outputs["logits"].reshape(-1).float()).cpu()
         if tag_set is None:
             tag_set = self.get_tag_set(None)
         logits = model_outputs["logits"].reshape(1, -1)
-        if rank_all and threshold is None:  # CLIP/SigLIP-style: every candidate label, sorted by score
+        if all_labels and threshold is None:  # CLIP/SigLIP-style: every candidate label, sorted by score
             scores = torch.sigmoid(logits[0].float()).cpu().tolist()
             ranked = sorted(zip(scores, tag_set.labels(language)), key=lambda pair: -pair[0])  # stable: ties keep order
             return [{"label": label, "score": score} for score, label in ranked[:top_k]]
