@@ -237,8 +237,7 @@ class ServiceMiddleware:
     async def _read_body(self, scope, receive) -> bytes:
         declared = dict(scope["headers"]).get(b"content-length")
         limit = self.settings.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise RequestError(f"the request body is larger than the limit of {limit} bytes", status=413)
+        too_large = declared is not None and declared.isdigit() and int(declared) > limit
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -246,11 +245,14 @@ class ServiceMiddleware:
                 raise RequestError("the client disconnected", status=499)
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > limit:
-                raise RequestError(f"the request body is larger than the limit of {limit} bytes", status=413)
-            chunks.append(chunk)
+            too_large = too_large or size > limit
+            if not too_large:
+                chunks.append(chunk)
             if not message.get("more_body"):
-                return b"".join(chunks)
+                break
+        if too_large:  # read to the end (nothing kept), so that the client reads the answer instead of a reset
+            raise RequestError(f"the request body is larger than the limit of {limit} bytes", status=413)
+        return b"".join(chunks)
 
     async def _parse(self, scope, body: bytes, path: str) -> TagRequest:
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
