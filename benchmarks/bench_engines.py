@@ -22,7 +22,7 @@ LITSERVE = f"""
 import litserve as ls
 class Echo(ls.LitAPI):
     def setup(self, device): pass
-    def decode_request(self, r): return r["x"]
+    def decode_request(self, request): return request["x"]
     def batch(self, xs): return list(xs)
     def predict(self, xs): return xs
     def unbatch(self, ys): return ys
@@ -42,20 +42,20 @@ class Echo:
     async def run(self, xs): return xs
     async def __call__(self, request: Request):
         return {{"y": await self.run((await request.json())["x"])}}
-serve.start(http_options={{"host": "127.0.0.1", "port": {PORT}}})
+serve.start(http_options={{"host": "127.0.0.1", "port": {PORT + 1}}})
 serve.run(Echo.bind(), route_prefix="/echo")
 while True: time.sleep(1)
 """
 
 
-def post(i):
+def post(i, port=PORT):
     data = json.dumps({"x": i}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/echo", data=data, headers={"content-type": "application/json"})
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/echo", data=data, headers={"content-type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         assert json.load(response)["y"] == i
 
 
-def measure(name, code):
+def measure(name, code, port):
     script = os.path.join(tempfile.mkdtemp(), f"{name.split()[0].lower()}_echo.py")  # spawned workers import it
     with open(script, "w") as stream:
         stream.write(code)
@@ -64,7 +64,7 @@ def measure(name, code):
     try:
         while True:
             try:
-                post(-1)
+                post(-1, port)
                 break
             except Exception:
                 if time.perf_counter() - started > 180:
@@ -73,15 +73,16 @@ def measure(name, code):
         startup = time.perf_counter() - started
         begin = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
-            list(pool.map(post, range(REQUESTS)))
+            list(pool.map(lambda i: post(i, port), range(REQUESTS)))
         rate = REQUESTS / (time.perf_counter() - begin)
     finally:
         process.terminate()
         process.wait(60)
+        subprocess.run([sys.executable, "-c", "import ray; ray.shutdown()"], capture_output=True) if "ray" in code else None
     print(f"{name:9s} startup {startup:6.1f} s   {rate:7.1f} requests/s ({CLIENTS} clients, {REQUESTS} requests)")
 
 
 if __name__ == "__main__":
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    measure("LitServe", LITSERVE)
-    measure("Ray Serve", RAY)
+    measure("LitServe", LITSERVE, PORT)
+    measure("Ray Serve", RAY, PORT + 1)
