@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,9 @@ def measure(name, code, port):
     with open(script, "w") as stream:
         stream.write(code)
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         while True:
             try:
@@ -76,9 +79,10 @@ def measure(name, code, port):
             list(pool.map(lambda i: post(i, port), range(REQUESTS)))
         rate = REQUESTS / (time.perf_counter() - begin)
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)  # the engine's processes (HTTP servers, workers) too
         process.wait(60)
-        subprocess.run([sys.executable, "-c", "import ray; ray.shutdown()"], capture_output=True) if "ray" in code else None
+        if "ray" in code:  # the Ray cluster this run started (its daemons outlive the driver)
+            subprocess.run([os.path.join(os.path.dirname(sys.executable), "ray"), "stop"], capture_output=True)
     print(f"{name:9s} startup {startup:6.1f} s   {rate:7.1f} requests/s ({CLIENTS} clients, {REQUESTS} requests)")
 
 

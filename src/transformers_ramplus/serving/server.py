@@ -21,7 +21,9 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -365,6 +367,13 @@ def serve(settings: ServeSettings) -> None:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ramplus-serve-metrics-"))
     configure_logging(settings.log_level)
     server = build_server(settings)
+
+    def stop(signum, frame):  # SIGTERM as Ctrl-C: LitServe's graceful shutdown stops the HTTP servers and workers too
+        logger.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
     logger.info("starting", extra={"fields": {"host": settings.host, "port": settings.port, "model": settings.model}})
     server.run(
         host=settings.host, port=settings.port, num_api_servers=settings.api_servers, log_level=settings.log_level,
