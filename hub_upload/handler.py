@@ -19,7 +19,7 @@ from transformers import pipeline
 
 
 try:  # the package: open-set tags; without it, the repository's remote code
-    import transformers_ramplus  # noqa: F401
+    import transformers_ramplus
 except ImportError:
     transformers_ramplus = None
 
@@ -56,7 +56,7 @@ class EndpointHandler:
             raise ValueError('the request must be {"inputs": <image>, "parameters": {...}}')
         parameters = data.get("parameters") or {}
         if not isinstance(parameters, dict):
-            raise ValueError("`parameters` must be an object")
+            raise ValueError("`parameters` must be an object")  # noqa: TRY004 (a 400 for the endpoint)
         unknown = sorted(set(parameters) - set(PARAMETERS))
         if unknown:
             raise ValueError(f"unknown parameters {unknown}; known: {', '.join(PARAMETERS)}")

@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import REFERENCE_IMAGES
 
 
@@ -183,11 +182,11 @@ def test_metrics_and_json_logs(server):
 def test_sigterm_stops_gracefully(server):
     """Last in the module: SIGTERM ends the server (all its processes) promptly."""
     process = server[1]
-    children = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True, check=False).stdout.split()
     assert len(children) > 1  # the main process, its HTTP server and its worker
     os.kill(process.pid, signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     deadline = time.time() + 30
-    while subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).returncode == 0:
+    while subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, check=False).returncode == 0:
         assert time.time() < deadline, "processes of the server outlived SIGTERM"
         time.sleep(0.5)

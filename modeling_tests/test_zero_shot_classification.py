@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-
 from conftest import REFERENCE_IMAGES, tiny_text_model
-import transformers_ramplus  # noqa: F401  (registers the tagging task)
 from transformers import ZeroShotImageClassificationPipeline, pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
+
+import transformers_ramplus  # noqa: F401  (registers the tagging task)
 from transformers_ramplus import save_model_folder
 
 
@@ -97,5 +97,5 @@ def test_classification_task_with_new_labels_and_a_template(tmp_path):
 def test_other_models_keep_transformers_own_pipeline():
     """The package never registers the classification task: CLIP and SigLIP load exactly as before."""
     impl = PIPELINE_REGISTRY.supported_tasks["zero-shot-image-classification"]["impl"]
-    assert impl in (ZeroShotImageClassificationPipeline, "transformers.pipelines.zero_shot_image_classification."
-                    "ZeroShotImageClassificationPipeline")
+    stock = "transformers.pipelines.zero_shot_image_classification.ZeroShotImageClassificationPipeline"
+    assert impl in (ZeroShotImageClassificationPipeline, stock)

@@ -65,7 +65,7 @@ class ServeSettings:
     log_level: str = "info"
     api_servers: int = 1
 
-    def check(self) -> "ServeSettings":
+    def check(self) -> ServeSettings:
         for name in ("workers", "max_batch_size", "max_queue", "max_body_bytes", "max_image_pixels", "api_servers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -260,6 +260,7 @@ class ServiceMiddleware:
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         allow_urls = self.settings.allow_urls
         if content_type.startswith("multipart/form-data"):
+            from starlette.formparsers import MultiPartException
             from starlette.requests import Request
 
             async def once():
@@ -267,7 +268,7 @@ class ServiceMiddleware:
 
             try:
                 form = await Request(dict(scope), once).form(max_files=256, max_fields=256)
-            except Exception as error:  # starlette's multipart parser: a malformed body
+            except (MultiPartException, ValueError, KeyError) as error:  # starlette's parser: a malformed body
                 raise RequestError(f"malformed multipart body: {error}") from None
             fields: dict[str, list[str]] = {}
             files = []
