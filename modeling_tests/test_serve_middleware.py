@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("litserve")
 pytest.importorskip("prometheus_client")
 
-from transformers_ramplus.serving.server import TAG_PATH, ServeSettings, ServiceMiddleware  # noqa: E402
+from transformers_ramplus.serving.server import TAG_PATH, ServeSettings, ServiceMiddleware
 
 
 PHOTO = base64.b64encode(b"\xff\xd8 not decoded here").decode()
