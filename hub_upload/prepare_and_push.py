@@ -12,7 +12,8 @@ SOURCE is a converted model folder, a Hub id of one, or the Hub id of an origina
 2. verifies the staged folder: its logits on a few images against the model built straight from the original
    checkpoint before conversion (`--checkpoint`, or the release's own `.pth`), and against SOURCE; a staged folder
    that disagrees beyond 1e-4 (fp32) is never uploaded;
-3. writes the model card with `huggingface_hub.ModelCard`/`ModelCardData` (license, library_name, pipeline_tag, tags,
+3. writes `handler.py` (the Inference Endpoints handler: the Hub's zero-shot-image-classification format) and
+   the model card with `huggingface_hub.ModelCard`/`ModelCardData` (license, library_name, pipeline_tag, tags,
    base_model = the authors' repository, the paper, usage, the verification figures);
 4. pushes with `HfApi.create_repo` + `HfApi.upload_folder` (`--create-pr` opens a pull request instead of committing
    to the branch). `--dry-run` stops after step 3 and keeps the staging folder. Authentication is huggingface_hub's
@@ -218,6 +219,8 @@ def prepare(source, staging_dir, repo_id: str, checkpoint=None, bf16: bool = Fal
     del to_save
     figures = verify(staging_dir, model, processor, checkpoint=checkpoint, images=images, bf16=bf16)
     model_card(model.config, repo_id, figures).save(staging_dir / "README.md")
+    # Inference Endpoints: the custom handler (the Hub's zero-shot-image-classification format, tags without labels)
+    shutil.copyfile(Path(__file__).resolve().parent / "handler.py", staging_dir / "handler.py")
     (staging_dir / "verification.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return figures
 

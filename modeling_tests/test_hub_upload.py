@@ -112,3 +112,37 @@ def test_refuses_a_directory_that_is_not_a_model(tmp_path):
     (tmp_path / "empty").mkdir()
     assert tool.main([str(tmp_path / "empty"), "someone/x", "--staging", str(tmp_path / "s"), "--dry-run"]) == 2
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_staged_inference_endpoints_handler(staged, converted_tiny, reference_outputs):
+    """handler.py of the staged folder, called as Inference Endpoints calls it: the Hub's task format."""
+    import base64
+    import sys
+
+    from PIL import Image
+
+    assert (staged / "handler.py").is_file()
+    spec = importlib.util.spec_from_file_location("staged_handler", staged / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler = module.EndpointHandler(str(staged))
+    names = json.loads((converted_tiny / "config.json").read_text())["id2label"]
+    labels = [names["4"], names["0"], names["30"]]
+    photo = Path(IMAGES[1]).read_bytes()
+    answer = handler({"inputs": base64.b64encode(photo).decode(), "parameters": {"candidate_labels": labels}})
+    assert {a["label"] for a in answer} == set(labels)
+    assert [a["score"] for a in answer] == sorted((a["score"] for a in answer), reverse=True)
+    expected = torch.sigmoid(reference_outputs["logits"][1])
+    for a in answer:
+        index = int(next(k for k, v in names.items() if v == a["label"]))
+        assert abs(a["score"] - expected[index].item()) < 1e-4
+    # raw bytes and a PIL image (what the endpoint toolkit may pass) give the same answer; no labels: the image's tags
+    assert handler({"inputs": photo, "parameters": {"candidate_labels": labels}}) == answer
+    tags = handler({"inputs": Image.open(IMAGES[1])})
+    meta = json.loads((TINY_DIR / "reference_meta.json").read_text())
+    assert {t["label"] for t in tags} == {n.strip() for n in meta["tags"][1].split("|")}
+    for bad, words in [({"inputs": "%%%"}, "base64"), ({"inputs": base64.b64encode(b"nope").decode()}, "readable"),
+                       ({"image": "x"}, "inputs"), ({"inputs": photo, "parameters": {"colour": 1}}, "colour")]:
+        with pytest.raises(ValueError, match=words):
+            handler(bad)
+    sys.modules.pop("staged_handler", None)

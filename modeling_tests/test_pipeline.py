@@ -132,14 +132,14 @@ def test_saved_pipeline_loads_as_remote_code_without_the_package(tmp_path):
         "pipeline_zero_shot_image_tagging.py", "processing_ram_plus.py",
     ]
     config = json.loads((saved / "config.json").read_text())
-    assert "zero-shot-image-tagging" in config["custom_pipelines"]
+    assert sorted(config["custom_pipelines"]) == ["zero-shot-image-classification", "zero-shot-image-tagging"]
     (tmp_path / "expected.json").write_text(json.dumps(expected))
     script = textwrap.dedent(
         f"""
         import json, sys
         sys.modules["transformers_ramplus"] = None  # importing the package now fails
         from transformers import pipeline
-        tagger = pipeline(model={str(saved)!r}, trust_remote_code=True, device="cpu")
+        tagger = pipeline("zero-shot-image-tagging", model={str(saved)!r}, trust_remote_code=True, device="cpu")
         assert "transformers_ramplus" not in type(tagger).__module__, type(tagger).__module__
         expected = json.load(open({str(tmp_path / 'expected.json')!r}))
         got = {{

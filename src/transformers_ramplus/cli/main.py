@@ -19,6 +19,7 @@ COMMANDS = {
     "finetune": ("transformers_ramplus.cli.finetune", "fine-tune a RAM++ model (LoRA or full) on your images and tags"),
     "evaluate": ("transformers_ramplus.cli.evaluate", "benchmark mAP / CP / CR / F1 of a RAM++ model as JSON"),
     "export-onnx": ("transformers_ramplus.cli.export_onnx", "export the tagger to ONNX (open-set label inputs)"),
+    "serve": ("transformers_ramplus.cli.serve", "serve the tagger over HTTP (LitServe; the serve extra)"),
 }
 
 

@@ -40,13 +40,17 @@ AUTO_MAP = {
     "AutoProcessor": "processing_ram_plus.RamPlusProcessor",
 }
 TASK = "zero-shot-image-tagging"  # the pipeline task the package registers and saved folders declare
+# transformers' CLIP/SigLIP task: saved folders declare the same pipeline for it (for this model only; the package
+# does not register it, so other models keep transformers' own pipeline); it answers in that task's format
+CLASSIFICATION_TASK = "zero-shot-image-classification"
 CUSTOM_PIPELINES = {
-    TASK: {
+    task: {
         "impl": "pipeline_zero_shot_image_tagging.ZeroShotImageTaggingPipeline",
         "pt": ["AutoModel"],
         "tf": [],
         "type": "image",
     }
+    for task in (TASK, CLASSIFICATION_TASK)
 }
 # which JSON file of a saved folder carries which auto_map entries (transformers reads them from there)
 _JSON_AUTO_MAP = {

@@ -32,13 +32,18 @@ try:  # the package's tag sets, fast paths and folder writer; absent where a sav
     from transformers_ramplus.tags.encoding import tokenizer_for_model
     from transformers_ramplus.tags.tag_map import TagMap
     from transformers_ramplus.tags.tag_set import TagSet, _freeze
+    from transformers_ramplus.tags.templates import NAME_TEMPLATE_SETS
 except ImportError:
     enable_fast_inference = supports_fast_inference = save_model_folder = TagSet = _freeze = tokenizer_for_model = None
     resolve_precision = None
     TagMap = None
+    NAME_TEMPLATE_SETS = None
 
 
 _UNSET = object()
+# the task of transformers' CLIP/SigLIP pipeline: a model folder declares this pipeline for it too (model-specific, in
+# its `custom_pipelines`), and under that task the pipeline answers as CLIP users expect (see `postprocess`)
+CLASSIFICATION_TASK = "zero-shot-image-classification"
 
 
 def resolve_device(requested=None, rank: int | None = None) -> torch.device:
@@ -82,6 +87,24 @@ def _own_copy(model: nn.Module) -> nn.Module:
     memo = {id(param): nn.Parameter(param.detach(), requires_grad=param.requires_grad) for param in model.parameters()}
     memo.update((id(buffer), buffer) for buffer in model.buffers())
     return copy.deepcopy(model, memo)
+
+
+def templates_from_hypothesis(hypothesis_template):
+    """The `templates` a `hypothesis_template` stands for: the name of a template ensemble as it is, one template
+    (a string containing `"{}"`) as a one-template list, a list of templates as it is."""
+    if isinstance(hypothesis_template, str):
+        if "{}" in hypothesis_template:
+            return [hypothesis_template]
+        known = sorted(NAME_TEMPLATE_SETS) if NAME_TEMPLATE_SETS is not None else ["compact", "ram_plus"]
+        if hypothesis_template in known:
+            return hypothesis_template
+        raise ValueError(
+            f"`hypothesis_template` must contain '{{}}' (where the label goes), e.g. 'This is a photo of {{}}.', or name a "
+            f"template ensemble ({', '.join(map(repr, known))}); got {hypothesis_template!r:.200}"
+        )
+    if isinstance(hypothesis_template, (list, tuple)) and hypothesis_template:
+        return list(hypothesis_template)
+    raise TypeError(f"`hypothesis_template` must be a string, got {type(hypothesis_template).__name__}")
 
 
 class _Indexed:
@@ -170,6 +193,13 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             `apply_exif_orientation`, on); `False` reads them as stored, as the original RAM++ code does.
         templates: how new tag names are embedded: `"ram_plus"` (default, the authors' ensemble), `"compact"`, or a
             list of your own templates (see [`TagSet.from_model`]).
+        hypothesis_template: as in transformers' zero-shot pipelines (CLIP, SigLIP): one template such as
+            `"This is a photo of {}."` (new tag names are embedded with it alone; `"{}"`: the names as written), or the
+            name of a template ensemble (`"ram_plus"`, `"compact"`). The same as `templates=[template]` or
+            `templates=name`; built-in tag names keep their trained embeddings either way.
+        all_labels: `True` returns every tag of the tag set (every candidate label) with its score, sorted by score,
+            without thresholds (`top_k` and an explicit `threshold` still apply); the default under the
+            `"zero-shot-image-classification"` task.
         raw_scores: `True` returns, per image, the score (sigmoid) of every tag of the tag set as a float32 tensor in
             the tag set's order, instead of the tags: no threshold, no `top_k` (for benchmarks and calibration).
         tag_map: rename, translate, merge, drop or keep tags after the thresholds (then `top_k`): a [`TagMap`], a
@@ -184,6 +214,12 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             `transformers_ramplus.inference.precision`: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs that
             support it, else fp32; a model loaded with `dtype=torch.bfloat16` keeps bf16; one log line says what was
             chosen and why). An explicit bf16 or int8 on a CPU that only emulates it warns once.
+
+    Under the task `"zero-shot-image-classification"` (`pipeline("zero-shot-image-classification", model=DIR,
+    trust_remote_code=True)`: the folder declares this pipeline for that task) it answers as transformers' CLIP/SigLIP
+    pipeline does: `candidate_labels` are required and every one of them is returned with its score, sorted by score
+    (no threshold unless one is given). The scores are independent sigmoids, as SigLIP's (not a softmax over the
+    labels as CLIP's): each says whether that tag is in the image, and they need not sum to 1.
 
     The pipeline never changes the model object it is given: it works on its own copy of the model's modules
     (`_own_copy`: the weights' memory is shared, not copied), which it moves to `device`, casts to `precision` (new
@@ -252,6 +288,8 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         raw_scores=_UNSET,
         tag_map=_UNSET,
         apply_exif_orientation=_UNSET,
+        hypothesis_template=_UNSET,
+        all_labels=_UNSET,
         **kwargs,
     ):
         if kwargs:
@@ -265,6 +303,12 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
                 raise ValueError(f"`timeout` must be None or a positive number of seconds, got {timeout!r}")
             preprocess_params["timeout"] = timeout
+        if hypothesis_template is not _UNSET and hypothesis_template is not None:
+            from_hypothesis = templates_from_hypothesis(hypothesis_template)
+            if templates is not _UNSET and templates is not None and templates != from_hypothesis:
+                raise ValueError("pass `hypothesis_template` or `templates`, not both")
+            templates = from_hypothesis
+        classification = self.task == CLASSIFICATION_TASK
         if candidate_labels is not _UNSET or templates is not _UNSET:
             tag_set = self.get_tag_set(
                 None if candidate_labels is _UNSET else candidate_labels,
@@ -282,6 +326,10 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             postprocess_params["tag_map"] = self._tag_map(tag_map)
             if postprocess_params["tag_map"] is not None and postprocess_params.get("raw_scores"):
                 raise ValueError("`tag_map` applies to tags, not to `raw_scores` (every tag's score): pass one of them")
+        if all_labels is not _UNSET:
+            postprocess_params["all_labels"] = bool(all_labels)
+        elif classification:
+            postprocess_params["all_labels"] = True
         return preprocess_params, forward_params, postprocess_params
 
     def _tag_map(self, tag_map):
@@ -326,10 +374,14 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             self._tag_sets.move_to_end(key)
         return tag_set
 
-    def __call__(self, images, candidate_labels=None, **kwargs):
+    def __call__(self, images=None, candidate_labels=None, **kwargs):
         """Tag `images` (one or a list). See the class docstring for the arguments."""
+        if images is None and "image" in kwargs:
+            images = kwargs.pop("image")  # the name transformers' zero-shot-image-classification pipeline uses
         if images is None:
             raise ValueError("pass at least one image")
+        if self.task == CLASSIFICATION_TASK and candidate_labels is None:
+            raise ValueError(f"the {CLASSIFICATION_TASK} task needs `candidate_labels` (the labels to score)")
         if isinstance(images, tuple):
             images = list(images)
         if getattr(images, "ndim", None) == 4 and hasattr(images, "shape"):
@@ -368,12 +420,19 @@ class ZeroShotImageTaggingPipeline(Pipeline):
             raise ValueError(f"the model produced NaN or infinite scores: {culprit} contain NaN or infinite values")
         return {"logits": outputs.logits}
 
-    def postprocess(self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False, tag_map=None):
+    def postprocess(
+        self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False, tag_map=None,
+        all_labels=False,
+    ):
         if raw_scores:  # every tag's score, in the tag set's order
             return torch.sigmoid(model_outputs["logits"].reshape(-1).float()).cpu()
         if tag_set is None:
             tag_set = self.get_tag_set(None)
         logits = model_outputs["logits"].reshape(1, -1)
+        if all_labels and threshold is None:  # CLIP/SigLIP-style: every candidate label, sorted by score
+            scores = torch.sigmoid(logits[0].float()).cpu().tolist()
+            ranked = sorted(zip(scores, tag_set.labels(language)), key=lambda pair: -pair[0])  # stable: ties keep order
+            return [{"label": label, "score": score} for score, label in ranked[:top_k]]
         thresholds = tag_set.thresholds if threshold is None else threshold
         labels = tag_set.labels(language)
         keep = getattr(tag_set, "keep", None)
@@ -399,4 +458,10 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         )
 
 
-__all__ = ["ZeroShotImageTaggingPipeline", "check_tagging_options", "resolve_device"]
+__all__ = [
+    "CLASSIFICATION_TASK",
+    "ZeroShotImageTaggingPipeline",
+    "check_tagging_options",
+    "resolve_device",
+    "templates_from_hypothesis",
+]

@@ -289,7 +289,9 @@ class RamPlusConfig(PreTrainedConfig):
         for task, options in stored.items():
             registered = PIPELINE_REGISTRY.supported_tasks.get(task)
             impl = registered.get("impl") if registered else None
-            if impl is not None and impl.__name__ == str(options.get("impl", "")).rsplit(".", 1)[-1]:
+            # a class (a registered pipeline) or a dotted path (transformers' own tasks are resolved lazily)
+            impl_name = impl.rsplit(".", 1)[-1] if isinstance(impl, str) else getattr(impl, "__name__", None)
+            if impl_name is not None and impl_name == str(options.get("impl", "")).rsplit(".", 1)[-1]:
                 continue
             local[task] = options
         return local

@@ -1,0 +1,100 @@
+# Copyright 2026 The transformers-ramplus authors. Apache-2.0.
+"""What a serving worker does with a batch of requests, without any HTTP: read each request's images (a bad image is
+that image's error), tag the readable images of every request that asks for the same options in ONE call of the
+`zero-shot-image-tagging` pipeline, and answer each request in its own format.
+
+The answers are the pipeline's own results: `/v1/tag` gets `{"results": [record, ...]}` with the records of
+`ramplus tag` (`{"path", "tags"}` or `{"path", "error"}`); the Hub's task format gets `[{"label", "score"}, ...]`
+(every candidate label, sorted by score; a list of those for several images).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..inference.tagging import READ_ERRORS, load_tagger
+from ..models.ram_plus.image_processing_ram_plus import DEFAULT_MAX_IMAGE_PIXELS
+from .requests import HUB_FORMAT, RequestError, TagRequest
+
+
+@dataclass
+class Answer:
+    """The outcome of one request: HTTP `status` and its JSON `body`."""
+
+    status: int
+    body: object
+
+
+class TaggingService:
+    """One model, tagging batches of parsed requests (`TagRequest`)."""
+
+    def __init__(self, model, device=None, precision=None, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, url_timeout=10.0):
+        self.tagger, _ = load_tagger(model, device=device, precision=precision)
+        self.max_image_pixels = max_image_pixels
+        self.url_timeout = url_timeout
+
+    def read(self, request: TagRequest) -> list:
+        """Each image of `request` as a PIL image, or the message of why it cannot be read."""
+        read = self.tagger.image_processor.load_image
+        images = []
+        for index, image in enumerate(request.images):
+            try:
+                source = image.url if image.url is not None else image.data
+                images.append(read(source, index, max_image_pixels=self.max_image_pixels, timeout=self.url_timeout))
+            except READ_ERRORS as error:
+                images.append(f"{image.name}: {error}")
+        return images
+
+    def answer(self, requests: list[TagRequest]) -> list[Answer]:
+        """The answers to `requests`, in order. Requests with the same options share one forward pass."""
+        read = [self.read(request) for request in requests]
+        groups: dict[str, list[int]] = {}
+        for position, request in enumerate(requests):
+            key = json.dumps([request.format, request.options], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(position)
+        results: list[list | None] = [None] * len(requests)
+        failures: dict[int, Answer] = {}
+        for positions in groups.values():
+            request = requests[positions[0]]
+            images = [image for position in positions for image in read[position] if not isinstance(image, str)]
+            if not images:
+                continue
+            options = dict(request.options)
+            if request.format == HUB_FORMAT:
+                options["all_labels"] = True
+            try:
+                tagged = self.tagger(images, batch_size=len(images), **options)
+            except (ValueError, TypeError) as error:  # the options' values (a threshold of 2, an empty tag name...)
+                for position in positions:
+                    failures[position] = Answer(422, {"error": str(error)})
+                continue
+            tagged = iter(tagged)
+            for position in positions:
+                results[position] = [image if isinstance(image, str) else next(tagged) for image in read[position]]
+        return [
+            failures.get(position) or self._answer(request, read[position], results[position])
+            for position, request in enumerate(requests)
+        ]
+
+    @staticmethod
+    def _answer(request: TagRequest, read: list, results: list | None) -> Answer:
+        errors = [image for image in read if isinstance(image, str)]
+        if len(errors) == len(read):  # nothing readable: the request is bad
+            first = request.images[read.index(errors[0])].name
+            return Answer(400, RequestError(errors[0], image=first).as_json())
+        if request.format == HUB_FORMAT:
+            if errors:
+                bad = next(i for i, image in enumerate(read) if isinstance(image, str))
+                return Answer(400, RequestError(read[bad], image=request.images[bad].name).as_json())
+            return Answer(200, results[0] if len(results) == 1 else results)
+        records = []
+        for image, result in zip(request.images, results):
+            if isinstance(result, str):
+                records.append({"path": image.name, "error": result})
+            else:
+                records.append({"path": image.name, "tags": result})
+        return Answer(200, {"results": records})
+
+
+__all__ = ["Answer", "TaggingService"]
