@@ -100,7 +100,11 @@ def _load(name):
     return module
 
 
-def test_gpu_benchmark_smoke_on_the_cpu(tmp_path, capsys):
+def test_gpu_benchmark_smoke_on_the_cpu(tmp_path, capsys, monkeypatch):
+    from transformers_ramplus.inference import precision as prec
+
+    # the emulation warning is once per process: an earlier test may have spent it
+    monkeypatch.setattr(prec, "_WARNED", set())
     bench = _load("bench_gpu")
     output = tmp_path / "gpu.json"
     argv = [

@@ -32,7 +32,7 @@ def test_bundle_is_derived_from_the_modules_and_their_relative_imports(tmp_path)
     # the entry points and what they import relatively; nothing the package's other tools need
     assert set(sources) == {"configuration_ram_plus.py", "modeling_ram_plus.py", "image_processing_ram_plus.py",
                             "processing_ram_plus.py", "pipeline_zero_shot_image_tagging.py"}
-    assert sum(text.count("\n") for text in sources.values()) < 2500
+    assert sum(text.count("\n") for text in sources.values()) < 3000
     for name, text in sources.items():
         (tmp_path / name).write_text(text)
     for name in sources:
