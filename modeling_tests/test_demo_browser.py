@@ -30,7 +30,7 @@ if CHROMIUM is None or CHROMEDRIVER is None:
     pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
 
 PHOTO = REFERENCE_IMAGES[1]  # demo2.jpg
-OWN_TAGS = ["dog", "cat", "grass", "sky"]
+OWN_TAGS = ["abacus", "belly", "academy", "accessory"]  # of the tiny vocabulary (the tiny model has no text tower)
 
 
 def _free_port() -> int:
@@ -141,8 +141,10 @@ def test_upload_shows_the_pipelines_tags_and_a_heatmap(demo_url, browser, tagger
 
 def test_own_tags_and_threshold(demo_url, browser, tagger):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(demo_url)
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#ramplus-own-tags textarea"))
     box = browser.find_element(By.CSS_SELECTOR, "#ramplus-own-tags textarea")
     box.send_keys("\n".join(OWN_TAGS))
     browser.find_element(By.CSS_SELECTOR, "#ramplus-model-thresholds input[type=checkbox]").click()  # use the slider

@@ -111,7 +111,8 @@ class TaggingDemo:
         score = float(output.logits[0, row].float().sigmoid())
         thumbnail = image.copy()
         thumbnail.thumbnail((512, 512))
-        return plot_heatmaps(thumbnail, output.heatmaps[0, [row]].float(), tag_names=[tag], scores=[score], columns=1, size=4.0)
+        return plot_heatmaps(thumbnail, output.heatmaps[0, [row]].float(), tag_names=[tag], scores=[score], columns=1, size=5.0,
+                             show_image=False)
 
 
 def tags_html(tags: list) -> str:
