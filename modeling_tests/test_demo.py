@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REFERENCE_IMAGES
+from test_tag2text import T2T_DIR, converted_t2t  # noqa: F401  (the golden tiny Tag2Text, a fixture)
 
 from transformers_ramplus.serving.demo import TaggingDemo, parse_own_tags, tags_html
 
@@ -106,3 +107,18 @@ def test_cli_without_gradio_says_how_to_install(monkeypatch, capsys, converted_t
     assert main(["demo", "--model", str(converted_tiny)]) == 2
     assert "pip install 'transformers-ramplus[demo]'" in capsys.readouterr().err
     assert main(["demo", "--model", str(converted_tiny), "--port", "70000"]) == 2
+
+
+def test_tag2text_demo_shows_the_golden_captions(converted_t2t):  # noqa: F811  (the fixture imported above)
+    """A captioning model: the demo's caption of a golden photo is the golden caption (the one `ramplus tag
+    --captions` writes), and the own-tags box is refused (Tag2Text has no open set)."""
+    import json
+
+    from PIL import Image
+
+    meta = json.loads((T2T_DIR / "reference_meta.json").read_text())
+    demo = TaggingDemo(str(converted_t2t), device="cpu")
+    assert demo.captioning and not demo.open_set
+    assert demo.tag(Image.open(REFERENCE_IMAGES[0])).caption == meta["captions"][0]  # one photo: generation is slow here
+    with pytest.raises(ValueError, match="built-in tags only"):
+        demo.tag(Image.open(REFERENCE_IMAGES[0]), own_tags="dog")
