@@ -71,6 +71,18 @@ def test_demo_errors_are_named(demo, call, words):
         call(demo)
 
 
+def test_too_large_image_is_named(demo, monkeypatch):
+    from PIL import Image
+
+    image = Image.new("RGB", (20, 10))
+    assert demo.tag(image, threshold=0.99).caption is None  # the default limit lets it through
+    monkeypatch.setattr(demo, "max_image_pixels", 100)
+    with pytest.raises(ValueError, match="too large: 20x10 pixels"):
+        demo.tag(image)
+    with pytest.raises(ValueError, match="too large"):
+        demo.heatmap(image, "belly")
+
+
 def test_bad_image_file_is_named(demo, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")

@@ -15,6 +15,7 @@ import io
 from dataclasses import dataclass
 
 from ..inference.tagging import load_tagger
+from ..models.ram_plus.image_processing_ram_plus import DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass
@@ -53,8 +54,9 @@ def parse_own_tags(text: str | None):
 class TaggingDemo:
     """One model behind the demo's controls (usable without Gradio: `tag`, `heatmap`)."""
 
-    def __init__(self, model, device=None, precision=None):
+    def __init__(self, model, device=None, precision=None, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
         self.tagger, self.model_name = load_tagger(model, device=device, precision=precision)
+        self.max_image_pixels = max_image_pixels
         self.captioning = getattr(self.tagger.model.config, "model_type", None) == "tag2text"
         self.open_set = not self.captioning  # Tag2Text's tag embeddings are learned: built-in tags only
 
@@ -69,6 +71,7 @@ class TaggingDemo:
         thresholds; `own_tags` is the text of the "your own tags" box."""
         if image is None:
             raise ValueError("no image: upload or paste one")
+        self._check_size(image)
         labels = parse_own_tags(own_tags)
         if labels is not None and not self.open_set:
             raise ValueError("this model (Tag2Text) tags with its built-in tags only; clear 'your own tags'")
@@ -86,12 +89,18 @@ class TaggingDemo:
             caption = caption_images(self.tagger, [loaded.convert("RGB")], [results])[0]
         return DemoResult(tags=tags, caption=caption)
 
+    def _check_size(self, image) -> None:
+        size = getattr(image, "size", None)
+        if size and self.max_image_pixels and size[0] * size[1] > self.max_image_pixels:
+            raise ValueError(f"the image is too large: {size[0]}x{size[1]} pixels (at most {self.max_image_pixels})")
+
     def heatmap(self, image, tag: str, own_tags: str | None = None):
         """The heatmap figure (matplotlib `Figure`) of `tag` over `image`: where the model looks for it."""
         from ..visualize import plot_heatmaps
 
         if image is None or not tag:
             raise ValueError("tag an image first, then choose one of its tags")
+        self._check_size(image)
         model = self.tagger.model
         if not hasattr(model, "tag_heatmaps"):
             raise ValueError(f"{type(model).__name__} draws no heatmaps")
