@@ -134,3 +134,16 @@ def test_tag2text_demo_shows_the_golden_captions(converted_t2t):  # noqa: F811  
     assert demo.tag(Image.open(REFERENCE_IMAGES[0])).caption == meta["captions"][0]  # one photo: generation is slow here
     with pytest.raises(ValueError, match="built-in tags only"):
         demo.tag(Image.open(REFERENCE_IMAGES[0]), own_tags="dog")
+
+
+def test_several_images_keep_the_good_ones(demo, tmp_path):
+    from transformers_ramplus.serving.demo import many_html
+
+    bad = tmp_path / "broken <1>.jpg"
+    bad.write_bytes(b"not a jpeg")
+    results = demo.tag_many([PHOTO, bad, REFERENCE_IMAGES[0]])
+    assert [name for name, _ in results] == [PHOTO.name, bad.name, REFERENCE_IMAGES[0].name]
+    assert isinstance(results[1][1], str) and not isinstance(results[0][1], str) and not isinstance(results[2][1], str)
+    assert [t["label"] for t in results[0][1].tags] == [t["label"] for t in demo.tagger(str(PHOTO))]
+    page = many_html(results)
+    assert "broken &lt;1&gt;.jpg" in page and "ramplus-error" in page and page.count('class="ramplus-tags"') == 2

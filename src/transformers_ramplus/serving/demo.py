@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 from dataclasses import dataclass
 
 from ..inference.tagging import load_tagger
@@ -89,6 +90,22 @@ class TaggingDemo:
             caption = caption_images(self.tagger, [loaded.convert("RGB")], [results])[0]
         return DemoResult(tags=tags, caption=caption)
 
+    def tag_many(self, paths, threshold: float | None = None, own_tags: str | None = None) -> list:
+        """Tag several image files: `[(file name, DemoResult or the message of why it failed)]`, in order; a file
+        that cannot be read is reported and the others are tagged."""
+        if parse_own_tags(own_tags) is not None and not self.open_set:  # the options' error, not a file's
+            raise ValueError("this model (Tag2Text) tags with its built-in tags only; clear 'your own tags'")
+        if threshold is not None and not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        results = []
+        for path in paths or []:
+            name = os.path.basename(str(path))
+            try:
+                results.append((name, self.tag(str(path), threshold=threshold, own_tags=own_tags)))
+            except (ValueError, TypeError, OSError) as error:  # this file's: report it, tag the others
+                results.append((name, str(error)))
+        return results
+
     def _check_size(self, image) -> None:
         size = getattr(image, "size", None)
         if size and self.max_image_pixels and size[0] * size[1] > self.max_image_pixels:
@@ -136,6 +153,21 @@ def tags_html(tags: list) -> str:
     return f'<table id="ramplus-tags"><thead><tr><th>tag</th><th>中文</th><th>score</th></tr></thead><tbody>{rows}</tbody></table>'
 
 
+def many_html(results: list) -> str:
+    """`TaggingDemo.tag_many`'s results as HTML: each file's name, then its tag table or its error."""
+    parts = []
+    for name, result in results:
+        parts.append(f'<h4 class="ramplus-file">{html.escape(name)}</h4>')
+        if isinstance(result, str):
+            parts.append(f'<p class="ramplus-error">{html.escape(result)}</p>')
+        else:
+            if result.caption:
+                parts.append(f'<p class="ramplus-caption">{html.escape(result.caption)}</p>')
+            parts.append(tags_html(result.tags).replace('id="ramplus-tags"', 'class="ramplus-tags"').replace(
+                'id="ramplus-no-tags"', 'class="ramplus-no-tags"'))
+    return "".join(parts) or "<p>no files</p>"
+
+
 def _figure_image(figure):
     from PIL import Image
 
@@ -176,6 +208,13 @@ def build_demo(demo: TaggingDemo, title: str | None = None):
         except (ValueError, TypeError, OSError) as error:
             raise gr.Error(str(error))
 
+    def on_many(files, use_model_thresholds, threshold, own_tags):
+        try:
+            threshold = None if use_model_thresholds else float(threshold)
+            return many_html(demo.tag_many([getattr(f, "name", f) for f in files or []], threshold=threshold, own_tags=own_tags))
+        except (ValueError, TypeError, OSError) as error:
+            raise gr.Error(str(error))
+
     with gr.Blocks(title=title or "RAM++ image tagging") as blocks:
         gr.Markdown(f"# {html.escape(title or 'RAM++ image tagging')}\nModel: `{html.escape(str(demo.model_name))}`")
         with gr.Row():
@@ -194,7 +233,12 @@ def build_demo(demo: TaggingDemo, title: str | None = None):
                 chosen = gr.Dropdown(choices=[], label="heatmap of tag", elem_id="ramplus-heatmap-tag")
                 draw = gr.Button("Heatmap", elem_id="ramplus-draw")
                 heatmap = gr.Image(type="pil", label="heatmap", elem_id="ramplus-heatmap", interactive=False)
+        with gr.Accordion("several images", open=False):
+            files = gr.File(file_count="multiple", file_types=["image"], label="images", elem_id="ramplus-files")
+            run_many = gr.Button("Tag all", elem_id="ramplus-run-many")
+            many = gr.HTML(elem_id="ramplus-many")
         inputs = [image, use_model_thresholds, threshold, own_tags]
+        run_many.click(on_many, [files, use_model_thresholds, threshold, own_tags], many)
         run.click(on_tag, inputs, [tags, chosen, caption])
         image.upload(on_tag, inputs, [tags, chosen, caption])
         draw.click(on_heatmap, [image, chosen, own_tags], heatmap)
@@ -208,4 +252,4 @@ def launch_demo(model, host: str = "127.0.0.1", port: int = 7860, device=None, p
     blocks.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=share, show_error=True)
 
 
-__all__ = ["DemoResult", "TaggingDemo", "build_demo", "launch_demo", "parse_own_tags", "require_gradio", "tags_html"]
+__all__ = ["DemoResult", "TaggingDemo", "build_demo", "launch_demo", "many_html", "parse_own_tags", "require_gradio", "tags_html"]
