@@ -156,3 +156,25 @@ def test_own_tags_and_threshold(demo_url, browser, tagger):
     want = tagger(str(PHOTO), candidate_labels=OWN_TAGS, threshold=0.3)
     assert [label for label, _, _ in got] == [t["label"] for t in want]
     assert all(abs(score - t["score"]) < 1e-4 for (_, _, score), t in zip(got, want))
+
+
+def test_several_images(demo_url, browser, tagger):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(demo_url)
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#ramplus-several"))
+    browser.find_element(By.CSS_SELECTOR, "#ramplus-several button").click()  # open the accordion
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#ramplus-files input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#ramplus-files input[type=file]").send_keys("\n".join(str(p) for p in REFERENCE_IMAGES))
+    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ramplus-files .file-preview tr, #ramplus-files tr")) >= 2)
+    browser.find_element(By.ID, "ramplus-run-many").click()
+    WebDriverWait(browser, 120).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ramplus-many h4.ramplus-file")) == 2)
+    names = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#ramplus-many h4.ramplus-file")]
+    assert names == [p.name for p in REFERENCE_IMAGES]
+    want = [tagger(str(path)) for path in REFERENCE_IMAGES]
+    assert all(want), "a photo without tags would leave its table out"
+    tables = browser.find_elements(By.CSS_SELECTOR, "#ramplus-many table.ramplus-tags")
+    assert len(tables) == len(want)
+    for table, tags in zip(tables, want):
+        assert [cell.text for cell in table.find_elements(By.CSS_SELECTOR, "td.en")] == [t["label"] for t in tags]

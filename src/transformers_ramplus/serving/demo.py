@@ -233,7 +233,7 @@ def build_demo(demo: TaggingDemo, title: str | None = None):
                 chosen = gr.Dropdown(choices=[], label="heatmap of tag", elem_id="ramplus-heatmap-tag")
                 draw = gr.Button("Heatmap", elem_id="ramplus-draw")
                 heatmap = gr.Image(type="pil", label="heatmap", elem_id="ramplus-heatmap", interactive=False)
-        with gr.Accordion("several images", open=False):
+        with gr.Accordion("several images", open=False, elem_id="ramplus-several"):
             files = gr.File(file_count="multiple", file_types=["image"], label="images", elem_id="ramplus-files")
             run_many = gr.Button("Tag all", elem_id="ramplus-run-many")
             many = gr.HTML(elem_id="ramplus-many")
