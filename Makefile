@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	# torch first: a bare `torch` requirement would otherwise pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,train,export,medical,notebooks,docs,serve]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,train,export,medical,notebooks,docs,serve,demo]"
 	touch $@
 
 setup: $(VENV)/.installed

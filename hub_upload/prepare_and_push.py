@@ -2,6 +2,7 @@
 
     python hub_upload/prepare_and_push.py SOURCE REPO_ID [--checkpoint ORIGINAL.pth] [--staging DIR] [--dry-run]
         [--bf16] [--private] [--create-pr] [--revision BRANCH] [--commit-message MSG] [--image IMG ...]
+        [--space SPACE_ID]
 
 SOURCE is a converted model folder, a Hub id of one, or the Hub id of an original-format release (such as
 `xinyu1205/recognize-anything-plus-model`, converted on the fly). The tool
@@ -18,6 +19,8 @@ SOURCE is a converted model folder, a Hub id of one, or the Hub id of an origina
 4. pushes with `HfApi.create_repo` + `HfApi.upload_folder` (`--create-pr` opens a pull request instead of committing
    to the branch). `--dry-run` stops after step 3 and keeps the staging folder. Authentication is huggingface_hub's
    (`hf auth login` or `HF_TOKEN`).
+5. with `--space SPACE_ID`, stages the web demo as a Gradio Space in `STAGING-space` (`app.py` from this folder with
+   REPO_ID filled in, requirements.txt, the Space card) and pushes it after the model.
 """
 
 from __future__ import annotations
@@ -225,6 +228,44 @@ def prepare(source, staging_dir, repo_id: str, checkpoint=None, bf16: bool = Fal
     return figures
 
 
+SPACE_PLACEHOLDER = "__RAMPLUS_MODEL_REPO__"
+
+
+def prepare_space(space_dir, model_repo_id: str, package_spec: str = "transformers-ramplus[demo]") -> Path:
+    """Stage the web demo as a Gradio Space in `space_dir` (which must be empty or new): `app.py` (this folder's, with
+    the model repository `model_repo_id` filled in), `requirements.txt` and the Space card (README.md)."""
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    if not model_repo_id or any(c in model_repo_id for c in "\"'\n\r\\"):
+        raise ValueError(f"not a model repository id for the Space: {model_repo_id!r}")
+    space_dir = Path(space_dir)
+    if space_dir.exists() and any(space_dir.iterdir()):
+        raise ValueError(f"Space staging directory {os.fspath(space_dir)!r} is not empty")
+    space_dir.mkdir(parents=True, exist_ok=True)
+    app = (Path(__file__).resolve().parent / "app.py").read_text(encoding="utf-8")
+    if SPACE_PLACEHOLDER not in app:
+        raise ValueError("hub_upload/app.py lost its model placeholder")
+    (space_dir / "app.py").write_text(app.replace(SPACE_PLACEHOLDER, model_repo_id), encoding="utf-8")
+    (space_dir / "requirements.txt").write_text(f"{package_spec}\n", encoding="utf-8")
+    data = SpaceCardData(sdk="gradio", app_file="app.py", license="apache-2.0", models=[model_repo_id],
+                         tags=["image-tagging", "ram-plus"])
+    card = SpaceCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n# RAM++ image tagging\n\n"
+                                   f"The web demo of [{model_repo_id}](https://huggingface.co/{model_repo_id}) "
+                                   "(transformers-ramplus `ramplus demo`).\n")
+    card.save(space_dir / "README.md")
+    return space_dir
+
+
+def push_space(space_dir, space_id: str, private: bool = False, api=None):
+    """Create the Space (Gradio SDK; kept if it exists) and upload `space_dir` to it."""
+    from huggingface_hub import HfApi
+
+    api = api or HfApi()
+    api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    return api.upload_folder(repo_id=space_id, repo_type="space", folder_path=os.fspath(space_dir),
+                             commit_message="Upload the RAM++ web demo (transformers-ramplus)")
+
+
 def push(staging_dir, repo_id: str, private: bool = False, revision: str | None = None, message: str | None = None,
          create_pr: bool = False, api=None):
     """`create_repo` (kept if it exists), the branch when `revision` names one, then `upload_folder`."""
@@ -257,6 +298,8 @@ def main(argv=None) -> int:
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     parser.add_argument("--revision", help="branch to upload to (or to open the pull request against)")
     parser.add_argument("--commit-message")
+    parser.add_argument("--space", metavar="SPACE_ID", help="also stage (and push) the web demo as a Gradio Space "
+                        "showing REPO_ID, staged in STAGING-space")
     args = parser.parse_args(argv)
 
     staging = Path(args.staging) if args.staging else Path(tempfile.mkdtemp(prefix="ramplus-upload-"))
@@ -264,18 +307,27 @@ def main(argv=None) -> int:
         figures = prepare(args.source, staging, args.repo_id, checkpoint=args.checkpoint, bf16=args.bf16,
                           images=args.image)
         sys.stdout.write(f"staged {staging}: {json.dumps(figures)}\n")
+        space = None
+        if args.space:
+            space = prepare_space(Path(f"{staging}-space"), args.repo_id)
+            sys.stdout.write(f"staged the Space {args.space} in {space}\n")
         if args.dry_run:
             sys.stdout.write("dry run: nothing uploaded\n")
             return 0
         info = push(staging, args.repo_id, private=args.private, revision=args.revision,
                     message=args.commit_message, create_pr=args.create_pr)
         sys.stdout.write(f"uploaded: {getattr(info, 'pr_url', None) or getattr(info, 'commit_url', info)}\n")
+        if space is not None:
+            info = push_space(space, args.space, private=args.private)
+            sys.stdout.write(f"uploaded the Space: {getattr(info, 'commit_url', info)}\n")
     except (ValueError, OSError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
     finally:
         if not args.dry_run and not args.staging:
             shutil.rmtree(staging, ignore_errors=True)
+            if args.space:
+                shutil.rmtree(f"{staging}-space", ignore_errors=True)
     return 0
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": ("transformers_ramplus.cli.evaluate", "benchmark mAP / CP / CR / F1 of a RAM++ model as JSON"),
     "export-onnx": ("transformers_ramplus.cli.export_onnx", "export the tagger to ONNX (open-set label inputs)"),
     "serve": ("transformers_ramplus.cli.serve", "serve the tagger over HTTP (LitServe; the serve extra)"),
+    "demo": ("transformers_ramplus.cli.demo", "the web demo in a browser (Gradio; the demo extra)"),
 }
 
 
