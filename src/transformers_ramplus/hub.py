@@ -17,6 +17,11 @@ the 4585-tag files shipped with this package.
 loading any other model makes the same requests and raises the same errors as without the package. Other
 original-format repositories: convert them with `ramplus convert`, or load them through the command line
 (`resolve_model_name`), which also fails fast when the Hub is out of reach.
+
+The package's own entry points (its classes' `from_pretrained`, `pipeline("zero-shot-image-tagging", model=...)`,
+`load_tagger` and the command line) name what a folder or repository holds when it has no model in it
+(`check_loadable`), instead of transformers' "Unrecognized model ... `model_type`"; the Auto classes called directly
+keep transformers' errors.
 """
 
 from __future__ import annotations
@@ -415,6 +420,44 @@ def _without_hub_kwargs(kwargs: dict) -> dict:
 _REACHABLE: dict[tuple, bool] = {}  # (endpoint, repo id, revision) already looked up in this process
 
 
+# what a folder or repository needs for `from_pretrained` of the package's classes (and its pipeline task) to load it
+_LOADABLE = ("config.json", "adapter_config.json", "preprocessor_config.json", "processor_config.json")
+_PIPELINE_TASK = "zero-shot-image-tagging"  # models.remote_code.TASK (imported there from the model modules)
+
+
+def check_loadable(name: str, files: list[str], revision=None) -> None:
+    """Raise [`UnsupportedRepositoryError`] naming what `name` (a folder or Hub repository holding `files`) holds
+    and what a model needs, when it has none of the files `from_pretrained` reads (instead of transformers'
+    "Unrecognized model ... `model_type`" or "no file named model.safetensors")."""
+    if any(f in files for f in _LOADABLE):
+        return
+    where = f"{name} (revision {revision})" if revision else name
+    checkpoints = [f for f in files if f.endswith(".pth")]
+    if checkpoints:
+        raise UnsupportedRepositoryError(
+            f"{where} holds an original checkpoint ({', '.join(checkpoints[:5])}) but no config.json: convert it with "
+            f"`ramplus convert {name} OUT_DIR` (add --original-file NAME when it holds several) and load OUT_DIR"
+        )
+    raise UnsupportedRepositoryError(
+        f"{where} is neither a transformers model (no config.json) nor an original RAM++ checkpoint (no .pth file); "
+        f"it holds {_describe_files(files)}"
+    )
+
+
+def _folder_files(folder) -> list[str]:
+    try:
+        return sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+    except OSError:
+        return []
+
+
+def _check_own_entry_point(name, kwargs) -> None:
+    """For the package's own classes and pipeline task: a local folder (or, see `_fail_fast_if_unreachable`, a Hub
+    repository) holding no model gets a message listing what it holds."""
+    if isinstance(name, str) and not kwargs.get("subfolder") and os.path.isdir(name):
+        check_loadable(name, _folder_files(name))
+
+
 def _fail_fast_if_unreachable(name, kwargs) -> None:
     """
     Before transformers downloads a Hub id that is not in the cache, look it up once (one request, no retries) and
@@ -430,7 +473,11 @@ def _fail_fast_if_unreachable(name, kwargs) -> None:
     if key in _REACHABLE or _cached_snapshot(name, revision, cache_dir) is not None:
         return
     try:
-        _list_repository(name, revision, kwargs.get("token") or kwargs.get("use_auth_token"))
+        _, files = _list_repository(name, revision, kwargs.get("token") or kwargs.get("use_auth_token"))
+        if not kwargs.get("subfolder"):
+            check_loadable(name, files, revision)
+    except UnsupportedRepositoryError:
+        raise
     except Exception as error:  # noqa: BLE001  (only a network failure is ours to report)
         if _network_error(error):
             raise HubUnreachableError(
@@ -456,7 +503,8 @@ def _alias(function, bind: bool, fail_fast: bool):
             if folder is not None:  # the repository has become a transformers model: load it as one
                 args = (*args[:position], os.fspath(folder), *args[position + 1 :])
                 kwargs = _without_hub_kwargs(kwargs)
-        elif fail_fast:
+        elif fail_fast or kwargs.get("_from_pipeline") == _PIPELINE_TASK:  # the package's own entry points
+            _check_own_entry_point(name, kwargs)
             _fail_fast_if_unreachable(name, kwargs)
         return function(*args, **kwargs)
 
@@ -527,6 +575,7 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
     """
     if os.path.isdir(name):
         check_adapter_base(name)
+        check_loadable(name, _folder_files(name))
         return name, {}
     if os.path.exists(name):
         raise ValueError(f"--model {name!r} is a file, not a model folder (convert a .pth with `ramplus convert`)")
@@ -574,6 +623,7 @@ __all__ = [
     "UnsupportedRepositoryError",
     "bundled_tag_files",
     "check_adapter_base",
+    "check_loadable",
     "add_original_repo_aliases",
     "reading",
     "resolve_model_name",
