@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from filelock import FileLock
-from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -318,7 +318,25 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
     )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     target = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR / commit / key
-    if (force_download or not _complete(target)) and _convert_into(target, checkpoint_path, tag_paths, force_download):
+    try:
+        converted = (force_download or not _complete(target)) and _convert_into(
+            target, checkpoint_path, tag_paths, force_download
+        )
+    except ConversionError as error:
+        # an unreadable cached checkpoint (a truncated download, a full disk): download it again once when the
+        # Hub serves another file, else say which cached file it is and how to clear it
+        _check_cached_checkpoint(repo_id, commit, checkpoint, checkpoint_path, token, offline, error)
+        checkpoint_path, tag_paths, tag_source = _download(
+            repo_id, commit, files, checkpoint, cache_dir, token, offline, True
+        )
+        try:
+            converted = _convert_into(target, checkpoint_path, tag_paths, True)
+        except ConversionError as again:
+            raise ConversionError(
+                f"{repo_id}: {checkpoint}, downloaded again from the Hub into {checkpoint_path}, still cannot be "
+                f"converted: {again}"
+            ) from again
+    if converted:
         logger.warning(
             "converted %s (%s at revision %s, tags from %s) to a transformers model once; cached in %s, which "
             "later loads use (offline too)",
@@ -333,6 +351,52 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
     with _lock:
         _resolved[memo_key] = target
     return target, offline
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_cached_checkpoint(repo_id, commit, checkpoint, path, token, offline, error) -> None:
+    """The cached `checkpoint` of `repo_id` at `path` failed to convert with `error`. Returns when the Hub serves
+    a different file (its etag, the sha256 of an LFS file, differs from the cached content's): the caller downloads
+    it again, once. Raises a [`ConversionError`] naming the cached file and how to clear it when offline or the Hub
+    is out of reach, and one saying the Hub's own file is not a checkpoint when the cached copy is the Hub's."""
+    clear = (
+        f"delete it (`rm {os.path.realpath(path)}`, or `hf cache delete` and pick {repo_id}) and load again with the "
+        "network to download it anew"
+    )
+    if offline:
+        raise ConversionError(
+            f"the cached checkpoint of {repo_id} ({checkpoint} at {path}) cannot be converted: {error}. It may be "
+            f"damaged (an interrupted download, a full disk): {clear}"
+        ) from error
+    try:
+        remote = get_hf_file_metadata(
+            hf_hub_url(repo_id, checkpoint, revision=commit), token=token, timeout=_probe_timeout()
+        ).etag
+        local = _sha256(os.path.realpath(path))
+    except Exception as failure:  # noqa: BLE001  (the Hub out of reach: the cached file is all we know)
+        raise ConversionError(
+            f"the cached checkpoint of {repo_id} ({checkpoint} at {path}) cannot be converted: {error}. The Hub "
+            f"could not be asked for its copy ({type(failure).__name__}: {failure}); if the file is damaged, {clear}"
+        ) from error
+    if remote and remote.strip('"').removeprefix("W/").strip('"') == local:
+        raise ConversionError(
+            f"{repo_id}: the Hub's {checkpoint} (revision {commit[:10]}, cached at {path}, identical to the Hub's "
+            f"copy) cannot be converted: {error}"
+        ) from error
+    logger.warning(
+        "the cached %s of %s (%s) cannot be converted (%s) and differs from the Hub's copy: downloading it again",
+        checkpoint,
+        repo_id,
+        path,
+        error,
+    )
 
 
 def label_rows(checkpoint_path) -> int | None:
