@@ -381,8 +381,14 @@ def run(args) -> int:
     # ahead, so a run that stops at --max-steps warns about images of a batch it never trained on); with loader
     # workers the collator runs in their processes and only the trained batches' counts reach the trainer
     in_process = not training_args.dataloader_num_workers
-    skipped = collator.num_skipped if in_process else trainer.num_skipped_images
-    summary = f"trained {trainer.state.global_step} steps on {len(dataset)} images ({skipped} broken images skipped"
+    if in_process:
+        skipped = f"{collator.num_skipped} broken images skipped"
+    else:
+        skipped = (
+            f"{trainer.num_skipped_images} broken images skipped in the trained batches; the loader's workers may "
+            "have read more ahead, see the warnings"
+        )
+    summary = f"trained {trainer.state.global_step} steps on {len(dataset)} images ({skipped}"
     eval_collator = getattr(trainer, "eval_data_collator", None)
     if in_process and eval_dataset is not None and getattr(eval_collator, "num_skipped", 0):
         summary += f", {eval_collator.num_skipped} broken evaluation images"
