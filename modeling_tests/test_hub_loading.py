@@ -326,3 +326,121 @@ def test_ram_release_by_id_converts_and_loads(tmp_path, ram_reference_outputs):
         result = run(script, hub_env(hub, tmp_path / "hf"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ram-ok" in result.stdout
+
+
+def test_own_entry_points_list_what_a_repository_without_a_model_holds(tmp_path):
+    """The package's class, its pipeline task and `ramplus tag --model` on a Hub repository or a folder with neither
+    config.json nor a .pth (or an empty one) name what it holds and what was expected, instead of transformers'
+    "Unrecognized model ... `model_type`"; a bare `AutoConfig` keeps transformers' own error."""
+    neither = tmp_path / "neither"
+    neither.mkdir()
+    (neither / "README.md").write_text("# not a model\n")
+    (neither / "weights.npz").write_bytes(b"\0" * 10)
+    (tmp_path / "empty").mkdir()
+    pth_only = tmp_path / "pth_only"
+    pth_only.mkdir()
+    (pth_only / "model.pth").write_bytes(b"\0" * 10)
+    script = textwrap.dedent(
+        f"""
+        import transformers_ramplus
+        from transformers import AutoConfig, pipeline
+        from transformers_ramplus import RamPlusModel
+        from transformers_ramplus.cli.main import main
+        from transformers_ramplus.inference.tagging import load_tagger
+
+        def error_of(call):
+            try:
+                call()
+            except Exception as error:
+                return f"{{type(error).__name__}}: {{error}}"
+            return "loaded"
+
+        folder = {str(neither)!r}
+        for label, call in [
+            ("pipeline-hub", lambda: pipeline("zero-shot-image-tagging", model="someone/neither")),
+            ("pipeline-folder", lambda: pipeline("zero-shot-image-tagging", model=folder)),
+            ("class-hub", lambda: RamPlusModel.from_pretrained("someone/neither")),
+            ("class-folder", lambda: RamPlusModel.from_pretrained(folder)),
+            ("load_tagger-folder", lambda: load_tagger(folder)),
+            ("pipeline-empty", lambda: pipeline("zero-shot-image-tagging", model="someone/empty")),
+            ("class-pth", lambda: RamPlusModel.from_pretrained("someone/pth-only")),
+            ("auto", lambda: AutoConfig.from_pretrained("someone/neither")),
+        ]:
+            print(label, "|", error_of(call).replace(chr(10), " "))
+        print("cli |", main(["tag", {str(neither / "README.md")!r}, "--model", folder, "--no-progress"]))
+        """
+    )
+    with LocalHub() as hub:
+        hub.add_repo("someone/neither", neither)
+        hub.add_repo("someone/empty", tmp_path / "empty")
+        hub.add_repo("someone/pth-only", pth_only)
+        result = run(script, hub_env(hub, tmp_path / "hf"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = dict(line.split(" | ", 1) for line in result.stdout.splitlines() if " | " in line)
+    for label in ("pipeline-hub", "pipeline-folder", "class-hub", "class-folder", "load_tagger-folder"):
+        assert seen[label].startswith("UnsupportedRepositoryError"), (label, seen[label])
+        assert "no config.json" in seen[label] and "README.md, weights.npz" in seen[label], (label, seen[label])
+    assert "holds no files" in seen["pipeline-empty"], seen
+    assert "model.pth" in seen["class-pth"] and "ramplus convert" in seen["class-pth"], seen
+    assert "UnsupportedRepositoryError" not in seen["auto"], seen  # other loads keep transformers' behaviour
+    assert seen["cli"] == "2" and "README.md, weights.npz" in result.stderr, result.stderr
+
+
+def test_a_damaged_cached_checkpoint_is_downloaded_again_or_named(tmp_path):
+    """A truncated `.pth` in the Hugging Face cache: downloaded again (once) when the Hub serves another file, named
+    with how to clear it when offline; a Hub file that is itself no checkpoint (a pickle of something else) is
+    reported once, without a download loop."""
+    release = tmp_path / "release"
+    release.mkdir()
+    shutil.copy(TINY_DIR / "ram_plus_original.pth", release / "model.pth")
+    for name in ("ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt"):
+        shutil.copy(TINY_DIR / name, release / name)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    torch.save({"not": "a state dict", "numbers": [1, 2, 3]}, junk / "model.pth")
+    script = textwrap.dedent(
+        f"""
+        import os
+        import transformers_ramplus
+        from huggingface_hub import hf_hub_download
+        from transformers import AutoModel
+
+        def truncate(cache_dir):
+            path = os.path.realpath(hf_hub_download({RELEASE!r}, "model.pth", cache_dir=cache_dir))
+            with open(path, "r+b") as stream:
+                stream.truncate(os.path.getsize(path) // 2)
+            return path
+
+        def error_of(call):
+            try:
+                call()
+            except Exception as error:
+                return f"{{type(error).__name__}}: {{error}}"
+            return "loaded"
+
+        # offline: the damaged file is named, with how to clear it
+        path = truncate({str(tmp_path / 'offline')!r})
+        print("offline |", path, "|", error_of(lambda: AutoModel.from_pretrained(
+            {RELEASE!r}, cache_dir={str(tmp_path / 'offline')!r}, local_files_only=True)).replace(chr(10), " "))
+        # online: the Hub serves another file, downloaded again; the model loads
+        truncate(None)
+        print("online |", error_of(lambda: AutoModel.from_pretrained({RELEASE!r})))
+        # the Hub's own file is no checkpoint
+        print("junk |", error_of(lambda: AutoModel.from_pretrained("xinyu1205/recognize_anything_model")).replace(chr(10), " "))
+        """
+    )
+    with LocalHub() as hub:
+        hub.add_repo(RELEASE, release)
+        hub.add_repo("xinyu1205/recognize_anything_model", junk)
+        result = run(script, hub_env(hub, tmp_path / "hf"))
+        requests = list(hub.requests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = {line.split(" | ")[0]: line.split(" | ")[1:] for line in result.stdout.splitlines() if " | " in line}
+    path, message = seen["offline"]
+    assert "ConversionError" in message and path in message and "rm " in message and "damaged" in message, message
+    assert seen["online"] == ["loaded"], result.stderr
+    assert "differs from the Hub's copy: downloading it again" in result.stderr
+    junk_error = seen["junk"][0]
+    assert "identical to the Hub's copy" in junk_error and "model.pth" in junk_error, junk_error
+    downloads = [r for r in requests if r.startswith("GET /xinyu1205/recognize_anything_model/resolve/")]
+    assert len(downloads) == 1, downloads  # no second download of an identical file

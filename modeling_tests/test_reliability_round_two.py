@@ -444,3 +444,17 @@ def test_evaluate_and_describe_refuse_outputs_that_are_inputs(tmp_path, capsys):
     assert main(["describe", "--tags-file", str(tmp_path / "tags.txt"), "--model", "unused", "--output", str(tmp_path / "tags.txt")]) == 2
     assert "is also an input" in capsys.readouterr().err
     assert (tmp_path / "tags.txt").read_text() == "red\n" and (tmp_path / "annotations.txt").read_text() == "a.jpg,red\n"
+
+
+# ------------------------------------------------------------------------------------------------ 9. finetune summary
+def test_finetune_summary_counts_every_broken_image_it_warned_about(tmp_path, capsys, caplog):
+    """Two broken images among four, one step of two: the loader reads the second batch ahead, so both are warned
+    about although one step never trains on the second; the summary used to count only the trained batch's."""
+    base, images = make_training_folder(tmp_path, count=4)
+    (images / "0.png").write_bytes(b"not an image")
+    (images / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert finetune(tmp_path, base, tmp_path / "out", images) == 0
+    err = capsys.readouterr().err
+    warned = [r.getMessage() for r in caplog.records if "skipping a broken image" in r.getMessage()]
+    assert len(warned) == 2, warned
+    assert "(2 broken images skipped" in err, err

@@ -17,6 +17,11 @@ the 4585-tag files shipped with this package.
 loading any other model makes the same requests and raises the same errors as without the package. Other
 original-format repositories: convert them with `ramplus convert`, or load them through the command line
 (`resolve_model_name`), which also fails fast when the Hub is out of reach.
+
+The package's own entry points (its classes' `from_pretrained`, `pipeline("zero-shot-image-tagging", model=...)`,
+`load_tagger` and the command line) name what a folder or repository holds when it has no model in it
+(`check_loadable`), instead of transformers' "Unrecognized model ... `model_type`"; the Auto classes called directly
+keep transformers' errors.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import time
 from pathlib import Path
 
 from filelock import FileLock
-from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -313,7 +318,25 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
     )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     target = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR / commit / key
-    if (force_download or not _complete(target)) and _convert_into(target, checkpoint_path, tag_paths, force_download):
+    try:
+        converted = (force_download or not _complete(target)) and _convert_into(
+            target, checkpoint_path, tag_paths, force_download
+        )
+    except ConversionError as error:
+        # an unreadable cached checkpoint (a truncated download, a full disk): download it again once when the
+        # Hub serves another file, else say which cached file it is and how to clear it
+        _check_cached_checkpoint(repo_id, commit, checkpoint, checkpoint_path, token, offline, error)
+        checkpoint_path, tag_paths, tag_source = _download(
+            repo_id, commit, files, checkpoint, cache_dir, token, offline, True
+        )
+        try:
+            converted = _convert_into(target, checkpoint_path, tag_paths, True)
+        except ConversionError as again:
+            raise ConversionError(
+                f"{repo_id}: {checkpoint}, downloaded again from the Hub into {checkpoint_path}, still cannot be "
+                f"converted: {again}"
+            ) from again
+    if converted:
         logger.warning(
             "converted %s (%s at revision %s, tags from %s) to a transformers model once; cached in %s, which "
             "later loads use (offline too)",
@@ -328,6 +351,52 @@ def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_downlo
     with _lock:
         _resolved[memo_key] = target
     return target, offline
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_cached_checkpoint(repo_id, commit, checkpoint, path, token, offline, error) -> None:
+    """The cached `checkpoint` of `repo_id` at `path` failed to convert with `error`. Returns when the Hub serves
+    a different file (its etag, the sha256 of an LFS file, differs from the cached content's): the caller downloads
+    it again, once. Raises a [`ConversionError`] naming the cached file and how to clear it when offline or the Hub
+    is out of reach, and one saying the Hub's own file is not a checkpoint when the cached copy is the Hub's."""
+    clear = (
+        f"delete it (`rm {os.path.realpath(path)}`, or `hf cache delete` and pick {repo_id}) and load again with the "
+        "network to download it anew"
+    )
+    if offline:
+        raise ConversionError(
+            f"the cached checkpoint of {repo_id} ({checkpoint} at {path}) cannot be converted: {error}. It may be "
+            f"damaged (an interrupted download, a full disk): {clear}"
+        ) from error
+    try:
+        remote = get_hf_file_metadata(
+            hf_hub_url(repo_id, checkpoint, revision=commit), token=token, timeout=_probe_timeout()
+        ).etag
+        local = _sha256(os.path.realpath(path))
+    except Exception as failure:  # noqa: BLE001  (the Hub out of reach: the cached file is all we know)
+        raise ConversionError(
+            f"the cached checkpoint of {repo_id} ({checkpoint} at {path}) cannot be converted: {error}. The Hub "
+            f"could not be asked for its copy ({type(failure).__name__}: {failure}); if the file is damaged, {clear}"
+        ) from error
+    if remote and remote.strip('"').removeprefix("W/").strip('"') == local:
+        raise ConversionError(
+            f"{repo_id}: the Hub's {checkpoint} (revision {commit[:10]}, cached at {path}, identical to the Hub's "
+            f"copy) cannot be converted: {error}"
+        ) from error
+    logger.warning(
+        "the cached %s of %s (%s) cannot be converted (%s) and differs from the Hub's copy: downloading it again",
+        checkpoint,
+        repo_id,
+        path,
+        error,
+    )
 
 
 def label_rows(checkpoint_path) -> int | None:
@@ -415,6 +484,44 @@ def _without_hub_kwargs(kwargs: dict) -> dict:
 _REACHABLE: dict[tuple, bool] = {}  # (endpoint, repo id, revision) already looked up in this process
 
 
+# what a folder or repository needs for `from_pretrained` of the package's classes (and its pipeline task) to load it
+_LOADABLE = ("config.json", "adapter_config.json", "preprocessor_config.json", "processor_config.json")
+_PIPELINE_TASK = "zero-shot-image-tagging"  # models.remote_code.TASK (imported there from the model modules)
+
+
+def check_loadable(name: str, files: list[str], revision=None) -> None:
+    """Raise [`UnsupportedRepositoryError`] naming what `name` (a folder or Hub repository holding `files`) holds
+    and what a model needs, when it has none of the files `from_pretrained` reads (instead of transformers'
+    "Unrecognized model ... `model_type`" or "no file named model.safetensors")."""
+    if any(f in files for f in _LOADABLE):
+        return
+    where = f"{name} (revision {revision})" if revision else name
+    checkpoints = [f for f in files if f.endswith(".pth")]
+    if checkpoints:
+        raise UnsupportedRepositoryError(
+            f"{where} holds an original checkpoint ({', '.join(checkpoints[:5])}) but no config.json: convert it with "
+            f"`ramplus convert {name} OUT_DIR` (add --original-file NAME when it holds several) and load OUT_DIR"
+        )
+    raise UnsupportedRepositoryError(
+        f"{where} is neither a transformers model (no config.json) nor an original RAM++ checkpoint (no .pth file); "
+        f"it holds {_describe_files(files)}"
+    )
+
+
+def _folder_files(folder) -> list[str]:
+    try:
+        return sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+    except OSError:
+        return []
+
+
+def _check_own_entry_point(name, kwargs) -> None:
+    """For the package's own classes and pipeline task: a local folder (or, see `_fail_fast_if_unreachable`, a Hub
+    repository) holding no model gets a message listing what it holds."""
+    if isinstance(name, str) and not kwargs.get("subfolder") and os.path.isdir(name):
+        check_loadable(name, _folder_files(name))
+
+
 def _fail_fast_if_unreachable(name, kwargs) -> None:
     """
     Before transformers downloads a Hub id that is not in the cache, look it up once (one request, no retries) and
@@ -430,7 +537,11 @@ def _fail_fast_if_unreachable(name, kwargs) -> None:
     if key in _REACHABLE or _cached_snapshot(name, revision, cache_dir) is not None:
         return
     try:
-        _list_repository(name, revision, kwargs.get("token") or kwargs.get("use_auth_token"))
+        _, files = _list_repository(name, revision, kwargs.get("token") or kwargs.get("use_auth_token"))
+        if not kwargs.get("subfolder"):
+            check_loadable(name, files, revision)
+    except UnsupportedRepositoryError:
+        raise
     except Exception as error:  # noqa: BLE001  (only a network failure is ours to report)
         if _network_error(error):
             raise HubUnreachableError(
@@ -456,7 +567,8 @@ def _alias(function, bind: bool, fail_fast: bool):
             if folder is not None:  # the repository has become a transformers model: load it as one
                 args = (*args[:position], os.fspath(folder), *args[position + 1 :])
                 kwargs = _without_hub_kwargs(kwargs)
-        elif fail_fast:
+        elif fail_fast or kwargs.get("_from_pipeline") == _PIPELINE_TASK:  # the package's own entry points
+            _check_own_entry_point(name, kwargs)
             _fail_fast_if_unreachable(name, kwargs)
         return function(*args, **kwargs)
 
@@ -527,6 +639,7 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
     """
     if os.path.isdir(name):
         check_adapter_base(name)
+        check_loadable(name, _folder_files(name))
         return name, {}
     if os.path.exists(name):
         raise ValueError(f"--model {name!r} is a file, not a model folder (convert a .pth with `ramplus convert`)")
@@ -574,6 +687,7 @@ __all__ = [
     "UnsupportedRepositoryError",
     "bundled_tag_files",
     "check_adapter_base",
+    "check_loadable",
     "add_original_repo_aliases",
     "reading",
     "resolve_model_name",

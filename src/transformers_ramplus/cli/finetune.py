@@ -377,10 +377,22 @@ def run(args) -> int:
         _save_atomically(final_dirs[0], lambda d: save_full(d, model))
     if training_args.push_to_hub:
         trainer.push_to_hub()
-    summary = (
-        f"trained {trainer.state.global_step} steps on {len(dataset)} images ({trainer.num_skipped_images} broken "
-        f"images skipped); wrote {', '.join(final_dirs)}"
-    )
+    # the images warned about: the collator counts every image it could not read (the data loader reads a batch
+    # ahead, so a run that stops at --max-steps warns about images of a batch it never trained on); with loader
+    # workers the collator runs in their processes and only the trained batches' counts reach the trainer
+    in_process = not training_args.dataloader_num_workers
+    if in_process:
+        skipped = f"{collator.num_skipped} broken images skipped"
+    else:
+        skipped = (
+            f"{trainer.num_skipped_images} broken images skipped in the trained batches; the loader's workers may "
+            "have read more ahead, see the warnings"
+        )
+    summary = f"trained {trainer.state.global_step} steps on {len(dataset)} images ({skipped}"
+    eval_collator = getattr(trainer, "eval_data_collator", None)
+    if in_process and eval_dataset is not None and getattr(eval_collator, "num_skipped", 0):
+        summary += f", {eval_collator.num_skipped} broken evaluation images"
+    summary += f"); wrote {', '.join(final_dirs)}"
     if metrics:
         shown = {k: round(float(v), 4) for k, v in metrics.items() if k.split("eval_")[-1] in ("mAP", "CP", "CR", "CF1", "loss")}
         summary += f"; evaluation: {shown}"

@@ -182,7 +182,8 @@ class RamPlusTrainer(Trainer):
         return (total, outputs) if return_outputs else total
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs = self._prepare_inputs(inputs)
+        inputs = dict(self._prepare_inputs(inputs))
+        inputs.pop("num_skipped_images", None)  # `num_skipped_images` counts training images only
         with torch.no_grad():
             loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
         loss = loss.detach()
