@@ -512,7 +512,7 @@ class RamPlusDataCollator:
         return twin
 
     @classmethod
-    def for_model(cls, model, tokenizer=None, **kwargs) -> "RamPlusDataCollator":
+    def for_model(cls, model, tokenizer=None, **kwargs) -> RamPlusDataCollator:
         """A collator for `model`: its tag count, names (`label2id`), image size and, for a RAM model with its text
         side (`config.caption_config`), the inputs of its caption loss (`tokenizer`: its BERT tokenizer)."""
         config = model.config
