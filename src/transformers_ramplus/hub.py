@@ -196,6 +196,11 @@ def _checkpoint_name(repo_id: str, files: list[str]) -> str | None:
     if known in files:
         return known
     candidates = [f for f in files if f.endswith(".pth") and "/" not in f]
+    if len(candidates) == 1 and _is_tag2text_file(candidates[0]):  # Tag2Text is loaded only when named
+        raise UnsupportedRepositoryError(
+            f"{repo_id} holds the Tag2Text checkpoint {candidates[0]} (and not {known or 'a RAM++ or RAM one'}"
+            f"{' in the cache' if known else ''}); load it by naming it: original_file= (--original-file)"
+        )
     if len(candidates) == 1:
         return candidates[0]
     if len(candidates) > 1:
@@ -503,17 +508,16 @@ def _any_converted(repo_id: str, revision, cache_dir, original_file=None) -> Pat
     if not folder.is_dir():
         return None
     done = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _complete(p)]  # no temp dirs
-    wanted = original_file or ORIGINAL_REPOS.get(repo_id)
-    if wanted is not None:
 
-        def source(path):
-            file = _source_file(path)
-            return file.read_text().strip() if file.is_file() else None
+    def source(path):
+        file = _source_file(path)
+        return file.read_text().strip() if file.is_file() else None
 
-        # copies of another file of the repository are not this one (copies of earlier versions record nothing)
-        done = [p for p in done if source(p) in (wanted, None)]
-        if original_file is not None and original_file != ORIGINAL_REPOS.get(repo_id):
-            done = [p for p in done if source(p) == wanted]
+    if original_file is not None:  # copies of that file only (copies of earlier versions record nothing)
+        default = original_file == ORIGINAL_REPOS.get(repo_id)
+        done = [p for p in done if source(p) == original_file or (default and source(p) is None)]
+    else:  # a Tag2Text copy is only ever loaded when named
+        done = [p for p in done if not _is_tag2text_file(source(p))]
     return max(done, key=lambda p: p.stat().st_mtime) if done else None
 
 
