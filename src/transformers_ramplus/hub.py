@@ -730,6 +730,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "HubUnreachableError",
     "UnsupportedRepositoryError",
+    "TAG2TEXT_TOKENIZER",
+    "bundled_tag2text_tag_list",
     "bundled_tag_files",
     "check_adapter_base",
     "add_original_repo_aliases",
