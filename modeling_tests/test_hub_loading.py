@@ -444,3 +444,78 @@ def test_a_damaged_cached_checkpoint_is_downloaded_again_or_named(tmp_path):
     assert "identical to the Hub's copy" in junk_error and "model.pth" in junk_error, junk_error
     downloads = [r for r in requests if r.startswith("GET /xinyu1205/recognize_anything_model/resolve/")]
     assert len(downloads) == 1, downloads  # no second download of an identical file
+
+
+def test_tag2text_release_by_id_converts_once_with_the_bundled_tags_and_hub_tokenizer(tmp_path):
+    """Tag2Text by Hub id, named with `original_file=` in the repository that also holds RAM: converted once with the
+    3429-tag list shipped with the package and the default BERT tokenizer from the Hub (served here: the vendored
+    tiny one), golden logits to 1e-4; a second process (offline) loads the cached copy without converting, and the
+    same repository still gives RAM without `original_file`."""
+    from conftest import FIXTURES_DIR, RAM_TINY_DIR
+
+    t2t = FIXTURES_DIR / "tag2text_tiny"
+    repo = tmp_path / "family"
+    repo.mkdir()
+    shutil.copy(t2t / "tag2text_original.pth", repo / "tag2text_swin_14m.pth")
+    shutil.copy(RAM_TINY_DIR / "ram_original.pth", repo / "ram_swin_large_14m.pth")
+    for name in ("ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt"):
+        shutil.copy(RAM_TINY_DIR / name, repo / name)
+    golden = torch.load(t2t / "reference_outputs.pt", weights_only=True)
+    torch.save({"pixel_values": golden["pixel_values"], "logits": golden["logits"]}, tmp_path / "expected.pt")
+    common = textwrap.dedent(
+        f"""
+        import torch
+        import transformers_ramplus
+        from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor
+        from transformers_ramplus import Tag2TextForConditionalGeneration
+        from transformers_ramplus.cli.main import main
+        ID, FILE = "xinyu1205/recognize_anything_model", "tag2text_swin_14m.pth"
+        expected = torch.load({str(tmp_path / 'expected.pt')!r})
+
+        def check(model):
+            assert type(model).__name__ == "Tag2TextForConditionalGeneration", type(model)
+            with torch.no_grad():
+                logits = model.eval()(pixel_values=expected["pixel_values"]).logits
+            torch.testing.assert_close(logits, expected["logits"], atol=1e-4, rtol=0)
+        """
+    )
+    first = common + textwrap.dedent(
+        f"""
+        check(AutoModel.from_pretrained(ID, original_file=FILE))
+        check(Tag2TextForConditionalGeneration.from_pretrained(ID, original_file=FILE))
+        check(AutoModelForImageTextToText.from_pretrained(ID, original_file=FILE))
+        processor = AutoProcessor.from_pretrained(ID, original_file=FILE)
+        assert type(processor).__name__ == "Tag2TextProcessor", type(processor)
+        assert type(AutoModel.from_pretrained(ID)).__name__ == "RamModel"  # the repository's default file: RAM
+        assert main(["convert", ID, {str(tmp_path / 'by_id')!r}, "--original-file", FILE]) == 0
+        check(AutoModel.from_pretrained({str(tmp_path / 'by_id')!r}))
+        print("first-ok")
+        """
+    )
+    second = common + textwrap.dedent(
+        f"""
+        check(AutoModel.from_pretrained(ID, original_file=FILE))
+        assert type(AutoModel.from_pretrained(ID)).__name__ == "RamModel"
+        code = main(["tag", {IMAGE!r}, "--model", ID, "--original-file", FILE, "--output",
+                     {str(tmp_path / 'tags.jsonl')!r}, "--no-progress"])
+        assert code == 0, code
+        print("second-ok")
+        """
+    )
+    home = tmp_path / "hf"
+    with LocalHub() as hub:
+        hub.add_repo("xinyu1205/recognize_anything_model", repo)
+        hub.add_repo("google-bert/bert-base-uncased", t2t / "tokenizer")  # the default tokenizer's id
+        env = hub_env(hub, home)
+        result = run(first, env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "first-ok" in result.stdout
+        # one conversion each for Tag2Text and RAM, then cached
+        assert result.stderr.count("to a transformers model once; cached in") == 2, result.stderr
+        result = run(second, {**env, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "second-ok" in result.stdout and "once; cached in" not in result.stderr
+    converted = home / "hub" / "models--xinyu1205--recognize_anything_model" / "ramplus-converted"
+    assert len([p for p in converted.glob("*/*") if p.is_dir()]) == 2
+    records = [json.loads(line) for line in (tmp_path / "tags.jsonl").read_text().splitlines()]
+    assert records[0]["path"] == IMAGE and records[0]["tags"]

@@ -343,3 +343,68 @@ def test_lora_with_a_new_tag_trains_saves_and_loads_as_ram(tmp_path):
     assert type(loaded) is RamModel and loaded.config.tag_names[-1] == "lesion"
     with torch.no_grad():
         torch.testing.assert_close(loaded(pixel_values=pixel_values).logits, expected, atol=1e-5, rtol=0)
+
+
+def test_collator_builds_the_caption_loss_inputs_of_the_authors(converted_ram_text, ram_reference_outputs, ram_reference_losses):
+    """The training collator of a RAM model with its text side turns rows (image, tags, caption) into the tag-text and
+    caption inputs of the text_generation loss: with the golden captions and parsed tags, the authors' loss (1e-5)."""
+    from transformers import AutoTokenizer
+
+    from transformers_ramplus.training.data import RamPlusDataCollator
+
+    model = AutoModel.from_pretrained(converted_ram_text).eval()
+    tokenizer = AutoTokenizer.from_pretrained(RAM_TINY_DIR / "tokenizer")
+    inputs = ram_reference_losses["inputs"]
+    rows = [
+        {"image": path, "label_ids": row.nonzero().flatten().tolist(), "caption": caption}
+        for path, row, caption in zip(IMAGES, inputs["parse_tag"], inputs["captions"])
+    ]
+    # the golden captions are taken as given (the second lacks the prompt), as the authors' training forward does
+    collator = RamPlusDataCollator.for_model(model, tokenizer, train=False, add_prompt=False)
+    batch = collator(rows)
+    assert {"tag_input_ids", "caption_input_ids", "caption_labels"} <= set(batch)
+    text = {k: v for k, v in batch.items() if k.startswith(("tag_", "caption_"))}
+    with torch.no_grad():
+        output = model(pixel_values=ram_reference_outputs["pixel_values"], **text)
+    losses = ram_reference_losses["losses"]
+    torch.testing.assert_close(output.text_generation_loss, losses["text_generation"], rtol=1e-5, atol=0)
+    # by default the prompt starts every caption (as the authors' caption datasets)
+    prompted = RamPlusDataCollator.for_model(model, tokenizer, train=False)(rows)
+    assert prompted["caption_input_ids"].shape[1] > batch["caption_input_ids"].shape[1] or not torch.equal(
+        prompted["caption_input_ids"][1], batch["caption_input_ids"][1]
+    )
+    with pytest.raises(ValueError, match="BERT `tokenizer`"):
+        RamPlusDataCollator(model.config.num_tags, caption_config=model.config.caption_config)
+
+
+def test_trainer_trains_ram_with_captions_and_tags(converted_ram_text, tmp_path):
+    """`RamPlusTrainer` on a RAM model with its text side: tags, captions and teacher embeddings give the three losses
+    (logged), and a step changes the caption decoder."""
+    from transformers import AutoTokenizer
+
+    from transformers_ramplus.training.data import RamPlusDataCollator
+    from transformers_ramplus.training.trainer import RamPlusTrainer, RamPlusTrainingArguments
+
+    model = AutoModel.from_pretrained(converted_ram_text)
+    tokenizer = AutoTokenizer.from_pretrained(RAM_TINY_DIR / "tokenizer")
+    generator = torch.Generator().manual_seed(0)
+    names = model.config.tag_names
+    rows = [
+        {"image": IMAGES[i % 2], "tags": [names[i], names[i + 3]], "caption": f"a dog and a {names[i]}",
+         "teacher_image_embeds": torch.randn(512, generator=generator).tolist()}
+        for i in range(4)
+    ]
+    collator = RamPlusDataCollator.for_model(model, tokenizer, seed=0)
+    before = model.caption_model.text_decoder.cls.predictions.transform.dense.weight.detach().clone()
+    args = RamPlusTrainingArguments(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, max_steps=2, learning_rate=1e-3,
+        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
+    )
+    trainer = RamPlusTrainer(model=model, args=args, train_dataset=rows, data_collator=collator)
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert logged and all(
+        entry.get(name, 0) > 0 for entry in logged for name in ("tag_loss", "text_generation_loss", "distillation_loss")
+    ), logged
+    after = model.caption_model.text_decoder.cls.predictions.transform.dense.weight.detach()
+    assert not torch.equal(before, after)

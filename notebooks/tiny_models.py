@@ -173,3 +173,48 @@ def small_model(image_size: int = 32) -> str:
         RamPlusProcessor(RamPlusImageProcessor(size=size), tokenizer).save_pretrained(output)
         _MODELS[key] = str(output)
     return _MODELS[key]
+
+
+def _convert(key, name: str, arguments: list[str]) -> str:
+    """Convert with `ramplus convert ARGUMENTS... OUTPUT` into a scratch folder once per kernel; its path."""
+    if key not in _MODELS:
+        import contextlib
+        import io
+
+        from transformers_ramplus.cli.main import main
+
+        output = work_dir(name)
+        with contextlib.redirect_stderr(io.StringIO()) as messages:  # the converter's report is not the point here
+            code = main(["convert", arguments[0], str(output), *arguments[1:]])
+        if code != 0:
+            raise RuntimeError(f"converting {arguments[0]} failed:\n{messages.getvalue()}")
+        _MODELS[key] = str(output)
+    return _MODELS[key]
+
+
+def tiny_ram(text_tower: bool = False) -> str:
+    """The golden tiny RAM (`modeling_tests/fixtures/ram_tiny`: random weights in the authors' RAM layout, 37 tags),
+    converted as the real `ram_swin_large_14m.pth` is (with a tiny CLIP text tower if asked, for new tags)."""
+    tiny = FIXTURES / "ram_tiny"
+    arguments = [
+        str(tiny / "ram_original.pth"),
+        "--tag-list", str(tiny / "ram_tag_list.txt"),
+        "--tag-list-chinese", str(tiny / "ram_tag_list_chinese.txt"),
+        "--thresholds", str(tiny / "ram_tag_list_threshold.txt"),
+    ]
+    if text_tower:
+        arguments += ["--text-tower", str(_tiny_clip(work_dir("tiny-clip-ram")))]
+    return _convert(("ram", text_tower), "ram-tiny-text" if text_tower else "ram-tiny", arguments)
+
+
+def tiny_tag2text() -> str:
+    """The golden tiny Tag2Text (`modeling_tests/fixtures/tag2text_tiny`: random weights in the authors' layout, the
+    real 3429-tag list, a small synthetic BERT vocabulary), converted as the real `tag2text_swin_14m.pth` is."""
+    tiny = FIXTURES / "tag2text_tiny"
+    arguments = [
+        str(tiny / "tag2text_original.pth"),
+        "--tag-list", str(tiny / "tag2text_ori_tag_list.txt"),
+        "--tokenizer", str(tiny / "tokenizer"),
+        "--text-heads", "4",
+    ]
+    return _convert("tag2text", "tag2text-tiny", arguments)

@@ -34,7 +34,11 @@ from .models.ram_plus.processing_ram_plus import RamPlusProcessor
 from .models.remote_code import TASK, save_model_folder, write_remote_code
 from .models.tag2text.configuration_tag2text import Tag2TextConfig
 from .models.tag2text.configuration_tag2text_text import Tag2TextTextConfig
-from .models.tag2text.modeling_tag2text import Tag2TextForConditionalGeneration, Tag2TextOutput
+from .models.tag2text.modeling_tag2text import (
+    Tag2TextForConditionalGeneration,
+    Tag2TextOutput,
+    Tag2TextPreTrainedModel,
+)
 from .models.tag2text.processing_tag2text import Tag2TextProcessor
 from .pipelines.zero_shot_image_tagging import ZeroShotImageTaggingPipeline
 from .tags.descriptions import load_descriptions, save_descriptions
@@ -69,9 +73,18 @@ PIPELINE_REGISTRY.register_pipeline(
     type="image",
 )
 # from_pretrained("xinyu1205/recognize-anything-plus-model"): the exact ids of hub.ORIGINAL_REPOS, nothing else
-add_original_repo_aliases(AutoConfig, AutoModel, AutoModelForImageClassification, AutoImageProcessor, AutoProcessor)
 add_original_repo_aliases(
-    RamPlusConfig, RamPlusPreTrainedModel, RamPlusImageProcessor, RamPlusProcessor, fail_fast=True
+    AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForImageTextToText, AutoImageProcessor, AutoProcessor
+)
+add_original_repo_aliases(
+    RamPlusConfig,
+    RamPlusPreTrainedModel,
+    RamPlusImageProcessor,
+    RamPlusProcessor,
+    Tag2TextConfig,
+    Tag2TextPreTrainedModel,
+    Tag2TextProcessor,
+    fail_fast=True,
 )
 
 __all__ = [

@@ -63,6 +63,11 @@ RAM_REPO_ID = "xinyu1205/recognize_anything_model"  # RAM (and Tag2Text); RAM us
 RAM_CHECKPOINT = "ram_swin_large_14m.pth"
 ORIGINAL_REPOS = {AUTHORS_REPO_ID: AUTHORS_CHECKPOINT, RAM_REPO_ID: RAM_CHECKPOINT}
 TAG_FILES = ("ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt")
+# Tag2Text (same repository as RAM, named with `original_file=`): its 3429-tag list ships with the package, and the
+# BERT tokenizer (bert-base-uncased, whose canonical id this is, plus [DEC] and [ENC]) comes from the Hub
+TAG2TEXT_CHECKPOINT = "tag2text_swin_14m.pth"
+TAG2TEXT_TAG_FILE = "tag2text_ori_tag_list.txt"
+TAG2TEXT_TOKENIZER = "google-bert/bert-base-uncased"
 # bump when the converter's output changes, so that cached conversions are redone
 CONVERTED_FORMAT_VERSION = "1"
 CONVERTED_SUBDIR = "ramplus-converted"
@@ -83,6 +88,53 @@ def bundled_tag_files() -> dict[str, Path]:
     """The three files of the 4585-tag label system shipped with this package (name -> path)."""
     folder = Path(__file__).resolve().parent / "tags" / "data"
     return {name: folder / name for name in TAG_FILES}
+
+
+def bundled_tag2text_tag_list() -> Path:
+    """Tag2Text's 3429-tag list shipped with this package."""
+    return Path(__file__).resolve().parent / "tags" / "data" / TAG2TEXT_TAG_FILE
+
+
+def _is_tag2text_file(name) -> bool:
+    return isinstance(name, str) and "tag2text" in os.path.basename(name).lower()
+
+
+def _tokenizer_key(tokenizer) -> str:
+    """What identifies a tokenizer in the cache key of a Tag2Text conversion: a Hub id as is, a folder by the hashes
+    of its files, a loaded tokenizer by its vocabulary and special tokens."""
+    if tokenizer is None:
+        return f"hub:{TAG2TEXT_TOKENIZER}"
+    if isinstance(tokenizer, (str, os.PathLike)):
+        path = Path(tokenizer)
+        if path.is_dir():
+            digest = hashlib.sha256()
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                digest.update(file.relative_to(path).as_posix().encode() + b"\0" + _blob_hash(file).encode())
+            return f"folder:{digest.hexdigest()}"
+        return f"hub:{os.fspath(tokenizer)}"
+    vocab = json.dumps(
+        [sorted(tokenizer.get_vocab().items()), sorted(map(str, tokenizer.all_special_tokens))], ensure_ascii=True
+    )
+    return f"object:{hashlib.sha256(vocab.encode()).hexdigest()}"
+
+
+def _load_tokenizer(tokenizer, cache_dir, token, offline):
+    """The BERT tokenizer of a Tag2Text conversion: a loaded one as is, a folder or Hub id (default
+    bert-base-uncased) through `AutoTokenizer` with the same cache, token and offline mode as the checkpoint."""
+    from transformers import AutoTokenizer
+
+    if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)):
+        return tokenizer
+    name = os.fspath(tokenizer) if tokenizer is not None else TAG2TEXT_TOKENIZER
+    if os.path.isdir(name):
+        return AutoTokenizer.from_pretrained(name)
+    try:
+        return AutoTokenizer.from_pretrained(name, cache_dir=cache_dir, token=token, local_files_only=offline)
+    except OSError as error:
+        raise OSError(
+            f"Tag2Text needs a BERT tokenizer and {name!r} could not be loaded ({error}); pass tokenizer= (a folder or "
+            "Hub id of bert-base-uncased)"
+        ) from error
 
 
 def _offline(local_files_only: bool) -> bool:
@@ -149,6 +201,11 @@ def _checkpoint_name(repo_id: str, files: list[str]) -> str | None:
     if known in files:
         return known
     candidates = [f for f in files if f.endswith(".pth") and "/" not in f]
+    if len(candidates) == 1 and _is_tag2text_file(candidates[0]):  # Tag2Text is loaded only when named
+        raise UnsupportedRepositoryError(
+            f"{repo_id} holds the Tag2Text checkpoint {candidates[0]} (and not {known or 'a RAM++ or RAM one'}"
+            f"{' in the cache' if known else ''}); load it by naming it: original_file= (--original-file)"
+        )
     if len(candidates) == 1:
         return candidates[0]
     if len(candidates) > 1:
@@ -185,6 +242,8 @@ def resolve_original_checkpoint(
     local_files_only: bool = False,
     force_download: bool = False,
     strict: bool = True,
+    original_file: str | None = None,
+    tokenizer=None,
 ) -> Path | None:
     """
     The converted folder of an original-format Hub repository, converting it on first use.
@@ -193,8 +252,16 @@ def resolve_original_checkpoint(
     `strict=True` a repository that holds neither raises [`UnsupportedRepositoryError`] naming what it holds; with
     `strict=False` it returns `None`. Errors of the Hub (unknown repository or revision, no network and nothing
     cached) are huggingface_hub's.
+
+    `original_file` names the checkpoint in a repository that holds several (`tag2text_swin_14m.pth` in
+    `xinyu1205/recognize_anything_model`). A Tag2Text checkpoint (its file name says `tag2text`) is converted with the
+    3429-tag list shipped with the package (or the repository's `tag2text_ori_tag_list.txt`) and `tokenizer` (a
+    folder, Hub id or loaded BERT tokenizer; default bert-base-uncased); the cache key includes the file and the
+    tokenizer.
     """
-    return _resolve(repo_id, revision, cache_dir, token, local_files_only, force_download, strict)[0]
+    return _resolve(
+        repo_id, revision, cache_dir, token, local_files_only, force_download, strict, original_file, tokenizer
+    )[0]
 
 
 def _locate(repo_id, revision, cache_dir, token, local_files_only, strict, original_file=None):
@@ -212,7 +279,7 @@ def _locate(repo_id, revision, cache_dir, token, local_files_only, strict, origi
             if not _network_error(error):
                 raise
             listing = _cached_snapshot(repo_id, revision, cache_dir)
-            if listing is None and _any_converted(repo_id, revision, cache_dir) is None:
+            if listing is None and _any_converted(repo_id, revision, cache_dir, original_file) is None:
                 raise HubUnreachableError(
                     f"could not reach the Hugging Face Hub to look up {repo_id!r} ({type(error).__name__}: {error}) "
                     "and it is not in the cache; check the network, or set HF_HUB_OFFLINE=1 to use cached files only"
@@ -221,8 +288,8 @@ def _locate(repo_id, revision, cache_dir, token, local_files_only, strict, origi
     else:
         listing = _cached_snapshot(repo_id, revision, cache_dir)
     if listing is None:
-        if _any_converted(repo_id, revision, cache_dir) is not None:
-            return "converted-only", None, [], None, True
+        if _any_converted(repo_id, revision, cache_dir, original_file) is not None:
+            return "converted-only", None, [], original_file, True
 
         raise LocalEntryNotFoundError(
             f"{repo_id!r} (revision {revision or 'main'}) is not in the cache and offline mode is on "
@@ -235,6 +302,8 @@ def _locate(repo_id, revision, cache_dir, token, local_files_only, strict, origi
         return "transformers", commit, files, None, offline
     if original_file is not None:  # the caller names the file (repositories holding several checkpoints)
         if original_file not in files:
+            if offline and _any_converted(repo_id, commit, cache_dir, original_file) is not None:
+                return "converted-only", commit, files, original_file, True
             raise UnsupportedRepositoryError(
                 f"{repo_id} (revision {revision or 'main'}) has no file {original_file!r}; it holds {_describe_files(files)}"
             )
@@ -294,43 +363,76 @@ def download_original_checkpoint(
     if kind != "original":
         raise UnsupportedRepositoryError(f"the checkpoint of {repo_id} is not in the cache (offline mode is on)")
     path, tags, _ = _download(repo_id, commit, files, checkpoint, cache_dir, token, offline, False)
+    if _is_tag2text_file(checkpoint):
+        tags = _tag2text_tag_files(repo_id, commit, files, cache_dir, token, offline)[0]
     return path, {name: os.fspath(p) for name, p in tags.items()}
 
 
-def _resolve(repo_id, revision, cache_dir, token, local_files_only, force_download, strict) -> tuple[Path | None, bool]:
+def _resolve(
+    repo_id, revision, cache_dir, token, local_files_only, force_download, strict, original_file=None, tokenizer=None
+) -> tuple[Path | None, bool]:
     """(converted folder or None, whether the cache was used without the Hub)."""
-    memo_key = (repo_id, str(revision or "main"), os.fspath(cache_dir) if cache_dir else None, _offline(local_files_only))
+    tag2text = _is_tag2text_file(original_file)
+    tokenizer_key = _tokenizer_key(tokenizer) if tag2text else None
+    memo_key = (
+        repo_id,
+        str(revision or "main"),
+        os.fspath(cache_dir) if cache_dir else None,
+        original_file,
+        tokenizer_key,
+        _offline(local_files_only),
+    )
     with _lock:
         # resolved earlier in this process (force_download too: one forced download and conversion per process)
         if memo_key in _resolved and _complete(_resolved[memo_key]):
             return _resolved[memo_key], memo_key[-1]
-    kind, commit, files, checkpoint, offline = _locate(repo_id, revision, cache_dir, token, local_files_only, strict)
+    kind, commit, files, checkpoint, offline = _locate(
+        repo_id, revision, cache_dir, token, local_files_only, strict, original_file
+    )
     if kind == "transformers" or kind == "neither":
         return None, offline
     if kind == "converted-only":
-        return _any_converted(repo_id, commit or revision, cache_dir), True
-    checkpoint_path, tag_paths, tag_source = _download(
-        repo_id, commit, files, checkpoint, cache_dir, token, offline, force_download
-    )
-    key_text = "\n".join(
-        [CONVERTED_FORMAT_VERSION, repo_id, commit, f"{checkpoint}:{_blob_hash(checkpoint_path)}"]
-        + [f"{name}:{_blob_hash(path)}" for name, path in sorted(tag_paths.items())]
-    )
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
-    target = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR / commit / key
-    try:
-        converted = (force_download or not _complete(target)) and _convert_into(
-            target, checkpoint_path, tag_paths, force_download
+        return _any_converted(repo_id, commit or revision, cache_dir, original_file), True
+    tag2text = tag2text or _is_tag2text_file(checkpoint)
+    if tag2text:
+        checkpoint_path = _download(repo_id, commit, files, checkpoint, cache_dir, token, offline, force_download)[0]
+        tag_paths, tag_source = _tag2text_tag_files(repo_id, commit, files, cache_dir, token, offline)
+        tokenizer_key = tokenizer_key or _tokenizer_key(tokenizer)
+    else:
+        checkpoint_path, tag_paths, tag_source = _download(
+            repo_id, commit, files, checkpoint, cache_dir, token, offline, force_download
         )
+    key_lines = [CONVERTED_FORMAT_VERSION, repo_id, commit, f"{checkpoint}:{_blob_hash(checkpoint_path)}"]
+    key_lines += [f"{name}:{_blob_hash(path)}" for name, path in sorted(tag_paths.items())]
+    if tag2text:
+        key_lines.append(f"tokenizer:{tokenizer_key}")
+    key = hashlib.sha256("\n".join(key_lines).encode()).hexdigest()[:16]
+    target = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR / commit / key
+    def converter(checkpoint_path, tag_paths, overwrite):
+        if tag2text:
+            return functools.partial(
+                _convert_tag2text_into, target, checkpoint_path, tag_paths[TAG2TEXT_TAG_FILE], overwrite,
+                lambda: _load_tokenizer(tokenizer, cache_dir, token, offline),
+            )
+        return functools.partial(_convert_into, target, checkpoint_path, tag_paths, overwrite)
+
+    _record_source(target, checkpoint)
+    try:
+        converted = (force_download or not _complete(target)) and converter(
+            checkpoint_path, tag_paths, force_download
+        )()
     except ConversionError as error:
         # an unreadable cached checkpoint (a truncated download, a full disk): download it again once when the
         # Hub serves another file, else say which cached file it is and how to clear it
         _check_cached_checkpoint(repo_id, commit, checkpoint, checkpoint_path, token, offline, error)
-        checkpoint_path, tag_paths, tag_source = _download(
-            repo_id, commit, files, checkpoint, cache_dir, token, offline, True
-        )
+        if tag2text:
+            checkpoint_path = _download(repo_id, commit, files, checkpoint, cache_dir, token, offline, True)[0]
+        else:
+            checkpoint_path, tag_paths, tag_source = _download(
+                repo_id, commit, files, checkpoint, cache_dir, token, offline, True
+            )
         try:
-            converted = _convert_into(target, checkpoint_path, tag_paths, True)
+            converted = converter(checkpoint_path, tag_paths, True)()
         except ConversionError as again:
             raise ConversionError(
                 f"{repo_id}: {checkpoint}, downloaded again from the Hub into {checkpoint_path}, still cannot be "
@@ -399,6 +501,45 @@ def _check_cached_checkpoint(repo_id, commit, checkpoint, path, token, offline, 
     )
 
 
+def _tag2text_tag_files(repo_id, commit, files, cache_dir, token, offline) -> tuple[dict, str]:
+    """Tag2Text's tag list: the repository's `tag2text_ori_tag_list.txt`, else the one shipped with the package."""
+    if TAG2TEXT_TAG_FILE in files:
+        path = hf_hub_download(
+            repo_id, TAG2TEXT_TAG_FILE, revision=commit, cache_dir=cache_dir, token=token, local_files_only=offline
+        )
+        return {TAG2TEXT_TAG_FILE: Path(path)}, f"the tag list of {repo_id}"
+    return {TAG2TEXT_TAG_FILE: bundled_tag2text_tag_list()}, "the 3429-tag list shipped with transformers-ramplus"
+
+
+def _source_file(target: Path) -> Path:
+    return target.parent / f"{target.name}.source"
+
+
+def _record_source(target: Path, checkpoint: str) -> None:
+    """Remember which checkpoint file a converted folder comes from (beside it), so that an offline load of a
+    repository holding several checkpoints picks the right converted copy."""
+    source = _source_file(target)
+    try:
+        if not (source.is_file() and source.read_text().strip() == checkpoint):
+            source.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(source, checkpoint)
+    except OSError as error:
+        logger.info("could not record the source of %s: %s", target, error)
+
+
+def _convert_tag2text_into(target: Path, checkpoint_path: Path, tag_list: Path, overwrite: bool, tokenizer) -> bool:
+    """Tag2Text's conversion under a file lock (`tokenizer`: a callable giving the tokenizer, called only when the
+    conversion runs); False when another process finished it meanwhile."""
+    from .models.tag2text.convert_tag2text import convert_checkpoint as convert_tag2text
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(os.fspath(target) + ".lock"):
+        if _complete(target) and not overwrite:
+            return False
+        convert_tag2text(checkpoint_path, target, tag_list=tag_list, tokenizer=tokenizer(), overwrite=True)
+    return True
+
+
 def label_rows(checkpoint_path) -> int | None:
     """Rows of `label_embed` in an original checkpoint (tags x descriptions), or None when it cannot be read."""
 
@@ -426,8 +567,9 @@ def _complete(folder: Path) -> bool:
         return False
 
 
-def _any_converted(repo_id: str, revision, cache_dir) -> Path | None:
-    """Offline and without the checkpoint in the cache: the newest converted copy of that commit, if any."""
+def _any_converted(repo_id: str, revision, cache_dir, original_file=None) -> Path | None:
+    """Offline and without the checkpoint in the cache: the newest converted copy of that commit, if any (of
+    `original_file`, else of the repository's known checkpoint, when the copies record their source)."""
     root = _storage_folder(repo_id, cache_dir) / CONVERTED_SUBDIR
     revision = str(revision or "main")
     commit = revision
@@ -440,6 +582,16 @@ def _any_converted(repo_id: str, revision, cache_dir) -> Path | None:
     if not folder.is_dir():
         return None
     done = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _complete(p)]  # no temp dirs
+
+    def source(path):
+        file = _source_file(path)
+        return file.read_text().strip() if file.is_file() else None
+
+    if original_file is not None:  # copies of that file only (copies of earlier versions record nothing)
+        default = original_file == ORIGINAL_REPOS.get(repo_id)
+        done = [p for p in done if source(p) == original_file or (default and source(p) is None)]
+    else:  # a Tag2Text copy is only ever loaded when named
+        done = [p for p in done if not _is_tag2text_file(source(p))]
     return max(done, key=lambda p: p.stat().st_mtime) if done else None
 
 
@@ -465,20 +617,26 @@ def _convert_into(target: Path, checkpoint_path: Path, tag_paths: dict, overwrit
 
 
 # ---------------------------------------------------------------------------------------------------- aliases
-_HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
+_HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "original_file", "tokenizer")
 
 
 def _converted_folder(name, kwargs) -> Path:
     """The converted folder of a known original-format repository (`ORIGINAL_REPOS`)."""
     hub = {key: kwargs.get(key) for key in _HUB_KWARGS if kwargs.get(key) is not None}
+    if not _is_tag2text_file(hub.get("original_file")):
+        hub.pop("tokenizer", None)  # e.g. AutoProcessor's own tokenizer= for RAM
     if "token" not in hub and kwargs.get("use_auth_token") is not None:
         hub["token"] = kwargs["use_auth_token"]
     return resolve_original_checkpoint(name, strict=True, **hub)
 
 
 def _without_hub_kwargs(kwargs: dict) -> dict:
-    # the converted folder is local: revision/cache/token options no longer apply to it
-    return {k: v for k, v in kwargs.items() if k not in ("revision", "force_download", "code_revision")}
+    # the converted folder is local: revision/cache/token options no longer apply to it; original_file (and, for
+    # Tag2Text, the tokenizer) chose what was converted
+    drop = {"revision", "force_download", "code_revision", "original_file"}
+    if _is_tag2text_file(kwargs.get("original_file")):
+        drop.add("tokenizer")
+    return {k: v for k, v in kwargs.items() if k not in drop}
 
 
 _REACHABLE: dict[tuple, bool] = {}  # (endpoint, repo id, revision) already looked up in this process
@@ -627,7 +785,7 @@ def check_adapter_base(folder) -> None:
     )
 
 
-def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]:
+def resolve_model_name(name: str, revision=None, token=None, original_file=None) -> tuple[str, dict]:
     """
     For command-line tools: `(name_or_folder, extra_kwargs)` to pass to `pipeline`/`from_pretrained`, failing within
     seconds with a message naming both possibilities when `name` is neither a local folder nor reachable on the Hub.
@@ -637,6 +795,11 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
     the Hub cannot be reached (or `HF_HUB_OFFLINE` is set) the cached snapshot folder is used, otherwise the error
     says so.
     """
+    if original_file is not None and os.path.exists(name):
+        raise ValueError(
+            f"--original-file names a checkpoint in a Hub repository; --model {name!r} is a local path (convert a .pth "
+            "with `ramplus convert` and pass the folder)"
+        )
     if os.path.isdir(name):
         check_adapter_base(name)
         check_loadable(name, _folder_files(name))
@@ -649,7 +812,7 @@ def resolve_model_name(name: str, revision=None, token=None) -> tuple[str, dict]
             "(owner/name)"
         )
     try:
-        folder, offline = _resolve(name, revision, None, token, False, False, True)
+        folder, offline = _resolve(name, revision, None, token, False, False, True, original_file)
     except HubUnreachableError as error:
         cause = error.__cause__ or error
         raise HubUnreachableError(
@@ -685,6 +848,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "HubUnreachableError",
     "UnsupportedRepositoryError",
+    "TAG2TEXT_TOKENIZER",
+    "bundled_tag2text_tag_list",
     "bundled_tag_files",
     "check_adapter_base",
     "check_loadable",

@@ -7,7 +7,14 @@ import sys
 
 from huggingface_hub.errors import RepositoryNotFoundError
 
-from ..hub import bundled_tag_files, download_original_checkpoint, label_rows
+from ..hub import (
+    TAG2TEXT_TAG_FILE,
+    TAG2TEXT_TOKENIZER,
+    bundled_tag2text_tag_list,
+    bundled_tag_files,
+    download_original_checkpoint,
+    label_rows,
+)
 from ..io.repo_ids import looks_like_repo_id
 from ..models.ram_plus.convert_ram_plus import convert_checkpoint
 from ..models.tag2text.convert_tag2text import convert_checkpoint as convert_tag2text_checkpoint
@@ -25,7 +32,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--tag-list",
         help="ram_tag_list.txt (one English tag per line; default: the repository's, "
-        "else the 4585-tag files shipped with the package when the checkpoint has 4585 tags)",
+        "else the 4585-tag files shipped with the package when the checkpoint has 4585 tags); Tag2Text: "
+        "tag2text_ori_tag_list.txt (default: the 3429-tag list shipped with the package)",
     )
     parser.add_argument("--tag-list-chinese", help="ram_tag_list_chinese.txt (same order)")
     parser.add_argument("--thresholds", help="ram_tag_list_threshold.txt (one threshold per tag)")
@@ -41,7 +49,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--tokenizer",
         help="Tag2Text, and RAM's text side (its caption loss): the BERT tokenizer (folder or Hub id; the released "
-        "models use bert-base-uncased, [DEC] and [ENC] are added when missing for Tag2Text)",
+        "models use bert-base-uncased, Tag2Text's default; [DEC] and [ENC] are added when missing for Tag2Text)",
     )
     parser.add_argument(
         "--text-heads",
@@ -69,7 +77,7 @@ def run(args) -> int:
                     "(not found, or private without a token)"
                 ) from None
     if is_tag2text_checkpoint(checkpoint):
-        return _convert_tag2text(checkpoint, args)
+        return _convert_tag2text(checkpoint, args, tag_files)
     if args.tag_list is None:
         tag_files = tag_files or _bundled_if_4585(checkpoint)
     else:
@@ -109,18 +117,15 @@ def _bundled_if_4585(checkpoint) -> dict:
     return {}
 
 
-def _convert_tag2text(checkpoint, args) -> int:
-    """A Tag2Text checkpoint (detected from its keys): it needs its tag list and the BERT tokenizer."""
-    if args.tag_list is None or args.tokenizer is None:
-        raise ValueError(
-            f"{args.checkpoint!r} is a Tag2Text checkpoint: pass --tag-list (tag2text_ori_tag_list.txt, 3429 tags) and "
-            "--tokenizer (a BERT tokenizer folder or Hub id, e.g. bert-base-uncased)"
-        )
+def _convert_tag2text(checkpoint, args, tag_files) -> int:
+    """A Tag2Text checkpoint (detected from its keys): its tag list and the BERT tokenizer."""
+    # defaults: the 3429-tag list shipped with the package (the converter names a tag-count mismatch) and
+    # bert-base-uncased from the Hub
     report = convert_tag2text_checkpoint(
         checkpoint,
         args.output_dir,
-        tag_list=args.tag_list,
-        tokenizer=args.tokenizer,
+        tag_list=args.tag_list or tag_files.get(TAG2TEXT_TAG_FILE) or bundled_tag2text_tag_list(),
+        tokenizer=args.tokenizer or TAG2TEXT_TOKENIZER,
         thresholds=args.thresholds,
         text_num_attention_heads=args.text_heads,
         tagging_num_attention_heads=args.decoder_heads,

@@ -55,6 +55,7 @@ class TagFilesOptions:
     paths: list[str]
     model: str | None = None  # None: $RAMPLUS_MODEL, else the authors' release
     revision: str | None = None
+    original_file: str | None = None  # a Hub id holding several checkpoints: the one to load (e.g. Tag2Text's)
     output: str | None = None  # None: records to stdout (no resume)
     format: str | None = None  # None: from the output's extension, else text
     overwrite: bool = False
@@ -244,7 +245,7 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, re
     reported."""
     tagger, model = load_tagger(
         options.model, device=options.device if device is None else device, precision=options.precision,
-        revision=options.revision,
+        revision=options.revision, original_file=options.original_file,
     )
     if options.captions and getattr(tagger.model.config, "model_type", None) != "tag2text":
         raise ValueError(

@@ -54,15 +54,18 @@ def check_options(threshold=None, top_k=None, language="en", precision=None, bat
     return check_tagging_options(threshold, top_k, language, names)
 
 
-def load_tagger(model, device=None, rank=None, precision=None, revision=None, processor=None, **pipeline_kwargs):
+def load_tagger(
+    model, device=None, rank=None, precision=None, revision=None, processor=None, original_file=None, **pipeline_kwargs
+):
     """`(pipeline, model)`: the `zero-shot-image-tagging` pipeline of `model` (a folder, a Hub id of a converted or
     an original checkpoint, or a loaded model) on `resolve_device(device, rank)`, and the folder or id it was loaded
     from (`model` itself for a model object). `processor`: a `RamPlusProcessor` or image processor to use instead of
-    the model's."""
+    the model's. `original_file`: the checkpoint of a Hub repository holding several (e.g. `tag2text_swin_14m.pth` in
+    `xinyu1205/recognize_anything_model`)."""
     options = dict(pipeline_kwargs)
     name = model
     if isinstance(model, str):  # a folder, or a Hub id looked up once (original checkpoints: the converted folder)
-        model, found = resolve_model_name(model, revision=revision)
+        model, found = resolve_model_name(model, revision=revision, original_file=original_file)
         options.update(found)
         if model == name and revision:
             options["revision"] = revision

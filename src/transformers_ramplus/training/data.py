@@ -431,6 +431,12 @@ class RamPlusDataCollator:
     tokenizer), `teacher_pixel_values` (a `teacher_size` view with CLIP normalization, when `teacher_size` is
     set) or precomputed `teacher_image_embeds`, and `num_skipped_images`. Broken images are skipped and counted.
 
+    RAM's caption loss (`text_generation`): with `caption_config` (a RAM model's `config.caption_config`, its BERT text
+    side), `tag_names` (the model's) and its BERT `tokenizer`, the captions become `caption_input_ids` /
+    `caption_attention_mask` / `caption_labels` (the prompt prepended unless `add_prompt=False`, `[DEC]` first, padding and prompt masked) and
+    each image's tags the tag text `tag_input_ids` / `tag_attention_mask` (`" | "`-joined names, `[ENC]` first), as
+    `RamModel` takes them; `RamPlusDataCollator.for_model(model, tokenizer)` sets these from a model.
+
     `train=True` uses `TrainTransform` (augmented), `train=False` the deterministic `ImageProcessorTransform` (the
     inference preprocessing); both are built on `image_processor` (default: a `RamPlusImageProcessor` of
     `image_size`). `for_eval()` returns the evaluation twin of a training collator.
@@ -454,8 +460,19 @@ class RamPlusDataCollator:
         tags_column: str | None = None,
         caption_column: str | None = None,
         image_root: str | os.PathLike | None = None,
+        caption_config=None,
+        tag_names: Sequence[str] | None = None,
+        add_prompt: bool = True,
     ):
         self.num_tags = int(num_tags)
+        if caption_config is not None:
+            if tokenizer is None:
+                raise ValueError("`caption_config` (RAM's caption loss) needs the model's BERT `tokenizer`")
+            if tag_names is None or len(tag_names) != self.num_tags:
+                raise ValueError(f"`caption_config` needs the model's {self.num_tags} `tag_names` (for the tag text)")
+        self.caption_config = caption_config
+        self.tag_names = list(tag_names) if tag_names is not None else None
+        self.add_prompt = add_prompt
         self.tokenizer = tokenizer
         if image_processor is None:
             image_processor = _image_processor(size=image_size or 384)
@@ -489,9 +506,23 @@ class RamPlusDataCollator:
             max_caption_words=self.max_caption_words, max_caption_tokens=self.max_caption_tokens,
             caption_encoder=self.caption_encoder, image_processor=self.image_processor, label2id=self.label2id,
             image_column=self.image_column, tags_column=self.tags_column, caption_column=self.caption_column,
-            image_root=self.image_root,
+            image_root=self.image_root, caption_config=self.caption_config, tag_names=self.tag_names,
+            add_prompt=self.add_prompt,
         )
         return twin
+
+    @classmethod
+    def for_model(cls, model, tokenizer=None, **kwargs) -> RamPlusDataCollator:
+        """A collator for `model`: its tag count, names (`label2id`), image size and, for a RAM model with its text
+        side (`config.caption_config`), the inputs of its caption loss (`tokenizer`: its BERT tokenizer)."""
+        config = model.config
+        kwargs.setdefault("image_size", int(config.vision_config.image_size))
+        kwargs.setdefault("label2id", {name: index for index, name in enumerate(config.tag_names)})
+        caption_config = getattr(config, "caption_config", None)
+        if caption_config is not None and tokenizer is not None:
+            kwargs.setdefault("caption_config", caption_config)
+            kwargs.setdefault("tag_names", config.tag_names)
+        return cls(config.num_tags, tokenizer=tokenizer, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentations of a sample depend on `(seed, epoch, sample_id)` (see the module docstring)."""
@@ -603,7 +634,9 @@ class RamPlusDataCollator:
             batch["teacher_pixel_values"] = torch.stack(teacher_views)
         if teacher_embeds and len(teacher_embeds) == len(pixel_values):
             batch["teacher_image_embeds"] = torch.stack(teacher_embeds)
-        if self.caption_encoder is not None and all(c is not None for c in captions):
+        if self.caption_config is not None and all(c is not None for c in captions):
+            batch.update(self._text_generation_inputs(batch["labels"], captions))
+        elif self.caption_encoder is not None and all(c is not None for c in captions):
             batch["caption_embeds"] = torch.as_tensor(self.caption_encoder(captions), dtype=torch.float32)
         elif self.tokenizer is not None and all(c is not None for c in captions):
             encoded = self.tokenizer(
@@ -612,6 +645,26 @@ class RamPlusDataCollator:
             batch["caption_input_ids"] = encoded["input_ids"]
             batch["caption_attention_mask"] = encoded["attention_mask"]
         return batch
+
+    def _text_generation_inputs(self, labels: torch.Tensor, captions: list[str]) -> dict[str, torch.Tensor]:
+        """RAM's caption-loss inputs: the captions behind the prompt, and each image's tags as the tag text."""
+        from ..models.tag2text.modeling_tag2text_text import caption_text_inputs, tag_text_inputs
+
+        config = self.caption_config
+        prompt = config.prompt
+        texts = list(captions)
+        if self.add_prompt:  # as the authors' caption datasets: the prompt starts every training caption
+            texts = [c if c.lower().startswith(prompt.strip().lower()) else prompt + c for c in texts]
+        tag_texts = [" | ".join(self.tag_names[i] for i in row.nonzero().flatten().tolist()) for row in labels == 1]
+        tags = tag_text_inputs(config, self.tokenizer, tag_texts)
+        caption = caption_text_inputs(config, self.tokenizer, texts)
+        return {
+            "tag_input_ids": tags["input_ids"],
+            "tag_attention_mask": tags["attention_mask"],
+            "caption_input_ids": caption["input_ids"],
+            "caption_attention_mask": caption["attention_mask"],
+            "caption_labels": caption["labels"],
+        }
 
 
 __all__ = [

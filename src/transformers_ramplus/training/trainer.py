@@ -35,7 +35,8 @@ from .wrappers import unwrap_model
 
 logger = logging.get_logger(__name__)
 
-LOSS_COMPONENTS = ("tag_loss", "alignment_loss", "distillation_loss")
+# text_generation_loss: RAM's caption loss (a RAM model converted with its text side, captions from the collator)
+LOSS_COMPONENTS = ("tag_loss", "alignment_loss", "distillation_loss", "text_generation_loss")
 
 
 @dataclass
@@ -71,8 +72,9 @@ class RamPlusTrainer(Trainer):
         teacher_model (`CLIPVisionModelWithProjection`, *optional*): frozen CLIP image tower whose `image_embeds` of
             the collator's `teacher_pixel_values` are the distillation targets. Its projection width must equal the
             model's `text_embed_dim`.
-        loss_weights (`dict`, *optional*): `{"tag": w, "alignment": w, "distillation": w}`; missing entries use the
-            model config's `tag_loss_weight` / `align_loss_weight` / `distill_loss_weight`.
+        loss_weights (`dict`, *optional*): `{"tag": w, "alignment": w, "distillation": w, "text_generation": w}`;
+            missing entries use the model config's `tag_loss_weight` / `align_loss_weight` / `distill_loss_weight`
+            (`text_generation`, RAM's caption loss: 1, as the authors sum RAM's three losses).
         eval_data_collator (*optional*): the collator of `eval_dataset` (evaluation and prediction). Default: the
             training collator's deterministic twin (`data_collator.for_eval()`: no augmentation, the image processor's
             inference preprocessing), or the training collator when it has none.
@@ -96,14 +98,18 @@ class RamPlusTrainer(Trainer):
         if eval_data_collator is None and hasattr(self.data_collator, "for_eval"):
             eval_data_collator = self.data_collator.for_eval()
         self.eval_data_collator = eval_data_collator
-        unknown = set(loss_weights or {}) - {"tag", "alignment", "distillation"}
+        unknown = set(loss_weights or {}) - {"tag", "alignment", "distillation", "text_generation"}
         if unknown:
-            raise ValueError(f"unknown `loss_weights` keys {sorted(unknown)}; use 'tag', 'alignment', 'distillation'")
+            raise ValueError(
+                f"unknown `loss_weights` keys {sorted(unknown)}; use 'tag', 'alignment', 'distillation', "
+                "'text_generation'"
+            )
         weights = dict(loss_weights or {})
         self.loss_weights = {
             "tag_loss": float(weights.get("tag", inner.config.tag_loss_weight)),
             "alignment_loss": float(weights.get("alignment", inner.config.align_loss_weight)),
             "distillation_loss": float(weights.get("distillation", inner.config.distill_loss_weight)),
+            "text_generation_loss": float(weights.get("text_generation", 1.0)),
         }
         self.teacher_model = teacher_model
         if teacher_model is not None:

@@ -37,6 +37,34 @@ def _eager_attention(module, query, key, value, attention_mask, scaling, dropout
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
+def tag_text_inputs(config, tokenizer, tag_texts: Sequence[str], device=None) -> dict:
+    """Tag texts tokenized as the tag encoder of `config` (a `Tag2TextTextConfig`) reads them: padded to
+    `tag_max_length`, first token `[ENC]`."""
+    encoded = tokenizer(
+        list(tag_texts), padding="max_length", truncation=True, max_length=config.tag_max_length, return_tensors="pt"
+    )
+    input_ids = encoded["input_ids"].clone()
+    input_ids[:, 0] = config.enc_token_id
+    return {"input_ids": input_ids.to(device), "attention_mask": encoded["attention_mask"].to(device)}
+
+
+def caption_text_inputs(config, tokenizer, captions: Sequence[str], device=None) -> dict:
+    """Captions (which start with the prompt) tokenized for the caption loss of `config`: padded to the longest,
+    truncated to `caption_max_length`, first token `[DEC]`; `labels` mask the padding and the prompt with -100."""
+    encoded = tokenizer(
+        list(captions), padding="longest", truncation=True, max_length=config.caption_max_length, return_tensors="pt"
+    )
+    input_ids = encoded["input_ids"].clone()
+    input_ids[:, 0] = config.bos_token_id
+    labels = input_ids.masked_fill(encoded["attention_mask"] == 0, -100)
+    labels[:, : len(tokenizer(config.prompt).input_ids) - 1] = -100  # [DEC] + the prompt (not its [SEP])
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": encoded["attention_mask"].to(device),
+        "labels": labels.to(device),
+    }
+
+
 class SharedLayerTaggingDecoder(nn.Module):
     """The authors' Query2Label tagging decoder, whose weights ARE the cross-attention and feed-forward weights of the
     lowest layers of the tag encoder (the original ties them). Each layer: cross-attention of the tag queries
@@ -112,36 +140,12 @@ class Tag2TextTextModel(nn.Module):
 
     def tag_inputs(self, tokenizer, tag_texts: Sequence[str], device=None) -> dict:
         """Tokenize tag texts as the tag encoder reads them: padded to `tag_max_length`, first token `[ENC]`."""
-        encoded = tokenizer(
-            list(tag_texts),
-            padding="max_length",
-            truncation=True,
-            max_length=self.config.tag_max_length,
-            return_tensors="pt",
-        )
-        input_ids = encoded["input_ids"].clone()
-        input_ids[:, 0] = self.config.enc_token_id
-        return {"input_ids": input_ids.to(device), "attention_mask": encoded["attention_mask"].to(device)}
+        return tag_text_inputs(self.config, tokenizer, tag_texts, device)
 
     def caption_inputs(self, tokenizer, captions: Sequence[str], device=None) -> dict:
         """Tokenize captions (which start with the prompt) for the caption loss: padded to the longest, truncated to
         `caption_max_length`, first token `[DEC]`; `labels` mask the padding and the prompt with -100."""
-        encoded = tokenizer(
-            list(captions),
-            padding="longest",
-            truncation=True,
-            max_length=self.config.caption_max_length,
-            return_tensors="pt",
-        )
-        input_ids = encoded["input_ids"].clone()
-        input_ids[:, 0] = self.config.bos_token_id
-        labels = input_ids.masked_fill(encoded["attention_mask"] == 0, -100)
-        labels[:, : self.prompt_length(tokenizer)] = -100
-        return {
-            "input_ids": input_ids.to(device),
-            "attention_mask": encoded["attention_mask"].to(device),
-            "labels": labels.to(device),
-        }
+        return caption_text_inputs(self.config, tokenizer, captions, device)
 
     def prompt_length(self, tokenizer) -> int:
         """Tokens of `[DEC]` + the prompt (the prompt's `[SEP]` is not part of it)."""
@@ -191,4 +195,4 @@ class Tag2TextTextModel(nn.Module):
         ).loss
 
 
-__all__ = ["SharedLayerTaggingDecoder", "Tag2TextTextModel"]
+__all__ = ["SharedLayerTaggingDecoder", "Tag2TextTextModel", "caption_text_inputs", "tag_text_inputs"]
