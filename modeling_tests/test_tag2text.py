@@ -266,6 +266,29 @@ def test_cli_tag_captions(converted_t2t, converted_tiny, tmp_path, capsys):
     assert "--captions needs a captioning model" in capsys.readouterr().err
 
 
+def test_service_answers_with_captions(converted_t2t):
+    """The HTTP service's worker (`ramplus serve`, without HTTP) on Tag2Text: `/v1/tag` records carry the golden
+    caption of each photo beside its tags, batched over requests; an unreadable image is still that image's error;
+    the Hub's task format (tags only) is refused as for any model without an open set."""
+    from transformers_ramplus.serving.requests import HUB_FORMAT, ImageInput, TagRequest
+    from transformers_ramplus.serving.service import TaggingService
+
+    meta = _golden("reference_meta.json")
+    service = TaggingService(str(converted_t2t))
+    photos = [ImageInput(p.name, data=p.read_bytes()) for p in REFERENCE_IMAGES]
+    answers = service.answer(
+        [TagRequest([photos[0], ImageInput("broken.jpg", data=b"not an image")]), TagRequest(photos[1:])]
+    )
+    assert [a.status for a in answers] == [200, 200]
+    records = answers[0].body["results"] + answers[1].body["results"]
+    assert records[1]["path"] == "broken.jpg" and "error" in records[1] and "caption" not in records[1]
+    good = [records[0], *records[2:]]
+    assert [r["caption"] for r in good] == meta["captions"]
+    assert [sorted(t["label"] for t in r["tags"]) for r in good] == [sorted(t.split(" | ")) for t in meta["tags"]]
+    hub = service.answer([TagRequest(photos[:1], {"candidate_labels": ["dog", "cat"]}, HUB_FORMAT)])[0]
+    assert hub.status == 422 and "no open set" in hub.body["error"]
+
+
 def test_caption_lora_training_steps(converted_t2t, tmp_path):
     """LoRA caption fine-tuning through `CaptionTrainer` on a `datasets` image + text set: the loss is the model's,
     only the LoRA matrices change, and a row with an unreadable image is skipped and counted."""

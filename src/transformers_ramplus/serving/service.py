@@ -4,7 +4,8 @@ that image's error), tag the readable images of every request that asks for the 
 `zero-shot-image-tagging` pipeline, and answer each request in its own format.
 
 The answers are the pipeline's own results: `/v1/tag` gets `{"results": [record, ...]}` with the records of
-`ramplus tag` (`{"path", "tags"}` or `{"path", "error"}`); the Hub's task format gets `[{"label", "score"}, ...]`
+`ramplus tag` (`{"path", "tags"}` or `{"path", "error"}`; a captioning model, Tag2Text, adds each image's
+`"caption"`, written from the tags it answers with, as `ramplus tag --captions` does); the Hub's task format gets `[{"label", "score"}, ...]`
 (every candidate label, sorted by score; a list of those for several images).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..inference.tag_files import caption_images
 from ..inference.tagging import READ_ERRORS, load_tagger
 from ..models.ram_plus.image_processing_ram_plus import DEFAULT_MAX_IMAGE_PIXELS
 from .requests import HUB_FORMAT, RequestError, TagRequest
@@ -26,6 +28,14 @@ class Answer:
     body: object
 
 
+@dataclass
+class _Captioned:
+    """The tags of one image with the caption written from them."""
+
+    tags: list
+    caption: str
+
+
 class TaggingService:
     """One model, tagging batches of parsed requests (`TagRequest`)."""
 
@@ -33,6 +43,7 @@ class TaggingService:
         self.tagger, _ = load_tagger(model, device=device, precision=precision)
         self.max_image_pixels = max_image_pixels
         self.url_timeout = url_timeout
+        self.captioning = getattr(self.tagger.model.config, "model_type", None) == "tag2text"
 
     def read(self, request: TagRequest) -> list:
         """Each image of `request` as a PIL image, or the message of why it cannot be read."""
@@ -69,6 +80,9 @@ class TaggingService:
                 for position in positions:
                     failures[position] = Answer(422, {"error": str(error)})
                 continue
+            if self.captioning and request.format != HUB_FORMAT:
+                captions = caption_images(self.tagger, images, tagged)
+                tagged = [_Captioned(result, caption) for result, caption in zip(tagged, captions)]
             tagged = iter(tagged)
             for position in positions:
                 results[position] = [image if isinstance(image, str) else next(tagged) for image in read[position]]
@@ -92,6 +106,8 @@ class TaggingService:
         for image, result in zip(request.images, results):
             if isinstance(result, str):
                 records.append({"path": image.name, "error": result})
+            elif isinstance(result, _Captioned):
+                records.append({"path": image.name, "tags": result.tags, "caption": result.caption})
             else:
                 records.append({"path": image.name, "tags": result})
         return Answer(200, {"results": records})
