@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup test test-slow notebooks docs clean
+.PHONY: setup test test-docs test-slow notebooks docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ setup: $(VENV)/.installed
 
 test: setup
 	$(BIN)/python -m pytest -q modeling_tests
+
+# every code block of the README and the site, and the notebooks, executed (slow-marked: ~9 CPU-minutes; CI runs it)
+test-docs: setup
+	$(BIN)/python -m pytest -q -m slow modeling_tests/test_docs_code.py modeling_tests/test_notebooks.py
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow modeling_tests

@@ -699,6 +699,7 @@ def _page_sections() -> list[tuple[str, str]]:
     return seen
 
 
+@pytest.mark.slow  # runs every documented block: ~6 CPU-minutes (`make test-docs`, CI)
 @pytest.mark.parametrize(("page", "section"), _page_sections(), ids=[f"{p}::{s}" for p, s in _page_sections()])
 def test_documented_section_runs(docs_run, page, section):
     blocks, results, done, _ = docs_run
@@ -717,6 +718,7 @@ def test_documented_section_runs(docs_run, page, section):
     assert not problems, "\n\n".join(problems)
 
 
+@pytest.mark.slow  # runs every documented block: ~6 CPU-minutes (`make test-docs`, CI)
 def test_documented_examples_leave_the_repository_as_it_was(docs_run):
     """No committed file is overwritten and no output is left in the clone (outputs go to /tmp or a named folder)."""
     _, results, done, changed = docs_run
@@ -737,6 +739,7 @@ LIBRARY_NOISE = (
 )
 
 
+@pytest.mark.slow  # runs every documented block: ~6 CPU-minutes (`make test-docs`, CI)
 def test_documented_commands_print_no_library_noise(docs_run):
     """The `ramplus` commands of the pages, run as a user runs them, print no library deprecations, loading bars
     or tracebacks."""
@@ -756,6 +759,7 @@ def test_documented_commands_print_no_library_noise(docs_run):
 _LABEL = re.compile(r"""['"]label['"]:\s*['"]([^'"]+)['"]""")
 
 
+@pytest.mark.slow  # runs every documented block: ~6 CPU-minutes (`make test-docs`, CI)
 def test_printed_tags_match_the_comments(docs_run):
     """`print(...)  # [{'label': 'X', ...}, ...]`: the first tag printed is the one the comment shows."""
     blocks, results, done, _ = docs_run

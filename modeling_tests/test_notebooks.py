@@ -86,6 +86,7 @@ def test_committed_notebook_is_its_source_executed(name):
     assert "MODEL = " in committed.cells[1].source and "the real model: MODEL =" in committed.cells[1].source
 
 
+@pytest.mark.slow  # executes the seven notebooks: ~2.5 CPU-minutes (`make test-docs`, CI)
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_executes_cleanly(name):
     """Each notebook from its source, in a fresh kernel, on the tiny local models (seconds to a minute)."""
