@@ -5,7 +5,7 @@ Every response is checked against the single-image pipeline result for that phot
 scores within 1e-5): no mixed-up batches, nothing lost. Prints throughput and p50/p99 latency per configuration and
 their ratio, naming the CPU. The model is the golden tiny RAM++ converted from modeling_tests/fixtures (or --model).
 
-    python benchmarks/bench_serve.py [--model DIR] [--clients 16] [--requests 500] [--max-batch-size 16]
+    python benchmarks/bench_serve.py [--model DIR] [--clients 16] [--requests 500] [--max-batch-size 16] [--batch-timeout 0.02]
 """
 
 import argparse
@@ -64,12 +64,12 @@ def post(base, body):
     return time.perf_counter() - started, answer
 
 
-def run(model, max_batch_size, clients, requests, bodies, expected):
+def run(model, max_batch_size, clients, requests, bodies, expected, batch_timeout=0.02):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "transformers_ramplus.cli", "serve", "--model", str(model), "--port", str(port),
-         "--accelerator", "cpu", "--max-batch-size", str(max_batch_size), "--batch-timeout", "0.02",
+         "--accelerator", "cpu", "--max-batch-size", str(max_batch_size), "--batch-timeout", str(batch_timeout),
          "--max-queue", str(4 * clients), "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
@@ -114,6 +114,7 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--batch-timeout", type=float, default=0.02, help="seconds the server waits for a batch to fill")
     args = parser.parse_args(argv)
     from transformers import pipeline
 
@@ -124,8 +125,10 @@ def main(argv=None):
         tagger = pipeline("zero-shot-image-tagging", model=str(model), device="cpu")
         expected = [tagger(str(photo)) for photo in PHOTOS]  # the single-image pipeline results
         bodies = [json.dumps({"images": [base64.b64encode(p.read_bytes()).decode()]}).encode() for p in PHOTOS]
-        rows = [run(model, size, args.clients, args.requests, bodies, expected) for size in (args.max_batch_size, 1)]
-    print(f"CPU: {cpu_name()}; {args.clients} clients, {args.requests} requests of {len(PHOTOS)} photos; model {args.model or 'golden tiny'}")
+        rows = [run(model, size, args.clients, args.requests, bodies, expected, args.batch_timeout)
+                for size in (args.max_batch_size, 1)]
+    print(f"CPU: {cpu_name()}; {args.clients} clients, {args.requests} requests of {len(PHOTOS)} photos; "
+          f"model {args.model or 'golden tiny'}; batch timeout {args.batch_timeout} s")
     print("| max batch size | requests/s | p50 latency (s) | p99 latency (s) | responses differing from the pipeline |")
     print("|---|---|---|---|---|")
     for row in rows:

@@ -12,7 +12,11 @@ The answers are the pipeline's own results: `/v1/tag` gets `{"results": [record,
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import torch
 
 from ..inference.tag_files import caption_images
 from ..inference.tagging import READ_ERRORS, load_tagger
@@ -39,27 +43,60 @@ class _Captioned:
 class TaggingService:
     """One model, tagging batches of parsed requests (`TagRequest`)."""
 
-    def __init__(self, model, device=None, precision=None, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, url_timeout=10.0):
+    def __init__(
+        self,
+        model,
+        device=None,
+        precision=None,
+        max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+        url_timeout=10.0,
+        read_threads: int | None = None,
+    ):
         self.tagger, _ = load_tagger(model, device=device, precision=precision)
         self.max_image_pixels = max_image_pixels
         self.url_timeout = url_timeout
         self.captioning = getattr(self.tagger.model.config, "model_type", None) == "tag2text"
+        # the images of a batch are decoded and resized by this many threads (PIL releases the GIL): one per CPU
+        # thread the model uses by default, so that a batch's decoding uses the cores the model then uses
+        if read_threads is None:
+            read_threads = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+        self.read_threads = read_threads
+        self._readers = None
+
+    def _read_one(self, image, index: int):
+        """One image of a request, decoded and resized for the model (the image processor's `resize_ahead`: the
+        pixel values its call then gives are those of the image as read), or the message of why it cannot be read."""
+        processor = self.tagger.image_processor
+        try:
+            source = image.url if image.url is not None else image.data
+            loaded = processor.load_image(source, index, max_image_pixels=self.max_image_pixels, timeout=self.url_timeout)
+            resize_ahead = getattr(processor, "resize_ahead", None)
+            return loaded if resize_ahead is None else resize_ahead(loaded)
+        except READ_ERRORS as error:
+            return f"{image.name}: {error}"
 
     def read(self, request: TagRequest) -> list:
-        """Each image of `request` as a PIL image, or the message of why it cannot be read."""
-        read = self.tagger.image_processor.load_image
-        images = []
-        for index, image in enumerate(request.images):
-            try:
-                source = image.url if image.url is not None else image.data
-                images.append(read(source, index, max_image_pixels=self.max_image_pixels, timeout=self.url_timeout))
-            except READ_ERRORS as error:
-                images.append(f"{image.name}: {error}")
-        return images
+        """Each image of `request` as a PIL image (resized for the model), or the message of why it cannot be read."""
+        return self.read_all([request])[0]
+
+    def read_all(self, requests: list[TagRequest]) -> list[list]:
+        """`read` of every request, the images of all of them decoded in parallel (`read_threads`)."""
+        jobs = [(position, index, image) for position, request in enumerate(requests)
+                for index, image in enumerate(request.images)]
+        if self.read_threads > 1 and len(jobs) > 1:
+            if self._readers is None:
+                self._readers = ThreadPoolExecutor(self.read_threads, thread_name_prefix="ramplus-serve-read")
+            outcomes = list(self._readers.map(lambda job: self._read_one(job[2], job[1]), jobs))
+        else:
+            outcomes = [self._read_one(image, index) for _, index, image in jobs]
+        read: list[list] = [[] for _ in requests]
+        for (position, _, _), outcome in zip(jobs, outcomes):
+            read[position].append(outcome)
+        return read
 
     def answer(self, requests: list[TagRequest]) -> list[Answer]:
         """The answers to `requests`, in order. Requests with the same options share one forward pass."""
-        read = [self.read(request) for request in requests]
+        read = self.read_all(requests)
         groups: dict[str, list[int]] = {}
         for position, request in enumerate(requests):
             key = json.dumps([request.format, request.options], sort_keys=True, default=str)
