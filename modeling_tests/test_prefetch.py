@@ -4,6 +4,7 @@ resize), and the GPU benchmark's paths in a CPU smoke run."""
 
 import importlib.util
 import json
+import os
 import sys
 import threading
 
@@ -90,6 +91,40 @@ def test_stopping_early_ends_the_reader(tagger):
     batches.close()  # the consumer stops (e.g. an error while writing): the reader finishes, nothing hangs
     leftover = {t.name for t in threading.enumerate() if t.name.startswith("ramplus-read")} - before
     assert not leftover
+
+
+def test_several_read_threads_keep_every_result_in_its_place(tagger, tmp_path):
+    from types import SimpleNamespace
+
+    from transformers_ramplus.inference.tagging import default_read_threads
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    items = [IMAGES[1], str(bad), IMAGES[0], IMAGES[0], IMAGES[1], str(bad), IMAGES[1]]
+    names = []
+
+    def read(item, index):
+        names.append(threading.current_thread().name)
+        return tagger.image_processor.load_image(item, index)
+
+    def run(read_threads):
+        return [t for batch in tag_batches(tagger, items, threshold=0.0, top_k=3, batch_size=4, read=read,
+                                           read_threads=read_threads) for t in batch]
+
+    one, several = run(1), run(3)
+    assert any(name.startswith("ramplus-decode") for name in names)  # the batch's images were read by the pool
+    assert [t.index for t in several] == [t.index for t in one] == list(range(len(items)))
+    assert [t.error is None for t in several] == [True, False, True, True, True, False, True]
+    assert several[1].error == one[1].error and "bad.jpg" in several[5].error
+    for threaded, plain in zip(several, one):
+        if plain.error is None:
+            assert [(t["label"], t["score"]) for t in threaded.result] == [(t["label"], t["score"]) for t in plain.result]
+            assert threaded.image.size == Image.open(items[threaded.index]).size
+    assert not {t.name for t in threading.enumerate() if t.name.startswith("ramplus-decode")}  # the pool ended
+    with pytest.raises(ValueError, match="read_threads"):
+        next(tag_batches(tagger, items, read_threads=0))
+    assert default_read_threads(tagger) == 1  # the model on the CPU: its threads use the cores
+    assert default_read_threads(SimpleNamespace(device=torch.device("cuda", 0))) > 1 or (os.cpu_count() or 1) == 1
 
 
 def _load(name):
