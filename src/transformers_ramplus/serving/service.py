@@ -75,12 +75,9 @@ class TaggingService:
         except READ_ERRORS as error:
             return f"{image.name}: {error}"
 
-    def read(self, request: TagRequest) -> list:
-        """Each image of `request` as a PIL image (resized for the model), or the message of why it cannot be read."""
-        return self.read_all([request])[0]
-
     def read_all(self, requests: list[TagRequest]) -> list[list]:
-        """`read` of every request, the images of all of them decoded in parallel (`read_threads`)."""
+        """For each request, each of its images as a PIL image (resized for the model) or the message of why it
+        cannot be read; the images of all requests are decoded in parallel (`read_threads`)."""
         jobs = [(position, index, image) for position, request in enumerate(requests)
                 for index, image in enumerate(request.images)]
         if self.read_threads > 1 and len(jobs) > 1:
