@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -57,14 +58,16 @@ def log(message: str) -> None:
     sys.stderr.write(f"[tag-folder {time.strftime('%H:%M:%S')}] {message}\n")
 
 
-def make_jpegs(folder: Path, count: int, width: int, height: int, images_dir: Path = DEFAULT_IMAGES_DIR) -> list[Path]:
-    """`count` distinct JPEGs of `width`x`height` made from the photos in `images_dir`."""
+def make_jpegs(
+    folder: Path, count: int, width: int, height: int, images_dir: Path = DEFAULT_IMAGES_DIR, workers: int = 1
+) -> list[Path]:
+    """`count` distinct JPEGs of `width`x`height` made from the photos in `images_dir` (`workers` threads)."""
     photos = [Image.open(path).convert("RGB") for path in sorted(images_dir.glob("*.jpg"))]
     if not photos:
         raise SystemExit(f"no *.jpg photos in {images_dir}")
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(count):
+
+    def make(index: int) -> Path:
         photo = photos[index % len(photos)]
         if (index // len(photos)) % 2:
             photo = ImageOps.mirror(photo)
@@ -73,8 +76,12 @@ def make_jpegs(folder: Path, count: int, width: int, height: int, images_dir: Pa
         image = photo.crop(box).resize((width, height), Image.BICUBIC)
         path = folder / f"photo_{index:03d}.jpg"
         image.save(path, quality=90)
-        paths.append(path)
-    return paths
+        return path
+
+    if workers <= 1:
+        return [make(index) for index in range(count)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL releases the GIL while it resizes and encodes
+        return list(pool.map(make, range(count)))
 
 
 def main(argv=None) -> int:

@@ -111,8 +111,10 @@ def test_several_read_threads_keep_every_result_in_its_place(tagger, tmp_path):
         return [t for batch in tag_batches(tagger, items, threshold=0.0, top_k=3, batch_size=4, read=read,
                                            read_threads=read_threads) for t in batch]
 
-    one, several = run(1), run(3)
-    assert any(name.startswith("ramplus-decode") for name in names)  # the batch's images were read by the pool
+    one = run(1)
+    names.clear()
+    several = run(3)
+    assert len({name for name in names if name.startswith("ramplus-read")}) > 1  # read by several threads
     assert [t.index for t in several] == [t.index for t in one] == list(range(len(items)))
     assert [t.error is None for t in several] == [True, False, True, True, True, False, True]
     assert several[1].error == one[1].error and "bad.jpg" in several[5].error
@@ -120,7 +122,7 @@ def test_several_read_threads_keep_every_result_in_its_place(tagger, tmp_path):
         if plain.error is None:
             assert [(t["label"], t["score"]) for t in threaded.result] == [(t["label"], t["score"]) for t in plain.result]
             assert threaded.image.size == Image.open(items[threaded.index]).size
-    assert not {t.name for t in threading.enumerate() if t.name.startswith("ramplus-decode")}  # the pool ended
+    assert not {t.name for t in threading.enumerate() if t.name.startswith("ramplus-read")}  # the pool ended
     with pytest.raises(ValueError, match="read_threads"):
         next(tag_batches(tagger, items, read_threads=0))
     assert default_read_threads(tagger) == 1  # the model on the CPU: its threads use the cores
@@ -174,3 +176,124 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_uint8_batches_normalized_by_torch_equal_the_processors_call():
+    rng = np.random.default_rng(1)
+    images = [load_image(path) for path in IMAGES]
+    images.append(Image.fromarray(rng.integers(0, 256, (700, 500, 3), dtype=np.uint8)))
+    settings = [
+        {},
+        {"image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3]},
+        {"image_mean": 0.5, "image_std": 0.5},
+        {"do_normalize": False},
+        {"do_rescale": False, "do_normalize": False},
+        {"size": {"height": 224, "width": 160}, "rescale_factor": 1 / 127.5},
+    ]
+    for setting in settings:
+        processor = RamPlusImageProcessor(**setting)
+        assert processor.supports_uint8_batches(), setting
+        resized = [processor.resize_ahead(image) for image in images]
+        batch = torch.from_numpy(np.stack([np.asarray(image) for image in resized]))
+        got = processor.pixel_values_from_uint8(batch)
+        want = processor(images, return_tensors="pt")["pixel_values"]
+        assert got.dtype == want.dtype and got.shape == want.shape, setting
+        assert torch.equal(got, want), setting  # bit for bit
+    with pytest.raises(ValueError, match=r"uint8 images \(batch, 384, 384, 3\)"):
+        RamPlusImageProcessor().pixel_values_from_uint8(torch.zeros(1, 384, 384, 3))  # floats
+    with pytest.raises(ValueError, match=r"uint8 images"):
+        RamPlusImageProcessor().pixel_values_from_uint8(torch.zeros(1, 3, 384, 384, dtype=torch.uint8))  # CHW
+    # settings the torch arithmetic does not cover are left to the processor's call
+    assert not RamPlusImageProcessor(size={"shortest_edge": 384}).supports_uint8_batches()
+    assert not RamPlusImageProcessor(do_resize=False).supports_uint8_batches()
+    assert not RamPlusImageProcessor(do_center_crop=True, crop_size={"height": 300, "width": 300}).supports_uint8_batches()
+
+    class Custom(RamPlusImageProcessor):
+        def normalize(self, image, mean, std, **kwargs):
+            return super().normalize(image, mean, std, **kwargs) * 2
+
+    assert not Custom().supports_uint8_batches()
+    with pytest.raises(ValueError, match="supports_uint8_batches"):
+        Custom().pixel_values_from_uint8(batch)
+
+
+def _pipeline_results(tagger, groups, **options):
+    """The pipeline's own call on each group of items (the batches `tag_batches` forms): the reference results."""
+    results = []
+    for group in groups:
+        images = [tagger.image_processor.load_image(item) for item in group]
+        results.extend(tagger(images, batch_size=len(images), **options))
+    return results
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"threshold": 0.0, "top_k": 5, "language": "zh"},
+        {"candidate_labels": "builtin-subset", "threshold": 0.0},
+        {"raw_scores": True},
+        {"tag_map": {"rename": {}, "drop": []}, "threshold": 0.0, "top_k": 4},
+    ],
+    ids=["builtin", "zh-top-k", "subset", "raw-scores", "tag-map"],
+)
+def test_tag_batches_uint8_feed_equals_the_pipeline(tagger, tmp_path, options):
+    from transformers_ramplus.inference.tagging import _uint8_feed_size
+
+    assert _uint8_feed_size(tagger) == (tagger.image_processor.size["height"], tagger.image_processor.size["width"])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    items = [IMAGES[0], str(bad), IMAGES[1], IMAGES[1], IMAGES[0]]
+    calls = []
+    original = tagger.tag_logits
+
+    def counting(pixel_values, tag_set=None):
+        calls.append(pixel_values.shape[0])
+        return original(pixel_values, tag_set)
+
+    options = dict(options)
+    labels = options.pop("candidate_labels", None)
+    if labels == "builtin-subset":  # some of the built-in tags (this model has no text tower for new ones)
+        labels = list(tagger.model.config.id2label.values())[3:40:3]
+    batch_options = dict(options, tag_set=labels)
+    tagger.tag_logits = counting
+    try:
+        got = [t for batch in tag_batches(tagger, items, batch_size=2, **batch_options) for t in batch]
+    finally:
+        del tagger.tag_logits
+    assert calls == [1, 2, 1]  # the fed path ran (the broken file was left out of its batch)
+    want = _pipeline_results(tagger, [items[:1], items[2:4], items[4:]], candidate_labels=labels, **options)
+    assert [t.error is None for t in got] == [True, False, True, True, True]
+    for tagged, expected in zip([t for t in got if t.error is None], want):
+        if options.get("raw_scores"):
+            assert torch.equal(tagged.result, expected)
+        else:
+            assert tagged.result == expected  # the same labels and the same float scores
+
+
+def test_running_ahead_yields_in_order_after_launching_the_next_batch(tagger, monkeypatch):
+    """The CUDA schedule (start batch n+1, then finish and yield batch n), run on the CPU."""
+    from transformers_ramplus.inference import tagging
+
+    monkeypatch.setattr(tagging, "_runs_ahead", lambda device: True)
+    events = []
+    original = tagger.tag_logits
+
+    def launching(pixel_values, tag_set=None):
+        events.append(("launch", pixel_values.shape[0]))
+        return original(pixel_values, tag_set)
+
+    items = [IMAGES[0], IMAGES[1], IMAGES[0], IMAGES[1], IMAGES[0]]
+    tagger.tag_logits = launching
+    try:
+        ahead = []
+        for batch in tag_batches(tagger, items, batch_size=2, threshold=0.0, top_k=3, keep_images=False):
+            events.append(("yield", len(batch)))
+            ahead.extend(batch)
+    finally:
+        del tagger.tag_logits
+    assert events == [("launch", 2), ("launch", 2), ("yield", 2), ("launch", 1), ("yield", 2), ("yield", 1)]
+    monkeypatch.setattr(tagging, "_runs_ahead", lambda device: False)
+    plain = [t for batch in tag_batches(tagger, items, batch_size=2, threshold=0.0, top_k=3) for t in batch]
+    assert [t.result for t in ahead] == [t.result for t in plain]
+    assert all(t.image is None for t in ahead) and all(t.image is not None for t in plain)  # keep_images

@@ -68,6 +68,12 @@ VISION_CHUNK_IMAGES = 1
 # this many bytes (fp32: 1147 rows of 3072; bf16: 2293), or at most DECODER_CHUNK_ROWS rows when that is set
 DECODER_BLOCK_BYTES = 14 * 2**20
 DECODER_CHUNK_ROWS: int | None = None
+# Which fast paths apply off the CPU (a GPU): the fast Swin blocks (one gather instead of roll + partition, a cached
+# bias) and the folded per-image decoder. The per-image decoder is blocked for CPU caches; on a GPU it launches
+# small kernels per image and tag block, so by default the reference decoder runs there, batched over the images
+# (SDPA cross-attention). Measured on an H200 (benchmarks/bench_gpu.py, docs/performance.md).
+ACCELERATOR_FAST_SWIN = True
+ACCELERATOR_FOLDED_DECODER = False
 
 
 def decoder_blocks(num_rows: int, intermediate_size: int, element_size: int) -> int:
@@ -681,6 +687,9 @@ class RamPlusFastInference(nn.Module):
         previous, _THREAD.fast_swin = _THREAD.fast_swin, True
         try:
             with _kernels(model):
+                if pixel_values.device.type != "cpu" and not ACCELERATOR_FAST_SWIN:
+                    _THREAD.fast_swin = False  # the reference Swin blocks
+                    return model.compute_image_embeds(pixel_values)
                 if pixel_values.device.type != "cpu" or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
                     return model.compute_image_embeds(pixel_values)
                 blocks = pixel_values.split(VISION_CHUNK_IMAGES)
@@ -716,6 +725,8 @@ class RamPlusFastInference(nn.Module):
         layer), in near-equal blocks of tags (`decoder_blocks`), through the oneDNN kernels. None where a decoder
         attention's query or output projection is not a plain linear (LoRA: the reference attention)."""
         layers = model.decoder.layers
+        if queries.device.type != "cpu" and not ACCELERATOR_FOLDED_DECODER:
+            return None  # the reference decoder, batched over the images
         if not self.applies(model) or not all(can_fold(layer.cross_attention) for layer in layers):
             return None
         batch_size, num_queries = queries.shape[:2]

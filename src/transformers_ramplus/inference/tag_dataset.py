@@ -55,7 +55,7 @@ class _Engine:
         errors: list = [None] * len(items)
         batches = tag_batches(
             self.tagger, [_loadable(item) for item in items], tag_set=self.tag_set, threshold=threshold, top_k=top_k,
-            batch_size=max(1, len(items)), indices=indices, on_error=on_error, tag_map=tag_map,
+            batch_size=max(1, len(items)), indices=indices, on_error=on_error, tag_map=tag_map, keep_images=False,
         )
         for tagged in (tagged for batch in batches for tagged in batch):
             if tagged.error is not None:

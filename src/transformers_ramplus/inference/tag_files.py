@@ -328,6 +328,7 @@ def tag_into(
             indices=[index for index, _ in todo],
             prefetch=prefetch,
             tag_map=tagger.tag_map,
+            keep_images=bool(options.captions) or after_batch is not None,  # else the photos' memory is freed early
         )
         for batch in batches:
             paths = [todo[tagged.index][1] for tagged in batch]

@@ -8,11 +8,15 @@ every tag's score with `raw_scores=True`)."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
+from PIL import Image
 from transformers import pipeline
 
 from ..hub import reading, resolve_model_name
@@ -96,6 +100,7 @@ def tag_batches(
     prefetch: bool = True,
     tag_map=None,
     read_threads: int | None = None,
+    keep_images: bool = True,
 ) -> Iterator[list[TaggedImage]]:
     """Tag `items` (paths, URLs, bytes, images...) `batch_size` at a time; yields each batch's `TaggedImage`s in
     item order.
@@ -103,21 +108,31 @@ def tag_batches(
     `read(item, index)` turns an item into an image (default: the pipeline's image processor's `load_image`, with its
     EXIF, timeout, pixel-limit and DICOM settings); `indices` are the positions named in its errors (default: the
     items' positions). An item that cannot be read is recorded as its `TaggedImage.error` (`on_error="raise"`:
-    raised). The others go through `tagger` in one batch, with the pipeline's call options (`tag_set` as
-    `candidate_labels`; `tag_map`, when given, as the pipeline's `tag_map`).
+    raised). The others go through the model in one batch, with the pipeline's call options (`tag_set` as
+    `candidate_labels`; `tag_map`, when given, as the pipeline's `tag_map`), and its post-processing.
 
-    With `prefetch` (default), a reader thread reads the next batch, and resizes its images for the model with the
-    image processor's `resize_ahead` (the same resize its call does: identical pixel values), while the model tags
-    the current one: decoding large photos overlaps the model instead of adding to it. `TaggedImage.image` stays
-    the image as read (heatmaps draw on it).
+    Reading: `read_threads` threads read images (decode, then resize for the model with the image processor's
+    `resize_ahead`, the same resize its call does: identical pixel values; PIL releases the GIL). With `prefetch`
+    (default) they read up to one batch ahead, while the model tags the current one, so decoding large photos
+    overlaps the model instead of adding to it; without it, each batch is read when its turn comes. Default
+    threads (`default_read_threads`): 1 where the model runs on the CPU (its threads use the cores), one per core up
+    to 16 on an accelerator, where decoding is the bottleneck (a GPU tags hundreds of images a second).
 
-    `read_threads` threads read (decode and resize) the images of a batch in parallel (PIL releases the GIL). Default
-    (`default_read_threads`): 1 where the model runs on the CPU (its threads use the cores), up to 8 on an
-    accelerator, where decoding on one thread would be the bottleneck (a GPU tags hundreds of images a second)."""
+    Feeding the model: where the image processor supports it (`supports_uint8_batches`, the package's processor with
+    a fixed size), the reader threads hand over the resized images as uint8 arrays, and the batch is rescaled and
+    normalized by torch on the model's device (`pixel_values_from_uint8`: the processor's arithmetic, identical
+    values). On a CUDA GPU the next batch is sent to the GPU before the current batch's tags are made and yielded,
+    so the GPU computes while the CPU post-processes and the caller writes records. Other processors and inputs go
+    through the pipeline's call.
+
+    `keep_images`: `TaggedImage.image` keeps the image as read (heatmaps, captions draw on it); False drops it after
+    resizing (less memory for large photos and batches)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
     mapped = {} if tag_map is None else {"tag_map": tag_map}
-    resize_ahead = getattr(tagger.image_processor, "resize_ahead", None) if prefetch else None
+    processor = tagger.image_processor
+    resize_ahead = getattr(processor, "resize_ahead", None)
+    feed_size = _uint8_feed_size(tagger)
 
     read_threads = default_read_threads(tagger) if read_threads is None else int(read_threads)
     if read_threads < 1:
@@ -127,67 +142,155 @@ def tag_batches(
         tagged = TaggedImage(position)
         try:
             tagged.image = read(items[position], indices[position])
-            tagged.model_input = tagged.image if resize_ahead is None else resize_ahead(tagged.image)
+            model_input = tagged.image if resize_ahead is None else resize_ahead(tagged.image)
+            if feed_size is not None and _is_rgb_of_size(model_input, feed_size):
+                model_input = np.asarray(model_input)  # (height, width, 3) uint8
+            tagged.model_input = model_input
+            if not keep_images:
+                tagged.image = None
         except READ_ERRORS as error:
             if on_error == "raise":
                 raise
-            tagged.image, tagged.error = None, str(error)
+            tagged.image, tagged.model_input, tagged.error = None, None, str(error)
         return tagged
 
-    decoders = (
-        ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="ramplus-decode")
-        if read_threads > 1 and len(items) > 1 else None
-    )
+    starts = range(0, len(items), batch_size)
+    threaded = len(items) > 1 and (read_threads > 1 or (prefetch and len(starts) > 1))
+    readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="ramplus-read") if threaded else None
+    submitted: deque = deque()
+    next_position = 0
 
     def read_batch(start: int) -> list[TaggedImage]:
-        positions = range(start, min(start + batch_size, len(items)))
-        if decoders is None or len(positions) == 1:
-            return [read_one(position) for position in positions]
-        return list(decoders.map(read_one, positions))  # in order; the first error raised (on_error="raise")
+        nonlocal next_position
+        end = min(start + batch_size, len(items))
+        if readers is None:
+            return [read_one(position) for position in range(start, end)]
+        # keep the readers busy up to one batch ahead (prefetch), in order; a read error belongs to its input
+        ahead = min(len(items), end + (batch_size if prefetch else 0))
+        while next_position < ahead:
+            submitted.append(readers.submit(read_one, next_position))
+            next_position += 1
+        return [submitted.popleft().result() for _ in range(start, end)]  # the first error raised (on_error="raise")
 
-    starts = range(0, len(items), batch_size)
-    # with `prefetch`, one reader thread decodes and resizes the next batch while the model tags this one (PIL and
-    # torch release the GIL); the batches still come in order and a read error still belongs to its input
-    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ramplus-read") if prefetch and len(starts) > 1 else None
+    device = getattr(tagger, "device", None)
+    device = torch.device(device) if isinstance(device, str) else device
+    lookahead = feed_size is not None and device is not None and _runs_ahead(device)
+    sanitized = None
+
+    def launch(readable: list[TaggedImage]):
+        """Start tagging `readable`: what `finish` turns into results."""
+        nonlocal sanitized
+        if not readable:
+            return None
+        inputs = [tagged.model_input for tagged in readable]
+        if feed_size is None or not all(isinstance(value, np.ndarray) for value in inputs):
+            return tagger(  # the pipeline's call
+                inputs,
+                candidate_labels=tag_set,
+                threshold=threshold,
+                top_k=top_k,
+                language=language,
+                raw_scores=raw_scores,
+                batch_size=len(readable),
+                apply_exif_orientation=False,  # `read` has read them, upright or not as it was told
+                **mapped,
+            )
+        if sanitized is None:  # the pipeline's options, checked and resolved once (the tag set built once)
+            _, forward_params, postprocess_params = tagger._sanitize_parameters(
+                candidate_labels=tag_set, threshold=threshold, top_k=top_k, language=language, raw_scores=raw_scores,
+                **mapped,
+            )
+            sanitized = (forward_params.get("tag_set"), postprocess_params)
+        asynchronous = lookahead and device.type == "cuda"
+        if asynchronous:  # stacked straight into page-locked memory, copied to the GPU while the CPU goes on
+            host = torch.empty((len(inputs), *inputs[0].shape), dtype=torch.uint8, pin_memory=True)
+            np.stack(inputs, out=host.numpy())
+        else:
+            host = torch.from_numpy(np.stack(inputs))
+        with torch.inference_mode():
+            pixel_values = processor.pixel_values_from_uint8(host.to(device, non_blocking=asynchronous))
+            return _to_host(tagger.tag_logits(pixel_values, sanitized[0]), asynchronous)
+
+    def finish(batch: list[TaggedImage], launched) -> list[TaggedImage]:
+        readable = [tagged for tagged in batch if tagged.error is None]
+        if isinstance(launched, _Launched):
+            if launched.done is not None:
+                launched.done.synchronize()
+            tagger.check_logits(launched.logits, sanitized[0])
+            results = tagger.postprocess_batch(launched.logits, **sanitized[1])
+        else:
+            results = launched or []
+        for tagged, result in zip(readable, results):
+            tagged.result, tagged.model_input = result, None
+        return batch
+
+    pending = None
     try:
-        pending = reader.submit(read_batch, starts[0]) if reader is not None else None
-        for number, start in enumerate(starts):
-            if reader is None:
-                batch = read_batch(start)
-            else:
-                batch = pending.result()
-                if number + 1 < len(starts):
-                    pending = reader.submit(read_batch, starts[number + 1])
-            readable = [tagged for tagged in batch if tagged.error is None]
-            if readable:
-                results = tagger(
-                    [tagged.model_input for tagged in readable],
-                    candidate_labels=tag_set,
-                    threshold=threshold,
-                    top_k=top_k,
-                    language=language,
-                    raw_scores=raw_scores,
-                    batch_size=len(readable),
-                    apply_exif_orientation=False,  # `read` has read them, upright or not as it was told
-                    **mapped,
-                )
-                for tagged, result in zip(readable, results):
-                    tagged.result, tagged.model_input = result, None
-            yield batch
+        for start in starts:
+            batch = read_batch(start)
+            launched = launch([tagged for tagged in batch if tagged.error is None])
+            if pending is not None:  # the GPU computes this batch while the previous one's tags are made and used
+                yield finish(*pending)
+            pending = (batch, launched)
+            if not lookahead:
+                yield finish(*pending)
+                pending = None
+        if pending is not None:
+            yield finish(*pending)
     finally:
-        if reader is not None:
-            reader.shutdown(wait=True, cancel_futures=True)
-        if decoders is not None:
-            decoders.shutdown(wait=True, cancel_futures=True)
+        if readers is not None:
+            readers.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Launched:
+    """Logits of a batch on their way to the CPU (`done`: the CUDA event after their copy, None when already there)."""
+
+    logits: Any
+    done: Any = None
+
+
+def _runs_ahead(device: torch.device) -> bool:
+    """Whether `tag_batches` starts the next batch before finishing the current one on `device`: on a CUDA GPU,
+    whose work is queued (on the CPU the model call computes before it returns: nothing to gain)."""
+    return device.type == "cuda"
+
+
+def _to_host(logits: torch.Tensor, asynchronous: bool) -> _Launched:
+    """`logits` copied to the CPU: at once, or (`asynchronous`, CUDA) queued into pinned memory behind the work
+    that computes them, with the event that marks the copy done."""
+    if not asynchronous:
+        return _Launched(logits.cpu())
+    copied = torch.empty(logits.shape, dtype=logits.dtype, pin_memory=True)
+    copied.copy_(logits, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(logits.device))
+    return _Launched(copied, done)
+
+
+def _uint8_feed_size(tagger) -> tuple[int, int] | None:
+    """`(height, width)` when `tag_batches` can feed `tagger` uint8 batches normalized on its device, else None."""
+    processor = getattr(tagger, "image_processor", None)
+    supports = getattr(processor, "supports_uint8_batches", None)
+    if not callable(supports) or not callable(getattr(tagger, "postprocess_batch", None)):
+        return None
+    if not callable(getattr(tagger, "tag_logits", None)) or not supports():
+        return None
+    return processor.fixed_size()
+
+
+def _is_rgb_of_size(image, size: tuple[int, int]) -> bool:
+    height, width = size
+    return isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (width, height)
 
 
 def default_read_threads(tagger) -> int:
-    """Threads that read a batch's images in `tag_batches` by default: 1 when the model runs on the CPU, else
-    `min(8, os.cpu_count())`."""
+    """Threads that read images in `tag_batches` by default: 1 when the model runs on the CPU, else one per core
+    (`os.cpu_count()`) up to 16."""
     device = getattr(tagger, "device", None)
     if device is None or getattr(device, "type", str(device)) == "cpu":
         return 1
-    return max(1, min(8, os.cpu_count() or 1))
+    return max(1, min(16, os.cpu_count() or 1))
 
 
 __all__ = ["ON_ERROR", "READ_ERRORS", "TaggedImage", "check_options", "default_read_threads", "load_tagger", "tag_batches"]

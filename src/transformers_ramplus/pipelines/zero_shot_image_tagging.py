@@ -407,10 +407,20 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         return self.image_processor(image, return_tensors="pt", apply_exif_orientation=False)
 
     def _forward(self, model_inputs, tag_set=None):
+        logits = self.tag_logits(model_inputs["pixel_values"], tag_set)
+        self.check_logits(logits, tag_set)
+        return {"logits": logits}
+
+    def tag_logits(self, pixel_values, tag_set=None):
+        """The model's tag logits `(batch, tags)` for `pixel_values` (already on the model's device) and `tag_set`
+        (default: the built-in tags). Nothing waits for the device here; `check_logits` checks them."""
         if tag_set is None:
             tag_set = self.get_tag_set(None)
-        outputs = self.model(pixel_values=model_inputs["pixel_values"], **tag_set.model_inputs(self.model))
-        if not torch.isfinite(outputs.logits).all():
+        return self.model(pixel_values=pixel_values, **tag_set.model_inputs(self.model)).logits
+
+    def check_logits(self, logits, tag_set=None):
+        """Raise a `ValueError` naming the cause when `logits` hold NaN or infinite values."""
+        if not torch.isfinite(logits).all():
             embeds = getattr(tag_set, "label_embeds", None)
             culprit = (
                 "the tag set's embeddings"
@@ -418,31 +428,44 @@ class ZeroShotImageTaggingPipeline(Pipeline):
                 else "the model's weights or label embeddings"
             )
             raise ValueError(f"the model produced NaN or infinite scores: {culprit} contain NaN or infinite values")
-        return {"logits": outputs.logits}
 
     def postprocess(
         self, model_outputs, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False, tag_map=None,
         all_labels=False,
     ):
+        logits = model_outputs["logits"].reshape(1, -1)
+        return self.postprocess_batch(
+            logits, tag_set=tag_set, threshold=threshold, top_k=top_k, language=language, raw_scores=raw_scores,
+            tag_map=tag_map, all_labels=all_labels,
+        )[0]
+
+    def postprocess_batch(
+        self, logits, tag_set=None, threshold=None, top_k=None, language="en", raw_scores=False, tag_map=None,
+        all_labels=False,
+    ) -> list:
+        """`postprocess` for a batch of logits `(batch, tags)` at once (the thresholds are checked once): one result
+        per image."""
         if raw_scores:  # every tag's score, in the tag set's order
-            return torch.sigmoid(model_outputs["logits"].reshape(-1).float()).cpu()
+            return list(torch.sigmoid(logits.float()).cpu().unbind(0))
         if tag_set is None:
             tag_set = self.get_tag_set(None)
-        logits = model_outputs["logits"].reshape(1, -1)
         if all_labels and threshold is None:  # CLIP/SigLIP-style: every candidate label, sorted by score
-            scores = torch.sigmoid(logits[0].float()).cpu().tolist()
-            ranked = sorted(zip(scores, tag_set.labels(language)), key=lambda pair: -pair[0])  # stable: ties keep order
-            return [{"label": label, "score": score} for score, label in ranked[:top_k]]
+            names = tag_set.labels(language)
+            results = []
+            for scores in torch.sigmoid(logits.float()).cpu().tolist():
+                ranked = sorted(zip(scores, names), key=lambda pair: -pair[0])  # stable: ties keep order
+                results.append([{"label": label, "score": score} for score, label in ranked[:top_k]])
+            return results
         thresholds = tag_set.thresholds if threshold is None else threshold
         labels = tag_set.labels(language)
         keep = getattr(tag_set, "keep", None)
         if tag_map is None:
-            return post_process_image_tagging(logits, thresholds, labels, top_k=top_k, keep=keep)[0]
+            return post_process_image_tagging(logits, thresholds, labels, top_k=top_k, keep=keep)
         key = (id(tag_map), id(tag_set), language)
         if key not in self._checked_tag_maps and callable(getattr(tag_map, "warn_unknown", None)):
             tag_map.warn_unknown(labels)  # once per map, tag set and language
             self._checked_tag_maps.add(key)
-        return tag_map.apply(post_process_image_tagging(logits, thresholds, labels, keep=keep)[0], top_k=top_k)
+        return [tag_map.apply(tags, top_k=top_k) for tags in post_process_image_tagging(logits, thresholds, labels, keep=keep)]
 
     # ------------------------------------------------------------------ sharing
     def save_pretrained(self, save_directory, **kwargs):

@@ -279,7 +279,7 @@ def score_images(model, image_processor, paths: Sequence[str], tag_indices=None,
     scores = np.full((len(paths), len(indices)), np.nan, dtype=np.float32)
     ok = np.zeros(len(paths), dtype=bool)
     done = 0
-    for batch in tag_batches(tagger, paths, tag_set=tag_set, raw_scores=True, batch_size=batch_size):
+    for batch in tag_batches(tagger, paths, tag_set=tag_set, raw_scores=True, batch_size=batch_size, keep_images=False):
         for tagged in batch:
             if tagged.error is None:
                 scores[tagged.index] = tagged.result.numpy()[columns]

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
@@ -400,21 +401,66 @@ class RamPlusImageProcessor(PilBackend):
         )
         return [self.load_image(item, index, **settings) for index, item in enumerate(_flatten_inputs(images))]
 
+    def fixed_size(self) -> tuple[int, int] | None:
+        """`(height, width)` every image is resized to, or None for other resize rules (or no resize)."""
+        size = self.size
+        if getattr(size, "shortest_edge", None) or getattr(size, "max_height", None) or not self.do_resize:
+            return None
+        if isinstance(size, dict):
+            height, width = size.get("height"), size.get("width")
+        else:  # transformers' SizeDict
+            height, width = getattr(size, "height", None), getattr(size, "width", None)
+        return (height, width) if height and width else None
+
+    def supports_uint8_batches(self) -> bool:
+        """Whether `pixel_values_from_uint8` gives what this processor's call gives: a fixed size, RGB, no crop or
+        pad, and this class's own steps (a subclass that changes one is left to its call)."""
+        steps = ("_preprocess", "process_image", "resize", "rescale", "normalize", "resize_ahead", "convert_to_rgb")
+        own = all(getattr(type(self), name) is getattr(RamPlusImageProcessor, name) for name in steps)
+        return bool(
+            own
+            and self.fixed_size() is not None
+            and self.do_convert_rgb is not False
+            and not self.do_center_crop
+            and not getattr(self, "do_pad", False)
+        )
+
+    def pixel_values_from_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixel values `(batch, 3, height, width)` (float32; uint8 without rescale and normalization, as the call gives
+        them) from images already resized by `resize_ahead`, as a uint8
+        tensor `(batch, height, width, 3)` (on any device: the arithmetic runs there). The same rescale (in float64,
+        then float32) and normalization (float32) as this processor's call, so the values are identical; a GPU gets
+        uint8 bytes (a quarter of float32's) and normalizes them itself."""
+        if not self.supports_uint8_batches():
+            raise ValueError("this image processor's settings need its own call (`supports_uint8_batches()` is False)")
+        height, width = self.fixed_size()
+        if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (height, width, 3):
+            raise ValueError(
+                f"expected uint8 images (batch, {height}, {width}, 3), got {images.dtype} {tuple(images.shape)}"
+            )
+        pixels = images.permute(0, 3, 1, 2)
+        if self.do_rescale:
+            pixels = (pixels.to(torch.float64) * self.rescale_factor).to(torch.float32)
+        if self.do_normalize:
+            pixels = pixels.to(torch.float32)
+            mean, std = self.image_mean, self.image_std
+            mean = [mean] * 3 if isinstance(mean, (int, float)) else list(mean)
+            std = [std] * 3 if isinstance(std, (int, float)) else list(std)
+            mean = torch.tensor(mean, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
+            std = torch.tensor(std, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
+            pixels = (pixels - mean) / std
+        return pixels.contiguous()
+
     def resize_ahead(self, image):
         """`image` (an RGB PIL image, as `load_image` returns it) resized now exactly as this processor's call would
         resize it (the same PIL resize to `size` with `resample`), so that the processor's call on the result gives the
         same pixel values (its own resize is then the identity). Lets a reader thread do the costly resize of a large
         photo while the model runs (`inference.tagging.tag_batches`). Other inputs, and settings without a fixed
         height and width, come back unchanged."""
-        size = self.size
-        if isinstance(size, dict):
-            height, width = size.get("height"), size.get("width")
-        else:  # transformers' SizeDict
-            height, width = getattr(size, "height", None), getattr(size, "width", None)
-        if getattr(size, "shortest_edge", None) or getattr(size, "max_height", None):
-            return image  # other resize rules: left to the processor
-        if not (isinstance(image, Image.Image) and image.mode == "RGB" and self.do_resize and height and width):
-            return image
+        fixed = self.fixed_size()
+        if fixed is None or not (isinstance(image, Image.Image) and image.mode == "RGB"):
+            return image  # other resize rules and inputs: left to the processor
+        height, width = fixed
         if image.size == (width, height):
             return image
         resample = self.resample if self.resample is not None else PILImageResampling.BILINEAR
