@@ -18,7 +18,10 @@ Rows (random weights of the full-size architecture, or `--tiny`):
   its reading threads, uint8 batches normalized on the device, the next batch started before the current one's
   records are written) into a jsonl file; `--read-threads` varies the threads (default: the package's).
   `--e2e-feeds uint8,pipeline` adds `..._pipeline` rows: the same loop with every batch through the pipeline's call
-  (the processor's numpy normalization on the CPU, as before the uint8 feed).
+  (the processor's numpy normalization on the CPU, as before the uint8 feed); `fastdecode` adds `..._fastdecode`
+  rows: `ramplus tag --fast-decode` (JPEGs decoded at a reduced DCT scale; other pixels, compared with fp32's full
+  decode). `--e2e-top-k K` tags every image with its top K tags (threshold 0), so that the decisions compared are
+  not all "no tag" (random weights pass no per-tag threshold).
 
 Every row reports images/s, peak device memory (CUDA: `max_memory_allocated`; CPU: peak RSS) and, for bf16/fp16,
 the share of identical tag decisions against fp32 at the per-tag thresholds (model rows: on random pixels; e2e
@@ -164,6 +167,11 @@ def torchvision_read(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
 
 
+def top_sets(logits: torch.Tensor, k: int = 10) -> list[set]:
+    """Each image's top `k` tags (random weights pass no per-tag threshold: these are the decisions compared)."""
+    return [set(row) for row in logits.float().topk(min(k, logits.shape[-1]), dim=-1).indices.cpu().tolist()]
+
+
 def decisions(logits: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.float().cpu()) > thresholds
 
@@ -211,7 +219,7 @@ def time_model(model, inputs, repeats: int, device) -> tuple[torch.Tensor, float
     """(logits, seconds per call, seconds of the first call, peak MiB)."""
     with torch.inference_mode(), DeviceMemory(device) as memory:
         start = time.perf_counter()
-        logits = model(pixel_values=inputs).logits  # warm-up (and compilation)
+        logits = model(pixel_values=inputs).logits.clone()  # warm-up (and compilation); CUDA graphs reuse outputs
         synchronize(device)
         first = time.perf_counter() - start
         if first > 5:  # compiled: a second warm-up call (CUDA graphs record on it)
@@ -238,7 +246,9 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=1200)
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader decode workers")
     parser.add_argument("--read-threads", default="", help="comma-separated reading threads of the e2e rows")
-    parser.add_argument("--e2e-feeds", default="uint8", help="uint8 and/or pipeline (see the module docstring)")
+    parser.add_argument("--e2e-feeds", default="uint8", help="uint8, pipeline and/or fastdecode (see the module docstring)")
+    parser.add_argument("--e2e-top-k", type=int, help="e2e rows keep each image's top K tags (threshold 0): decisions to compare "
+                        "where random weights pass no per-tag threshold")
     parser.add_argument("--compile", action="store_true", help="same as --compile-modes default")
     parser.add_argument("--compile-modes", default="", help="torch.compile modes timed for bf16 (e.g. default,reduce-overhead)")
     parser.add_argument("--compile-batch-sizes", default="64", help="batch sizes of the compiled rows (each compiles)")
@@ -263,8 +273,8 @@ def main(argv=None) -> int:
     if [v for v in variants if v not in VARIANTS]:
         parser.error(f"--variants: choose from {list(VARIANTS)}")
     feeds = [f for f in args.e2e_feeds.split(",") if f]
-    if [f for f in feeds if f not in ("uint8", "pipeline")]:
-        parser.error("--e2e-feeds: uint8 and/or pipeline")
+    if [f for f in feeds if f not in ("uint8", "pipeline", "fastdecode")]:
+        parser.error("--e2e-feeds: uint8, pipeline and/or fastdecode")
     compile_modes = [m for m in args.compile_modes.split(",") if m] or (["default"] if args.compile else [])
     batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",") if b})
     e2e_sizes = sorted({int(b) for b in (args.e2e_batch_sizes or args.batch_sizes).split(",") if b})
@@ -323,11 +333,18 @@ def main(argv=None) -> int:
                         row = {"images_per_s": batch / elapsed, "peak_memory_mib": peak}
                         if mode:
                             row["first_call_s"] = first
-                        decided = decisions(logits, thresholds)
+                        decided = decisions(logits, thresholds), top_sets(logits)
+                        first = batch == (compile_sizes if mode else batch_sizes)[0]
                         if precision == "fp32" and variant == variants[0] and batch == batch_sizes[0] and not mode:
                             reference_decisions = decided
-                        elif reference_decisions is not None and batch == batch_sizes[0]:
-                            row["identical_decisions_vs_fp32"] = (decided == reference_decisions).float().mean().item()
+                        elif reference_decisions is not None and first:
+                            shared = min(len(decided[1]), len(reference_decisions[1]))
+                            row["identical_decisions_vs_fp32"] = (
+                                (decided[0][:shared] == reference_decisions[0][:shared]).float().mean().item()
+                            )
+                            row["images_with_identical_top10_vs_fp32"] = sum(
+                                a == b for a, b in zip(decided[1][:shared], reference_decisions[1][:shared])
+                            ) / shared
                         rows.add(label, row)
                     del model
                     if device.type == "cuda":
@@ -362,6 +379,7 @@ def main(argv=None) -> int:
                 options = TagFilesOptions(
                     paths=[str(tmp / "photos")], model=str(tmp / "model"), output=str(tmp / "warmup.jsonl"),
                     batch_size=e2e_sizes[0], precision=precision, device=str(device), progress=False,
+                    threshold=None if args.e2e_top_k is None else 0.0, top_k=args.e2e_top_k,
                 )
                 fmt = prepare(options)
                 tagger = load_file_tagger(options, fmt, labels=None)  # loaded once, used by every row
@@ -377,11 +395,15 @@ def main(argv=None) -> int:
                             if rows.out_of_time():
                                 return
                             label = f"e2e_tag_{precision}_b{batch}" + ("" if threads is None else f"_t{threads}")
-                            label += "" if feed == "uint8" else "_pipeline"
+                            label += "" if feed == "uint8" else f"_{feed}"
                             output = tmp / f"{label}.jsonl"
                             options.output, options.batch_size = str(output), batch
+                            fast = feed == "fastdecode"
+                            tagger.read_settings.pop("draft_size", None)
+                            if fast:
+                                tagger.read_settings["draft_size"] = tagger.pipeline.image_processor.draft_size()
                             writer = open_writer(options.output, fmt, True)
-                            with read_setup(threads, feed), DeviceMemory(device) as memory:
+                            with read_setup(threads, "pipeline" if feed == "pipeline" else "uint8"), DeviceMemory(device) as memory:
                                 start = time.perf_counter()
                                 failures = tag_into(options, todo, tagger, writer, progress=False)
                                 synchronize(device)
@@ -390,7 +412,7 @@ def main(argv=None) -> int:
                             row = {"images_per_s": (len(todo) - failures) / elapsed, "peak_memory_mib": memory.peak_mib}
                             records = [json.loads(line) for line in output.read_text().splitlines()]
                             row["tags_per_image"] = sum(len(r.get("tags", [])) for r in records) / max(1, len(records))
-                            if precision != "fp32":
+                            if precision != "fp32" or fast:
                                 reference = tmp / f"e2e_tag_fp32_b{batch}.jsonl"  # the same pixels at any threads
                                 agreement = tag_agreement(output, reference, num_tags)
                                 if agreement is not None:
@@ -412,7 +434,12 @@ def main(argv=None) -> int:
             end = time.perf_counter()
             env["read_ms_per_image"] = 1000 * (middle - start) / len(paths)
             env["resize_ms_per_image"] = 1000 * (end - middle) / len(paths)
-            log(f"one thread: read {env['read_ms_per_image']:.1f} ms, resize {env['resize_ms_per_image']:.1f} ms per image")
+            start = time.perf_counter()
+            for path in paths:
+                processor.resize_ahead(processor.load_image(str(path), fast_decode=True))
+            env["fast_decode_read_and_resize_ms_per_image"] = 1000 * (time.perf_counter() - start) / len(paths)
+            log(f"one thread: read {env['read_ms_per_image']:.1f} ms, resize {env['resize_ms_per_image']:.1f} ms per image; "
+                f"fast decode and resize {env['fast_decode_read_and_resize_ms_per_image']:.1f} ms")
 
         def gpu_decode_rows():
             """JPEG bytes decoded on the GPU (torchvision's nvJPEG), resized there (bilinear, antialiased), bf16:
@@ -447,7 +474,9 @@ def main(argv=None) -> int:
                             ])
                             pixels = processor.pixel_values_from_uint8(resized.permute(0, 2, 3, 1))
                             logits = model(pixel_values=pixels).logits
-                            for path, result in zip(group, post_process_image_tagging(logits.float().cpu(), thresholds.tolist(), labels)):
+                            cutoff = thresholds.tolist() if args.e2e_top_k is None else 0.0
+                            results = post_process_image_tagging(logits.float().cpu(), cutoff, labels, top_k=args.e2e_top_k)
+                            for path, result in zip(group, results):
                                 tags[str(path)] = {t["label"] for t in result}
                         synchronize(device)
                         elapsed = time.perf_counter() - start

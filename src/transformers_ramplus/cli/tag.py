@@ -73,6 +73,12 @@ def add_arguments(parser):
         "--no-exif-orientation", dest="exif_orientation", action="store_const", const=False, default=None,
         help="read images as stored, ignoring their EXIF orientation tag (default: phone photos are turned upright)",
     )
+    parser.add_argument(
+        "--fast-decode", action="store_const", const=True, default=None,
+        help="decode JPEGs at a reduced scale (1/2, 1/4 or 1/8, never below the model's input size) before resizing: "
+        "large photos read 2-4x faster, but the pixels are close to, not identical to, the reference preprocessing "
+        "(default: off, full decode)",
+    )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: first GPU, else CPU)")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help="inference precision (enable_fast_inference): auto (default: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs with bf16, else fp32; logged), fp32, bf16, or int8 (CPU: int8 linears, bf16 elsewhere); bf16/int8 on a CPU that emulates them warn")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

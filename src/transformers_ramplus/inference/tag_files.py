@@ -76,6 +76,7 @@ class TagFilesOptions:
     timeout: float | None = None
     max_image_pixels: int | None = None
     exif_orientation: bool | None = None  # None: the image processor's setting (on unless its config turns it off)
+    fast_decode: bool | None = None  # None: the image processor's setting (off unless its config turns it on)
     window: str | None = None
     device: str | None = None
     precision: str | None = "auto"  # see transformers_ramplus.inference.precision
@@ -267,6 +268,10 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, re
     window = validate_window(options.window) or getattr(processor, "dicom_window", None)
     frame = getattr(processor, "dicom_frame", None)
     read_settings.update(dicom_window=window, dicom_frame=frame)
+    fast = options.fast_decode if options.fast_decode is not None else bool(getattr(processor, "fast_decode", False))
+    draft = processor.draft_size() if fast and callable(getattr(processor, "draft_size", None)) else None
+    if draft is not None:
+        read_settings["draft_size"] = draft
     settings = None
     if options.output:
         name = options.model
@@ -292,6 +297,8 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, re
             photo.close()
         if options.captions:  # only then: outputs of earlier runs (without the key) still resume
             settings["generated_captions"] = True
+        if draft is not None:  # reduced JPEG decoding gives other scores: recorded (only when on, as above)
+            settings["fast_decode"] = list(draft)
     return FileTagger(tagger, tag_set, read_settings, settings, tag_map)
 
 
