@@ -14,9 +14,10 @@ Rows (random weights of the full-size architecture, or `--tiny`):
   (`..._compiled_{mode}`; `reduce-overhead` replays CUDA graphs), timed after their compilation (reported).
 - `e2e_loader_{precision}_b{N}`: JPEG files -> a `torch.utils.data.DataLoader` whose `--workers` processes decode
   and resize (the image processor) -> pinned memory -> the model -> the tags (the pipeline's post-processing).
-- `e2e_tag_{precision}_b{N}[_t{threads}]`: what `ramplus tag` runs after loading (`tag_into`: `tag_batches` with
+- `e2e_tag_{precision}_b{N}[_t{threads}|_p{processes}]`: what `ramplus tag` runs after loading (`tag_into`: `tag_batches` with
   its reading threads, uint8 batches normalized on the device, the next batch started before the current one's
-  records are written) into a jsonl file; `--read-threads` varies the threads (default: the package's).
+  records are written) into a jsonl file; `--read-threads` varies the threads (default: the package's),
+  `--read-processes` adds rows read by processes (`ramplus tag --read-processes N`; their start-up is timed).
   `--e2e-feeds uint8,pipeline` adds `..._pipeline` rows: the same loop with every batch through the pipeline's call
   (the processor's numpy normalization on the CPU, as before the uint8 feed); `fastdecode` adds `..._fastdecode`
   rows: `ramplus tag --fast-decode` (JPEGs decoded at a reduced DCT scale; other pixels, compared with fp32's full
@@ -39,10 +40,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -246,6 +249,7 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=1200)
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader decode workers")
     parser.add_argument("--read-threads", default="", help="comma-separated reading threads of the e2e rows")
+    parser.add_argument("--read-processes", default="", help="comma-separated reading processes of further e2e rows (`_p{N}`)")
     parser.add_argument("--e2e-feeds", default="uint8", help="uint8, pipeline and/or fastdecode (see the module docstring)")
     parser.add_argument("--e2e-top-k", type=int, help="e2e rows keep each image's top K tags (threshold 0): decisions to compare "
                         "where random weights pass no per-tag threshold")
@@ -279,7 +283,8 @@ def main(argv=None) -> int:
     batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",") if b})
     e2e_sizes = sorted({int(b) for b in (args.e2e_batch_sizes or args.batch_sizes).split(",") if b})
     loader_sizes = sorted({int(b) for b in (args.loader_batch_sizes or ",".join(map(str, e2e_sizes))).split(",") if b})
-    read_threads = [int(t) for t in args.read_threads.split(",") if t] or [None]
+    readers = [("t", int(t)) for t in args.read_threads.split(",") if t] or [("t", None)]
+    readers += [("p", int(p)) for p in args.read_processes.split(",") if p]
     compile_sizes = sorted({int(b) for b in args.compile_batch_sizes.split(",") if b})
     sizes = QUICK if args.tiny else FULL
     env = environment()
@@ -390,20 +395,22 @@ def main(argv=None) -> int:
                 for batch in e2e_sizes:
                     # fp32 (the decisions' reference when bf16 is measured too): the package's reading only
                     reference_only = precision == "fp32" and "bf16" in precisions
-                    for threads in ([None] if reference_only else read_threads):
+                    for kind, threads in ([("t", None)] if reference_only else readers):
                         for feed in (["uint8"] if reference_only else feeds):
                             if rows.out_of_time():
                                 return
-                            label = f"e2e_tag_{precision}_b{batch}" + ("" if threads is None else f"_t{threads}")
+                            label = f"e2e_tag_{precision}_b{batch}" + ("" if threads is None else f"_{kind}{threads}")
                             label += "" if feed == "uint8" else f"_{feed}"
                             output = tmp / f"{label}.jsonl"
                             options.output, options.batch_size = str(output), batch
+                            options.read_processes = threads if kind == "p" else 0
                             fast = feed == "fastdecode"
                             tagger.read_settings.pop("draft_size", None)
                             if fast:
                                 tagger.read_settings["draft_size"] = tagger.pipeline.image_processor.draft_size()
                             writer = open_writer(options.output, fmt, True)
-                            with read_setup(threads, "pipeline" if feed == "pipeline" else "uint8"), DeviceMemory(device) as memory:
+                            thread_count = threads if kind == "t" else None
+                            with read_setup(thread_count, "pipeline" if feed == "pipeline" else "uint8"), DeviceMemory(device) as memory:
                                 start = time.perf_counter()
                                 failures = tag_into(options, todo, tagger, writer, progress=False)
                                 synchronize(device)
@@ -417,10 +424,31 @@ def main(argv=None) -> int:
                                 agreement = tag_agreement(output, reference, num_tags)
                                 if agreement is not None:
                                     row["identical_decisions_vs_fp32"], row["images_with_identical_tags"] = agreement
+                            if kind == "p":
+                                started = process_start(threads, tagger, paths)
+                                row["process_start_s"] = started
+                                if elapsed > 1.2 * started:  # else the start-up is most of the row: no estimate
+                                    row["images_per_s_after_start"] = (len(todo) - failures) / (elapsed - started)
                             rows.add(label, row)
                 del tagger
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+
+        starts = {}
+
+        def process_start(count: int, tagger, paths) -> float:
+            """Seconds to spawn `count` reading processes and read one image in each (measured once per count)."""
+            if count not in starts:
+                context = multiprocessing.get_context("spawn")
+                processor = tagger.pipeline.image_processor
+                begin = time.perf_counter()
+                with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+                    list(pool.map(
+                        tagging._read_for_model, [tagger.reader()] * count, [processor.resize_ahead] * count,
+                        [processor.fixed_size()] * count, [str(p) for p in paths[:count]], range(count),
+                    ))
+                starts[count] = time.perf_counter() - begin
+            return starts[count]
 
         def read_cost():
             """One thread's cost per image of reading (decode + EXIF) and resizing, in ms."""

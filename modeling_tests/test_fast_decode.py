@@ -72,3 +72,19 @@ def test_ramplus_tag_fast_decode_is_recorded_and_refuses_a_mixed_resume(converte
     assert {t["label"] for t in fast} == set(scores)  # threshold 0: every tag, with scores close to the full decode
     assert np.allclose([t["score"] for t in fast], [scores[t["label"]] for t in fast], atol=0.05)
     assert [t["score"] for t in fast] != [scores[t["label"]] for t in fast]
+
+
+def test_ramplus_tag_read_processes_writes_the_same_records(converted_tiny, photos, tmp_path, capsys):
+    def tag(output, *extra):
+        args = ["tag", str(photos), "--model", str(converted_tiny), "--no-progress", "-o", str(output), "--top-k", "3"]
+        return main([*args, *extra])
+
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    try:
+        assert tag(tmp_path / "threads.jsonl") == 1  # the broken file fails, the others are tagged
+        assert tag(tmp_path / "processes.jsonl", "--read-processes", "2") == 1
+    finally:
+        (photos / "broken.jpg").unlink()
+    assert (tmp_path / "threads.jsonl").read_text() == (tmp_path / "processes.jsonl").read_text()
+    assert tag(tmp_path / "h.jsonl", "--read-processes", "2", "--heatmaps", str(tmp_path / "maps")) == 2
+    assert "--read-processes cannot be combined" in capsys.readouterr().err

@@ -297,3 +297,29 @@ def test_running_ahead_yields_in_order_after_launching_the_next_batch(tagger, mo
     plain = [t for batch in tag_batches(tagger, items, batch_size=2, threshold=0.0, top_k=3) for t in batch]
     assert [t.result for t in ahead] == [t.result for t in plain]
     assert all(t.image is None for t in ahead) and all(t.image is not None for t in plain)  # keep_images
+
+
+def test_reading_processes_give_the_threads_results(tagger, tmp_path):
+    """`read_processes`: the same results and errors as threads, in order; what it refuses."""
+    import functools
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    items = [IMAGES[0], str(bad), IMAGES[1], IMAGES[1], IMAGES[0]]
+    read = functools.partial(load_image, apply_exif_orientation=True)
+    seen = []
+    options = dict(threshold=0.0, top_k=4, batch_size=2, read=read, keep_images=False)
+    threads = [t for batch in tag_batches(tagger, items, **options) for t in batch]
+    processes = [t for batch in tag_batches(tagger, items, read_processes=2, before_read=seen.append, **options) for t in batch]
+    assert seen == list(range(len(items)))  # each item noted in this thread before it was handed to a reader
+    assert [t.index for t in processes] == list(range(len(items)))
+    assert [t.error is None for t in processes] == [True, False, True, True, True]
+    assert processes[1].error == threads[1].error and "bad.jpg" in processes[1].error
+    assert [t.result for t in processes] == [t.result for t in threads]
+    assert all(t.image is None for t in processes)
+    with pytest.raises(ValueError, match="keep_images=False"):
+        next(tag_batches(tagger, items, read=read, read_processes=2))
+    with pytest.raises(ValueError, match="pickles"):
+        next(tag_batches(tagger, items, read=lambda item, index: load_image(item), read_processes=2, keep_images=False))
+    with pytest.raises(ValueError, match="read_processes"):
+        next(tag_batches(tagger, items, read_processes=-1, keep_images=False))

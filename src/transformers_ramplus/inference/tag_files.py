@@ -16,6 +16,7 @@ over the processes of `accelerate launch`/`torchrun`. Both tag through `inferenc
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,7 @@ class TagFilesOptions:
     max_image_pixels: int | None = None
     exif_orientation: bool | None = None  # None: the image processor's setting (on unless its config turns it off)
     fast_decode: bool | None = None  # None: the image processor's setting (off unless its config turns it on)
+    read_processes: int = 0  # > 0: images are read in that many processes (see tag_batches), else in threads
     window: str | None = None
     device: str | None = None
     precision: str | None = "auto"  # see transformers_ramplus.inference.precision
@@ -149,6 +151,11 @@ def prepare(options: TagFilesOptions) -> str:
     if options.tag_set:
         _check_local_path("--tag-set", options.tag_set)
     check_heatmap_options(options.heatmaps, options.heatmap_tags)
+    processes = options.read_processes
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+        raise ValueError(f"--read-processes must be 0 (threads) or a positive number, got {processes!r}")
+    if processes and (options.captions or options.heatmaps):
+        raise ValueError("--read-processes cannot be combined with --captions or --heatmaps (they draw on the images as read)")
     if options.tag_map:
         TagMap.load(options.tag_map)  # a bad file is reported before the model loads
     if options.dry_run and (options.output or options.heatmaps):
@@ -239,6 +246,10 @@ class FileTagger:
     def read(self, path, index):
         return load_image(path, index=index, **self.read_settings)
 
+    def reader(self):
+        """`read` as a function that pickles (for reading processes)."""
+        return functools.partial(load_image, **self.read_settings)
+
 
 def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, report=logger.warning) -> FileTagger:
     """Load the model once and build the tag set (all text work happens here, once). `device` overrides the
@@ -315,9 +326,12 @@ def tag_into(
     this one (see `tag_batches`)."""
     stamped: dict[int, object] = {}
 
-    def read(path, index):
-        stamped[index] = file_stamp(path)  # before reading: a later change is seen
-        return tagger.read(path, index)
+    def stamp(position):  # before the file is read: a later change is seen
+        index, path = todo[position]
+        stamped[index] = file_stamp(path)
+
+    keep_images = bool(options.captions) or after_batch is not None  # else the photos' memory is freed early
+    processes = getattr(options, "read_processes", 0) or 0
 
     failures = 0
     # disable=None: no bar when stderr is not a terminal (a log file gets the messages and the summary line only)
@@ -331,11 +345,13 @@ def tag_into(
             top_k=options.top_k,
             language=options.language,
             batch_size=options.batch_size,
-            read=read,
+            read=tagger.reader() if processes else tagger.read,
             indices=[index for index, _ in todo],
             prefetch=prefetch,
             tag_map=tagger.tag_map,
-            keep_images=bool(options.captions) or after_batch is not None,  # else the photos' memory is freed early
+            keep_images=keep_images,
+            read_processes=processes,
+            before_read=stamp,
         )
         for batch in batches:
             paths = [todo[tagged.index][1] for tagged in batch]

@@ -7,10 +7,13 @@ every tag's score with `raw_scores=True`)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +104,8 @@ def tag_batches(
     tag_map=None,
     read_threads: int | None = None,
     keep_images: bool = True,
+    read_processes: int = 0,
+    before_read: Callable[[int], None] | None = None,
 ) -> Iterator[list[TaggedImage]]:
     """Tag `items` (paths, URLs, bytes, images...) `batch_size` at a time; yields each batch's `TaggedImage`s in
     item order.
@@ -126,7 +131,14 @@ def tag_batches(
     through the pipeline's call.
 
     `keep_images`: `TaggedImage.image` keeps the image as read (heatmaps, captions draw on it); False drops it after
-    resizing (less memory for large photos and batches)."""
+    resizing (less memory for large photos and batches).
+
+    `read_processes` > 0 reads in that many processes instead of threads (spawned once per call: a few seconds to
+    start): decoding then scales with the cores, free of the GIL that the threads share for the Python parts of
+    reading. `read` must then pickle (e.g. `functools.partial(load_image, ...)`, not a closure), and
+    `keep_images=False` (the image as read stays in its process). A process that dies (the pool breaks) stops the run
+    with an error naming the input. `before_read(position)` is called in this thread as each item is handed to a
+    reader (e.g. to note the file's state before it is read)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
     mapped = {} if tag_map is None else {"tag_map": tag_map}
@@ -137,6 +149,30 @@ def tag_batches(
     read_threads = default_read_threads(tagger) if read_threads is None else int(read_threads)
     if read_threads < 1:
         raise ValueError(f"read_threads must be at least 1, got {read_threads}")
+    if isinstance(read_processes, bool) or not isinstance(read_processes, int) or read_processes < 0:
+        raise ValueError(f"read_processes must be 0 (threads) or a positive number of processes, got {read_processes!r}")
+    if read_processes and keep_images:
+        raise ValueError("read_processes needs keep_images=False: the images as read stay in the reading processes")
+    if read_processes:
+        try:
+            pickle.dumps((read, resize_ahead))
+        except Exception as error:  # noqa: BLE001 - what pickle raises varies
+            raise ValueError(f"read_processes needs a `read` function that pickles (not a closure): {error}") from error
+
+    def collect(position: int, future) -> TaggedImage:
+        """The `TaggedImage` of a process's read."""
+        try:
+            model_input = future.result()
+        except BrokenProcessPool as error:
+            raise RuntimeError(
+                f"a reading process died while reading input {indices[position]} ({items[position]!r}); the run "
+                "stopped there (rerun to resume; without read_processes a bad file is reported and skipped)"
+            ) from error
+        except READ_ERRORS as error:
+            if on_error == "raise":
+                raise
+            return TaggedImage(position, error=str(error))
+        return TaggedImage(position, model_input=model_input)
 
     def read_one(position: int) -> TaggedImage:
         tagged = TaggedImage(position)
@@ -156,7 +192,12 @@ def tag_batches(
 
     starts = range(0, len(items), batch_size)
     threaded = len(items) > 1 and (read_threads > 1 or (prefetch and len(starts) > 1))
-    readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="ramplus-read") if threaded else None
+    if read_processes and items:
+        readers = ProcessPoolExecutor(max_workers=read_processes, mp_context=multiprocessing.get_context("spawn"))
+    elif threaded:
+        readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="ramplus-read")
+    else:
+        readers = None
     submitted: deque = deque()
     next_position = 0
 
@@ -164,13 +205,31 @@ def tag_batches(
         nonlocal next_position
         end = min(start + batch_size, len(items))
         if readers is None:
-            return [read_one(position) for position in range(start, end)]
-        # keep the readers busy up to one batch ahead (prefetch), in order; a read error belongs to its input
-        ahead = min(len(items), end + (batch_size if prefetch else 0))
+            batch = []
+            for position in range(start, end):
+                if before_read is not None:
+                    before_read(position)
+                batch.append(read_one(position))
+            return batch
+        # keep the readers busy up to one batch ahead (prefetch; processes: two), in order; a read error belongs to
+        # its input
+        ahead = min(len(items), end + (batch_size * (2 if read_processes else 1) if prefetch else 0))
         while next_position < ahead:
-            submitted.append(readers.submit(read_one, next_position))
+            if before_read is not None:
+                before_read(next_position)
+            if read_processes:
+                future = readers.submit(
+                    _read_for_model, read, resize_ahead, feed_size, items[next_position], indices[next_position]
+                )
+            else:
+                future = readers.submit(read_one, next_position)
+            submitted.append((next_position, future))
             next_position += 1
-        return [submitted.popleft().result() for _ in range(start, end)]  # the first error raised (on_error="raise")
+        batch = []
+        for _ in range(start, end):  # the first error raised (on_error="raise")
+            position, future = submitted.popleft()
+            batch.append(collect(position, future) if read_processes else future.result())
+        return batch
 
     device = getattr(tagger, "device", None)
     device = torch.device(device) if isinstance(device, str) else device
@@ -240,6 +299,15 @@ def tag_batches(
     finally:
         if readers is not None:
             readers.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_for_model(read, resize_ahead, feed_size, item, index):
+    """In a reading process: `item` read and resized for the model (a uint8 array where the feed takes one)."""
+    image = read(item, index)
+    model_input = image if resize_ahead is None else resize_ahead(image)
+    if feed_size is not None and _is_rgb_of_size(model_input, feed_size):
+        return np.asarray(model_input)
+    return model_input
 
 
 @dataclass
