@@ -88,3 +88,22 @@ def test_ramplus_tag_read_processes_writes_the_same_records(converted_tiny, phot
     assert (tmp_path / "threads.jsonl").read_text() == (tmp_path / "processes.jsonl").read_text()
     assert tag(tmp_path / "h.jsonl", "--read-processes", "2", "--heatmaps", str(tmp_path / "maps")) == 2
     assert "--read-processes cannot be combined" in capsys.readouterr().err
+
+
+def test_fast_decode_keeps_orientation_and_modes(photos, tmp_path):
+    big = Image.open(photos / "big.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    big.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=92)
+    big.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=92)
+    big.convert("L").save(tmp_path / "grey.jpg", quality=92)
+    big.save(tmp_path / "progressive.jpg", quality=92, progressive=True)
+    fast = RamPlusImageProcessor(fast_decode=True)
+    assert fast.load_image(str(tmp_path / "phone.jpg")).size == (600, 800)  # reduced, then turned upright
+    for name in ("cmyk.jpg", "grey.jpg", "progressive.jpg"):
+        image = fast.load_image(str(tmp_path / name))
+        assert image.mode == "RGB" and image.size == (800, 600), name
+        exact = RamPlusImageProcessor().load_image(str(tmp_path / name))
+        pixels = fast(image, return_tensors="pt")["pixel_values"]
+        reference = RamPlusImageProcessor()(exact, return_tensors="pt")["pixel_values"]
+        assert (pixels - reference).abs().mean() < 0.05, name

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -308,7 +309,7 @@ def test_reading_processes_give_the_threads_results(tagger, tmp_path):
     items = [IMAGES[0], str(bad), IMAGES[1], IMAGES[1], IMAGES[0]]
     read = functools.partial(load_image, apply_exif_orientation=True)
     seen = []
-    options = dict(threshold=0.0, top_k=4, batch_size=2, read=read, keep_images=False)
+    options = {"threshold": 0.0, "top_k": 4, "batch_size": 2, "read": read, "keep_images": False}
     threads = [t for batch in tag_batches(tagger, items, **options) for t in batch]
     processes = [t for batch in tag_batches(tagger, items, read_processes=2, before_read=seen.append, **options) for t in batch]
     assert seen == list(range(len(items)))  # each item noted in this thread before it was handed to a reader
@@ -323,3 +324,15 @@ def test_reading_processes_give_the_threads_results(tagger, tmp_path):
         next(tag_batches(tagger, items, read=lambda item, index: load_image(item), read_processes=2, keep_images=False))
     with pytest.raises(ValueError, match="read_processes"):
         next(tag_batches(tagger, items, read_processes=-1, keep_images=False))
+
+
+def test_a_reading_process_that_dies_stops_the_run_with_a_clear_error(tagger, tmp_path):
+    from reading_helpers import crash_on_marked
+
+    crash = tmp_path / "crash.jpg"
+    crash.write_bytes(Path(IMAGES[0]).read_bytes())
+    items = [IMAGES[0], str(crash), IMAGES[1], IMAGES[1]]
+    with pytest.raises(RuntimeError, match="a reading process died") as raised:
+        for _ in tag_batches(tagger, items, batch_size=2, read=crash_on_marked, read_processes=2, keep_images=False):
+            pass
+    assert "rerun to resume" in str(raised.value)

@@ -32,14 +32,14 @@ from ..io.outputs import refuse_file_over_inputs, resolve_output
 from ..io.records import infer_format, open_writer
 from ..io.resume import StampIndex, check_resume, settings_file
 from ..models.ram_plus.image_processing_ram_plus import load_image
+from ..models.tag2text.processing_tag2text import decode_captions
 from ..tags.descriptions import load_descriptions, select_descriptions
 from ..tags.files import read_tag_list
 from ..tags.tag_map import TagMap
 from ..tags.tag_set import TagSet
 from .heatmaps import HeatmapWriter, check_heatmap_options, parse_heatmap_tags, without_heatmaps
-from ..models.tag2text.processing_tag2text import decode_captions
-from .precision import applied_precision
 from .photo_outputs import PhotoOutputError, photo_outputs_from, raw_file_note, without_side_files
+from .precision import applied_precision
 from .tagging import check_options, load_tagger, tag_batches
 
 

@@ -137,7 +137,8 @@ def tag_batches(
     start): decoding then scales with the cores, free of the GIL that the threads share for the Python parts of
     reading. `read` must then pickle (e.g. `functools.partial(load_image, ...)`, not a closure), and
     `keep_images=False` (the image as read stays in its process). A process that dies (the pool breaks) stops the run
-    with an error naming the input. `before_read(position)` is called in this thread as each item is handed to a
+    with an error naming the input it stopped at. Processes are spawned, so a script that uses them must guard its
+    entry point (`if __name__ == "__main__":`), as with any spawned process. `before_read(position)` is called in this thread as each item is handed to a
     reader (e.g. to note the file's state before it is read)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
@@ -156,7 +157,7 @@ def tag_batches(
     if read_processes:
         try:
             pickle.dumps((read, resize_ahead))
-        except Exception as error:  # noqa: BLE001 - what pickle raises varies
+        except Exception as error:  # what pickle raises varies
             raise ValueError(f"read_processes needs a `read` function that pickles (not a closure): {error}") from error
 
     def collect(position: int, future) -> TaggedImage:
@@ -165,8 +166,9 @@ def tag_batches(
             model_input = future.result()
         except BrokenProcessPool as error:
             raise RuntimeError(
-                f"a reading process died while reading input {indices[position]} ({items[position]!r}); the run "
-                "stopped there (rerun to resume; without read_processes a bad file is reported and skipped)"
+                f"a reading process died (killed, or crashed on a file) before input {indices[position]} "
+                f"({items[position]!r}) was read; the run stopped there (rerun to resume; without read_processes a "
+                "bad file is reported and skipped)"
             ) from error
         except READ_ERRORS as error:
             if on_error == "raise":
