@@ -474,8 +474,10 @@ class RamPlusImageProcessor(PilBackend):
             mean, std = self.image_mean, self.image_std
             mean = [mean] * 3 if isinstance(mean, (int, float)) else list(mean)
             std = [std] * 3 if isinstance(std, (int, float)) else list(std)
-            mean = torch.tensor(mean, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
-            std = torch.tensor(std, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
+            # made on the CPU and queued to the device: a blocking copy would wait for the GPU's earlier work (the
+            # previous batch, which `tag_batches` runs ahead of)
+            mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(pixels.device, non_blocking=True)
+            std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(pixels.device, non_blocking=True)
             pixels = (pixels - mean) / std
         return pixels.contiguous()
 
