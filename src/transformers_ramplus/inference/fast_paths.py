@@ -687,10 +687,10 @@ class RamPlusFastInference(nn.Module):
         previous, _THREAD.fast_swin = _THREAD.fast_swin, True
         try:
             with _kernels(model):
-                if pixel_values.device.type != "cpu" and not ACCELERATOR_FAST_SWIN:
-                    _THREAD.fast_swin = False  # the reference Swin blocks
+                if pixel_values.device.type != "cpu":  # the whole batch at once; the fast blocks if set
+                    _THREAD.fast_swin = ACCELERATOR_FAST_SWIN
                     return model.compute_image_embeds(pixel_values)
-                if pixel_values.device.type != "cpu" or pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
+                if pixel_values.shape[0] <= VISION_CHUNK_IMAGES:
                     return model.compute_image_embeds(pixel_values)
                 blocks = pixel_values.split(VISION_CHUNK_IMAGES)
                 return torch.cat([model.compute_image_embeds(block) for block in blocks])

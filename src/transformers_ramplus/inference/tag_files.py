@@ -331,7 +331,7 @@ def tag_into(
         stamped[index] = file_stamp(path)
 
     keep_images = bool(options.captions) or after_batch is not None  # else the photos' memory is freed early
-    processes = getattr(options, "read_processes", 0) or 0
+    processes = options.read_processes
 
     failures = 0
     # disable=None: no bar when stderr is not a terminal (a log file gets the messages and the summary line only)

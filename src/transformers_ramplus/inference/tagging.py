@@ -180,10 +180,7 @@ def tag_batches(
         tagged = TaggedImage(position)
         try:
             tagged.image = read(items[position], indices[position])
-            model_input = tagged.image if resize_ahead is None else resize_ahead(tagged.image)
-            if feed_size is not None and _is_rgb_of_size(model_input, feed_size):
-                model_input = np.asarray(model_input)  # (height, width, 3) uint8
-            tagged.model_input = model_input
+            tagged.model_input = _model_input(tagged.image, resize_ahead, feed_size)
             if not keep_images:
                 tagged.image = None
         except READ_ERRORS as error:
@@ -303,13 +300,17 @@ def tag_batches(
             readers.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_for_model(read, resize_ahead, feed_size, item, index):
-    """In a reading process: `item` read and resized for the model (a uint8 array where the feed takes one)."""
-    image = read(item, index)
+def _model_input(image, resize_ahead, feed_size):
+    """`image` resized for the model: a `(height, width, 3)` uint8 array where the uint8 feed takes it."""
     model_input = image if resize_ahead is None else resize_ahead(image)
     if feed_size is not None and _is_rgb_of_size(model_input, feed_size):
         return np.asarray(model_input)
     return model_input
+
+
+def _read_for_model(read, resize_ahead, feed_size, item, index):
+    """In a reading process: `item` read and resized for the model (`_model_input`)."""
+    return _model_input(read(item, index), resize_ahead, feed_size)
 
 
 @dataclass
