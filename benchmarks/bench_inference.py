@@ -66,7 +66,13 @@ from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from transformers_ramplus import RamPlusModel, enable_fast_inference  # noqa: E402
 from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
-from transformers_ramplus.inference.fast_paths import OneDnnLinearMode, onednn_linear_available, onednn_routing  # noqa: E402
+from transformers_ramplus.inference.fast_paths import (  # noqa: E402
+    OneDnnLinearMode,
+    int8_kernel,
+    onednn_linear_available,
+    onednn_routing,
+    precision_dtype,
+)
 from transformers_ramplus.inference.precision import cpu_precision_support  # noqa: E402
 
 
@@ -84,7 +90,7 @@ ROWS = [
     ("ours_fp32_onednn", "enable_fast_inference fp32, oneDNN routing on"),
     ("ours_fp32", "enable_fast_inference fp32 (routing by CPU: off on Intel)"),
     ("ours_bf16", "enable_fast_inference bf16"),
-    ("ours_int8", "enable_fast_inference int8 (int8 linears, bf16 rest)"),
+    ("ours_int8", "enable_fast_inference int8 (int8 linears; rest bf16 on oneDNN, fp32 on fbgemm)"),
     ("onnx_fp32", "ONNX export, onnxruntime fp32"),
     ("onnx_int8", "ONNX export, onnxruntime dynamic int8 quantization"),
 ]
@@ -224,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model_bf16 = enable_fast_inference(loaded, precision="bf16")
     start = time.perf_counter()
-    model_int8 = enable_fast_inference(RamPlusModel.from_pretrained(model_dir, dtype=torch.bfloat16), precision="int8")
+    int8_dtype = precision_dtype("int8")  # bf16 around oneDNN's int8 products, fp32 around fbgemm's
+    model_int8 = enable_fast_inference(RamPlusModel.from_pretrained(model_dir, dtype=int8_dtype), precision="int8")
     load["int8_quantize_and_load"] = time.perf_counter() - start
+    results["int8_kernel"] = int8_kernel()
     reference_model = RamPlusModel.from_pretrained(model_dir).eval()  # what enable_fast_inference buys
     results["from_pretrained_s"] = load
     results["weights_file_mib"] = file_bytes / 2**20
@@ -252,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     subset = subset[: min(sizes["subset"], config.num_tags)].sort().values
     logits_of = lambda m: (lambda pv: m(pixel_values=pv).logits.float())  # noqa: E731
     bf16_input = lambda m: (lambda pv: m(pixel_values=pv.to(torch.bfloat16)).logits.float())  # noqa: E731
+    int8_input = lambda m: (lambda pv: m(pixel_values=pv.to(int8_dtype)).logits.float())  # noqa: E731
 
     def with_onednn(fn):
         def run(pv):
@@ -284,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_fp32_onednn": with_routing(logits_of(model)),
         "ours_fp32": logits_of(model),
         "ours_bf16": bf16_input(model_bf16),
-        "ours_int8": bf16_input(model_int8),
+        "ours_int8": int8_input(model_int8),
         **onnx,
     }
     if not onednn_linear_available():
@@ -362,13 +371,13 @@ def main(argv: list[str] | None = None) -> int:
         if "bf16" in timed_precisions:
             embeds["bf16"] = model_bf16.get_image_embeds(one.to(torch.bfloat16))
         if "int8" in timed_precisions:
-            embeds["int8"] = model_int8.get_image_embeds(one.to(torch.bfloat16))
+            embeds["int8"] = model_int8.get_image_embeds(one.to(int8_dtype))
         component_plan = [
             ("swin_baseline_fp32", lambda: baseline.image_embeds(one)),
             ("swin_reference_fp32", lambda: reference_model.get_image_embeds(one)),
             ("swin_fp32", lambda: model.get_image_embeds(one)),
             ("swin_bf16", lambda: model_bf16.get_image_embeds(one.to(torch.bfloat16))),
-            ("swin_int8", lambda: model_int8.get_image_embeds(one.to(torch.bfloat16))),
+            ("swin_int8", lambda: model_int8.get_image_embeds(one.to(int8_dtype))),
             ("decoder_baseline_fp32", lambda: baseline.tag_logits(embeds["fp32"])),
             ("decoder_reference_fp32", lambda: reference_model(image_embeds=embeds["fp32"]).logits),
             ("decoder_fp32", lambda: model(image_embeds=embeds["fp32"]).logits),
@@ -403,13 +412,17 @@ def main(argv: list[str] | None = None) -> int:
         "bf16 over fp32, ours (b1)": gain("ours_fp32_b1", "ours_bf16_b1"),
         "bf16 over fp32, baseline (b1)": gain("baseline_fp32_b1", "baseline_bf16_b1"),
         "int8 over bf16, ours (b1)": gain("ours_bf16_b1", "ours_int8_b1"),
+        "int8 over fp32, ours (b1)": gain("ours_fp32_b1", "ours_int8_b1"),
+        "int8 (ours) over the original computation in bf16 (b1)": gain("baseline_bf16_b1", "ours_int8_b1"),
         "naive int8 over fp32, baseline (b1)": gain("baseline_fp32_b1", "baseline_int8_naive_b1"),
         "Swin: ours fp32 over the baseline's": component("swin_baseline_fp32", "swin_fp32"),
         "Swin: bf16 over fp32": component("swin_fp32", "swin_bf16"),
         "Swin: int8 over bf16": component("swin_bf16", "swin_int8"),
+        "Swin: int8 over fp32": component("swin_fp32", "swin_int8"),
         "decoder: ours fp32 over the baseline's": component("decoder_baseline_fp32", "decoder_fp32"),
         "decoder: bf16 over fp32": component("decoder_fp32", "decoder_bf16"),
         "decoder: int8 over bf16": component("decoder_bf16", "decoder_int8"),
+        "decoder: int8 over fp32": component("decoder_fp32", "decoder_int8"),
     }
     results["breakdown"] = {key: value for key, value in breakdown.items() if value is not None}
 

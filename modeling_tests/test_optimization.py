@@ -7,6 +7,7 @@ import json
 import pickle
 import re
 import sys
+import warnings
 
 import pytest
 import torch
@@ -365,24 +366,34 @@ def test_full_size_optimized_matches_reference():
 
 # ------------------------------------------------------------------------------------------------ int8
 needs_int8 = pytest.mark.skipif(
-    not optimization.onednn_int8_available(), reason="this PyTorch build has no oneDNN int8 linear kernel"
+    not optimization.int8_available(), reason="this PyTorch build has no int8 linear kernel for this CPU"
 )
 
 
+@pytest.fixture(params=["onednn", "fbgemm"])
+def int8_kernel(request, monkeypatch):
+    """Each int8 kernel in turn, whatever this CPU would pick (oneDNN's runs emulated, slowly, without VNNI/AMX:
+    fine for the tiny models here)."""
+    if not optimization.int8_available(request.param):
+        pytest.skip(f"this PyTorch build has no {request.param} int8 linear kernel")
+    monkeypatch.setattr(optimization, "INT8_KERNEL", request.param)
+    return request.param
+
+
 def _count_int8_calls(monkeypatch):
+    """The (rows, in_features) of every int8 product, on either kernel."""
     calls = []
-    original = optimization.quantize_activation
+    original = optimization.Int8DynamicLinear._int8_product
 
-    def counting(inputs, symmetric):
-        calls.append(tuple(inputs.shape))
-        return original(inputs, symmetric)
+    def counting(self, inputs, *args, **kwargs):
+        calls.append((inputs.numel() // self.in_features, self.in_features))
+        return original(self, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(optimization, "quantize_activation", counting)
+    monkeypatch.setattr(optimization.Int8DynamicLinear, "_int8_product", counting)
     return calls
 
 
-@needs_int8
-def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch):
+def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch, int8_kernel):
     reference = spread_model(num_tags=40)
     optimized = enable_fast_inference(copy.deepcopy(reference), precision="int8")
     assert optimized.fast_inference.precision == "int8" and is_optimized(optimized)
@@ -400,12 +411,18 @@ def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch):
         # one image: each int8 linear runs once, query/key/value as one product, plus the description similarity
         groups = sum(name.endswith("attention.q_proj") for name in int8)
         assert len(calls) == len(int8) - 2 * groups + 1 and groups
-        num_tags, num_desc, width = 40, reference.config.descriptions_per_tag, reference.config.text_embed_dim
-        assert calls[-len(reference.decoder.layers) - 1] == (1, width)  # the similarity: one row per image
+        width = reference.config.text_embed_dim
+        decoder_products = sum(name.startswith("decoder.layers.") for name in int8)
+        assert calls[-decoder_products - 1] == (1, width)  # the similarity: one row per image, then the decoder
         outputs = optimized(pixel_values=x)
     logits = outputs.logits
     assert type(outputs).__name__ == type(reference(pixel_values=x[:1])).__name__
-    assert logits.shape == expected.shape and logits.dtype == torch.bfloat16
+    assert logits.shape == expected.shape and logits.dtype == optimization.precision_dtype("int8", int8_kernel)
+    assert {module.int8_kernel for module in optimized.modules() if isinstance(module, optimization.Int8DynamicLinear)} == {int8_kernel}
+    if int8_kernel == "fbgemm":  # quantized inside the kernel: the second MLP layers run in int8 too
+        assert any(name.endswith("mlp.fc2") for name in int8) and any(name.endswith(".fc2") for name in int8)
+    else:
+        assert not any(name.endswith("fc2") for name in int8)
     assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 40)
     spread = (expected.max() - expected.min()).item()
     assert (logits.float() - expected).abs().max().item() < 0.05 * spread
@@ -413,8 +430,7 @@ def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch):
     assert ((logits.float() > 0) == (expected > 0)).float().mean() > 0.95
 
 
-@needs_int8
-def test_int8_takes_the_float_path_with_autograd_and_in_training(monkeypatch):
+def test_int8_takes_the_float_path_with_autograd_and_in_training(monkeypatch, int8_kernel):
     optimized = enable_fast_inference(spread_model(num_tags=5), precision="int8")
     calls = _count_int8_calls(monkeypatch)
     x = _pixels(1)
@@ -427,8 +443,7 @@ def test_int8_takes_the_float_path_with_autograd_and_in_training(monkeypatch):
     assert not calls
 
 
-@needs_int8
-def test_int8_save_pretrained_writes_the_standard_checkpoint(tmp_path):
+def test_int8_save_pretrained_writes_the_standard_checkpoint(tmp_path, int8_kernel):
     reference = spread_model(num_tags=5)
     optimized = enable_fast_inference(copy.deepcopy(reference), precision="int8")
     assert set(optimized.state_dict()) == set(reference.state_dict())
@@ -438,12 +453,12 @@ def test_int8_save_pretrained_writes_the_standard_checkpoint(tmp_path):
     loaded = AutoModel.from_pretrained(tmp_path)
     assert type(loaded) is RamPlusModel
     assert not any(isinstance(m, optimization.Int8DynamicLinear) for m in loaded.modules())
-    for name, tensor in reference.state_dict().items():  # the bf16 weights, not int8 codes
-        torch.testing.assert_close(loaded.state_dict()[name].float(), tensor.to(torch.bfloat16).float(), atol=0, rtol=0)
+    dtype = optimization.precision_dtype("int8", int8_kernel)  # bf16 around oneDNN's products, fp32 around fbgemm's
+    for name, tensor in reference.state_dict().items():  # the float weights, not int8 codes
+        torch.testing.assert_close(loaded.state_dict()[name].float(), tensor.to(dtype).float(), atol=0, rtol=0)
 
 
-@needs_int8
-def test_int8_copies_pickles_and_switches_precision(tmp_path):
+def test_int8_copies_pickles_and_switches_precision(tmp_path, int8_kernel):
     optimized = enable_fast_inference(spread_model(num_tags=5), precision="int8")
     x = _pixels(2)
     with torch.no_grad():
@@ -469,9 +484,68 @@ def test_bad_precision_values_fail_clearly():
             enable_fast_inference(meta, precision="int8")
 
 
+def test_fbgemm_int8_matches_the_float_linear_and_refuses_non_finite_inputs(monkeypatch):
+    if not optimization.int8_available("fbgemm"):
+        pytest.skip("this PyTorch build has no fbgemm int8 linear kernel")
+    generator = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(48, 24).eval()
+    int8 = optimization.Int8DynamicLinear.from_linear(linear, "fbgemm")
+    assert int8.int8_kernel == "fbgemm" and int8.weight is linear.weight  # shared, not copied
+    x = torch.randn(2, 7, 48, generator=generator)
+    with torch.no_grad():
+        expected = linear(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the quantized weight is made once, its deprecation warning silenced
+            got = int8(x)
+            gelu = int8.int8_forward(x, post_op="gelu")
+        assert got.shape == expected.shape == (2, 7, 24) and got.dtype == torch.float32
+        assert 0 < (got - expected).abs().max() < 0.03 * expected.abs().max()  # quantized: close, not equal
+        torch.testing.assert_close(gelu, F.gelu(got), atol=1e-6, rtol=0)
+        assert int8(x.to(torch.bfloat16)).dtype == torch.bfloat16  # other input dtypes: in and out as given
+        for bad in (float("nan"), float("inf")):  # the reference propagates them; a quantizer would not
+            broken = x.clone()
+            broken[0, 0, 0] = bad
+            assert int8.int8_forward(broken) is None
+            out = int8(broken)
+            torch.testing.assert_close(out, linear(broken), equal_nan=True)
+            assert torch.isfinite(out[1]).all()  # one bad row spoils only its own outputs, as in the reference
+        assert int8(torch.zeros(0, 48)).shape == (0, 24)
+        back = pickle.loads(pickle.dumps(int8))  # the packed weight is rebuilt, on the same kernel
+        assert back.int8_kernel == "fbgemm"
+        torch.testing.assert_close(back(x), got, atol=0, rtol=0)
+
+
+def test_int8_kernel_switch_rebuilds_the_linears(monkeypatch):
+    if not (optimization.int8_available("fbgemm") and optimization.int8_available("onednn")):
+        pytest.skip("needs both int8 kernels")
+    reference = spread_model(num_tags=6)
+    x = _pixels(1)
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "onednn")
+    model = enable_fast_inference(copy.deepcopy(reference), precision="int8")
+    assert model.image_projection.weight.dtype == torch.bfloat16
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "fbgemm")
+    model = enable_fast_inference(model, precision="int8")
+    kernels = {m.int8_kernel for m in model.modules() if isinstance(m, optimization.Int8DynamicLinear)}
+    assert kernels == {"fbgemm"} and model.image_projection.weight.dtype == torch.float32
+    assert set(optimization.int8_linear_targets(reference, "fbgemm")) == {
+        name for name, m in model.named_modules() if isinstance(m, optimization.Int8DynamicLinear)
+    }
+    with torch.no_grad():
+        fresh = enable_fast_inference(copy.deepcopy(reference).to(torch.bfloat16).float(), precision="int8")
+        torch.testing.assert_close(model(pixel_values=x).logits, fresh(pixel_values=x).logits, atol=0, rtol=0)
+
+
 def test_int8_without_the_kernel_fails_clearly(monkeypatch):
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "onednn")
     monkeypatch.setattr(optimization, "onednn_int8_available", lambda: False)
     with pytest.raises(RuntimeError, match="oneDNN.*int8.*bf16"):
+        enable_fast_inference(spread_model(num_tags=5), precision="int8")
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "fbgemm")
+    monkeypatch.setattr(optimization, "fbgemm_int8_available", lambda: False)
+    with pytest.raises(RuntimeError, match="fbgemm.*int8.*fp32"):
+        enable_fast_inference(spread_model(num_tags=5), precision="int8")
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "int4")
+    with pytest.raises(ValueError, match="INT8_KERNEL.*'onednn', 'fbgemm'.*'int4'"):
         enable_fast_inference(spread_model(num_tags=5), precision="int8")
 
 
@@ -585,8 +659,7 @@ def test_grids_that_are_not_multiples_of_the_window_take_the_reference_blocks(mo
     torch.testing.assert_close(fast, expected, atol=ATOL, rtol=0)
 
 
-@needs_int8
-def test_int8_vocabulary_only_for_the_built_in_tags_and_follows_changes(monkeypatch):
+def test_int8_vocabulary_only_for_the_built_in_tags_and_follows_changes(monkeypatch, int8_kernel):
     reference = spread_model(num_tags=12)
     optimized = enable_fast_inference(copy.deepcopy(reference), precision="int8")
     x = _pixels(2)

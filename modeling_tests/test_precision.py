@@ -37,8 +37,17 @@ def no_probe():
     raise AssertionError("the flags decide: no probe")
 
 
-def test_support_from_flags():
+def test_support_from_flags(monkeypatch):
+    # int8 without VNNI/AMX: fbgemm's AVX2 kernel where the build has it, else emulated
+    monkeypatch.setattr(prec, "fbgemm_int8_available", lambda: True)
+    assert prec.cpu_precision_support(EPYC, "AVX2") == {"fp32": "native", "bf16": "emulated", "int8": "native"}
+    assert prec.cpu_precision_support(None, "AVX2")["int8"] == "native"
+    assert prec.cpu_int8_kernel(EPYC, "AVX2") == "fbgemm"
+    assert prec.cpu_int8_kernel(XEON_AMX, "AVX512") == "onednn"
+    assert prec.cpu_int8_kernel(CASCADE_LAKE, "AVX512") == "onednn"
+    monkeypatch.setattr(prec, "fbgemm_int8_available", lambda: False)
     assert prec.cpu_precision_support(EPYC, "AVX2") == {"fp32": "native", "bf16": "emulated", "int8": "emulated"}
+    assert prec.cpu_int8_kernel(EPYC, "AVX2") == "onednn"
     assert prec.cpu_precision_support(XEON_AMX, "AVX512") == {"fp32": "native", "bf16": "native", "int8": "native"}
     assert prec.cpu_precision_support(AVX512_ONLY, "AVX512")["bf16"] == "unknown"
     assert prec.cpu_precision_support(CASCADE_LAKE, "AVX512")["int8"] == "unknown"  # int8 rides on bf16 here
@@ -106,6 +115,7 @@ def test_gpu_choice(monkeypatch):
 
 def test_explicit_emulated_precision_warns_once(monkeypatch):
     fake_cpu(monkeypatch, EPYC, "AVX2")
+    monkeypatch.setattr(prec, "fbgemm_int8_available", lambda: False)  # int8 emulated too (else fbgemm runs it)
     with pytest.warns(UserWarning, match=r'precision="bf16" runs emulated on Fake CPU 9000.*about 5x slower than "fp32"'):
         assert prec.resolve_precision("bf16", "cpu") == "bf16"
     with warnings.catch_warnings():
@@ -123,6 +133,10 @@ def test_no_warning_where_the_cpu_runs_it(monkeypatch):
         assert prec.resolve_precision("int8", "cpu") == "int8"
         assert prec.resolve_precision("bf16", "cpu") == "bf16"
     fake_cpu(monkeypatch, EPYC, "AVX2")
+    monkeypatch.setattr(prec, "fbgemm_int8_available", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prec.resolve_precision("int8", "cpu") == "int8"  # fbgemm's AVX2 kernel runs it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert prec.resolve_precision("bf16", "cuda:0") == "bf16"  # a GPU: not the CPU's business

@@ -25,9 +25,12 @@ The reference model (`modeling_ram_plus.py`) computes RAM++ plainly. This module
   remainder is a block of 489) and 0.167 in one block; int8 likewise 0.106 against 0.132. `DECODER_CHUNK_ROWS`, when
   set, caps the rows per block instead.
 - **Precision**: `"bf16"` casts the weights to bfloat16 (about twice as fast on CPUs with bf16 matrix units; the
-  description softmax and attention softmax stay in fp32). `"int8"` is `"bf16"` plus int8 products for the big
-  linears (`int8_linear_targets`): int8 weights per output channel, inputs quantized per call per tensor, oneDNN's
-  int8 linear kernel (`Int8DynamicLinear`).
+  description softmax and attention softmax stay in fp32). `"int8"` runs the big linears (`int8_linear_targets`) as
+  int8 products (`Int8DynamicLinear`: int8 weights per output channel, inputs quantized per call per tensor) on one
+  of two kernels (`int8_kernel`): on CPUs with int8 matrix instructions (VNNI, AMX) oneDNN's int8 linear, with the
+  rest of the model in bf16; on CPUs without them (AVX2 only, such as an AMD EPYC Zen 3, where bf16 and oneDNN's
+  int8 are emulated) fbgemm's dynamic int8 linear, which quantizes its input inside the kernel, with the rest of the
+  model in fp32.
 
 How they are installed: `enable_fast_inference` replaces submodules, each new one built over the Parameters of the
 one it replaces (the state dict keeps its keys and tensors): every Swin block becomes a `FastSwinLayer`, and with
@@ -50,6 +53,7 @@ import copy
 import functools
 import math
 import threading
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -58,9 +62,16 @@ from torch.overrides import TorchFunctionMode
 from transformers.models.swin.modeling_swin import SwinLayer
 
 from ..models.ram_plus.modeling_ram_plus import FAST_INFERENCE_MODULE, RamPlusCrossAttention, RamPlusModel
+from .precision import cpu_int8_kernel, fbgemm_int8_available
 
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}
+
+# the kernels of precision="int8"'s products, and the dtype of the rest of the model around each
+INT8_KERNELS = {"onednn": torch.bfloat16, "fbgemm": torch.float32}
+# None: by this CPU (`precision.cpu_int8_kernel`: fbgemm where there are no int8/bf16 matrix instructions, else
+# oneDNN); "onednn" or "fbgemm" forces one (tests and measurements compare them)
+INT8_KERNEL: str | None = None
 
 # images per block of the image encoder
 VISION_CHUNK_IMAGES = 1
@@ -74,6 +85,30 @@ DECODER_CHUNK_ROWS: int | None = None
 # (SDPA cross-attention). Measured on an H200 (benchmarks/bench_gpu.py, docs/performance.md).
 ACCELERATOR_FAST_SWIN = True
 ACCELERATOR_FOLDED_DECODER = False
+
+
+def int8_kernel() -> str:
+    """The kernel `precision="int8"` runs its products on here: `INT8_KERNEL` when set, else
+    `precision.cpu_int8_kernel()` ("fbgemm" on a CPU without VNNI/AMX, "onednn" elsewhere)."""
+    if INT8_KERNEL is not None:
+        if INT8_KERNEL not in INT8_KERNELS:
+            raise ValueError(f"INT8_KERNEL must be None or one of {', '.join(map(repr, INT8_KERNELS))}, got {INT8_KERNEL!r}")
+        return INT8_KERNEL
+    return cpu_int8_kernel()
+
+
+def int8_available(kernel: str | None = None) -> bool:
+    """Whether this torch build has `kernel`'s int8 linear (default: the kernel `int8_kernel()` picks here)."""
+    kernel = kernel or int8_kernel()
+    return fbgemm_int8_available() if kernel == "fbgemm" else onednn_int8_available()
+
+
+def precision_dtype(precision: str, kernel: str | None = None) -> torch.dtype:
+    """The dtype of a fast model's weights and activations at `precision`: fp32, bf16; for int8, the dtype around
+    its int8 products on `kernel` (default `int8_kernel()`): bf16 on oneDNN, fp32 on fbgemm."""
+    if precision == "int8":
+        return INT8_KERNELS[kernel or int8_kernel()]
+    return PRECISIONS[precision]
 
 
 def decoder_blocks(num_rows: int, intermediate_size: int, element_size: int) -> int:
@@ -196,9 +231,15 @@ def quantize_activation(inputs: torch.Tensor, symmetric: bool):
 
 
 class Int8DynamicLinear(nn.Linear):
-    """An `nn.Linear` whose inference runs as int8 x int8 on oneDNN's int8 linear kernel (VNNI / AMX on x86): the
-    weight quantized per output channel (symmetric int8, prepacked once), the input quantized per call over its
-    own range (per tensor), the product accumulated in int32 and rescaled to the input's dtype, with the bias.
+    """An `nn.Linear` whose inference runs as int8 x int8: the weight quantized per output channel (symmetric int8,
+    prepacked once), the input quantized per call over its own range (per tensor), the product accumulated in int32
+    and rescaled to the input's dtype, with the bias. On one of two kernels (`int8_kernel()` when it is made):
+
+    - `"onednn"`: oneDNN's int8 linear (VNNI / AMX on x86); the input is quantized here (`quantize_activation`), once
+      for a Swin attention's query, key and value projections, and a GELU after it can be fused into the kernel;
+    - `"fbgemm"`: fbgemm's dynamic int8 linear (`torch.ops.quantized.linear_dynamic`, AVX2), which quantizes its fp32
+      input inside the kernel (7-bit codes: `reduce_range`, so that AVX2's 16-bit pair sums cannot saturate) and
+      returns fp32.
 
     Its `weight` and `bias` are the float Parameters of the linear it was made from (`from_linear`: the same
     objects, so the state dict, `save_pretrained` and training mode see the linear's own weights); with autograd, in
@@ -208,10 +249,12 @@ class Int8DynamicLinear(nn.Linear):
     int8_symmetric_inputs: bool = True
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> Int8DynamicLinear:
-        """An int8 linear over `linear`'s own `weight` and `bias` Parameters (shared, not copied), prepacked."""
+    def from_linear(cls, linear: nn.Linear, kernel: str | None = None) -> Int8DynamicLinear:
+        """An int8 linear over `linear`'s own `weight` and `bias` Parameters (shared, not copied), prepacked for
+        `kernel` (default `int8_kernel()`)."""
         int8 = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
         int8.weight, int8.bias = linear.weight, linear.bias
+        int8._int8_kernel = kernel or int8_kernel()
         int8.train(linear.training)
         int8._int8_prepare()
         return int8
@@ -222,9 +265,19 @@ class Int8DynamicLinear(nn.Linear):
         linear.weight, linear.bias = self.weight, self.bias
         return linear.train(self.training)
 
+    @property
+    def int8_kernel(self) -> str:
+        """The kernel this linear's int8 products run on ("onednn" or "fbgemm"), chosen when it was made."""
+        if "_int8_kernel" not in self.__dict__:
+            self._int8_kernel = int8_kernel()
+        return self._int8_kernel
+
     def _int8_prepare(self):
         weight = self.weight.detach()
         scales = weight.abs().amax(dim=1).float().clamp(min=1e-12) / 127.0
+        if self.int8_kernel == "fbgemm":
+            self._int8_weight = _fbgemm_prepack(weight, scales, self.bias)
+            return
         codes = torch.empty(weight.shape, dtype=torch.int8)
         for rows in range(0, weight.shape[0], 16384):  # in blocks of rows: no float32 copy of a large matrix
             block = weight[rows : rows + 16384].float() / scales[rows : rows + 16384, None]
@@ -245,6 +298,12 @@ class Int8DynamicLinear(nn.Linear):
     def _int8_product(self, inputs, quantized, post_op: str = "none", output_dtype=None) -> torch.Tensor:
         if getattr(self, "_int8_weight", None) is None:
             self._int8_prepare()
+        if self.int8_kernel == "fbgemm":
+            flat = inputs.reshape(-1, self.in_features)
+            output = torch.ops.quantized.linear_dynamic(flat.float().contiguous(), self._int8_weight, True)
+            if post_op == "gelu":
+                output = F.gelu(output)
+            return output.to(output_dtype or inputs.dtype).view(*inputs.shape[:-1], self.out_features)
         codes, scale, zero_point = quantized
         output = torch.ops.onednn.qlinear_pointwise(
             codes, scale, zero_point, self._int8_weight, self._int8_scales, self._int8_zero_points, self._int8_bias,
@@ -263,6 +322,9 @@ class Int8DynamicLinear(nn.Linear):
             or inputs.numel() == 0
         ):
             return self._float_forward(inputs)
+        if self.int8_kernel == "fbgemm":  # quantized inside the kernel: nothing to share
+            output = self.int8_forward(inputs)
+            return self._float_forward(inputs) if output is None else output
         shared = getattr(self, "_int8_shared_input", None)  # the query/key/value projections of one attention
         if shared is not None and self._int8_shared_role != "first" and shared.get("source") is inputs:
             quantized = shared["quantized"]  # the same input, quantized once for the three projections
@@ -279,10 +341,26 @@ class Int8DynamicLinear(nn.Linear):
 
     def int8_forward(self, inputs: torch.Tensor, post_op: str = "none", output_dtype=None) -> torch.Tensor | None:
         """The int8 product of `inputs` (2-D or more, bf16/fp32, CPU, inference), with oneDNN's `post_op` fused
-        ("none", or "gelu": the exact erf GELU), in `output_dtype` (default: the inputs'); None when the inputs hold
-        inf/nan (the caller runs the float path)."""
+        ("none", or "gelu": the exact erf GELU; on fbgemm applied after the kernel), in `output_dtype` (default: the
+        inputs'); None when the inputs hold inf/nan (the caller runs the float path)."""
+        if self.int8_kernel == "fbgemm":
+            if not bool(torch.isfinite(inputs.sum())):  # one pass; inf/nan would spoil every row's quantization
+                return None
+            return self._int8_product(inputs, None, post_op, output_dtype)
         quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_symmetric_inputs)
         return None if quantized is None else self._int8_product(inputs, quantized, post_op, output_dtype)
+
+
+def _fbgemm_prepack(weight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None):
+    """fbgemm's packed int8 weight (per output channel, symmetric, `scales`) and fp32 bias. The quantized weight
+    tensor it is packed from is made once here (PyTorch 2.13 deprecates creating quantized tensors: its warning is
+    silenced for this call only; the products themselves take plain fp32 tensors)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation.*", category=UserWarning)
+        quantized = torch.quantize_per_channel(
+            weight.float(), scales.double(), torch.zeros(scales.shape, dtype=torch.long), 0, torch.qint8
+        )
+        return torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float())
 
 
 class Int8DynamicLinearOneSided(Int8DynamicLinear):
@@ -291,17 +369,21 @@ class Int8DynamicLinearOneSided(Int8DynamicLinear):
     int8_symmetric_inputs = False
 
 
-def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
+def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.Module, str]]:
     """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every
     Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
     output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
     feed-forward layer of each layer. (The description re-weighting's similarity product also runs in int8: see
     `RamPlusFastInference.description_similarity`.)
 
-    Kept in bf16, by measurement on a 2-core Xeon with AMX (see the README's Performance section): the second MLP
+    Kept in bf16 on oneDNN, by measurement on a 2-core Xeon with AMX (see docs/performance.md): the second MLP
     layers (their 4x wider inputs cost more to quantize per call than the int8 product saves, and they add the most
     error), the patch embedding and merging, the image and query projections, the decoder's cross-attention (folded
-    per image) and the classifier."""
+    per image) and the classifier. On fbgemm (`kernel`, default `int8_kernel()`), which quantizes inside its
+    kernel, the second MLP layers run in int8 too (`INT8_FBGEMM_SWIN_LINEARS`, `INT8_FBGEMM_DECODER_LINEARS`)."""
+    fbgemm = (kernel or int8_kernel()) == "fbgemm"
+    swin_linears = INT8_FBGEMM_SWIN_LINEARS if fbgemm else INT8_SWIN_LINEARS
+    decoder_linears = INT8_FBGEMM_DECODER_LINEARS if fbgemm else INT8_DECODER_LINEARS
     targets = {}
     stages = model.vision_model.encoder.layers
     for stage_index, stage in enumerate(stages):
@@ -310,13 +392,13 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
         for block_index, block in enumerate(stage.blocks):
             prefix = f"vision_model.encoder.layers.{stage_index}.blocks.{block_index}"
             attention = block.attention
-            for name in INT8_SWIN_LINEARS:
+            for name in swin_linears:
                 if name.startswith("mlp."):
                     targets[f"{prefix}.{name}"] = (block.mlp, name[4:])
                 else:
                     targets[f"{prefix}.attention.{name}"] = (attention, name)
     for layer_index, layer in enumerate(model.decoder.layers):
-        for name in INT8_DECODER_LINEARS:
+        for name in decoder_linears:
             targets[f"decoder.layers.{layer_index}.{name}"] = (layer, name)
     return {name: (owner, attr) for name, (owner, attr) in targets.items() if type(getattr(owner, attr)) is nn.Linear}
 
@@ -325,17 +407,19 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
 INT8_SKIP_STAGES = ()
 INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
 INT8_DECODER_LINEARS = ("fc1",)
+INT8_FBGEMM_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1", "mlp.fc2")
+INT8_FBGEMM_DECODER_LINEARS = ("fc1", "fc2")
 # inputs of these linears come out of a GELU (one-sided): uint8 codes
 INT8_ONE_SIDED = ("mlp.fc2", "fc2")
 
 
-def _quantize_linears(model) -> None:
-    """Put an `Int8DynamicLinear` in place of each of `int8_linear_targets(model)`."""
-    targets = int8_linear_targets(model)
+def _quantize_linears(model, kernel: str) -> None:
+    """Put an `Int8DynamicLinear` on `kernel` in place of each of `int8_linear_targets(model, kernel)`."""
+    targets = int8_linear_targets(model, kernel)
     for name, (owner, attr) in targets.items():
         one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
         int8_class = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
-        setattr(owner, attr, int8_class.from_linear(getattr(owner, attr)))
+        setattr(owner, attr, int8_class.from_linear(getattr(owner, attr), kernel))
     # a Swin attention passes one tensor to its query, key and value projections: quantize it once for the three
     for name, (owner, attr) in targets.items():
         if attr == "q_proj" and all(f"{name[:-6]}{other}" in targets for other in ("k_proj", "v_proj")):
@@ -542,13 +626,15 @@ class _PlainWeight:
         self.out_features, self.in_features = weight.shape
 
 
-def _fused_int8_linear(linears) -> Int8DynamicLinear:
-    """One int8 linear for several linears that share their input (outputs concatenated): a module that is not
-    registered anywhere (no parameters in the state dict), prepacked once."""
+def _fused_int8_linear(linears, kernel: str | None = None) -> Int8DynamicLinear:
+    """One int8 linear for several linears that share their input (outputs concatenated), on `kernel` (default: the
+    first linear's, else `int8_kernel()`): a module that is not registered anywhere (no parameters in the state
+    dict), prepacked once."""
     join = lambda tensors: tensors[0].detach() if len(tensors) == 1 else torch.cat([t.detach() for t in tensors])  # noqa: E731
     weight = join([linear.weight for linear in linears])
     bias = None if linears[0].bias is None else join([linear.bias for linear in linears])
     fused = Int8DynamicLinear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    fused._int8_kernel = kernel or getattr(linears[0], "int8_kernel", None) or int8_kernel()
     fused.weight = nn.Parameter(weight, requires_grad=False)
     if bias is not None:
         fused.bias = nn.Parameter(bias, requires_grad=False)
@@ -713,7 +799,7 @@ class RamPlusFastInference(nn.Module):
             or label_embeds.dtype != vocabulary.dtype
         ):
             return None
-        key = (vocabulary.data_ptr(), vocabulary._version, tuple(label_embeds.shape))
+        key = (vocabulary.data_ptr(), vocabulary._version, tuple(label_embeds.shape), vocabulary.dtype, int8_kernel())
         packed = self.__dict__.get("_int8_vocabulary")
         if packed is None or packed[0] != key:
             flat = label_embeds.reshape(-1, label_embeds.shape[-1])
@@ -782,8 +868,9 @@ def enable_fast_inference(model, precision: str = "fp32"):
             attention projections take the reference attention).
         precision (`str`, defaults to `"fp32"`): `"fp32"` keeps float32 weights; `"bf16"` casts the weights to
             bfloat16 (about twice as fast on CPUs with bf16 matrix units, tag decisions within ~0.1% of fp32);
-            `"int8"` (CPU only) is `"bf16"` plus int8 weights and dynamically quantized inputs for the Swin blocks'
-            and the decoder's big linears (see `int8_linear_targets`), run on oneDNN's int8 kernel (VNNI / AMX).
+            `"int8"` (CPU only) runs the Swin blocks' and the decoder's big linears (see `int8_linear_targets`) with
+            int8 weights and dynamically quantized inputs: on oneDNN's int8 kernel with the rest in bf16 where the
+            CPU has VNNI / AMX, on fbgemm's with the rest in fp32 where it has AVX2 only (`int8_kernel`).
 
     Example:
 
@@ -802,24 +889,33 @@ def enable_fast_inference(model, precision: str = "fp32"):
             f"{type(model).__name__} (remote code saved by an earlier version: load the model with this package's "
             "RamPlusModel)"
         )
-    dtype = PRECISIONS[precision]
+    kernel = int8_kernel() if precision == "int8" else None
+    dtype = precision_dtype(precision, kernel)
     if precision == "int8":
         device = target.image_projection.weight.device
         if device.type != "cpu":
             raise ValueError(f'precision="int8" runs on the CPU; the model is on {device} (use "bf16" or "fp32" there)')
-        if not onednn_int8_available():
+        if kernel == "onednn" and not onednn_int8_available():
             raise RuntimeError(
                 'precision="int8" needs oneDNN\'s int8 linear kernel, which this PyTorch build lacks (x86 CPU builds '
                 'have it); use precision="bf16"'
             )
+        if kernel == "fbgemm" and not fbgemm_int8_available():
+            raise RuntimeError(
+                'precision="int8" on this CPU needs fbgemm\'s int8 linear kernel (torch.ops.quantized.linear_dynamic), '
+                'which this PyTorch build lacks; use precision="fp32"'
+            )
+        if any(linear.int8_kernel != kernel for linear in _int8_linears(target)):
+            _dequantize_linears(target)  # made for the other kernel (INT8_KERNEL changed): again for this one
     else:
         _dequantize_linears(target)
     if target.image_projection.weight.dtype != dtype:
         target.to(dtype)
     _install_fast_swin_layers(target)
     if precision == "int8" and not _int8_linears(target):
-        # from the bf16 weights, so that a copy of the model (which prepacks again from them) computes the same
-        _quantize_linears(target)
+        # from the weights in their final dtype, so that a copy of the model (which prepacks again from them)
+        # computes the same
+        _quantize_linears(target, kernel)
     fast = target._modules.get(FAST_INFERENCE_MODULE)
     if not isinstance(fast, RamPlusFastInference):
         target.add_module(FAST_INFERENCE_MODULE, RamPlusFastInference(precision))
@@ -840,6 +936,8 @@ __all__ = [
     "Int8DynamicLinear",
     "RamPlusFastInference",
     "enable_fast_inference",
+    "int8_available",
+    "int8_kernel",
     "int8_linear_targets",
     "is_optimized",
     "onednn_int8_available",
@@ -847,5 +945,6 @@ __all__ = [
     "onednn_routing",
     "onednn_routing_by_default",
     "optimize_for_inference",
+    "precision_dtype",
     "supports_fast_inference",
 ]

@@ -127,7 +127,8 @@ def cpu_precision_support(flags: frozenset | None = None, capability: str | None
     capability = (cpu_capability() if capability is None else capability).upper()
     if flags is None:
         if capability.startswith("AVX2") or (capability == "DEFAULT" and platform.machine().lower() in ("x86_64", "amd64")):
-            return {"fp32": "native", "bf16": "emulated", "int8": "emulated"}  # PyTorch says: no AVX-512 at all
+            # PyTorch says: no AVX-512 at all (int8: fbgemm's kernel, see `cpu_int8_kernel`)
+            return {"fp32": "native", "bf16": "emulated", "int8": "native" if fbgemm_int8_available() else "emulated"}
         return {"fp32": "native", "bf16": "unknown", "int8": "unknown"}
     if "amx_bf16" in flags or "avx512_bf16" in flags:
         bf16 = "native"
@@ -137,14 +138,37 @@ def cpu_precision_support(flags: frozenset | None = None, capability: str | None
         bf16 = "emulated"  # x86 without AVX-512
     else:
         bf16 = "unknown"  # ARM and others: their bf16 ("bf16", "i8mm" features) runs through other kernels
-    # our int8 path is bf16 plus oneDNN int8 products: it needs both
+    # int8 on oneDNN is bf16 plus oneDNN int8 products: it needs both; a CPU without VNNI (bf16 emulated) runs int8
+    # on fbgemm (fp32 plus fbgemm's int8 products, AVX2) where this PyTorch build has it
     if bf16 == "native" and (flags & {"amx_int8", "avx512_vnni"}):
         int8 = "native"
     elif bf16 == "emulated":
-        int8 = "emulated"
+        int8 = "native" if fbgemm_int8_available() else "emulated"
     else:
         int8 = "unknown" if bf16 == "unknown" else "emulated"
     return {"fp32": "native", "bf16": bf16, "int8": int8}
+
+
+@functools.cache
+def fbgemm_int8_available() -> bool:
+    """Whether this torch build has fbgemm's dynamic int8 linear (`torch.ops.quantized.linear_dynamic`: x86 builds;
+    its products run on AVX2, no VNNI needed)."""
+    try:
+        return "fbgemm" in torch.backends.quantized.supported_engines and hasattr(torch.ops.quantized, "linear_dynamic")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_int8_kernel(flags: frozenset | None = None, capability: str | None = None) -> str:
+    """Which kernel `precision="int8"` runs its products on, on this CPU: `"fbgemm"` where the CPU has no bf16/int8
+    matrix instructions (AVX2 only: bf16 emulated) and this build has fbgemm; fbgemm's dynamic int8 linear (int8
+    weights per output channel, the input quantized inside the kernel, 7-bit, fp32 in and out) with the rest of the
+    model in fp32. Elsewhere `"onednn"`: oneDNN's int8 linear (VNNI / AMX) with the rest of the model in bf16."""
+    flags = cpu_flags() if flags is None else flags
+    capability = cpu_capability() if capability is None else capability
+    if cpu_precision_support(flags, capability)["bf16"] == "emulated" and fbgemm_int8_available():
+        return "fbgemm"
+    return "onednn"
 
 
 # ------------------------------------------------------------------------------------------------ the probe
@@ -334,8 +358,10 @@ __all__ = [
     "cpu_capability",
     "cpu_description",
     "cpu_flags",
+    "cpu_int8_kernel",
     "cpu_model",
     "cpu_precision_support",
+    "fbgemm_int8_available",
     "measure_bf16_speedup",
     "probe_cache_path",
     "probed_bf16_speedup",
