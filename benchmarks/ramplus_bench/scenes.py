@@ -17,7 +17,7 @@ from transformers_ramplus import RamPlusConfig, RamPlusModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_IMAGES_DIR = REPO_ROOT / "modeling_tests" / "fixtures" / "images"
-RELEASED_THRESHOLDS = Path(transformers_ramplus.__file__).parent / "data" / "ram_tag_list_threshold.txt"
+RELEASED_THRESHOLDS = Path(transformers_ramplus.__file__).parent / "tags" / "data" / "ram_tag_list_threshold.txt"
 
 FULL = dict(
     vision=None,  # RamPlusConfig's default: Swin-L 384

@@ -72,6 +72,12 @@ INT8_KERNELS = {"onednn": torch.bfloat16, "fbgemm": torch.float32}
 # None: by this CPU (`precision.cpu_int8_kernel`: fbgemm where there are no int8/bf16 matrix instructions, else
 # oneDNN); "onednn" or "fbgemm" forces one (tests and measurements compare them)
 INT8_KERNEL: str | None = None
+# fbgemm on AVX2 (no VNNI) sums pairs of u8 x s8 products in 16 bits, saturating: with 8-bit input codes
+# (0..255, no `reduce_range`) the weights take 7-bit codes (-63..63, per output channel), so that a pair stays
+# within 255 * 63 * 2 = 32130 < 32767. Measured at full size (docs/performance.md): 8-bit weights with 7-bit inputs
+# (PyTorch's default for this CPU) flip 2-3x more tag decisions; 8-bit both ways saturates (worse still).
+FBGEMM_REDUCE_RANGE = False
+FBGEMM_WEIGHT_MAX = 63
 
 # images per block of the image encoder
 VISION_CHUNK_IMAGES = 1
@@ -156,6 +162,12 @@ def onednn_routing(enabled: bool):
         _ONEDNN_ROUTING["enabled"] = previous
 
 
+def _tensor_version(tensor: torch.Tensor) -> int:
+    """The in-place version counter of `tensor`, a cache key: -1 for an inference tensor (made under
+    `torch.inference_mode()`, e.g. a model loaded there), which has none."""
+    return -1 if tensor.is_inference() else tensor._version
+
+
 def _is_tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
@@ -238,8 +250,8 @@ class Int8DynamicLinear(nn.Linear):
     - `"onednn"`: oneDNN's int8 linear (VNNI / AMX on x86); the input is quantized here (`quantize_activation`), once
       for a Swin attention's query, key and value projections, and a GELU after it can be fused into the kernel;
     - `"fbgemm"`: fbgemm's dynamic int8 linear (`torch.ops.quantized.linear_dynamic`, AVX2), which quantizes its fp32
-      input inside the kernel (7-bit codes: `reduce_range`, so that AVX2's 16-bit pair sums cannot saturate) and
-      returns fp32.
+      input inside the kernel (uint8 codes over the input's range) and returns fp32; its weight codes are 7-bit
+      (`FBGEMM_WEIGHT_MAX`), so that AVX2's saturating 16-bit pair sums cannot overflow.
 
     Its `weight` and `bias` are the float Parameters of the linear it was made from (`from_linear`: the same
     objects, so the state dict, `save_pretrained` and training mode see the linear's own weights); with autograd, in
@@ -276,6 +288,7 @@ class Int8DynamicLinear(nn.Linear):
         weight = self.weight.detach()
         scales = weight.abs().amax(dim=1).float().clamp(min=1e-12) / 127.0
         if self.int8_kernel == "fbgemm":
+            scales = scales * (127.0 / FBGEMM_WEIGHT_MAX)
             self._int8_weight = _fbgemm_prepack(weight, scales, self.bias)
             return
         codes = torch.empty(weight.shape, dtype=torch.int8)
@@ -300,7 +313,7 @@ class Int8DynamicLinear(nn.Linear):
             self._int8_prepare()
         if self.int8_kernel == "fbgemm":
             flat = inputs.reshape(-1, self.in_features)
-            output = torch.ops.quantized.linear_dynamic(flat.float().contiguous(), self._int8_weight, True)
+            output = torch.ops.quantized.linear_dynamic(flat.float().contiguous(), self._int8_weight, FBGEMM_REDUCE_RANGE)
             if post_op == "gelu":
                 output = F.gelu(output)
             return output.to(output_dtype or inputs.dtype).view(*inputs.shape[:-1], self.out_features)
@@ -369,21 +382,18 @@ class Int8DynamicLinearOneSided(Int8DynamicLinear):
     int8_symmetric_inputs = False
 
 
-def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.Module, str]]:
+def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
     """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every
     Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
     output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
     feed-forward layer of each layer. (The description re-weighting's similarity product also runs in int8: see
     `RamPlusFastInference.description_similarity`.)
 
-    Kept in bf16 on oneDNN, by measurement on a 2-core Xeon with AMX (see docs/performance.md): the second MLP
-    layers (their 4x wider inputs cost more to quantize per call than the int8 product saves, and they add the most
-    error), the patch embedding and merging, the image and query projections, the decoder's cross-attention (folded
-    per image) and the classifier. On fbgemm (`kernel`, default `int8_kernel()`), which quantizes inside its
-    kernel, the second MLP layers run in int8 too (`INT8_FBGEMM_SWIN_LINEARS`, `INT8_FBGEMM_DECODER_LINEARS`)."""
-    fbgemm = (kernel or int8_kernel()) == "fbgemm"
-    swin_linears = INT8_FBGEMM_SWIN_LINEARS if fbgemm else INT8_SWIN_LINEARS
-    decoder_linears = INT8_FBGEMM_DECODER_LINEARS if fbgemm else INT8_DECODER_LINEARS
+    Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): the second MLP
+    layers (on oneDNN their 4x wider inputs cost more to quantize per call than the int8 product saves; on both
+    kernels they add the most error: on fbgemm, with them, 97.7% of the decisions stay those of fp32 instead of
+    99.1%), the patch embedding and merging, the image and query projections, the decoder's cross-attention (folded
+    per image) and the classifier."""
     targets = {}
     stages = model.vision_model.encoder.layers
     for stage_index, stage in enumerate(stages):
@@ -392,13 +402,13 @@ def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.
         for block_index, block in enumerate(stage.blocks):
             prefix = f"vision_model.encoder.layers.{stage_index}.blocks.{block_index}"
             attention = block.attention
-            for name in swin_linears:
+            for name in INT8_SWIN_LINEARS:
                 if name.startswith("mlp."):
                     targets[f"{prefix}.{name}"] = (block.mlp, name[4:])
                 else:
                     targets[f"{prefix}.attention.{name}"] = (attention, name)
     for layer_index, layer in enumerate(model.decoder.layers):
-        for name in decoder_linears:
+        for name in INT8_DECODER_LINEARS:
             targets[f"decoder.layers.{layer_index}.{name}"] = (layer, name)
     return {name: (owner, attr) for name, (owner, attr) in targets.items() if type(getattr(owner, attr)) is nn.Linear}
 
@@ -407,15 +417,13 @@ def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.
 INT8_SKIP_STAGES = ()
 INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
 INT8_DECODER_LINEARS = ("fc1",)
-INT8_FBGEMM_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1", "mlp.fc2")
-INT8_FBGEMM_DECODER_LINEARS = ("fc1", "fc2")
 # inputs of these linears come out of a GELU (one-sided): uint8 codes
 INT8_ONE_SIDED = ("mlp.fc2", "fc2")
 
 
 def _quantize_linears(model, kernel: str) -> None:
-    """Put an `Int8DynamicLinear` on `kernel` in place of each of `int8_linear_targets(model, kernel)`."""
-    targets = int8_linear_targets(model, kernel)
+    """Put an `Int8DynamicLinear` on `kernel` in place of each of `int8_linear_targets(model)`."""
+    targets = int8_linear_targets(model)
     for name, (owner, attr) in targets.items():
         one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
         int8_class = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
@@ -567,7 +575,7 @@ class FastSwinLayer(SwinLayer):
     def _layout(self, height: int, width: int, window: int, reference: torch.Tensor):
         """(order, inverse, attention bias `(windows or 1, heads, N, N)`) for this grid, cached."""
         table = self.attention.relative_position_bias.relative_position_bias_table
-        key = (height, width, reference.dtype, reference.device, table.data_ptr(), table._version, self.shift_size)
+        key = (height, width, reference.dtype, reference.device, table.data_ptr(), _tensor_version(table), self.shift_size)
         cache = self.__dict__.setdefault("_fast_cache", {})
         if key not in cache:
             cache.clear()
@@ -799,7 +807,7 @@ class RamPlusFastInference(nn.Module):
             or label_embeds.dtype != vocabulary.dtype
         ):
             return None
-        key = (vocabulary.data_ptr(), vocabulary._version, tuple(label_embeds.shape), vocabulary.dtype, int8_kernel())
+        key = (vocabulary.data_ptr(), _tensor_version(vocabulary), tuple(label_embeds.shape), vocabulary.dtype, int8_kernel())
         packed = self.__dict__.get("_int8_vocabulary")
         if packed is None or packed[0] != key:
             flat = label_embeds.reshape(-1, label_embeds.shape[-1])

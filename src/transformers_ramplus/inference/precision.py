@@ -162,7 +162,7 @@ def fbgemm_int8_available() -> bool:
 def cpu_int8_kernel(flags: frozenset | None = None, capability: str | None = None) -> str:
     """Which kernel `precision="int8"` runs its products on, on this CPU: `"fbgemm"` where the CPU has no bf16/int8
     matrix instructions (AVX2 only: bf16 emulated) and this build has fbgemm; fbgemm's dynamic int8 linear (int8
-    weights per output channel, the input quantized inside the kernel, 7-bit, fp32 in and out) with the rest of the
+    weights per output channel, the input quantized inside the kernel, fp32 in and out) with the rest of the
     model in fp32. Elsewhere `"onednn"`: oneDNN's int8 linear (VNNI / AMX) with the rest of the model in bf16."""
     flags = cpu_flags() if flags is None else flags
     capability = cpu_capability() if capability is None else capability
