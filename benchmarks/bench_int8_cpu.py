@@ -6,7 +6,8 @@ On CPUs without bf16/int8 matrix instructions (AVX2 only, e.g. an AMD EPYC Zen 3
 emulated. This script measures, at batch 1 with the threads torch uses (2 on the development machine):
 
 1. **products** of the full-size model's shapes (Swin-L stage 1 and 3 MLP inputs, a decoder block), per route:
-   fp32 (default BLAS), fp32 on oneDNN (our fp32 path), bf16, our oneDNN int8 (`Int8DynamicLinear`, bf16 in/out),
+   fp32 (default BLAS), fp32 on oneDNN (our fp32 path), bf16, our int8 (`Int8DynamicLinear`) on oneDNN (bf16 in/out)
+   and on fbgemm (fp32 in/out, the route `precision="int8"` takes on such CPUs),
    fbgemm dynamic int8 (`torch.ao.quantization.quantize_dynamic`: int8 weights, fp32 in/out, the AVX2 route of
    PyTorch's quantized engine) and, with onnxruntime installed, onnxruntime's dynamic int8 `MatMulInteger` route
    (a one-product graph quantized by `onnxruntime.quantization.quantize_dynamic`);
@@ -49,8 +50,14 @@ from ramplus_bench.timing import environment  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from transformers_ramplus import enable_fast_inference  # noqa: E402
-from transformers_ramplus.inference.fast_paths import Int8DynamicLinear, OneDnnLinearMode, onednn_int8_available  # noqa: E402
-from transformers_ramplus.inference.precision import cpu_precision_support  # noqa: E402
+from transformers_ramplus.inference.fast_paths import (  # noqa: E402
+    Int8DynamicLinear,
+    OneDnnLinearMode,
+    int8_available,
+    onednn_int8_available,
+    precision_dtype,
+)
+from transformers_ramplus.inference.precision import cpu_int8_kernel, cpu_precision_support  # noqa: E402
 
 
 # (rows, in, out) of the full-size model's big products at batch 1
@@ -116,7 +123,7 @@ def bench_products(shapes: dict, repeats: int, budget: float, tmp: Path, emulate
     results = {}
     # our oneDNN int8 product where the CPU emulates it (no VNNI/AMX) takes minutes at these shapes: measured on
     # 64 rows of each shape instead (its per-row cost), unless `emulated`
-    slow_int8 = cpu_precision_support()["int8"] == "emulated" and not emulated
+    slow_int8 = cpu_int8_kernel() != "onednn" and not emulated
     generator = torch.Generator().manual_seed(0)
     for name, (rows, fan_in, fan_out) in shapes.items():
         linear = nn.Linear(fan_in, fan_out).eval()
@@ -129,8 +136,11 @@ def bench_products(shapes: dict, repeats: int, budget: float, tmp: Path, emulate
             "bf16": lambda: linear_bf16(inputs_bf16),
             "fbgemm_dynamic_int8": (lambda q=fbgemm_int8(nn.Sequential(linear)): q(inputs)),
         }
+        if int8_available("fbgemm"):  # our fbgemm route: 7-bit weights, 8-bit inputs, fp32 in/out
+            ours_fbgemm = Int8DynamicLinear.from_linear(copy.deepcopy(linear), "fbgemm")
+            routes["fbgemm_int8_ours"] = lambda int8=ours_fbgemm: int8(inputs)
         if onednn_int8_available():
-            int8 = Int8DynamicLinear.from_linear(copy.deepcopy(linear_bf16))
+            int8 = Int8DynamicLinear.from_linear(copy.deepcopy(linear_bf16), "onednn")
             if slow_int8:
                 few_rows, few_fp32 = inputs_bf16[:64], inputs[:64]
                 routes["onednn_int8_ours_64_rows"] = lambda int8=int8, rows=few_rows: int8(rows)
@@ -179,7 +189,8 @@ def bench_model(sizes: dict, repeats: int, budget: float, emulated: bool) -> dic
             left_out[f"ours_{precision}"] = f"{precision} is emulated on this CPU (--emulated times it)"
             continue
         fast = enable_fast_inference(copy.deepcopy(model), precision=precision)
-        routes[f"ours_{precision}"] = lambda fast=fast: fast(pixel_values=pixel_values.to(torch.bfloat16)).logits
+        dtype = precision_dtype(precision)  # int8: bf16 around oneDNN's products, fp32 around fbgemm's
+        routes[f"ours_{precision}"] = lambda fast=fast, dtype=dtype: fast(pixel_values=pixel_values.to(dtype)).logits
     del model
     results, logits = {}, {}
     with torch.inference_mode():

@@ -310,6 +310,18 @@ def _load_benchmark():
     return module
 
 
+def test_benchmark_scene_model_uses_the_released_thresholds():
+    """At full size the scene model takes the released per-tag thresholds (package data), as the committed results
+    did; a moved data file must not turn the decision check silently into another one."""
+    _load_benchmark()  # puts benchmarks/ on the path
+    from ramplus_bench.scenes import released_thresholds
+
+    values = released_thresholds(4585)
+    assert values is not None and len(values) == 4585 and all(0.0 < value <= 1.0 for value in values)
+    assert len(set(values)) > 10  # per-tag values, not one threshold for all
+    assert released_thresholds(40) is None  # other vocabularies: the config's
+
+
 def test_benchmark_baseline_is_faithful_to_the_model():
     """The benchmark's original-order baseline (fused-qkv Swin, per-image re-weighting, BERT decoder) gives the
     model's logits, so the benchmark's speed ratios compare the same computation."""

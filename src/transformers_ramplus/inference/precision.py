@@ -2,10 +2,11 @@
 """Which inference precision fits this machine: `precision="auto"` (the default of the pipeline, `ramplus tag`,
 `tag_dataset` and `ramplus serve`) and the warning for an explicit precision that this CPU only emulates.
 
-bf16 and int8 pay only where the hardware runs them: on an Intel Xeon with AMX they are 3-5x faster than fp32, on an
-AMD EPYC without AVX-512 (Zen 3, AVX2 only) bf16 is ~5x *slower* than fp32 and int8 more than 45x slower (measured
-at full size, batch 1, 2 threads: fp32 3.3 s, bf16 17.1 s, int8 more than 150 s per image; int8 products alone
-hundreds of times slower, see `benchmarks/bench_int8_cpu.py`). So:
+bf16 pays only where the hardware runs it: on an Intel Xeon with AMX it is ~3x faster than fp32, on an AMD EPYC
+without AVX-512 (Zen 3, AVX2 only) ~5x *slower* (measured at full size, batch 1, 2 threads: fp32 3.3 s, bf16 17.1 s
+per image). int8 runs on one of two kernels (`cpu_int8_kernel`): oneDNN's with a bf16 rest of the model where the
+CPU has VNNI/AMX (3.5x fp32 on that Xeon); fbgemm's with an fp32 rest where it has AVX2 only (oneDNN's int8 is
+emulated there: more than 150 s per image); see docs/performance.md for both. So:
 
 - **On a CPU**, `"auto"` reads the CPU's capabilities: `torch.backends.cpu.get_cpu_capability()` (the vector ISA
   PyTorch dispatches to: `"AVX2"`, `"AVX512"`...) and the flags of `/proc/cpuinfo` (`amx_bf16`, `amx_int8`,
@@ -15,7 +16,7 @@ hundreds of times slower, see `benchmarks/bench_int8_cpu.py`). So:
   second) decides, and its result is cached per machine in the Hugging Face cache folder
   (`$HF_HOME/transformers_ramplus/precision_probe.json`, keyed by the CPU model and the torch version).
 - **On a GPU**: `"bf16"` where `torch.cuda.is_bf16_supported()`, else `"fp32"`.
-- `"auto"` never picks `"int8"`: its tag decisions differ from fp32's in about 1% (bf16: about 0.1%); ask for it.
+- `"auto"` never picks `"int8"`: it changes more tag decisions than bf16 does (see docs/performance.md); ask for it.
 
 `$RAMPLUS_PRECISION` (`fp32`, `bf16`, `int8`), when set, is what `"auto"` means (e.g. fp32 for reproducible results
 on every machine). One log line (logger `transformers_ramplus.inference.precision`, level INFO) says what was chosen
@@ -52,7 +53,8 @@ PRECISION_ENV = "RAMPLUS_PRECISION"
 RELEVANT_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "fma")
 
 # measured slowdowns against fp32 on a CPU without bf16/int8 instructions (AMD EPYC Zen 3, AVX2 only, full size,
-# batch 1, 2 threads: fp32 3.30 s, bf16 17.1 s, int8 more than 150 s per image; see docs/performance.md)
+# batch 1, 2 threads: fp32 3.30 s, bf16 17.1 s, oneDNN's int8 more than 150 s per image; see docs/performance.md).
+# int8 is emulated only where fbgemm's kernel is missing too (`cpu_precision_support`).
 EMULATED_SLOWDOWN = {"bf16": "about 5x", "int8": "more than 45x (hundreds of times per product)"}
 
 # the probe: bf16 must beat fp32 by this factor to be chosen
@@ -324,6 +326,7 @@ def warn_if_emulated(precision: str, device=None, flags: frozenset | None = None
     if precision not in _WARNED:
         _WARNED.add(precision)
         asked = f" ({why})" if why else ""
+        support = cpu_precision_support(flags, capability)
         warnings.warn(
             f'precision="{precision}"{asked} runs emulated on {_short_cpu(flags, capability)}: it has no '
             f"{'bf16' if precision == 'bf16' else 'bf16/int8 (VNNI, AMX)'} matrix instructions, so expect it "
@@ -333,7 +336,11 @@ def warn_if_emulated(precision: str, device=None, flags: frozenset | None = None
                 "; for int8 on this CPU, the ONNX export under onnxruntime (`ramplus export-onnx --quantize int8`) "
                 "runs its products 2-2.5x faster than fp32."
                 if precision == "int8"
-                else "."
+                else (
+                    ', or precision="int8" (fbgemm\'s AVX2 kernel here: faster than fp32, more tag decisions change).'
+                    if support["int8"] == "native"
+                    else "."
+                )
             ),
             UserWarning,
             stacklevel=3,
