@@ -57,7 +57,7 @@ from transformers_ramplus.inference.fast_paths import (  # noqa: E402
     onednn_int8_available,
     precision_dtype,
 )
-from transformers_ramplus.inference.precision import cpu_int8_kernel, cpu_precision_support  # noqa: E402
+from transformers_ramplus.inference.precision import cpu_precision_support  # noqa: E402
 
 
 # (rows, in, out) of the full-size model's big products at batch 1
@@ -123,7 +123,7 @@ def bench_products(shapes: dict, repeats: int, budget: float, tmp: Path, emulate
     results = {}
     # our oneDNN int8 product where the CPU emulates it (no VNNI/AMX) takes minutes at these shapes: measured on
     # 64 rows of each shape instead (its per-row cost), unless `emulated`
-    slow_int8 = cpu_int8_kernel() != "onednn" and not emulated
+    slow_int8 = cpu_precision_support()["bf16"] == "emulated" and not emulated  # no VNNI/AMX: oneDNN's int8 emulated
     generator = torch.Generator().manual_seed(0)
     for name, (rows, fan_in, fan_out) in shapes.items():
         linear = nn.Linear(fan_in, fan_out).eval()

@@ -65,6 +65,7 @@ from ..models.ram_plus.modeling_ram_plus import FAST_INFERENCE_MODULE, RamPlusCr
 from .precision import cpu_int8_kernel, fbgemm_int8_available
 
 
+# the precisions and their dtypes (int8's depends on its kernel: `precision_dtype`)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}
 
 # the kernels of precision="int8"'s products, and the dtype of the rest of the model around each
@@ -286,9 +287,9 @@ class Int8DynamicLinear(nn.Linear):
 
     def _int8_prepare(self):
         weight = self.weight.detach()
-        scales = weight.abs().amax(dim=1).float().clamp(min=1e-12) / 127.0
-        if self.int8_kernel == "fbgemm":
-            scales = scales * (127.0 / FBGEMM_WEIGHT_MAX)
+        fbgemm = self.int8_kernel == "fbgemm"
+        scales = weight.abs().amax(dim=1).float().clamp(min=1e-12) / (FBGEMM_WEIGHT_MAX if fbgemm else 127.0)
+        if fbgemm:
             self._int8_weight = _fbgemm_prepack(weight, scales, self.bias)
             return
         codes = torch.empty(weight.shape, dtype=torch.int8)
@@ -634,15 +635,15 @@ class _PlainWeight:
         self.out_features, self.in_features = weight.shape
 
 
-def _fused_int8_linear(linears, kernel: str | None = None) -> Int8DynamicLinear:
-    """One int8 linear for several linears that share their input (outputs concatenated), on `kernel` (default: the
-    first linear's, else `int8_kernel()`): a module that is not registered anywhere (no parameters in the state
-    dict), prepacked once."""
+def _fused_int8_linear(linears) -> Int8DynamicLinear:
+    """One int8 linear for several linears that share their input (outputs concatenated), on the first linear's
+    kernel (else `int8_kernel()`): a module that is not registered anywhere (no parameters in the state dict),
+    prepacked once."""
     join = lambda tensors: tensors[0].detach() if len(tensors) == 1 else torch.cat([t.detach() for t in tensors])  # noqa: E731
     weight = join([linear.weight for linear in linears])
     bias = None if linears[0].bias is None else join([linear.bias for linear in linears])
     fused = Int8DynamicLinear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
-    fused._int8_kernel = kernel or getattr(linears[0], "int8_kernel", None) or int8_kernel()
+    fused._int8_kernel = getattr(linears[0], "int8_kernel", None) or int8_kernel()
     fused.weight = nn.Parameter(weight, requires_grad=False)
     if bias is not None:
         fused.bias = nn.Parameter(bias, requires_grad=False)
@@ -807,7 +808,8 @@ class RamPlusFastInference(nn.Module):
             or label_embeds.dtype != vocabulary.dtype
         ):
             return None
-        key = (vocabulary.data_ptr(), _tensor_version(vocabulary), tuple(label_embeds.shape), vocabulary.dtype, int8_kernel())
+        # a new kernel or dtype comes through enable_fast_inference, which drops this copy (`_dequantize_linears`)
+        key = (vocabulary.data_ptr(), _tensor_version(vocabulary), tuple(label_embeds.shape))
         packed = self.__dict__.get("_int8_vocabulary")
         if packed is None or packed[0] != key:
             flat = label_embeds.reshape(-1, label_embeds.shape[-1])
@@ -903,15 +905,13 @@ def enable_fast_inference(model, precision: str = "fp32"):
         device = target.image_projection.weight.device
         if device.type != "cpu":
             raise ValueError(f'precision="int8" runs on the CPU; the model is on {device} (use "bf16" or "fp32" there)')
-        if kernel == "onednn" and not onednn_int8_available():
+        if not int8_available(kernel):
             raise RuntimeError(
                 'precision="int8" needs oneDNN\'s int8 linear kernel, which this PyTorch build lacks (x86 CPU builds '
                 'have it); use precision="bf16"'
-            )
-        if kernel == "fbgemm" and not fbgemm_int8_available():
-            raise RuntimeError(
-                'precision="int8" on this CPU needs fbgemm\'s int8 linear kernel (torch.ops.quantized.linear_dynamic), '
-                'which this PyTorch build lacks; use precision="fp32"'
+                if kernel == "onednn"
+                else 'precision="int8" on this CPU needs fbgemm\'s int8 linear kernel '
+                "(torch.ops.quantized.linear_dynamic), which this PyTorch build lacks; use precision=\"fp32\""
             )
         if any(linear.int8_kernel != kernel for linear in _int8_linears(target)):
             _dequantize_linears(target)  # made for the other kernel (INT8_KERNEL changed): again for this one

@@ -321,12 +321,12 @@ def warn_if_emulated(precision: str, device=None, flags: frozenset | None = None
         return False
     flags = cpu_flags() if flags is None else flags
     capability = cpu_capability() if capability is None else capability
-    if cpu_precision_support(flags, capability)[precision] != "emulated":
+    support = cpu_precision_support(flags, capability)
+    if support[precision] != "emulated":
         return False
     if precision not in _WARNED:
         _WARNED.add(precision)
         asked = f" ({why})" if why else ""
-        support = cpu_precision_support(flags, capability)
         warnings.warn(
             f'precision="{precision}"{asked} runs emulated on {_short_cpu(flags, capability)}: it has no '
             f"{'bf16' if precision == 'bf16' else 'bf16/int8 (VNNI, AMX)'} matrix instructions, so expect it "

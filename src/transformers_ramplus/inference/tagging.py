@@ -138,8 +138,8 @@ def tag_batches(
     reading. `read` must then pickle (e.g. `functools.partial(load_image, ...)`, not a closure), and
     `keep_images=False` (the image as read stays in its process). A process that dies (the pool breaks) stops the run
     with an error naming the input it stopped at. Processes are spawned, so a script that uses them must guard its
-    entry point (`if __name__ == "__main__":`), as with any spawned process. `before_read(position)` is called in this thread as each item is handed to a
-    reader (e.g. to note the file's state before it is read)."""
+    entry point (`if __name__ == "__main__":`), as with any spawned process. `before_read(position)` is called in
+    this thread as each item is handed to a reader (e.g. to note the file's state before it is read)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
     mapped = {} if tag_map is None else {"tag_map": tag_map}

@@ -210,10 +210,10 @@ class ZeroShotImageTaggingPipeline(Pipeline):
         optimize (`bool`, defaults to `True`): run the model with [`enable_fast_inference`] (same outputs, faster).
             `False` keeps the reference computation.
         precision (`str`, defaults to `"auto"`): `"fp32"`, `"bf16"` or `"int8"` (CPU only: int8 linears, the rest
-            in bf16 on CPUs with VNNI/AMX, in fp32 on AVX2-only CPUs) for [`enable_fast_inference`], or `"auto"`: the fastest precision this device runs well (see
-            `transformers_ramplus.inference.precision`: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs that
-            support it, else fp32; a model loaded with `dtype=torch.bfloat16` keeps bf16; one log line says what was
-            chosen and why). An explicit bf16 or int8 on a CPU that only emulates it warns once.
+            in bf16 on CPUs with VNNI/AMX, in fp32 on AVX2-only CPUs) for [`enable_fast_inference`], or `"auto"`:
+            the fastest precision this device runs well (see `transformers_ramplus.inference.precision`: bf16 on
+            CPUs with AMX or AVX-512 BF16 and on GPUs that support it, else fp32; a model loaded with
+            `dtype=torch.bfloat16` keeps bf16; one log line says what was chosen and why). An explicit bf16 or int8 on a CPU that only emulates it warns once.
 
     Under the task `"zero-shot-image-classification"` (`pipeline("zero-shot-image-classification", model=DIR,
     trust_remote_code=True)`: the folder declares this pipeline for that task) it answers as transformers' CLIP/SigLIP
