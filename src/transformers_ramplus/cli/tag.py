@@ -80,6 +80,11 @@ def add_arguments(parser):
         "(default: off, full decode)",
     )
     parser.add_argument(
+        "--fast-resize", action="store_const", const=True, default=None,
+        help="resize with torch's antialiased kernel instead of PIL's: several times faster on large photos, pixel values "
+        "within 1 of PIL's (default: off, PIL's resize as the reference preprocessing)",
+    )
+    parser.add_argument(
         "--read-processes", type=int, default=0, metavar="N",
         help="read (decode and resize) images in N processes instead of threads: for a GPU that tags faster than threads "
         "decode (a few seconds to start; not with --captions or --heatmaps; default 0: threads)",

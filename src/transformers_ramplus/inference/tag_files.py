@@ -78,6 +78,7 @@ class TagFilesOptions:
     max_image_pixels: int | None = None
     exif_orientation: bool | None = None  # None: the image processor's setting (on unless its config turns it off)
     fast_decode: bool | None = None  # None: the image processor's setting (off unless its config turns it on)
+    fast_resize: bool | None = None  # None: the image processor's setting (off unless its config turns it on)
     read_processes: int = 0  # > 0: images are read in that many processes (see tag_batches), else in threads
     window: str | None = None
     device: str | None = None
@@ -242,6 +243,7 @@ class FileTagger:
     read_settings: dict
     settings: dict | None
     tag_map: TagMap | None = None
+    fast_resize: bool = False  # torch's resize instead of PIL's (the image processor's `fast_resize`)
 
     def read(self, path, index):
         return load_image(path, index=index, **self.read_settings)
@@ -283,6 +285,7 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, re
     draft = processor.draft_size() if fast and callable(getattr(processor, "draft_size", None)) else None
     if draft is not None:
         read_settings["draft_size"] = draft
+    fast_resize = options.fast_resize if options.fast_resize is not None else bool(getattr(processor, "fast_resize", False))
     settings = None
     if options.output:
         name = options.model
@@ -310,7 +313,9 @@ def load_file_tagger(options: TagFilesOptions, fmt: str, labels, device=None, re
             settings["generated_captions"] = True
         if draft is not None:  # reduced JPEG decoding gives other scores: recorded (only when on, as above)
             settings["fast_decode"] = list(draft)
-    return FileTagger(tagger, tag_set, read_settings, settings, tag_map)
+        if fast_resize:  # torch's resize: pixels within 1 of PIL's, other scores (recorded only when on, as above)
+            settings["fast_resize"] = True
+    return FileTagger(tagger, tag_set, read_settings, settings, tag_map, fast_resize)
 
 
 def tag_into(
@@ -352,6 +357,7 @@ def tag_into(
             keep_images=keep_images,
             read_processes=processes,
             before_read=stamp,
+            fast_resize=tagger.fast_resize,
         )
         for batch in batches:
             paths = [todo[tagged.index][1] for tagged in batch]

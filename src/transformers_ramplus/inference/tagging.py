@@ -7,6 +7,7 @@ every tag's score with `raw_scores=True`)."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import pickle
@@ -106,6 +107,7 @@ def tag_batches(
     keep_images: bool = True,
     read_processes: int = 0,
     before_read: Callable[[int], None] | None = None,
+    fast_resize: bool | None = None,
 ) -> Iterator[list[TaggedImage]]:
     """Tag `items` (paths, URLs, bytes, images...) `batch_size` at a time; yields each batch's `TaggedImage`s in
     item order.
@@ -139,12 +141,17 @@ def tag_batches(
     `keep_images=False` (the image as read stays in its process). A process that dies (the pool breaks) stops the run
     with an error naming the input it stopped at. Processes are spawned, so a script that uses them must guard its
     entry point (`if __name__ == "__main__":`), as with any spawned process. `before_read(position)` is called in
-    this thread as each item is handed to a reader (e.g. to note the file's state before it is read)."""
+    this thread as each item is handed to a reader (e.g. to note the file's state before it is read).
+
+    `fast_resize`: the readers resize with torch's antialiased uint8 kernel (True) or PIL's (False); None (default)
+    keeps the image processor's `fast_resize` setting (see `RamPlusImageProcessor`)."""
     read = read or getattr(tagger.image_processor, "load_image", None) or load_image
     indices = range(len(items)) if indices is None else indices
     mapped = {} if tag_map is None else {"tag_map": tag_map}
     processor = tagger.image_processor
     resize_ahead = getattr(processor, "resize_ahead", None)
+    if fast_resize is not None and resize_ahead is not None:
+        resize_ahead = functools.partial(resize_ahead, fast_resize=bool(fast_resize))
     feed_size = _uint8_feed_size(tagger)
 
     read_threads = default_read_threads(tagger) if read_threads is None else int(read_threads)

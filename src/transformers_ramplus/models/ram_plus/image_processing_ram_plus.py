@@ -53,6 +53,12 @@ class RamPlusImageProcessorKwargs(ImagesKwargs, total=False):
         size) before the resize: reading a large photo costs a fraction of a full decode, but the pixel values are
         close to, not identical to, the reference preprocessing (which decodes at full size). Off by default. Other
         formats are decoded as usual.
+    fast_resize (`bool`, *optional*, defaults to `False`):
+        Resize with torch's antialiased uint8 kernel instead of PIL's (bilinear and bicubic `resample`; other filters
+        keep PIL's): several times faster on a large photo; the pixel values differ from PIL's by at most one grey
+        level (about 0.3% of them on photos; bicubic enlargement: rarely two). Off by default: the reference
+        preprocessing is PIL's. `resize_ahead` and this processor's call resize alike, so the two give identical pixel
+        values under either setting.
     """
 
     apply_exif_orientation: bool | None
@@ -61,11 +67,36 @@ class RamPlusImageProcessorKwargs(ImagesKwargs, total=False):
     dicom_window: list[float] | None
     dicom_frame: int | None
     fast_decode: bool | None
+    fast_resize: bool | None
 
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_IMAGE_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 178_956_970
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
+
+
+# PIL filters that `fast_resize` computes with torch's antialiased kernel (the others keep PIL's resize)
+FAST_RESIZE_MODES = {PILImageResampling.BILINEAR: "bilinear", PILImageResampling.BICUBIC: "bicubic"}
+
+
+def fast_resize_mode(resample) -> str | None:
+    """torch's interpolation mode for a PIL `resample` under `fast_resize`, or None where PIL resizes."""
+    try:
+        return FAST_RESIZE_MODES.get(PILImageResampling(int(resample)))
+    except (TypeError, ValueError):
+        return None
+
+
+def resize_uint8(pixels: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
+    """`(h, w, 3)` uint8 pixels resized to `(height, width, 3)` by torch's antialiased `mode` kernel (the one
+    `fast_resize` uses): within one grey level of PIL's values (bicubic enlargement: rarely two), several times
+    faster. The input is not changed."""
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0)  # channels-last memory
+    with torch.no_grad():
+        resized = torch.nn.functional.interpolate(
+            tensor, size=(height, width), mode=mode, antialias=True, align_corners=False
+        )
+    return resized[0].permute(1, 2, 0).contiguous().numpy()
 
 
 class ImageLoadingError(ValueError):
@@ -382,6 +413,7 @@ class RamPlusImageProcessor(PilBackend):
     dicom_window = None
     dicom_frame = None
     fast_decode = False
+    fast_resize = False
 
     _READ_SETTINGS = ("apply_exif_orientation", "timeout", "max_image_pixels", "dicom_window", "dicom_frame")
 
@@ -481,12 +513,13 @@ class RamPlusImageProcessor(PilBackend):
             pixels = (pixels - mean) / std
         return pixels.contiguous()
 
-    def resize_ahead(self, image):
+    def resize_ahead(self, image, fast_resize: bool | None = None):
         """`image` (an RGB PIL image, as `load_image` returns it) resized now exactly as this processor's call would
-        resize it (the same PIL resize to `size` with `resample`), so that the processor's call on the result gives the
-        same pixel values (its own resize is then the identity). Lets a reader thread do the costly resize of a large
-        photo while the model runs (`inference.tagging.tag_batches`). Other inputs, and settings without a fixed
-        height and width, come back unchanged."""
+        resize it (the same PIL resize to `size` with `resample`; with `fast_resize`, torch's, as the call then
+        does), so that the processor's call on the result gives the same pixel values (its own resize is then the
+        identity). Lets a reader thread do the costly resize of a large photo while the model runs
+        (`inference.tagging.tag_batches`). `fast_resize` overrides this processor's setting. Other inputs, and
+        settings without a fixed height and width, come back unchanged."""
         fixed = self.fixed_size()
         if fixed is None or not (isinstance(image, Image.Image) and image.mode == "RGB"):
             return image  # other resize rules and inputs: left to the processor
@@ -494,7 +527,30 @@ class RamPlusImageProcessor(PilBackend):
         if image.size == (width, height):
             return image
         resample = self.resample if self.resample is not None else PILImageResampling.BILINEAR
+        mode = fast_resize_mode(resample) if (self.fast_resize if fast_resize is None else fast_resize) else None
+        if mode is not None:
+            return Image.fromarray(resize_uint8(np.array(image), height, width, mode))
         return image.resize((width, height), resample=int(resample))
+
+    def resize(self, image: np.ndarray, size, resample=None, reducing_gap=None, **kwargs) -> np.ndarray:
+        """The call's resize: PIL's (transformers' PIL backend), or with `fast_resize` torch's kernel on uint8
+        `(3, h, w)` pixels to a fixed size, the very computation of `resize_ahead` (identical values)."""
+        mode = fast_resize_mode(resample if resample is not None else PILImageResampling.BILINEAR)
+        height, width = getattr(size, "height", None), getattr(size, "width", None)
+        if (
+            self.fast_resize
+            and mode is not None
+            and height
+            and width
+            and isinstance(image, np.ndarray)
+            and image.dtype == np.uint8
+            and image.ndim == 3
+            and image.shape[0] == 3
+        ):
+            if image.shape[1:] == (height, width):
+                return image
+            return np.moveaxis(resize_uint8(np.moveaxis(image, 0, -1), height, width, mode), -1, 0)
+        return super().resize(image, size, resample=resample, reducing_gap=reducing_gap, **kwargs)
 
     def _prepare_image_like_inputs(self, images, *args, expected_ndims: int = 3, **kwargs) -> list[np.ndarray]:
         loaded = self.load_images(images, **{name: kwargs.get(name) for name in (*self._READ_SETTINGS, "fast_decode")})
@@ -507,6 +563,8 @@ __all__ = [
     "ImageLoadingError",
     "RamPlusImageProcessor",
     "check_dicom_frame",
+    "fast_resize_mode",
     "fetch_url",
     "load_image",
+    "resize_uint8",
 ]
