@@ -377,7 +377,9 @@ def test_checkpoints_of_earlier_versions_load(tmp_path, model):
         assert not info["missing_keys"] and not info["unexpected_keys"], (layout, info)
         assert not hasattr(loaded.config, "cpu_onednn_linear")
         with torch.no_grad():
-            torch.testing.assert_close(loaded(pixel_values=x).logits, expected, atol=0, rtol=0)
+            # the same weights; a loaded file's tensors may sit at other memory alignments, which can change an
+            # AVX-512 GEMM's summation order (last bit): ~2e-7 seen on an AMD Zen 4
+            torch.testing.assert_close(loaded(pixel_values=x).logits, expected, atol=1e-6, rtol=1e-6)
     # plain `load_state_dict` (how a Trainer resumes a checkpoint) reads the earlier decoder layout too
     earlier = {k.replace("cross_attention_layer_norm.", "cross_attention.layer_norm."): v for k, v in model.state_dict().items()}
     assert "decoder.layers.1.cross_attention.layer_norm.bias" in earlier

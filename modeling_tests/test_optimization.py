@@ -263,7 +263,8 @@ def test_save_pretrained_writes_the_reference_checkpoint(tmp_path):
     assert set(loaded.state_dict()) == set(optimized.state_dict()) == set(reference.state_dict())
     x = _pixels(2)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(pixel_values=x).logits, reference(pixel_values=x).logits, atol=0, rtol=0)
+        # the same weights (alignment of loaded tensors may change an AVX-512 GEMM's last bit, as in test_modeling)
+        torch.testing.assert_close(loaded(pixel_values=x).logits, reference(pixel_values=x).logits, atol=1e-6, rtol=1e-6)
 
 
 def test_lora_wrapped_projections_take_the_reference_attention():

@@ -41,7 +41,9 @@ def test_support_from_flags(monkeypatch):
     # int8 without VNNI/AMX: fbgemm's AVX2 kernel where the build has it, else emulated
     monkeypatch.setattr(prec, "fbgemm_int8_available", lambda: True)
     assert prec.cpu_precision_support(EPYC, "AVX2") == {"fp32": "native", "bf16": "emulated", "int8": "native"}
-    assert prec.cpu_precision_support(None, "AVX2")["int8"] == "native"
+    with monkeypatch.context() as unreadable:  # no /proc/cpuinfo
+        unreadable.setattr(prec, "cpu_flags", lambda: None)
+        assert prec.cpu_precision_support(None, "AVX2")["int8"] == "native"
     assert prec.cpu_int8_kernel(EPYC, "AVX2") == "fbgemm"
     assert prec.cpu_int8_kernel(XEON_AMX, "AVX512") == "onednn"
     assert prec.cpu_int8_kernel(CASCADE_LAKE, "AVX512") == "onednn"
@@ -52,6 +54,7 @@ def test_support_from_flags(monkeypatch):
     assert prec.cpu_precision_support(AVX512_ONLY, "AVX512")["bf16"] == "unknown"
     assert prec.cpu_precision_support(CASCADE_LAKE, "AVX512")["int8"] == "unknown"  # int8 rides on bf16 here
     # no /proc/cpuinfo: PyTorch's capability alone says AVX2 (no AVX-512 at all) -> emulated; else unknown
+    monkeypatch.setattr(prec, "cpu_flags", lambda: None)
     assert prec.cpu_precision_support(None, "AVX2")["bf16"] == "emulated"
     assert prec.cpu_precision_support(None, "AVX512")["bf16"] == "unknown"
     # the ARM "bf16" feature runs through other kernels: measured
