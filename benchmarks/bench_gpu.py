@@ -21,7 +21,8 @@ Rows (random weights of the full-size architecture, or `--tiny`):
   `--e2e-feeds uint8,pipeline` adds `..._pipeline` rows: the same loop with every batch through the pipeline's call
   (the processor's numpy normalization on the CPU, as before the uint8 feed); `fastdecode` adds `..._fastdecode`
   rows: `ramplus tag --fast-decode` (JPEGs decoded at a reduced DCT scale; other pixels, compared with fp32's full
-  decode). `--e2e-top-k K` tags every image with its top K tags (threshold 0), so that the decisions compared are
+  decode); `fastresize` adds `..._fastresize` rows (`--fast-resize`: torch's uint8 resize instead of PIL's) and
+  `fastboth` rows with both. `--e2e-top-k K` tags every image with its top K tags (threshold 0), so that the decisions compared are
   not all "no tag" (random weights pass no per-tag threshold).
 
 Every row reports images/s, peak device memory (CUDA: `max_memory_allocated`; CPU: peak RSS) and, for bf16/fp16,
@@ -72,6 +73,7 @@ from transformers_ramplus.models.ram_plus.processing_ram_plus import post_proces
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+FEEDS = ("uint8", "pipeline", "fastdecode", "fastresize", "fastboth")  # --e2e-feeds
 
 
 def log(message: str) -> None:
@@ -250,7 +252,10 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader decode workers")
     parser.add_argument("--read-threads", default="", help="comma-separated reading threads of the e2e rows")
     parser.add_argument("--read-processes", default="", help="comma-separated reading processes of further e2e rows (`_p{N}`)")
-    parser.add_argument("--e2e-feeds", default="uint8", help="uint8, pipeline and/or fastdecode (see the module docstring)")
+    parser.add_argument(
+        "--e2e-feeds", default="uint8",
+        help="uint8, pipeline, fastdecode, fastresize and/or fastboth (see the module docstring)",
+    )
     parser.add_argument("--e2e-top-k", type=int, help="e2e rows keep each image's top K tags (threshold 0): decisions to compare "
                         "where random weights pass no per-tag threshold")
     parser.add_argument("--compile", action="store_true", help="same as --compile-modes default")
@@ -277,8 +282,8 @@ def main(argv=None) -> int:
     if [v for v in variants if v not in VARIANTS]:
         parser.error(f"--variants: choose from {list(VARIANTS)}")
     feeds = [f for f in args.e2e_feeds.split(",") if f]
-    if [f for f in feeds if f not in ("uint8", "pipeline", "fastdecode")]:
-        parser.error("--e2e-feeds: uint8, pipeline and/or fastdecode")
+    if [f for f in feeds if f not in FEEDS]:
+        parser.error(f"--e2e-feeds: {', '.join(FEEDS)}")
     compile_modes = [m for m in args.compile_modes.split(",") if m] or (["default"] if args.compile else [])
     batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",") if b})
     e2e_sizes = sorted({int(b) for b in (args.e2e_batch_sizes or args.batch_sizes).split(",") if b})
@@ -404,10 +409,11 @@ def main(argv=None) -> int:
                             output = tmp / f"{label}.jsonl"
                             options.output, options.batch_size = str(output), batch
                             options.read_processes = threads if kind == "p" else 0
-                            fast = feed == "fastdecode"
+                            fast = feed in ("fastdecode", "fastresize", "fastboth")
                             tagger.read_settings.pop("draft_size", None)
-                            if fast:
+                            if feed in ("fastdecode", "fastboth"):
                                 tagger.read_settings["draft_size"] = tagger.pipeline.image_processor.draft_size()
+                            tagger.fast_resize = feed in ("fastresize", "fastboth")
                             writer = open_writer(options.output, fmt, True)
                             thread_count = threads if kind == "t" else None
                             with read_setup(thread_count, "pipeline" if feed == "pipeline" else "uint8"), DeviceMemory(device) as memory:
@@ -466,8 +472,13 @@ def main(argv=None) -> int:
             for path in paths:
                 processor.resize_ahead(processor.load_image(str(path), fast_decode=True))
             env["fast_decode_read_and_resize_ms_per_image"] = 1000 * (time.perf_counter() - start) / len(paths)
+            start = time.perf_counter()
+            for image in images:
+                processor.resize_ahead(image, fast_resize=True)
+            env["fast_resize_ms_per_image"] = 1000 * (time.perf_counter() - start) / len(paths)
             log(f"one thread: read {env['read_ms_per_image']:.1f} ms, resize {env['resize_ms_per_image']:.1f} ms per image; "
-                f"fast decode and resize {env['fast_decode_read_and_resize_ms_per_image']:.1f} ms")
+                f"fast decode and resize {env['fast_decode_read_and_resize_ms_per_image']:.1f} ms; "
+                f"torch's resize (--fast-resize) {env['fast_resize_ms_per_image']:.1f} ms")
 
         def gpu_decode_rows():
             """JPEG bytes decoded on the GPU (torchvision's nvJPEG), resized there (bilinear, antialiased), bf16:
