@@ -13,7 +13,7 @@ from PIL import Image
 
 from transformers_ramplus.cli.main import main
 from transformers_ramplus.inference.tagging import load_tagger, tag_batches
-from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor, resize_uint8
+from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor, resize_uint8, rgb_array
 
 
 ONE_LEVEL = 1 / 255 / min(RamPlusImageProcessor.image_std)  # one grey level, in normalized units
@@ -75,6 +75,15 @@ def test_other_filters_keep_pils_resize():
         fast = RamPlusImageProcessor(resample=resample, fast_resize=True)
         assert np.array_equal(np.asarray(fast.resize_ahead(image)), np.asarray(exact.resize_ahead(image))), resample
         assert torch.equal(fast(image, return_tensors="pt")["pixel_values"], exact(image, return_tensors="pt")["pixel_values"])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 300), (301, 129), (640, 256)])  # rows: one, fewer than a strip, odd
+def test_rgb_array_is_a_writable_copy_of_the_pixels(size):
+    image = Image.open(REFERENCE_IMAGES[0]).convert("RGB").resize(size)
+    pixels = rgb_array(image)
+    assert pixels.shape == (size[1], size[0], 3) and pixels.dtype == np.uint8 and pixels.flags.writeable
+    assert np.array_equal(pixels, np.asarray(image))
+    assert np.array_equal(rgb_array(image, rows=7), pixels)
 
 
 def test_resize_uint8_leaves_its_input_alone():

@@ -383,14 +383,17 @@ needs_int8 = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(params=["onednn", "fbgemm"])
+@pytest.fixture(params=["onednn", "onednn-uint8", "fbgemm"])
 def int8_kernel(request, monkeypatch):
     """Each int8 kernel in turn, whatever this CPU would pick (oneDNN's runs emulated, slowly, without VNNI/AMX:
-    fine for the tiny models here)."""
-    if not optimization.int8_available(request.param):
-        pytest.skip(f"this PyTorch build has no {request.param} int8 linear kernel")
-    monkeypatch.setattr(optimization, "INT8_KERNEL", request.param)
-    return request.param
+    fine for the tiny models here); oneDNN with signed input codes (its AMX form) and with uint8 ones (its form
+    elsewhere)."""
+    kernel = request.param.split("-")[0]
+    if not optimization.int8_available(kernel):
+        pytest.skip(f"this PyTorch build has no {kernel} int8 linear kernel")
+    monkeypatch.setattr(optimization, "INT8_KERNEL", kernel)
+    monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", request.param == "onednn")
+    return kernel
 
 
 def _count_int8_calls(monkeypatch):
@@ -481,6 +484,38 @@ def test_int8_copies_pickles_and_switches_precision(tmp_path, int8_kernel):
         assert not any(isinstance(m, optimization.Int8DynamicLinear) for m in back.modules())
         assert back.fast_inference.precision == "bf16" and back(pixel_values=x).logits.dtype == torch.bfloat16
         assert optimization.int8_linear_targets(back)  # plain linears again, over the same weights
+
+
+@needs_int8
+@pytest.mark.parametrize("signed", [True, False])
+def test_onednn_input_codes_follow_the_cpu(monkeypatch, signed):
+    """Signed input codes only where oneDNN runs them at speed (AMX); uint8 codes elsewhere, and for one-sided
+    inputs (GELU outputs) everywhere. Both compute the float linear closely."""
+    if not optimization.int8_available("onednn"):
+        pytest.skip("this PyTorch build has no oneDNN int8 linear kernel")
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "onednn")
+    monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", None)
+    monkeypatch.setattr(optimization, "onednn_signed_int8_inputs", lambda: signed)
+    seen = []
+    original = optimization.quantize_activation
+    monkeypatch.setattr(optimization, "quantize_activation", lambda x, symmetric: seen.append(symmetric) or original(x, symmetric))
+    generator = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    two_sided = optimization.Int8DynamicLinear.from_linear(linear).eval()
+    one_sided = optimization.Int8DynamicLinearOneSided.from_linear(linear).eval()
+    assert two_sided.int8_input_codes == ("int8" if signed else "uint8") and one_sided.int8_input_codes == "uint8"
+    x = torch.randn(10, 64, generator=generator)
+    with torch.no_grad():
+        expected = linear(x)
+        torch.testing.assert_close(two_sided(x), expected, atol=0.05, rtol=0.05)
+        torch.testing.assert_close(one_sided(torch.nn.functional.gelu(x)), linear(torch.nn.functional.gelu(x)), atol=0.05, rtol=0.05)
+    assert seen == [signed, False]
+    # a copy keeps its codes, whatever the CPU says later
+    monkeypatch.setattr(optimization, "onednn_signed_int8_inputs", lambda: not signed)
+    assert pickle.loads(pickle.dumps(two_sided)).int8_input_codes == two_sided.int8_input_codes
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "fbgemm")
+    if optimization.int8_available("fbgemm"):
+        assert optimization.Int8DynamicLinear.from_linear(linear).int8_input_codes == "uint8"
 
 
 def test_bad_precision_values_fail_clearly():

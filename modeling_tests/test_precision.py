@@ -61,6 +61,17 @@ def test_support_from_flags(monkeypatch):
     assert prec.cpu_precision_support(frozenset({"fp", "asimd", "bf16", "i8mm"}), "DEFAULT")["bf16"] == "unknown"
 
 
+ZEN4 = EPYC | frozenset(["avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"])  # AMD EPYC Zen 4: no AMX
+
+
+def test_signed_int8_inputs_only_with_amx():
+    assert prec.onednn_signed_int8_inputs(XEON_AMX) is True
+    for flags in (ZEN4, CASCADE_LAKE, EPYC, frozenset()):
+        assert prec.onednn_signed_int8_inputs(flags) is False
+    assert prec.cpu_precision_support(ZEN4, "AVX512") == {"fp32": "native", "bf16": "native", "int8": "native"}
+    assert prec.cpu_int8_kernel(ZEN4, "AVX512") == "onednn"
+
+
 def test_auto_picks_fp32_on_an_avx2_cpu_and_bf16_with_amx():
     choice = prec.choose_precision("cpu", flags=EPYC, capability="AVX2", probe=no_probe)
     assert choice.precision == "fp32"

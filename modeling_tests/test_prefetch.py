@@ -148,6 +148,7 @@ def test_gpu_benchmark_smoke_on_the_cpu(tmp_path, capsys, monkeypatch):
     argv = [
         "--device", "cpu", "--tiny", "--batch-sizes", "1,2", "--num-images", "2", "--width", "96", "--height", "64",
         "--precisions", "fp32,bf16,fp16", "--repeats", "1", "--workers", "1", "--output", str(output), "--threads", "1",
+        "--e2e-feeds", "uint8,fastboth",
     ]
     threads = torch.get_num_threads()
     with pytest.warns(UserWarning, match="emulated") if _emulates_bf16() else _nothing():
@@ -159,10 +160,23 @@ def test_gpu_benchmark_smoke_on_the_cpu(tmp_path, capsys, monkeypatch):
     for label in ("model_fp32_b1", "model_bf16_b2", "model_fp16_b1", "e2e_loader_fp32_b2", "e2e_tag_bf16_b1"):
         assert rows[label]["images_per_s"] > 0, label
     assert 0.5 <= rows["model_bf16_b1"]["identical_decisions_vs_fp32"] <= 1.0
+    assert rows["e2e_tag_bf16_b2_fastboth"]["images_per_s"] > 0  # --fast-decode --fast-resize
     assert "e2e_loader_fp16_b1" not in rows  # the pipeline runs fp32/bf16
     assert "img/s" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--tiny", "--precisions", "int4"])
+
+
+def test_reading_benchmark_smoke(tmp_path, capsys):
+    bench = _load("bench_read")
+    output = tmp_path / "read.json"
+    assert bench.main(["--num-images", "2", "--sizes", "640x480", "--rounds", "1", "--threads", "1", "--output", str(output)]) == 0
+    row = json.loads(output.read_text())["sizes"]["640x480"]
+    assert set(row) == {"exact", "fast_resize", "fast_decode", "fast_both"}
+    assert row["exact"]["identical_pixel_values"] == 1.0 and row["exact"]["speedup_vs_exact"] == 1.0
+    assert row["fast_resize"]["max_difference"] <= 1  # torch's resize: within one grey level of PIL's
+    assert all(values["ms_per_image_one_thread"] > 0 and values["images_per_s_threads"] > 0 for values in row.values())
+    assert "ms/img" in capsys.readouterr().out
 
 
 def _emulates_bf16():

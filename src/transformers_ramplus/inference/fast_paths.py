@@ -62,7 +62,7 @@ from torch.overrides import TorchFunctionMode
 from transformers.models.swin.modeling_swin import SwinLayer
 
 from ..models.ram_plus.modeling_ram_plus import FAST_INFERENCE_MODULE, RamPlusCrossAttention, RamPlusModel
-from .precision import cpu_int8_kernel, fbgemm_int8_available
+from .precision import cpu_int8_kernel, fbgemm_int8_available, onednn_signed_int8_inputs
 
 
 # the precisions and their dtypes (int8's depends on its kernel: `precision_dtype`)
@@ -78,6 +78,9 @@ INT8_KERNEL: str | None = None
 # within 255 * 63 * 2 = 32130 < 32767. Measured at full size (docs/performance.md): 8-bit weights with 7-bit inputs
 # (PyTorch's default for this CPU) flip 2-3x more tag decisions; 8-bit both ways saturates (worse still).
 FBGEMM_REDUCE_RANGE = False
+# oneDNN's int8 input codes: signed (int8, symmetric around 0) only where the CPU runs them at speed (AMX), else
+# uint8 (`precision.onednn_signed_int8_inputs`); True/False forces one for int8 linears made afterwards
+INT8_SIGNED_INPUTS: bool | None = None
 FBGEMM_WEIGHT_MAX = 63
 
 # images per block of the image encoder
@@ -102,6 +105,12 @@ def int8_kernel() -> str:
             raise ValueError(f"INT8_KERNEL must be None or one of {', '.join(map(repr, INT8_KERNELS))}, got {INT8_KERNEL!r}")
         return INT8_KERNEL
     return cpu_int8_kernel()
+
+
+def int8_signed_inputs() -> bool:
+    """Whether oneDNN int8 linears made now quantize inputs spread around 0 (layer-norm outputs) to signed codes:
+    `INT8_SIGNED_INPUTS` when set, else only on a CPU with AMX (`precision.onednn_signed_int8_inputs`)."""
+    return onednn_signed_int8_inputs() if INT8_SIGNED_INPUTS is None else bool(INT8_SIGNED_INPUTS)
 
 
 def int8_available(kernel: str | None = None) -> bool:
@@ -268,6 +277,7 @@ class Int8DynamicLinear(nn.Linear):
         int8 = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
         int8.weight, int8.bias = linear.weight, linear.bias
         int8._int8_kernel = kernel or int8_kernel()
+        int8._int8_signed = int8._int8_kernel == "onednn" and int8_signed_inputs()
         int8.train(linear.training)
         int8._int8_prepare()
         return int8
@@ -284,6 +294,15 @@ class Int8DynamicLinear(nn.Linear):
         if "_int8_kernel" not in self.__dict__:
             self._int8_kernel = int8_kernel()
         return self._int8_kernel
+
+    @property
+    def int8_input_codes(self) -> str:
+        """How oneDNN's products take this linear's inputs: "int8" (symmetric around 0; with AMX) or "uint8" (over the
+        input's range: one-sided inputs such as GELU outputs, and every input on a CPU without AMX). fbgemm
+        quantizes inside its kernel (uint8)."""
+        if "_int8_signed" not in self.__dict__:
+            self._int8_signed = self.int8_kernel == "onednn" and int8_signed_inputs()
+        return "int8" if self.int8_symmetric_inputs and self._int8_signed else "uint8"
 
     def _int8_prepare(self):
         weight = self.weight.detach()
@@ -343,7 +362,7 @@ class Int8DynamicLinear(nn.Linear):
         if shared is not None and self._int8_shared_role != "first" and shared.get("source") is inputs:
             quantized = shared["quantized"]  # the same input, quantized once for the three projections
         else:
-            quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_symmetric_inputs)
+            quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_input_codes == "int8")
         if shared is not None:
             if self._int8_shared_role == "last":
                 shared.clear()
@@ -361,7 +380,7 @@ class Int8DynamicLinear(nn.Linear):
             if not bool(torch.isfinite(inputs.sum())):  # one pass; inf/nan would spoil every row's quantization
                 return None
             return self._int8_product(inputs, None, post_op, output_dtype)
-        quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_symmetric_inputs)
+        quantized = quantize_activation(inputs.reshape(-1, self.in_features), self.int8_input_codes == "int8")
         return None if quantized is None else self._int8_product(inputs, quantized, post_op, output_dtype)
 
 

@@ -99,6 +99,17 @@ def resize_uint8(pixels: np.ndarray, height: int, width: int, mode: str) -> np.n
     return resized[0].permute(1, 2, 0).contiguous().numpy()
 
 
+def rgb_array(image: Image.Image, rows: int = 128) -> np.ndarray:
+    """A writable `(height, width, 3)` uint8 copy of an RGB PIL image, copied `rows` lines at a time: one large
+    `tobytes` (what `np.array(image)` does) can cost several times the copy on a large photo (seen: 22-29 ms
+    against 5 for 3000x2000), where allocating its single block faults in fresh memory."""
+    width, height = image.size
+    pixels = np.empty((height, width, 3), dtype=np.uint8)
+    for top in range(0, height, rows):
+        pixels[top : top + rows] = np.asarray(image.crop((0, top, width, min(height, top + rows))))
+    return pixels
+
+
 class ImageLoadingError(ValueError):
     """An input could not be read as an image; the message names the input and its position."""
 
@@ -529,7 +540,7 @@ class RamPlusImageProcessor(PilBackend):
         resample = self.resample if self.resample is not None else PILImageResampling.BILINEAR
         mode = fast_resize_mode(resample) if (self.fast_resize if fast_resize is None else fast_resize) else None
         if mode is not None:
-            return Image.fromarray(resize_uint8(np.array(image), height, width, mode))
+            return Image.fromarray(resize_uint8(rgb_array(image), height, width, mode))
         return image.resize((width, height), resample=int(resample))
 
     def resize(self, image: np.ndarray, size, resample=None, reducing_gap=None, **kwargs) -> np.ndarray:
