@@ -72,6 +72,8 @@ def test_ramplus_tag_fast_decode_is_recorded_and_refuses_a_mixed_resume(converte
     assert {t["label"] for t in fast} == set(scores)  # threshold 0: every tag, with scores close to the full decode
     assert np.allclose([t["score"] for t in fast], [scores[t["label"]] for t in fast], atol=0.05)
     assert [t["score"] for t in fast] != [scores[t["label"]] for t in fast]
+    assert tag() != 0  # and the other way: written with reduced decoding, not resumed with full decoding
+    assert "--fast-decode" in capsys.readouterr().err
 
 
 def test_ramplus_tag_read_processes_writes_the_same_records(converted_tiny, photos, tmp_path, capsys):

@@ -127,6 +127,8 @@ def test_ramplus_tag_fast_resize_is_recorded_and_refuses_a_mixed_resume(converte
     assert {t["label"] for t in fast} == set(exact)  # threshold 0: every tag, with scores close to PIL's resize
     assert np.allclose([t["score"] for t in fast], [exact[t["label"]] for t in fast], atol=0.01)
     assert [t["score"] for t in fast] != [exact[t["label"]] for t in fast]
+    assert tag(output) != 0  # and the other way: written with torch's resize, not resumed with PIL's
+    assert "--fast-resize" in capsys.readouterr().err
     # reading processes resize alike (the setting travels with the pickled reader)
     assert tag(tmp_path / "processes.jsonl", "--fast-resize", "--read-processes", "1") == 0
     assert (tmp_path / "processes.jsonl").read_text() == output.read_text()

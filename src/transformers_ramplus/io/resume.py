@@ -31,7 +31,12 @@ SETTING_NAMES = {
     "keywords": "--write-keywords and its options",
     "captions": "--write-captions and its options",
     "generated_captions": "--captions",
+    "fast_decode": "--fast-decode (or the image processor's setting)",
+    "fast_resize": "--fast-resize (or the image processor's setting)",
 }
+# recorded only when on (outputs written before they existed still resume): absent now means off, so an output
+# written with one of them is not resumed without it (other pixels, other scores)
+OFF_WHEN_ABSENT = ("fast_decode", "fast_resize")
 
 
 def settings_file(output) -> Path:
@@ -127,10 +132,11 @@ def refuse_changed_settings(output, recorded, settings: dict) -> None:
     """A ValueError naming every option whose recorded value (`recorded`, read from the options file) differs from
     this run's `settings`."""
     recorded = recorded if isinstance(recorded, dict) else {}
-    changed = [key for key in settings if not _same_setting(key, recorded.get(key), settings[key])]
+    keys = [*settings, *(key for key in OFF_WHEN_ABSENT if key not in settings and recorded.get(key) is not None)]
+    changed = [key for key in keys if not _same_setting(key, recorded.get(key), settings.get(key))]
     if changed:
         details = "; ".join(
-            f"{SETTING_NAMES.get(key, key)}: {recorded.get(key)!r} before, {settings[key]!r} now" for key in changed
+            f"{SETTING_NAMES.get(key, key)}: {recorded.get(key)!r} before, {settings.get(key)!r} now" for key in changed
         )
         raise ValueError(
             f"--output {output!r} holds results made with other options ({details}); pass --overwrite to redo them all, "
