@@ -124,8 +124,8 @@ def main(argv=None) -> int:
             results["sizes"][key] = row
     results["environment"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     env = results["environment"]
-    lines = [f"reading for the model: {args.num_images} JPEGs per size; {env['cpu']} ({env['cpu_capability']}); "
-             f"{args.threads} threads in the pool rows; load {env['load_average_start']} -> {env['load_average_end']}"]
+    lines = [(f"reading for the model: {args.num_images} JPEGs per size; {env['cpu']} ({env['cpu_capability']}); "
+              f"{args.threads} threads in the pool rows; load {env['load_average_start']} -> {env['load_average_end']}")]
     for key, row in results["sizes"].items():
         for name, values in row.items():
             lines.append(

@@ -13,7 +13,11 @@ from PIL import Image
 
 from transformers_ramplus.cli.main import main
 from transformers_ramplus.inference.tagging import load_tagger, tag_batches
-from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor, resize_uint8, rgb_array
+from transformers_ramplus.models.ram_plus.image_processing_ram_plus import (
+    RamPlusImageProcessor,
+    resize_uint8,
+    rgb_array,
+)
 
 
 ONE_LEVEL = 1 / 255 / min(RamPlusImageProcessor.image_std)  # one grey level, in normalized units
