@@ -67,6 +67,7 @@ from transformers.utils import logging as transformers_logging  # noqa: E402
 from transformers_ramplus import RamPlusModel, enable_fast_inference  # noqa: E402
 from transformers_ramplus.inference import fast_paths, tagging  # noqa: E402
 from transformers_ramplus.inference.tag_files import TagFilesOptions, load_file_tagger, prepare, tag_into  # noqa: E402
+from transformers_ramplus.io.atomic import atomic_write_json  # noqa: E402
 from transformers_ramplus.io.records import open_writer  # noqa: E402
 from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
 from transformers_ramplus.models.ram_plus.processing_ram_plus import post_process_image_tagging  # noqa: E402
@@ -214,10 +215,7 @@ class Rows:
     def write(self) -> None:
         if self.output is None:
             return
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.output.with_name(self.output.name + ".tmp")
-        partial.write_text(json.dumps(self.results, indent=2) + "\n")
-        os.replace(partial, self.output)
+        atomic_write_json(self.output, self.results, indent=2)
 
 
 def time_model(model, inputs, repeats: int, device) -> tuple[torch.Tensor, float, float, float | None]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import sys
 import tempfile
@@ -65,7 +64,6 @@ from ramplus_bench.timing import PeakMemory, environment, interleaved_timings, t
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from transformers_ramplus import RamPlusModel, enable_fast_inference  # noqa: E402
-from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
 from transformers_ramplus.inference.fast_paths import (  # noqa: E402
     OneDnnLinearMode,
     int8_kernel,
@@ -74,6 +72,8 @@ from transformers_ramplus.inference.fast_paths import (  # noqa: E402
     precision_dtype,
 )
 from transformers_ramplus.inference.precision import cpu_precision_support  # noqa: E402
+from transformers_ramplus.io.atomic import atomic_write_json  # noqa: E402
+from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
 
 
 GOALS = {"ours_int8": 5.0, "ours_bf16": 4.0, "ours_fp32": 2.0}
@@ -444,10 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     results["environment"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.output.with_name(args.output.name + ".tmp")
-        partial.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(partial, args.output)
+        atomic_write_json(args.output, results, indent=2)
 
     # ---------------------------------------------------------------- the report
     env = results["environment"]

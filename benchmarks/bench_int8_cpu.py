@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import statistics
 import sys
@@ -58,6 +57,7 @@ from transformers_ramplus.inference.fast_paths import (  # noqa: E402
     precision_dtype,
 )
 from transformers_ramplus.inference.precision import cpu_precision_support  # noqa: E402
+from transformers_ramplus.io.atomic import atomic_write_json  # noqa: E402
 
 
 # (rows, in, out) of the full-size model's big products at batch 1
@@ -265,10 +265,7 @@ def main(argv=None) -> int:
         for label, why in results["model_batch1"]["_left_out"].items():
             lines.append(f"  {label:<22} left out: {why}")
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.output.with_name(args.output.name + ".tmp")
-        partial.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(partial, args.output)
+        atomic_write_json(args.output, results, indent=2)
         lines.append(f"results: {args.output}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

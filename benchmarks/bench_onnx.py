@@ -13,7 +13,6 @@ with `--output FILE` (the committed ones are `benchmarks/results/bench_onnx.json
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_inference as bench  # noqa: E402  (same sizes, random model and timing helpers)
 
 from transformers_ramplus.inference.onnx import builtin_label_inputs, export_onnx  # noqa: E402
+from transformers_ramplus.io.atomic import atomic_write_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["environment"]["load_average_end"] = list(os.getloadavg())
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        partial = output.with_name(output.name + ".tmp")
-        partial.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(partial, output)
+        atomic_write_json(output, results, indent=2)
     lines = [f"RAM++ ONNX benchmark ({results['mode']}, {args.exporter} exporter, export {results['export_s']:.1f} s)"]
     for label, timing in times.items():
         lines.append(f"{label:<24} {timing['per_image_s']:.3f} s/image")

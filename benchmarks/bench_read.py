@@ -24,7 +24,6 @@ are to the reference ones (share identical, largest difference). It needs no mod
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -46,6 +45,7 @@ except ImportError:
 from bench_tag_folder import make_jpegs  # noqa: E402
 from ramplus_bench.timing import environment  # noqa: E402
 
+from transformers_ramplus.io.atomic import atomic_write_json  # noqa: E402
 from transformers_ramplus.models.ram_plus.image_processing_ram_plus import RamPlusImageProcessor  # noqa: E402
 
 
@@ -134,10 +134,7 @@ def main(argv=None) -> int:
                 f"  pixels {100 * values['identical_pixel_values']:.2f}% identical, max diff {values['max_difference']}"
             )
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.output.with_name(args.output.name + ".tmp")
-        partial.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(partial, args.output)
+        atomic_write_json(args.output, results, indent=2)
         lines.append(f"results: {args.output}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

@@ -51,6 +51,7 @@ from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from transformers_ramplus.inference.precision import applied_precision  # noqa: E402
 from transformers_ramplus.inference.tag_files import TagFilesOptions, load_file_tagger, prepare, tag_into  # noqa: E402
+from transformers_ramplus.io.atomic import atomic_write_json  # noqa: E402
 from transformers_ramplus.io.records import open_writer  # noqa: E402
 
 
@@ -180,10 +181,7 @@ def main(argv=None) -> int:
         extra = "" if label == "model_only" else f"  (+{100 * results['overhead_vs_model_only'][label]:.1f}% over the model)"
         lines.append(f"  {label:<14} {value:.3f} s per image{extra}")
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.output.with_name(args.output.name + ".tmp")
-        partial.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(partial, args.output)
+        atomic_write_json(args.output, results, indent=2)
         lines.append(f"results: {args.output}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0 if results["records"] == len(todo) else 1
