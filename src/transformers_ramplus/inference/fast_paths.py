@@ -277,7 +277,7 @@ class Int8DynamicLinear(nn.Linear):
         int8 = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
         int8.weight, int8.bias = linear.weight, linear.bias
         int8._int8_kernel = kernel or int8_kernel()
-        int8._int8_signed = int8._int8_kernel == "onednn" and int8_signed_inputs()
+        int8._signed_input_codes()  # chosen now, with the kernel
         int8.train(linear.training)
         int8._int8_prepare()
         return int8
@@ -300,9 +300,14 @@ class Int8DynamicLinear(nn.Linear):
         """How oneDNN's products take this linear's inputs: "int8" (symmetric around 0; with AMX) or "uint8" (over the
         input's range: one-sided inputs such as GELU outputs, and every input on a CPU without AMX). fbgemm
         quantizes inside its kernel (uint8)."""
+        return "int8" if self.int8_symmetric_inputs and self._signed_input_codes() else "uint8"
+
+    def _signed_input_codes(self) -> bool:
+        """Whether oneDNN may take signed input codes from this linear: decided once (`int8_signed_inputs()`),
+        then kept, through copies and pickles too."""
         if "_int8_signed" not in self.__dict__:
             self._int8_signed = self.int8_kernel == "onednn" and int8_signed_inputs()
-        return "int8" if self.int8_symmetric_inputs and self._int8_signed else "uint8"
+        return self._int8_signed
 
     def _int8_prepare(self):
         weight = self.weight.detach()
