@@ -637,10 +637,20 @@ def test_quantize_activation_round_trips_and_refuses_non_finite():
     for symmetric in (True, False):
         codes, scale, zero_point = optimization.quantize_activation(x, symmetric)
         assert codes.dtype == (torch.int8 if symmetric else torch.uint8)
-        assert ((codes.float() - zero_point) * scale - x).abs().max() <= 0.51 * scale
+        assert ((codes.float() - zero_point) * scale - x).abs().max() <= 0.5001 * scale
+        assert torch.equal(codes.int() - zero_point, torch.round(x * (1.0 / scale)).int())  # nearest, float32
+    bf16 = x.bfloat16()  # computed in float32, not in the input's dtype
+    codes, scale, zero_point = optimization.quantize_activation(bf16, False)
+    assert torch.equal(codes.int() - zero_point, torch.round(bf16.float() * (1.0 / scale)).int())
     gelu = F.gelu(x)  # one-sided inputs: uint8 codes use the whole range
     codes, scale, zero_point = optimization.quantize_activation(gelu, False)
-    assert codes.max() == 255 and codes.min() == 0 and 0 < zero_point <= 16  # GELU >= -0.17
+    assert codes.max() >= 254 and codes.min() <= 1 and 0 < zero_point <= 16  # GELU >= -0.17
+    for low, high in ((-1.0, 0.0), (0.0, 1.0), (-3.0, 5.0), (-1e-30, 1e30)):  # codes stay in [0, 255], no clamp
+        ramp = torch.linspace(low, high, 10001).reshape(-1, 1)
+        codes, scale, zero_point = optimization.quantize_activation(ramp, False)
+        assert ((codes.float() - zero_point) * scale - ramp).abs().max() <= 0.5001 * scale
+    codes = optimization.quantize_activation(torch.tensor([[-2.0, 0.5, 2.0]]), True)[0]
+    assert codes.tolist() == [[-127, 32, 127]]
     assert optimization.quantize_activation(torch.zeros(4, 4), True)[1] == 1.0  # all zeros: no division by 0
     x[3, 3] = float("nan")
     assert optimization.quantize_activation(x, True) is None
