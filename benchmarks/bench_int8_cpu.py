@@ -11,6 +11,8 @@ emulated. This script measures, at batch 1 with the threads torch uses (2 on the
    fbgemm dynamic int8 (`torch.ao.quantization.quantize_dynamic`: int8 weights, fp32 in/out, the AVX2 route of
    PyTorch's quantized engine) and, with onnxruntime installed, onnxruntime's dynamic int8 `MatMulInteger` route
    (a one-product graph quantized by `onnxruntime.quantization.quantize_dynamic`);
+   and the **input quantization** alone (`quantize_activation`, bf16 inputs of those shapes, uint8 and int8 codes)
+   against the earlier rounding in the input's dtype (`quantize_in_input_dtype` below, kept as the baseline);
 2. **the full-size model** (random weights, batch 1), each route interleaved with fp32 in rounds: ours fp32
    (`enable_fast_inference`), the plain model fp32, and the plain model with fbgemm dynamic int8 linears. Our bf16
    and oneDNN int8 full-model rows run only with `--emulated` where the CPU emulates them (minutes per image).
@@ -55,6 +57,7 @@ from transformers_ramplus.inference.fast_paths import (  # noqa: E402
     int8_available,
     onednn_int8_available,
     precision_dtype,
+    quantize_activation,
 )
 from transformers_ramplus.inference.precision import cpu_precision_support  # noqa: E402
 from transformers_ramplus.io.atomic import atomic_write_json  # noqa: E402
@@ -65,6 +68,8 @@ FULL_SHAPES = {
     "swin_stage1_fc1 (9216x192 -> 768)": (9216, 192, 768),
     "swin_stage3_fc1 (576x768 -> 3072)": (576, 768, 3072),
     "decoder_fc1 (2293x768 -> 3072)": (2293, 768, 3072),
+    "swin_stage3_fc2 (576x3072 -> 768)": (576, 3072, 768),
+    "decoder_fc2 (2293x3072 -> 768)": (2293, 3072, 768),
 }
 QUICK_SHAPES = {"small (256x128 -> 512)": (256, 128, 512)}
 
@@ -162,6 +167,39 @@ def bench_products(shapes: dict, repeats: int, budget: float, tmp: Path, emulate
     return results
 
 
+def quantize_in_input_dtype(inputs: torch.Tensor, symmetric: bool):
+    """The baseline: `quantize_activation` as it was before 2ba0563 (round, shift and clamp in the input's dtype,
+    then convert), same range and codes up to bf16's intermediate rounding."""
+    low, high = torch.aminmax(inputs)
+    low, high = min(low.item(), 0.0), max(high.item(), 0.0)
+    if symmetric:
+        scale = max(-low, high) / 127.0 or 1.0
+        return torch.mul(inputs, 1.0 / scale).round_().clamp_(-127, 127).to(torch.int8), scale, 0
+    scale = (high - low) / 255.0 or 1.0
+    zero_point = min(255, max(0, round(-low / scale)))
+    return torch.mul(inputs, 1.0 / scale).round_().add_(zero_point).clamp_(0, 255).to(torch.uint8), scale, zero_point
+
+
+def bench_quantization(shapes: dict, repeats: int, budget: float) -> dict:
+    """Median seconds of one input quantization (bf16 inputs of each shape), ours and the baseline, per code type,
+    with the largest error in steps (ours: half a step; the baseline's bf16 arithmetic rounds twice)."""
+    results = {}
+    generator = torch.Generator().manual_seed(0)
+    for name, (rows, fan_in, _) in shapes.items():
+        inputs = torch.randn(rows, fan_in, generator=generator).to(torch.bfloat16)
+        entry = {}
+        for codes in ("uint8", "int8"):
+            symmetric = codes == "int8"
+            for label, fn in (("ours", quantize_activation), ("in_input_dtype", quantize_in_input_dtype)):
+                timing = bounded_median(lambda fn=fn: fn(inputs, symmetric), repeats * 4, budget)
+                quantized, scale, zero_point = fn(inputs, symmetric)
+                timing["max_error_steps"] = ((quantized.float() - zero_point) * scale - inputs.float()).abs().max().item() / scale
+                entry[f"{label}_{codes}"] = timing
+            entry[f"speedup_{codes}"] = entry[f"in_input_dtype_{codes}"]["median_s"] / entry[f"ours_{codes}"]["median_s"]
+        results[name] = entry
+    return results
+
+
 def _with_onednn(linear, inputs):
     with OneDnnLinearMode():
         return linear(inputs)
@@ -237,6 +275,7 @@ def main(argv=None) -> int:
         results["products"] = bench_products(
             QUICK_SHAPES if args.quick else FULL_SHAPES, args.repeats, args.budget, Path(tmp), args.emulated
         )
+    results["quantization"] = bench_quantization(QUICK_SHAPES if args.quick else FULL_SHAPES, args.repeats, args.budget)
     if not args.no_model:
         results["model_batch1"] = bench_model(QUICK if args.quick else FULL, max(1, args.repeats // 2), args.budget * 10, args.emulated)
     results["environment"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -252,6 +291,15 @@ def main(argv=None) -> int:
         for label, timing in timings.items():
             over = " (over budget: slower than shown)" if timing.get("over_budget") else ""
             lines.append(f"    {label:<22} {timing['median_s']:9.4f} s  {timing['speed_vs_fp32_onednn']:6.2f}x{over}")
+    lines += ["", "input quantization, bf16 (median ms; largest error in steps):"]
+    for name, entry in results["quantization"].items():
+        cells = [
+            f"{codes} {entry[f'in_input_dtype_{codes}']['median_s'] * 1e3:.3f} -> {entry[f'ours_{codes}']['median_s'] * 1e3:.3f} "
+            f"({entry[f'speedup_{codes}']:.2f}x; {entry[f'in_input_dtype_{codes}']['max_error_steps']:.2f} -> "
+            f"{entry[f'ours_{codes}']['max_error_steps']:.2f})"
+            for codes in ("uint8", "int8")
+        ]
+        lines.append(f"  {name}: " + "; ".join(cells))
     if "model_batch1" in results:
         lines += ["", "model at batch 1 (median s per image; speed relative to ours fp32):"]
         for label, entry in results["model_batch1"].items():

@@ -386,13 +386,14 @@ needs_int8 = pytest.mark.skipif(
 @pytest.fixture(params=["onednn", "onednn-uint8", "fbgemm"])
 def int8_kernel(request, monkeypatch):
     """Each int8 kernel in turn, whatever this CPU would pick (oneDNN's runs emulated, slowly, without VNNI/AMX:
-    fine for the tiny models here); oneDNN with signed input codes (its AMX form) and with uint8 ones (its form
-    elsewhere)."""
+    fine for the tiny models here); oneDNN in its AMX form (signed input codes, second layers in float) and in its
+    form elsewhere (uint8 input codes, second layers in int8 too)."""
     kernel = request.param.split("-")[0]
     if not optimization.int8_available(kernel):
         pytest.skip(f"this PyTorch build has no {kernel} int8 linear kernel")
     monkeypatch.setattr(optimization, "INT8_KERNEL", kernel)
     monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", request.param == "onednn")
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None if kernel == "fbgemm" else request.param != "onednn")
     return kernel
 
 
@@ -435,7 +436,9 @@ def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch, i
     assert type(outputs).__name__ == type(reference(pixel_values=x[:1])).__name__
     assert logits.shape == expected.shape and logits.dtype == optimization.precision_dtype("int8", int8_kernel)
     assert {module.int8_kernel for module in optimized.modules() if isinstance(module, optimization.Int8DynamicLinear)} == {int8_kernel}
-    assert not any(name.endswith("fc2") for name in int8)  # the second MLP layers stay in float
+    # the second MLP / feed-forward layers: in int8 on oneDNN without AMX (its uint8 form), else in float
+    assert any(name.endswith("fc2") for name in int8) is optimization.int8_second_layers(int8_kernel)
+    assert optimization.int8_second_layers(int8_kernel) is (optimization.int8_signed_inputs() is False and int8_kernel == "onednn")
     assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 40)
     spread = (expected.max() - expected.min()).item()
     assert (logits.float() - expected).abs().max().item() < 0.05 * spread
@@ -630,6 +633,27 @@ def test_int8_without_the_kernel_fails_clearly(monkeypatch):
     monkeypatch.setattr(optimization, "INT8_KERNEL", "int4")
     with pytest.raises(ValueError, match="INT8_KERNEL.*'onednn', 'fbgemm'.*'int4'"):
         enable_fast_inference(spread_model(num_tags=5), precision="int8")
+
+
+def test_int8_second_layers_rule(monkeypatch):
+    """The second MLP / feed-forward layers run in int8 on oneDNN without AMX only (measured there), unless forced."""
+    reference = spread_model(num_tags=5)
+    second = {"vision_model.encoder.layers.0.blocks.0.mlp.fc2", "decoder.layers.0.fc2"}
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None)
+    for amx, kernel, expected in ((False, "onednn", True), (True, "onednn", False), (False, "fbgemm", False)):
+        monkeypatch.setattr(optimization, "onednn_signed_int8_inputs", lambda amx=amx: amx)
+        assert optimization.int8_second_layers(kernel) is expected
+        targets = set(optimization.int8_linear_targets(reference, kernel))
+        assert second <= targets if expected else not second & targets
+        assert "vision_model.encoder.layers.0.blocks.0.mlp.fc1" in targets
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", True)
+    assert optimization.int8_second_layers("fbgemm") is True
+    if optimization.int8_available("onednn"):
+        monkeypatch.setattr(optimization, "INT8_KERNEL", "onednn")
+        monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", False)
+        model = enable_fast_inference(copy.deepcopy(reference), precision="int8")
+        fc2 = model.decoder.layers[0].fc2
+        assert isinstance(fc2, optimization.Int8DynamicLinearOneSided) and fc2.int8_input_codes == "uint8"
 
 
 def test_quantize_activation_round_trips_and_refuses_non_finite():

@@ -82,6 +82,9 @@ FBGEMM_REDUCE_RANGE = False
 # uint8 (`precision.onednn_signed_int8_inputs`); True/False forces one for int8 linears made afterwards
 INT8_SIGNED_INPUTS: bool | None = None
 FBGEMM_WEIGHT_MAX = 63
+# the second MLP / feed-forward layers in int8 too: by default on oneDNN without AMX only, where they were measured
+# faster at >= 99% identical decisions (`int8_second_layers`); True/False forces it for models made afterwards
+INT8_SECOND_LAYERS: bool | None = None
 
 # images per block of the image encoder
 VISION_CHUNK_IMAGES = 1
@@ -111,6 +114,17 @@ def int8_signed_inputs() -> bool:
     """Whether oneDNN int8 linears made now quantize inputs spread around 0 (layer-norm outputs) to signed codes:
     `INT8_SIGNED_INPUTS` when set, else only on a CPU with AMX (`precision.onednn_signed_int8_inputs`)."""
     return onednn_signed_int8_inputs() if INT8_SIGNED_INPUTS is None else bool(INT8_SIGNED_INPUTS)
+
+
+def int8_second_layers(kernel: str | None = None) -> bool:
+    """Whether `precision="int8"` runs the second MLP layers of the Swin blocks and the decoder's second
+    feed-forward layers in int8 too, on `kernel` (default `int8_kernel()`): `INT8_SECOND_LAYERS` when set, else on
+    oneDNN without AMX (AVX-512 VNNI: AMD Zen 4, Intel Cascade/Ice Lake). Measured (docs/performance.md): on a Zen 4
+    int8 went from 1.28x to 1.42x bf16's speed, identical decisions 99.38% -> 99.30% (worst rule); on fbgemm they
+    flipped 2.3% of the decisions, and on AMX they were slower (measured before the faster input quantization)."""
+    if INT8_SECOND_LAYERS is not None:
+        return bool(INT8_SECOND_LAYERS)
+    return (kernel or int8_kernel()) == "onednn" and not onednn_signed_int8_inputs()
 
 
 def int8_available(kernel: str | None = None) -> bool:
@@ -246,8 +260,9 @@ def quantize_activation(inputs: torch.Tensor, symmetric: bool):
     uint8 codes over [min(inputs, 0), max(inputs, 0)] in 254 steps, the zero point rounded up so that no code
     leaves [0, 255] (one more bit for one-sided inputs, such as GELU outputs).
 
-    Four cheap passes after the range: a float32 copy, its scaling with the rounding constant added (rounding by
-    float32 addition, see `_ROUNDING_MAGIC`), the integers taken from its bits, and their narrowing. On bf16 inputs
+    Four cheap passes after the range: a float32 copy, its scaling with the rounding constant added in one
+    operation (rounding by float32 addition, see `_ROUNDING_MAGIC`), the integers taken from its bits, and their
+    narrowing. On bf16 inputs
     this is about 3x faster than rounding and clamping in bf16, whose float-to-uint8 conversion and clamp are slow
     on the CPU, and exact where bf16's intermediate roundings were not (measured: docs/performance.md)."""
     low, high = torch.aminmax(inputs)
@@ -261,9 +276,13 @@ def quantize_activation(inputs: torch.Tensor, symmetric: bool):
         scale = (high - low) / 254.0 or 1.0
         # inputs / scale + zero_point lies in [0, 255) up to float32 rounding: no clamp needed
         zero_point, code_dtype = min(255, max(0, math.ceil(-low / scale))), torch.uint8
-    scaled = torch.mul(inputs, 1.0 / scale) if inputs.dtype == torch.float32 else inputs.float().mul_(1.0 / scale)
-    integers = scaled.add_(_ROUNDING_MAGIC + zero_point).view(torch.int32).sub_(_ROUNDING_BITS)
-    return integers.to(code_dtype), scale, zero_point
+    offset = torch.tensor(_ROUNDING_MAGIC + zero_point, dtype=torch.float32)
+    if inputs.dtype == torch.float32:
+        scaled = torch.add(offset, inputs, alpha=1.0 / scale)
+    else:  # one pass fewer than a multiplication and an addition
+        scaled = inputs.float()
+        torch.add(offset, scaled, alpha=1.0 / scale, out=scaled)
+    return scaled.view(torch.int32).sub_(_ROUNDING_BITS).to(code_dtype), scale, zero_point
 
 
 class Int8DynamicLinear(nn.Linear):
@@ -421,18 +440,22 @@ class Int8DynamicLinearOneSided(Int8DynamicLinear):
     int8_symmetric_inputs = False
 
 
-def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
-    """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every
-    Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
-    output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
-    feed-forward layer of each layer. (The description re-weighting's similarity product also runs in int8: see
+def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.Module, str]]:
+    """The linears that `precision="int8"` runs in int8 on `kernel` (default `int8_kernel()`), by qualified name (as
+    `(owner module, attribute)`): in every Swin stage, each block's query/key/value projections (one int8 product
+    on their shared input in the fast path), output projection and first MLP layer (with the GELU fused into the
+    int8 kernel); in the tag decoder, the first feed-forward layer of each layer; and where `int8_second_layers`
+    (oneDNN without AMX), the Swin blocks' second MLP layers and the decoder's second feed-forward layers too. (The
+    description re-weighting's similarity product also runs in int8: see
     `RamPlusFastInference.description_similarity`.)
 
-    Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): the second MLP
-    layers (on oneDNN their 4x wider inputs cost more to quantize per call than the int8 product saves; on both
-    kernels they add the most error: on fbgemm, with them, 97.7% of the decisions stay those of fp32 instead of
-    99.1%), the patch embedding and merging, the image and query projections, the decoder's cross-attention (folded
-    per image) and the classifier."""
+    Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): the second layers
+    elsewhere (on fbgemm, with them, 97.7% of the decisions stay those of fp32 instead of 99.1%; on AMX they were
+    slower), the patch embedding and merging, the image and query projections, the decoder's cross-attention
+    (folded per image) and the classifier."""
+    second = int8_second_layers(kernel)
+    swin_linears = INT8_SWIN_LINEARS + (INT8_SWIN_SECOND_LINEARS if second else ())
+    decoder_linears = INT8_DECODER_LINEARS + (INT8_DECODER_SECOND_LINEARS if second else ())
     targets = {}
     stages = model.vision_model.encoder.layers
     for stage_index, stage in enumerate(stages):
@@ -441,13 +464,13 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
         for block_index, block in enumerate(stage.blocks):
             prefix = f"vision_model.encoder.layers.{stage_index}.blocks.{block_index}"
             attention = block.attention
-            for name in INT8_SWIN_LINEARS:
+            for name in swin_linears:
                 if name.startswith("mlp."):
                     targets[f"{prefix}.{name}"] = (block.mlp, name[4:])
                 else:
                     targets[f"{prefix}.attention.{name}"] = (attention, name)
     for layer_index, layer in enumerate(model.decoder.layers):
-        for name in INT8_DECODER_LINEARS:
+        for name in decoder_linears:
             targets[f"decoder.layers.{layer_index}.{name}"] = (layer, name)
     return {name: (owner, attr) for name, (owner, attr) in targets.items() if type(getattr(owner, attr)) is nn.Linear}
 
@@ -456,13 +479,15 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
 INT8_SKIP_STAGES = ()
 INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
 INT8_DECODER_LINEARS = ("fc1",)
+INT8_SWIN_SECOND_LINEARS = ("mlp.fc2",)  # where `int8_second_layers()`
+INT8_DECODER_SECOND_LINEARS = ("fc2",)
 # inputs of these linears come out of a GELU (one-sided): uint8 codes
 INT8_ONE_SIDED = ("mlp.fc2", "fc2")
 
 
 def _quantize_linears(model, kernel: str) -> None:
     """Put an `Int8DynamicLinear` on `kernel` in place of each of `int8_linear_targets(model)`."""
-    targets = int8_linear_targets(model)
+    targets = int8_linear_targets(model, kernel)
     for name, (owner, attr) in targets.items():
         one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
         int8_class = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
@@ -985,6 +1010,7 @@ __all__ = [
     "int8_available",
     "int8_kernel",
     "int8_linear_targets",
+    "int8_second_layers",
     "is_optimized",
     "onednn_int8_available",
     "onednn_linear_available",
