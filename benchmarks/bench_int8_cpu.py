@@ -191,7 +191,7 @@ def bench_quantization(shapes: dict, repeats: int, budget: float) -> dict:
         for codes in ("uint8", "int8"):
             symmetric = codes == "int8"
             for label, fn in (("ours", quantize_activation), ("in_input_dtype", quantize_in_input_dtype)):
-                timing = bounded_median(lambda fn=fn: fn(inputs, symmetric), repeats * 4, budget)
+                timing = bounded_median(lambda fn=fn, x=inputs, s=symmetric: fn(x, s), repeats * 4, budget)
                 quantized, scale, zero_point = fn(inputs, symmetric)
                 timing["max_error_steps"] = ((quantized.float() - zero_point) * scale - inputs.float()).abs().max().item() / scale
                 entry[f"{label}_{codes}"] = timing
