@@ -394,6 +394,7 @@ def int8_kernel(request, monkeypatch):
     monkeypatch.setattr(optimization, "INT8_KERNEL", kernel)
     monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", request.param == "onednn")
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None if kernel == "fbgemm" else request.param != "onednn")
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)  # the tiny models' layers are narrow
     return kernel
 
 
@@ -640,6 +641,7 @@ def test_int8_second_layers_rule(monkeypatch):
     reference = spread_model(num_tags=5)
     second = {"vision_model.encoder.layers.0.blocks.0.mlp.fc2", "decoder.layers.0.fc2"}
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None)
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)
     for amx, kernel, expected in ((False, "onednn", True), (True, "onednn", False), (False, "fbgemm", False)):
         monkeypatch.setattr(optimization, "onednn_signed_int8_inputs", lambda amx=amx: amx)
         assert optimization.int8_second_layers(kernel) is expected
@@ -648,6 +650,17 @@ def test_int8_second_layers_rule(monkeypatch):
         assert "vision_model.encoder.layers.0.blocks.0.mlp.fc1" in targets
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", True)
     assert optimization.int8_second_layers("fbgemm") is True
+    # only second layers with enough outputs: the narrow ones cost more to quantize than int8 saves
+    widths = {
+        name: owner.get_submodule(attr).out_features
+        for name, (owner, attr) in optimization.int8_linear_targets(reference, "onednn").items()
+        if name.endswith("fc2")
+    }
+    assert len(set(widths.values())) > 1
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", max(widths.values()))
+    kept = {name for name in optimization.int8_linear_targets(reference, "onednn") if name.endswith("fc2")}
+    assert kept == {name for name, width in widths.items() if width == max(widths.values())}
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)
     if optimization.int8_available("onednn"):
         monkeypatch.setattr(optimization, "INT8_KERNEL", "onednn")
         monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", False)

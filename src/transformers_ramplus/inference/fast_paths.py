@@ -85,6 +85,10 @@ FBGEMM_WEIGHT_MAX = 63
 # the second MLP / feed-forward layers in int8 too: by default on oneDNN without AMX only, where they were measured
 # faster at >= 99% identical decisions (`int8_second_layers`); True/False forces it for models made afterwards
 INT8_SECOND_LAYERS: bool | None = None
+# ... and only those with at least this many outputs: a second layer's input is 4x wider than its output, and its
+# quantization costs more than the int8 product saves where the output is narrow (measured: Swin-L's first stage,
+# 192 outputs, was slower in int8; from its second stage on, 384 and more, faster)
+INT8_SECOND_LAYER_MIN_OUTPUTS = 384
 
 # images per block of the image encoder
 VISION_CHUNK_IMAGES = 1
@@ -445,7 +449,8 @@ def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.
     `(owner module, attribute)`): in every Swin stage, each block's query/key/value projections (one int8 product
     on their shared input in the fast path), output projection and first MLP layer (with the GELU fused into the
     int8 kernel); in the tag decoder, the first feed-forward layer of each layer; and where `int8_second_layers`
-    (oneDNN without AMX), the Swin blocks' second MLP layers and the decoder's second feed-forward layers too. (The
+    (oneDNN without AMX), the Swin blocks' second MLP layers and the decoder's second feed-forward layers too, those
+    with at least `INT8_SECOND_LAYER_MIN_OUTPUTS` outputs (Swin-L: from the second stage on). (The
     description re-weighting's similarity product also runs in int8: see
     `RamPlusFastInference.description_similarity`.)
 
@@ -472,7 +477,16 @@ def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.
     for layer_index, layer in enumerate(model.decoder.layers):
         for name in decoder_linears:
             targets[f"decoder.layers.{layer_index}.{name}"] = (layer, name)
-    return {name: (owner, attr) for name, (owner, attr) in targets.items() if type(getattr(owner, attr)) is nn.Linear}
+    second_names = INT8_SWIN_SECOND_LINEARS + INT8_DECODER_SECOND_LINEARS
+    return {
+        name: (owner, attr)
+        for name, (owner, attr) in targets.items()
+        if type(getattr(owner, attr)) is nn.Linear
+        and not (
+            any(name.endswith("." + suffix) for suffix in second_names)
+            and getattr(owner, attr).out_features < INT8_SECOND_LAYER_MIN_OUTPUTS
+        )
+    }
 
 
 # which linears precision="int8" quantizes (see `int8_linear_targets`; chosen by measurement, see the README)
