@@ -64,6 +64,7 @@ from ramplus_bench.timing import PeakMemory, environment, interleaved_timings, t
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from transformers_ramplus import RamPlusModel, enable_fast_inference  # noqa: E402
+from transformers_ramplus.inference import fast_paths  # noqa: E402
 from transformers_ramplus.inference.fast_paths import (  # noqa: E402
     OneDnnLinearMode,
     int8_kernel,
@@ -91,6 +92,7 @@ ROWS = [
     ("ours_fp32", "enable_fast_inference fp32 (routing by CPU: off on Intel)"),
     ("ours_bf16", "enable_fast_inference bf16"),
     ("ours_int8", "enable_fast_inference int8 (int8 linears; rest bf16 on oneDNN, fp32 on fbgemm)"),
+    ("ours_int8_second_layers", "the same with the opt-in second layers in int8 (INT8_SECOND_LAYERS)"),
     ("onnx_fp32", "ONNX export, onnxruntime fp32"),
     ("onnx_int8", "ONNX export, onnxruntime dynamic int8 quantization"),
 ]
@@ -233,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     int8_dtype = precision_dtype("int8")  # bf16 around oneDNN's int8 products, fp32 around fbgemm's
     model_int8 = enable_fast_inference(RamPlusModel.from_pretrained(model_dir, dtype=int8_dtype), precision="int8")
     load["int8_quantize_and_load"] = time.perf_counter() - start
+    fast_paths.INT8_SECOND_LAYERS = True  # the opt-in, for this model only (its linears are chosen when it is made)
+    try:
+        model_int8_second = enable_fast_inference(RamPlusModel.from_pretrained(model_dir, dtype=int8_dtype), precision="int8")
+    finally:
+        fast_paths.INT8_SECOND_LAYERS = False
     results["int8_kernel"] = int8_kernel()
     reference_model = RamPlusModel.from_pretrained(model_dir).eval()  # what enable_fast_inference buys
     results["from_pretrained_s"] = load
@@ -294,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_fp32": logits_of(model),
         "ours_bf16": bf16_input(model_bf16),
         "ours_int8": int8_input(model_int8),
+        "ours_int8_second_layers": int8_input(model_int8_second),
         **onnx,
     }
     if not onednn_linear_available():
@@ -304,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     # precisions this CPU only emulates (no AMX / AVX-512 BF16 / VNNI: bf16 ~5x, int8 > 45x slower than fp32 on an
     # AVX2-only EPYC) are left out unless asked for: their rows would take most of an hour and say only that
     support = cpu_precision_support()
-    emulated = {"baseline_bf16": "bf16", "ours_bf16": "bf16", "ours_int8": "int8"}
+    emulated = {"baseline_bf16": "bf16", "ours_bf16": "bf16", "ours_int8": "int8", "ours_int8_second_layers": "int8"}
     left_out = {
         label: f"{precision} is emulated on this CPU ({results['environment']['cpu']})"
         for label, precision in emulated.items()
@@ -338,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         results["fp32_exactness"] = exact
         rules = logit_thresholds(logits["fp32"], thresholds, rate=0.01)
         decisions = {}
-        for label in ("ours_bf16", "ours_int8", "baseline_bf16", "baseline_int8_naive", "onnx_fp32", "onnx_int8"):
+        for label in ("ours_bf16", "ours_int8", "ours_int8_second_layers", "baseline_bf16", "baseline_int8_naive", "onnx_fp32", "onnx_int8"):
             if label not in candidates:
                 continue
             batch = 1 if label.startswith("baseline") else big
@@ -412,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "bf16 over fp32, ours (b1)": gain("ours_fp32_b1", "ours_bf16_b1"),
         "bf16 over fp32, baseline (b1)": gain("baseline_fp32_b1", "baseline_bf16_b1"),
         "int8 over bf16, ours (b1)": gain("ours_bf16_b1", "ours_int8_b1"),
+        "int8 with the second layers over bf16, ours (b1)": gain("ours_bf16_b1", "ours_int8_second_layers_b1"),
         "int8 over fp32, ours (b1)": gain("ours_fp32_b1", "ours_int8_b1"),
         "int8 (ours) over the original computation in bf16 (b1)": gain("baseline_bf16_b1", "ours_int8_b1"),
         "naive int8 over fp32, baseline (b1)": gain("baseline_fp32_b1", "baseline_int8_naive_b1"),

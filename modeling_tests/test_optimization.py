@@ -386,14 +386,14 @@ needs_int8 = pytest.mark.skipif(
 @pytest.fixture(params=["onednn", "onednn-uint8", "fbgemm"])
 def int8_kernel(request, monkeypatch):
     """Each int8 kernel in turn, whatever this CPU would pick (oneDNN's runs emulated, slowly, without VNNI/AMX:
-    fine for the tiny models here); oneDNN in its AMX form (signed input codes, second layers in float) and in its
-    form elsewhere (uint8 input codes, second layers in int8 too)."""
+    fine for the tiny models here); oneDNN with signed input codes (its AMX form) and with uint8 ones (its form
+    elsewhere), the latter with the opt-in second layers in int8 too (`INT8_SECOND_LAYERS`)."""
     kernel = request.param.split("-")[0]
     if not optimization.int8_available(kernel):
         pytest.skip(f"this PyTorch build has no {kernel} int8 linear kernel")
     monkeypatch.setattr(optimization, "INT8_KERNEL", kernel)
     monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", request.param == "onednn")
-    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None if kernel == "fbgemm" else request.param != "onednn")
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", request.param == "onednn-uint8")
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)  # the tiny models' layers are narrow
     return kernel
 
@@ -437,9 +437,8 @@ def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch, i
     assert type(outputs).__name__ == type(reference(pixel_values=x[:1])).__name__
     assert logits.shape == expected.shape and logits.dtype == optimization.precision_dtype("int8", int8_kernel)
     assert {module.int8_kernel for module in optimized.modules() if isinstance(module, optimization.Int8DynamicLinear)} == {int8_kernel}
-    # the second MLP / feed-forward layers: in int8 on oneDNN without AMX (its uint8 form), else in float
-    assert any(name.endswith("fc2") for name in int8) is optimization.int8_second_layers(int8_kernel)
-    assert optimization.int8_second_layers(int8_kernel) is (optimization.int8_signed_inputs() is False and int8_kernel == "onednn")
+    # the second MLP / feed-forward layers: in int8 only when asked for (INT8_SECOND_LAYERS), else in float
+    assert any(name.endswith("fc2") for name in int8) is optimization.INT8_SECOND_LAYERS
     assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 40)
     spread = (expected.max() - expected.min()).item()
     assert (logits.float() - expected).abs().max().item() < 0.05 * spread
@@ -636,29 +635,25 @@ def test_int8_without_the_kernel_fails_clearly(monkeypatch):
         enable_fast_inference(spread_model(num_tags=5), precision="int8")
 
 
-def test_int8_second_layers_rule(monkeypatch):
-    """The second MLP / feed-forward layers run in int8 on oneDNN without AMX only (measured there), unless forced."""
+def test_int8_second_layers_are_opt_in_and_wide_only(monkeypatch):
+    """The second MLP / feed-forward layers run in int8 only with INT8_SECOND_LAYERS, and only those with at least
+    INT8_SECOND_LAYER_MIN_OUTPUTS outputs."""
     reference = spread_model(num_tags=5)
     second = {"vision_model.encoder.layers.0.blocks.0.mlp.fc2", "decoder.layers.0.fc2"}
-    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None)
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)
-    for amx, kernel, expected in ((False, "onednn", True), (True, "onednn", False), (False, "fbgemm", False)):
-        monkeypatch.setattr(optimization, "onednn_signed_int8_inputs", lambda amx=amx: amx)
-        assert optimization.int8_second_layers(kernel) is expected
-        targets = set(optimization.int8_linear_targets(reference, kernel))
-        assert second <= targets if expected else not second & targets
-        assert "vision_model.encoder.layers.0.blocks.0.mlp.fc1" in targets
+    assert optimization.INT8_SECOND_LAYERS is False  # the default keeps them in float
+    targets = set(optimization.int8_linear_targets(reference))
+    assert "vision_model.encoder.layers.0.blocks.0.mlp.fc1" in targets and not second & targets
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", True)
-    assert optimization.int8_second_layers("fbgemm") is True
-    # only second layers with enough outputs: the narrow ones cost more to quantize than int8 saves
+    assert second <= set(optimization.int8_linear_targets(reference))
     widths = {
         name: owner.get_submodule(attr).out_features
-        for name, (owner, attr) in optimization.int8_linear_targets(reference, "onednn").items()
+        for name, (owner, attr) in optimization.int8_linear_targets(reference).items()
         if name.endswith("fc2")
     }
     assert len(set(widths.values())) > 1
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", max(widths.values()))
-    kept = {name for name in optimization.int8_linear_targets(reference, "onednn") if name.endswith("fc2")}
+    kept = {name for name in optimization.int8_linear_targets(reference) if name.endswith("fc2")}
     assert kept == {name for name, width in widths.items() if width == max(widths.values())}
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)
     if optimization.int8_available("onednn"):

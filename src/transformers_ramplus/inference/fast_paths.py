@@ -82,9 +82,11 @@ FBGEMM_REDUCE_RANGE = False
 # uint8 (`precision.onednn_signed_int8_inputs`); True/False forces one for int8 linears made afterwards
 INT8_SIGNED_INPUTS: bool | None = None
 FBGEMM_WEIGHT_MAX = 63
-# the second MLP / feed-forward layers in int8 too: by default on oneDNN without AMX only, where they were measured
-# faster at >= 99% identical decisions (`int8_second_layers`); True/False forces it for models made afterwards
-INT8_SECOND_LAYERS: bool | None = None
+# Opt-in: the second MLP / feed-forward layers in int8 too (`int8_linear_targets`), for int8 models made afterwards.
+# Measured on an AMD Zen 4 (docs/performance.md): int8 ~1.3x -> 1.40-1.54x bf16's speed, but identical decisions
+# against fp32 at the per-tag thresholds 99.25-99.41% -> 98.88-99.15%, below the 99% that precision="int8" keeps; on
+# fbgemm (AVX2) 97.7%; on AMX slower (measured before the faster input quantization).
+INT8_SECOND_LAYERS = False
 # ... and only those with at least this many outputs: a second layer's input is 4x wider than its output, and its
 # quantization costs more than the int8 product saves where the output is narrow (measured: Swin-L's first stage,
 # 192 outputs, was slower in int8; from its second stage on, 384 and more, faster)
@@ -118,17 +120,6 @@ def int8_signed_inputs() -> bool:
     """Whether oneDNN int8 linears made now quantize inputs spread around 0 (layer-norm outputs) to signed codes:
     `INT8_SIGNED_INPUTS` when set, else only on a CPU with AMX (`precision.onednn_signed_int8_inputs`)."""
     return onednn_signed_int8_inputs() if INT8_SIGNED_INPUTS is None else bool(INT8_SIGNED_INPUTS)
-
-
-def int8_second_layers(kernel: str | None = None) -> bool:
-    """Whether `precision="int8"` runs the second MLP layers of the Swin blocks and the decoder's second
-    feed-forward layers in int8 too, on `kernel` (default `int8_kernel()`): `INT8_SECOND_LAYERS` when set, else on
-    oneDNN without AMX (AVX-512 VNNI: AMD Zen 4, Intel Cascade/Ice Lake). Measured (docs/performance.md): on a Zen 4
-    int8 went from 1.28x to 1.42x bf16's speed, identical decisions 99.38% -> 99.30% (worst rule); on fbgemm they
-    flipped 2.3% of the decisions, and on AMX they were slower (measured before the faster input quantization)."""
-    if INT8_SECOND_LAYERS is not None:
-        return bool(INT8_SECOND_LAYERS)
-    return (kernel or int8_kernel()) == "onednn" and not onednn_signed_int8_inputs()
 
 
 def int8_available(kernel: str | None = None) -> bool:
@@ -444,21 +435,21 @@ class Int8DynamicLinearOneSided(Int8DynamicLinear):
     int8_symmetric_inputs = False
 
 
-def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.Module, str]]:
-    """The linears that `precision="int8"` runs in int8 on `kernel` (default `int8_kernel()`), by qualified name (as
-    `(owner module, attribute)`): in every Swin stage, each block's query/key/value projections (one int8 product
+def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
+    """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every Swin stage, each block's query/key/value projections (one int8 product
     on their shared input in the fast path), output projection and first MLP layer (with the GELU fused into the
-    int8 kernel); in the tag decoder, the first feed-forward layer of each layer; and where `int8_second_layers`
-    (oneDNN without AMX), the Swin blocks' second MLP layers and the decoder's second feed-forward layers too, those
-    with at least `INT8_SECOND_LAYER_MIN_OUTPUTS` outputs (Swin-L: from the second stage on). (The
+    int8 kernel); in the tag decoder, the first feed-forward layer of each layer; and with `INT8_SECOND_LAYERS`
+    (opt-in: faster, fewer identical decisions), the Swin blocks' second MLP layers and the decoder's second
+    feed-forward layers too, those with at least `INT8_SECOND_LAYER_MIN_OUTPUTS` outputs (Swin-L: from its second
+    stage on). (The
     description re-weighting's similarity product also runs in int8: see
     `RamPlusFastInference.description_similarity`.)
 
-    Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): the second layers
-    elsewhere (on fbgemm, with them, 97.7% of the decisions stay those of fp32 instead of 99.1%; on AMX they were
-    slower), the patch embedding and merging, the image and query projections, the decoder's cross-attention
+    Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): by default the second
+    layers (on a Zen 4 with them 98.9-99.2% of the decisions stay those of fp32 instead of 99.3-99.4%, on fbgemm 97.7%
+    instead of 99.1%; on AMX they were slower), the patch embedding and merging, the image and query projections, the decoder's cross-attention
     (folded per image) and the classifier."""
-    second = int8_second_layers(kernel)
+    second = bool(INT8_SECOND_LAYERS)
     swin_linears = INT8_SWIN_LINEARS + (INT8_SWIN_SECOND_LINEARS if second else ())
     decoder_linears = INT8_DECODER_LINEARS + (INT8_DECODER_SECOND_LINEARS if second else ())
     targets = {}
@@ -493,7 +484,7 @@ def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.
 INT8_SKIP_STAGES = ()
 INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
 INT8_DECODER_LINEARS = ("fc1",)
-INT8_SWIN_SECOND_LINEARS = ("mlp.fc2",)  # where `int8_second_layers()`
+INT8_SWIN_SECOND_LINEARS = ("mlp.fc2",)  # with INT8_SECOND_LAYERS
 INT8_DECODER_SECOND_LINEARS = ("fc2",)
 # inputs of these linears come out of a GELU (one-sided): uint8 codes
 INT8_ONE_SIDED = ("mlp.fc2", "fc2")
@@ -501,7 +492,7 @@ INT8_ONE_SIDED = ("mlp.fc2", "fc2")
 
 def _quantize_linears(model, kernel: str) -> None:
     """Put an `Int8DynamicLinear` on `kernel` in place of each of `int8_linear_targets(model)`."""
-    targets = int8_linear_targets(model, kernel)
+    targets = int8_linear_targets(model)
     for name, (owner, attr) in targets.items():
         one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
         int8_class = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
@@ -1024,7 +1015,6 @@ __all__ = [
     "int8_available",
     "int8_kernel",
     "int8_linear_targets",
-    "int8_second_layers",
     "is_optimized",
     "onednn_int8_available",
     "onednn_linear_available",
