@@ -257,9 +257,9 @@ def quantize_activation(inputs: torch.Tensor, symmetric: bool):
 
     Four cheap passes after the range: a float32 copy, its scaling with the rounding constant added in one
     operation (rounding by float32 addition, see `_ROUNDING_MAGIC`), the integers taken from its bits, and their
-    narrowing. On bf16 inputs
-    this is about 3x faster than rounding and clamping in bf16, whose float-to-uint8 conversion and clamp are slow
-    on the CPU, and exact where bf16's intermediate roundings were not (measured: docs/performance.md)."""
+    narrowing. On bf16 inputs this is about 3x faster than rounding and clamping in bf16, whose float-to-uint8
+    conversion and clamp are slow on the CPU, and exact where bf16's intermediate roundings were not (measured:
+    docs/performance.md)."""
     low, high = torch.aminmax(inputs)
     low, high = min(low.item(), 0.0), max(high.item(), 0.0)
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -436,19 +436,18 @@ class Int8DynamicLinearOneSided(Int8DynamicLinear):
 
 
 def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
-    """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every Swin stage, each block's query/key/value projections (one int8 product
-    on their shared input in the fast path), output projection and first MLP layer (with the GELU fused into the
-    int8 kernel); in the tag decoder, the first feed-forward layer of each layer; and with `INT8_SECOND_LAYERS`
-    (opt-in: faster, fewer identical decisions), the Swin blocks' second MLP layers and the decoder's second
-    feed-forward layers too, those with at least `INT8_SECOND_LAYER_MIN_OUTPUTS` outputs (Swin-L: from its second
-    stage on). (The
-    description re-weighting's similarity product also runs in int8: see
-    `RamPlusFastInference.description_similarity`.)
+    """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every
+    Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
+    output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
+    feed-forward layer of each layer; and with `INT8_SECOND_LAYERS` (opt-in: faster, fewer identical decisions), the
+    Swin blocks' second MLP layers and the decoder's second feed-forward layers too, those with at least
+    `INT8_SECOND_LAYER_MIN_OUTPUTS` outputs (Swin-L: from its second stage on). (The description re-weighting's
+    similarity product also runs in int8: see `RamPlusFastInference.description_similarity`.)
 
     Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): by default the second
-    layers (on a Zen 4 with them 98.9-99.2% of the decisions stay those of fp32 instead of 99.3-99.4%, on fbgemm 97.7%
-    instead of 99.1%; on AMX they were slower), the patch embedding and merging, the image and query projections, the decoder's cross-attention
-    (folded per image) and the classifier."""
+    layers (with them, on a Zen 4, 98.9-99.2% of the decisions stay those of fp32 instead of 99.3-99.4%; on fbgemm
+    97.7% instead of 99.1%; on AMX they were slower), the patch embedding and merging, the image and query
+    projections, the decoder's cross-attention (folded per image) and the classifier."""
     second = bool(INT8_SECOND_LAYERS)
     swin_linears = INT8_SWIN_LINEARS + (INT8_SWIN_SECOND_LINEARS if second else ())
     decoder_linears = INT8_DECODER_LINEARS + (INT8_DECODER_SECOND_LINEARS if second else ())
