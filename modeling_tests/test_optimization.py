@@ -662,6 +662,19 @@ def test_int8_second_layers_are_opt_in_and_wide_only(monkeypatch):
         model = enable_fast_inference(copy.deepcopy(reference), precision="int8")
         fc2 = model.decoder.layers[0].fc2
         assert isinstance(fc2, optimization.Int8DynamicLinearOneSided) and fc2.int8_input_codes == "uint8"
+        # a model keeps the selection it was made with; enabling it again applies the current one, either way
+        monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", False)
+        assert isinstance(model.decoder.layers[0].fc2, optimization.Int8DynamicLinear)
+        x = _pixels(1)
+        for second in (False, True):
+            monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", second)
+            model = enable_fast_inference(model, precision="int8")
+            fresh = enable_fast_inference(copy.deepcopy(reference), precision="int8")
+            int8 = {name for name, m in model.named_modules() if isinstance(m, optimization.Int8DynamicLinear)}
+            assert int8 == {name for name, m in fresh.named_modules() if isinstance(m, optimization.Int8DynamicLinear)}
+            assert any(name.endswith("fc2") for name in int8) is second
+            with torch.no_grad():
+                torch.testing.assert_close(model(pixel_values=x).logits, fresh(pixel_values=x).logits, atol=0, rtol=0)
 
 
 def test_quantize_activation_round_trips_and_refuses_non_finite():

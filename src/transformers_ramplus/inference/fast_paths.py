@@ -448,6 +448,11 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
     layers (with them, on a Zen 4, 98.9-99.2% of the decisions stay those of fp32 instead of 99.3-99.4%; on fbgemm
     97.7% instead of 99.1%; on AMX they were slower), the patch embedding and merging, the image and query
     projections, the decoder's cross-attention (folded per image) and the classifier."""
+    return _int8_selection(model, include_int8=False)
+
+
+def _int8_selection(model, include_int8: bool) -> dict[str, tuple[nn.Module, str]]:
+    """`int8_linear_targets`, and with `include_int8` the selected linears that are int8 already too."""
     second = bool(INT8_SECOND_LAYERS)
     swin_linears = INT8_SWIN_LINEARS + (INT8_SWIN_SECOND_LINEARS if second else ())
     decoder_linears = INT8_DECODER_LINEARS + (INT8_DECODER_SECOND_LINEARS if second else ())
@@ -468,10 +473,11 @@ def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
         for name in decoder_linears:
             targets[f"decoder.layers.{layer_index}.{name}"] = (layer, name)
     second_names = INT8_SWIN_SECOND_LINEARS + INT8_DECODER_SECOND_LINEARS
+    kinds = (nn.Linear, Int8DynamicLinear, Int8DynamicLinearOneSided) if include_int8 else (nn.Linear,)
     return {
         name: (owner, attr)
         for name, (owner, attr) in targets.items()
-        if type(getattr(owner, attr)) is nn.Linear
+        if type(getattr(owner, attr)) in kinds
         and not (
             any(name.endswith("." + suffix) for suffix in second_names)
             and getattr(owner, attr).out_features < INT8_SECOND_LAYER_MIN_OUTPUTS
@@ -980,8 +986,12 @@ def enable_fast_inference(model, precision: str = "fp32"):
                 else 'precision="int8" on this CPU needs fbgemm\'s int8 linear kernel '
                 "(torch.ops.quantized.linear_dynamic), which this PyTorch build lacks; use precision=\"fp32\""
             )
-        if any(linear.int8_kernel != kernel for linear in _int8_linears(target)):
-            _dequantize_linears(target)  # made for the other kernel (INT8_KERNEL changed): again for this one
+        current = {name for name, module in target.named_modules() if isinstance(module, Int8DynamicLinear)}
+        if any(linear.int8_kernel != kernel for linear in _int8_linears(target)) or (
+            current and current != set(_int8_selection(target, include_int8=True))
+        ):
+            # made for the other kernel (INT8_KERNEL changed) or another selection (INT8_SECOND_LAYERS...): again
+            _dequantize_linears(target)
     else:
         _dequantize_linears(target)
     if target.image_projection.weight.dtype != dtype:
