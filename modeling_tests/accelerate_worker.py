@@ -41,6 +41,11 @@ def main(output: Path):
     digest = float(sum(p.detach().double().abs().sum() for p in model.parameters()))
     result = {"world_size": trainer.args.world_size, "digest": digest, "logs": trainer.state.log_history}
     (output / f"rank{rank}.json").write_text(json.dumps(result))
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # an orderly end: a process group left to the interpreter's exit can abort there
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
