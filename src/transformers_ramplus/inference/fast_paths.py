@@ -472,14 +472,13 @@ def _int8_selection(model, include_int8: bool) -> dict[str, tuple[nn.Module, str
     for layer_index, layer in enumerate(model.decoder.layers):
         for name in decoder_linears:
             targets[f"decoder.layers.{layer_index}.{name}"] = (layer, name)
-    second_names = INT8_SWIN_SECOND_LINEARS + INT8_DECODER_SECOND_LINEARS
     kinds = (nn.Linear, Int8DynamicLinear, Int8DynamicLinearOneSided) if include_int8 else (nn.Linear,)
     return {
         name: (owner, attr)
         for name, (owner, attr) in targets.items()
         if type(getattr(owner, attr)) in kinds
         and not (
-            any(name.endswith("." + suffix) for suffix in second_names)
+            any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
             and getattr(owner, attr).out_features < INT8_SECOND_LAYER_MIN_OUTPUTS
         )
     }
@@ -491,8 +490,8 @@ INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
 INT8_DECODER_LINEARS = ("fc1",)
 INT8_SWIN_SECOND_LINEARS = ("mlp.fc2",)  # with INT8_SECOND_LAYERS
 INT8_DECODER_SECOND_LINEARS = ("fc2",)
-# inputs of these linears come out of a GELU (one-sided): uint8 codes
-INT8_ONE_SIDED = ("mlp.fc2", "fc2")
+# inputs of the second layers come out of a GELU (one-sided): uint8 codes
+INT8_ONE_SIDED = INT8_SWIN_SECOND_LINEARS + INT8_DECODER_SECOND_LINEARS
 
 
 def _quantize_linears(model, kernel: str) -> None:
