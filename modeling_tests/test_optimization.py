@@ -387,14 +387,15 @@ needs_int8 = pytest.mark.skipif(
 def int8_kernel(request, monkeypatch):
     """Each int8 kernel in turn, whatever this CPU would pick (oneDNN's runs emulated, slowly, without VNNI/AMX:
     fine for the tiny models here); oneDNN with signed input codes (its AMX form) and with uint8 ones (its form
-    elsewhere), the latter with the opt-in second layers in int8 too (`INT8_SECOND_LAYERS`)."""
+    elsewhere), the latter with the second layers in int8 too, as `int8_second_layers` chooses by default."""
     kernel = request.param.split("-")[0]
     if not optimization.int8_available(kernel):
         pytest.skip(f"this PyTorch build has no {kernel} int8 linear kernel")
     monkeypatch.setattr(optimization, "INT8_KERNEL", kernel)
     monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", request.param == "onednn")
-    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", request.param == "onednn-uint8")
+    monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None)  # by the kernel and input codes
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)  # the tiny models' layers are narrow
+    assert optimization.int8_second_layers() is (request.param == "onednn-uint8")
     return kernel
 
 
@@ -437,8 +438,8 @@ def test_int8_precision_runs_int8_linears_and_keeps_the_decisions(monkeypatch, i
     assert type(outputs).__name__ == type(reference(pixel_values=x[:1])).__name__
     assert logits.shape == expected.shape and logits.dtype == optimization.precision_dtype("int8", int8_kernel)
     assert {module.int8_kernel for module in optimized.modules() if isinstance(module, optimization.Int8DynamicLinear)} == {int8_kernel}
-    # the second MLP / feed-forward layers: in int8 only when asked for (INT8_SECOND_LAYERS), else in float
-    assert any(name.endswith("fc2") for name in int8) is optimization.INT8_SECOND_LAYERS
+    # the second MLP / feed-forward layers: in int8 with uint8 input codes on oneDNN (no AMX), else in float
+    assert any(name.endswith("fc2") for name in int8) is optimization.int8_second_layers()
     assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 40)
     spread = (expected.max() - expected.min()).item()
     assert (logits.float() - expected).abs().max().item() < 0.05 * spread
@@ -635,17 +636,31 @@ def test_int8_without_the_kernel_fails_clearly(monkeypatch):
         enable_fast_inference(spread_model(num_tags=5), precision="int8")
 
 
-def test_int8_second_layers_are_opt_in_and_wide_only(monkeypatch):
-    """The second MLP / feed-forward layers run in int8 only with INT8_SECOND_LAYERS, and only those with at least
-    INT8_SECOND_LAYER_MIN_OUTPUTS outputs."""
+def test_int8_second_layers_by_cpu_and_wide_only(monkeypatch):
+    """The second MLP / feed-forward layers run in int8 by default only on oneDNN with uint8 input codes (VNNI
+    without AMX), or as INT8_SECOND_LAYERS forces, and only those with at least INT8_SECOND_LAYER_MIN_OUTPUTS
+    outputs."""
     reference = spread_model(num_tags=5)
     second = {"vision_model.encoder.layers.0.blocks.0.mlp.fc2", "decoder.layers.0.fc2"}
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYER_MIN_OUTPUTS", 0)
-    assert optimization.INT8_SECOND_LAYERS is False  # the default keeps them in float
-    targets = set(optimization.int8_linear_targets(reference))
-    assert "vision_model.encoder.layers.0.blocks.0.mlp.fc1" in targets and not second & targets
+    assert optimization.INT8_SECOND_LAYERS is None  # the default: by the kernel and its input codes
+    for kernel, signed, expected in (("onednn", False, True), ("onednn", True, False), ("fbgemm", False, False)):
+        monkeypatch.setattr(optimization, "INT8_KERNEL", kernel)
+        monkeypatch.setattr(optimization, "INT8_SIGNED_INPUTS", signed)
+        assert optimization.int8_second_layers() is expected
+        targets = set(optimization.int8_linear_targets(reference))
+        assert "vision_model.encoder.layers.0.blocks.0.mlp.fc1" in targets
+        assert second & targets == (second if expected else set())
+        for forced in (False, True):  # INT8_SECOND_LAYERS forces either choice
+            monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", forced)
+            assert optimization.int8_second_layers() is forced
+            assert second & set(optimization.int8_linear_targets(reference)) == (second if forced else set())
+        monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", None)
+    # a kernel given decides instead of the one this CPU would pick (uint8 input codes still set)
+    assert second <= set(optimization.int8_linear_targets(reference, kernel="onednn"))
+    monkeypatch.setattr(optimization, "INT8_KERNEL", "onednn")
+    assert not second & set(optimization.int8_linear_targets(reference, kernel="fbgemm"))
     monkeypatch.setattr(optimization, "INT8_SECOND_LAYERS", True)
-    assert second <= set(optimization.int8_linear_targets(reference))
     widths = {
         name: owner.get_submodule(attr).out_features
         for name, (owner, attr) in optimization.int8_linear_targets(reference).items()

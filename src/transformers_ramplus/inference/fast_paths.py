@@ -82,11 +82,12 @@ FBGEMM_REDUCE_RANGE = False
 # uint8 (`precision.onednn_signed_int8_inputs`); True/False forces one for int8 linears made afterwards
 INT8_SIGNED_INPUTS: bool | None = None
 FBGEMM_WEIGHT_MAX = 63
-# Opt-in: the second MLP / feed-forward layers in int8 too (`int8_linear_targets`), for int8 models made afterwards.
-# Measured on an AMD Zen 4 (docs/performance.md): int8 ~1.3x -> 1.40-1.54x bf16's speed, but identical decisions
-# against fp32 at the per-tag thresholds 99.25-99.41% -> 98.88-99.15%, below the 99% that precision="int8" keeps; on
-# fbgemm (AVX2) 97.7%; on AMX slower (measured before the faster input quantization).
-INT8_SECOND_LAYERS = False
+# The second MLP / feed-forward layers in int8 too (`int8_linear_targets`), for int8 models made afterwards. None: by
+# the CPU (`int8_second_layers`): on where oneDNN takes uint8 input codes (VNNI without AMX, e.g. AMD Zen 4), off on
+# AMX and on fbgemm; True/False forces it. Measured (docs/performance.md): on an AMD Zen 4 int8 ~1.3x -> ~1.5x bf16's
+# speed, identical decisions against fp32 99.42% -> 99.27% (32 images, per-tag thresholds); on fbgemm (AVX2) 97.7%
+# against 99.1%; on AMX slower (measured before the faster input quantization).
+INT8_SECOND_LAYERS: bool | None = None
 # ... and only those with at least this many outputs: a second layer's input is 4x wider than its output, and its
 # quantization costs more than the int8 product saves where the output is narrow (measured: Swin-L's first stage,
 # 192 outputs, was slower in int8; from its second stage on, 384 and more, faster)
@@ -120,6 +121,15 @@ def int8_signed_inputs() -> bool:
     """Whether oneDNN int8 linears made now quantize inputs spread around 0 (layer-norm outputs) to signed codes:
     `INT8_SIGNED_INPUTS` when set, else only on a CPU with AMX (`precision.onednn_signed_int8_inputs`)."""
     return onednn_signed_int8_inputs() if INT8_SIGNED_INPUTS is None else bool(INT8_SIGNED_INPUTS)
+
+
+def int8_second_layers(kernel: str | None = None) -> bool:
+    """Whether int8 models made now on `kernel` (default `int8_kernel()`) run the second MLP / feed-forward layers in
+    int8 too: `INT8_SECOND_LAYERS` when set, else only on oneDNN with uint8 input codes (a CPU with VNNI and no AMX,
+    where they pay without costing the 99% of identical decisions; see `int8_linear_targets`)."""
+    if INT8_SECOND_LAYERS is not None:
+        return bool(INT8_SECOND_LAYERS)
+    return (kernel or int8_kernel()) == "onednn" and not int8_signed_inputs()
 
 
 def int8_available(kernel: str | None = None) -> bool:
@@ -435,25 +445,26 @@ class Int8DynamicLinearOneSided(Int8DynamicLinear):
     int8_symmetric_inputs = False
 
 
-def int8_linear_targets(model) -> dict[str, tuple[nn.Module, str]]:
-    """The linears that `precision="int8"` runs in int8, by qualified name (as `(owner module, attribute)`): in every
-    Swin stage, each block's query/key/value projections (one int8 product on their shared input in the fast path),
-    output projection and first MLP layer (with the GELU fused into the int8 kernel); in the tag decoder, the first
-    feed-forward layer of each layer; and with `INT8_SECOND_LAYERS` (opt-in: faster, fewer identical decisions), the
-    Swin blocks' second MLP layers and the decoder's second feed-forward layers too, those with at least
+def int8_linear_targets(model, kernel: str | None = None) -> dict[str, tuple[nn.Module, str]]:
+    """The linears that `precision="int8"` runs in int8 on `kernel` (default `int8_kernel()`), by qualified name (as
+    `(owner module, attribute)`): in every Swin stage, each block's query/key/value projections (one int8 product on
+    their shared input in the fast path), output projection and first MLP layer (with the GELU fused into the int8
+    kernel); in the tag decoder, the first feed-forward layer of each layer; and where `int8_second_layers(kernel)`
+    (by default: oneDNN with uint8 input codes, a CPU with VNNI and no AMX; `INT8_SECOND_LAYERS` forces it), the Swin
+    blocks' second MLP layers and the decoder's second feed-forward layers too, those with at least
     `INT8_SECOND_LAYER_MIN_OUTPUTS` outputs (Swin-L: from its second stage on). (The description re-weighting's
     similarity product also runs in int8: see `RamPlusFastInference.description_similarity`.)
 
-    Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): by default the second
-    layers (with them, on a Zen 4, 98.9-99.2% of the decisions stay those of fp32 instead of 99.3-99.4%; on fbgemm
-    97.7% instead of 99.1%; on AMX they were slower), the patch embedding and merging, the image and query
-    projections, the decoder's cross-attention (folded per image) and the classifier."""
-    return _int8_selection(model, include_int8=False)
+    Kept in float (bf16 on oneDNN, fp32 on fbgemm), by measurement (see docs/performance.md): the second layers on
+    fbgemm (with them 97.7% of the decisions stay those of fp32 instead of 99.1%) and on AMX (slower there), the
+    patch embedding and merging, the image and query projections, the decoder's cross-attention (folded per image)
+    and the classifier."""
+    return _int8_selection(model, include_int8=False, kernel=kernel)
 
 
-def _int8_selection(model, include_int8: bool) -> dict[str, tuple[nn.Module, str]]:
+def _int8_selection(model, include_int8: bool, kernel: str | None = None) -> dict[str, tuple[nn.Module, str]]:
     """`int8_linear_targets`, and with `include_int8` the selected linears that are int8 already too."""
-    second = bool(INT8_SECOND_LAYERS)
+    second = int8_second_layers(kernel)
     swin_linears = INT8_SWIN_LINEARS + (INT8_SWIN_SECOND_LINEARS if second else ())
     decoder_linears = INT8_DECODER_LINEARS + (INT8_DECODER_SECOND_LINEARS if second else ())
     targets = {}
@@ -488,7 +499,7 @@ def _int8_selection(model, include_int8: bool) -> dict[str, tuple[nn.Module, str
 INT8_SKIP_STAGES = ()
 INT8_SWIN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "mlp.fc1")
 INT8_DECODER_LINEARS = ("fc1",)
-INT8_SWIN_SECOND_LINEARS = ("mlp.fc2",)  # with INT8_SECOND_LAYERS
+INT8_SWIN_SECOND_LINEARS = ("mlp.fc2",)  # where int8_second_layers()
 INT8_DECODER_SECOND_LINEARS = ("fc2",)
 # inputs of the second layers come out of a GELU (one-sided): uint8 codes
 INT8_ONE_SIDED = INT8_SWIN_SECOND_LINEARS + INT8_DECODER_SECOND_LINEARS
@@ -496,7 +507,7 @@ INT8_ONE_SIDED = INT8_SWIN_SECOND_LINEARS + INT8_DECODER_SECOND_LINEARS
 
 def _quantize_linears(model, kernel: str) -> None:
     """Put an `Int8DynamicLinear` on `kernel` in place of each of `int8_linear_targets(model)`."""
-    targets = int8_linear_targets(model)
+    targets = int8_linear_targets(model, kernel)
     for name, (owner, attr) in targets.items():
         one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
         int8_class = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
@@ -987,7 +998,7 @@ def enable_fast_inference(model, precision: str = "fp32"):
             )
         current = {name for name, module in target.named_modules() if isinstance(module, Int8DynamicLinear)}
         if any(linear.int8_kernel != kernel for linear in _int8_linears(target)) or (
-            current and current != set(_int8_selection(target, include_int8=True))
+            current and current != set(_int8_selection(target, include_int8=True, kernel=kernel))
         ):
             # made for the other kernel (INT8_KERNEL changed) or another selection (INT8_SECOND_LAYERS...): again
             _dequantize_linears(target)
@@ -1023,6 +1034,7 @@ __all__ = [
     "int8_available",
     "int8_kernel",
     "int8_linear_targets",
+    "int8_second_layers",
     "is_optimized",
     "onednn_int8_available",
     "onednn_linear_available",
