@@ -85,7 +85,7 @@ FBGEMM_WEIGHT_MAX = 63
 # The second MLP / feed-forward layers in int8 too (`int8_linear_targets`), for int8 models made afterwards. None: by
 # the CPU (`int8_second_layers`): on where oneDNN takes uint8 input codes (VNNI without AMX, e.g. AMD Zen 4), off on
 # AMX and on fbgemm; True/False forces it. Measured (docs/performance.md): on an AMD Zen 4 int8 ~1.3x -> ~1.5x bf16's
-# speed, identical decisions against fp32 99.42% -> 99.27% (32 images, per-tag thresholds); on fbgemm (AVX2) 97.7%
+# speed, identical decisions against fp32 99.44% -> 99.27% (32 images, per-tag thresholds); on fbgemm (AVX2) 97.7%
 # against 99.1%; on AMX slower (measured before the faster input quantization).
 INT8_SECOND_LAYERS: bool | None = None
 # ... and only those with at least this many outputs: a second layer's input is 4x wider than its output, and its
