@@ -488,10 +488,7 @@ def _int8_selection(model, include_int8: bool, kernel: str | None = None) -> dic
         name: (owner, attr)
         for name, (owner, attr) in targets.items()
         if type(getattr(owner, attr)) in kinds
-        and not (
-            any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
-            and getattr(owner, attr).out_features < INT8_SECOND_LAYER_MIN_OUTPUTS
-        )
+        and not (_one_sided(name) and getattr(owner, attr).out_features < INT8_SECOND_LAYER_MIN_OUTPUTS)
     }
 
 
@@ -505,12 +502,16 @@ INT8_DECODER_SECOND_LINEARS = ("fc2",)
 INT8_ONE_SIDED = INT8_SWIN_SECOND_LINEARS + INT8_DECODER_SECOND_LINEARS
 
 
+def _one_sided(name: str) -> bool:
+    """Whether the linear at qualified `name` is one of the second layers (`INT8_ONE_SIDED`: inputs out of a GELU)."""
+    return any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
+
+
 def _quantize_linears(model, kernel: str) -> None:
     """Put an `Int8DynamicLinear` on `kernel` in place of each of `int8_linear_targets(model)`."""
     targets = int8_linear_targets(model, kernel)
     for name, (owner, attr) in targets.items():
-        one_sided = any(name.endswith("." + suffix) for suffix in INT8_ONE_SIDED)
-        int8_class = Int8DynamicLinearOneSided if one_sided else Int8DynamicLinear
+        int8_class = Int8DynamicLinearOneSided if _one_sided(name) else Int8DynamicLinear
         setattr(owner, attr, int8_class.from_linear(getattr(owner, attr), kernel))
     # a Swin attention passes one tensor to its query, key and value projections: quantize it once for the three
     for name, (owner, attr) in targets.items():
@@ -996,9 +997,9 @@ def enable_fast_inference(model, precision: str = "fp32"):
                 else 'precision="int8" on this CPU needs fbgemm\'s int8 linear kernel '
                 "(torch.ops.quantized.linear_dynamic), which this PyTorch build lacks; use precision=\"fp32\""
             )
-        current = {name for name, module in target.named_modules() if isinstance(module, Int8DynamicLinear)}
-        if any(linear.int8_kernel != kernel for linear in _int8_linears(target)) or (
-            current and current != set(_int8_selection(target, include_int8=True, kernel=kernel))
+        current = {name: module for name, module in target.named_modules() if isinstance(module, Int8DynamicLinear)}
+        if any(linear.int8_kernel != kernel for linear in current.values()) or (
+            current and current.keys() != _int8_selection(target, include_int8=True, kernel=kernel).keys()
         ):
             # made for the other kernel (INT8_KERNEL changed) or another selection (INT8_SECOND_LAYERS...): again
             _dequantize_linears(target)
